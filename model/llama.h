@@ -1,0 +1,87 @@
+// The Llama-architecture decoder in libtorch. Module and parameter names are exactly the Hugging
+// Face keys (model.embed_tokens.weight, model.layers.0.self_attn.q_proj.weight, ..., lm_head.weight),
+// so named_parameters() is a checkpoint and loading one is an identity map.
+//
+// Two forward paths:
+//   forward(tokens)        whole sequences at once (training, evaluation)
+//   step(tokens, cache)    one token per stream with a KV cache, for a batch of independent streams
+//                          that advance in lock-step (the codec). Both paths agree to ~1e-5 relative.
+#pragma once
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace lorazip {
+
+// A bias-optional linear layer whose only registered parameters are "weight" (and "bias"), plus
+// an optional low-rank side path that adapters/ attaches (LoRA). The side path's tensors are NOT
+// registered parameters, so the model's state dict stays the HF key list.
+//   y = x W^T + b                                     (no adapter, or adapter merged into W)
+//   y = x W^T + b + scaling * (dropout(x) A^T) B^T    (adapter attached, not merged)
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  int64_t in_features, out_features;
+  torch::Tensor weight;  // [out, in]
+  torch::Tensor bias;    // [out] or undefined
+
+  // LoRA side path (set by adapters/). lora_A [r, in], lora_B [out, r].
+  torch::Tensor lora_A, lora_B;
+  double lora_scaling = 0.0;
+  double lora_dropout = 0.0;
+  bool lora_merged = false;  // when true the side path is already folded into `weight`
+};
+TORCH_MODULE(Linear);
+
+// Per-layer key/value cache for step(). Tensors are preallocated [batch, kv_heads, capacity, head_dim].
+struct KVCache {
+  std::vector<torch::Tensor> k, v;
+  int64_t batch = 0;
+  int64_t capacity = 0;
+  int64_t length = 0;  // positions filled so far (same for every stream)
+};
+
+class RMSNormImpl;
+class DecoderLayerImpl;
+
+class LlamaForCausalLMImpl : public torch::nn::Module {
+ public:
+  explicit LlamaForCausalLMImpl(const LlamaConfig& cfg);
+
+  // tokens [B, T] int64 -> logits [B, T, vocab] float32. Positions are 0..T-1.
+  torch::Tensor forward(const torch::Tensor& tokens);
+
+  // An empty cache for `batch` streams, room for `capacity` positions (<= max_position_embeddings).
+  KVCache new_cache(int64_t batch, int64_t capacity) const;
+  // tokens [B] int64 (one per stream, at position cache.length) -> logits [B, vocab] float32.
+  // Appends to the cache. Throws std::invalid_argument when the cache is full or B mismatches.
+  torch::Tensor step(const torch::Tensor& tokens, KVCache& cache);
+
+  const LlamaConfig& config() const { return cfg_; }
+
+  // Every projection, by HF module path without ".weight": "model.layers.0.self_attn.q_proj", ...
+  // (q,k,v,o,gate,up,down for every layer, in layer order). Used by adapters/.
+  std::vector<std::pair<std::string, Linear>> projections() const;
+
+  // Initialise weights like HF (normal(0, initializer_range), norms at 1) with a seeded generator.
+  void init_weights(uint64_t seed, double std = 0.02);
+
+ private:
+  LlamaConfig cfg_;
+  std::vector<std::pair<std::string, Linear>> projections_;
+  // registered children: "model" (embed_tokens, layers, norm), "lm_head" unless tied
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+TORCH_MODULE(LlamaForCausalLM);
+
+// Set intra-op threads for this process (0 = all cores). Returns the number in force.
+int set_torch_threads(int n);
+
+}  // namespace lorazip

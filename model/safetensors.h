@@ -1,0 +1,42 @@
+// safetensors reader and writer, torch-free, following the format's specification:
+// 8-byte little-endian header length N, N bytes of JSON ({"name": {"dtype", "shape",
+// "data_offsets": [begin, end)}, ..., "__metadata__": {str: str}}), then the packed byte buffer.
+// The writer orders tensors by dtype alignment (descending) then name, writes compact JSON padded
+// with spaces to a multiple of 8 (byte-identical to the reference implementation).
+// The reader rejects: a header length larger than the file or over 100,000,000 bytes, invalid JSON,
+// unknown dtypes, offsets out of range / overlapping / not contiguous / not covering the buffer,
+// (end-begin) != numel * dtype size, duplicate names; each error names the file and the tensor.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lorazip {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+const char* dtype_name(DType d);          // "F32", ...
+DType dtype_from_name(const std::string& s, const std::string& where);  // std::runtime_error if unknown
+size_t dtype_size(DType d);
+
+struct RawTensor {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::string data;  // little-endian row-major bytes, size == numel * dtype_size
+  int64_t numel() const;
+};
+
+struct SafetensorsFile {
+  std::map<std::string, RawTensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+SafetensorsFile read_safetensors(const std::string& path);
+SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& name);
+std::string serialize_safetensors(const SafetensorsFile& f);
+void write_safetensors(const std::string& path, const SafetensorsFile& f);  // atomic
+
+// Conversions to float32 values (F32 / F16 / BF16 / F64 sources).
+std::vector<float> to_float32(const RawTensor& t, const std::string& name);
+
+}  // namespace lorazip
