@@ -1,0 +1,281 @@
+#include "codec/lm_codec.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "codec/quantize.h"
+#include "codec/range_coder.h"
+#include "common/hash.h"
+
+namespace lorazip {
+namespace {
+
+constexpr uint8_t kAdapterNone = 0;
+constexpr uint8_t kAdapterMerged = 1;
+
+struct Group {
+  size_t first_chunk = 0;
+  size_t n_streams = 0;
+};
+
+std::vector<Group> make_groups(size_t n_chunks, int64_t group_streams) {
+  std::vector<Group> groups;
+  for (size_t c = 0; c < n_chunks; c += static_cast<size_t>(group_streams))
+    groups.push_back({c, std::min<size_t>(static_cast<size_t>(group_streams), n_chunks - c)});
+  return groups;
+}
+
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc ? static_cast<int>(hc) : 1;
+}
+
+// Runs fn(group_index) for every group on `threads` workers, each pinned to one intra-op thread.
+// The first exception stops the remaining work and is rethrown on the caller's thread.
+template <class Fn>
+void run_groups(size_t n_groups, int threads, Fn fn) {
+  int prev = at::get_num_threads();
+  at::set_num_threads(1);
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto worker = [&] {
+    at::set_num_threads(1);  // this thread's OpenMP/BLAS team: one thread
+    torch::NoGradGuard no_grad;
+    for (;;) {
+      size_t g = next.fetch_add(1);
+      if (g >= n_groups) return;
+      {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (error) return;
+      }
+      try {
+        fn(g);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (!error) error = std::current_exception();
+        return;
+      }
+    }
+  };
+  int n = std::max(1, std::min<int>(threads, static_cast<int>(n_groups)));
+  std::vector<std::thread> pool;
+  for (int i = 1; i < n; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  at::set_num_threads(prev);
+  if (error) std::rethrow_exception(error);
+}
+
+// Probability rows of one step, as contiguous float32 [batch, vocab].
+torch::Tensor step_probs(LlamaForCausalLM& model, const torch::Tensor& input, KVCache& cache) {
+  torch::Tensor logits = model->step(input, cache);
+  return torch::softmax(logits.to(torch::kFloat32), -1).contiguous();
+}
+
+}  // namespace
+
+std::string short_fp(const std::string& fp) { return fp.size() > 12 ? fp.substr(0, 12) : (fp.empty() ? "(none)" : fp); }
+
+LmCodec::LmCodec(LlamaForCausalLM model, const Tokenizer& tokenizer, CodecIdentity identity)
+    : model_(std::move(model)), tok_(tokenizer), id_(std::move(identity)) {
+  if (tok_.vocab_size() != model_->config().vocab_size)
+    throw std::invalid_argument("tokenizer has " + std::to_string(tok_.vocab_size()) + " pieces but the model's vocab_size is " +
+                                std::to_string(model_->config().vocab_size));
+  model_->eval();
+}
+
+void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const std::string& name) {
+  if (c.base_fingerprint != id.base_fingerprint)
+    throw std::runtime_error(name + ": compressed with base model " + short_fp(c.base_fingerprint) +
+                             ", but the given base model is " + short_fp(id.base_fingerprint) +
+                             " (pass the same -m directory that compressed it)");
+  if (c.tokenizer_fingerprint != id.tokenizer_fingerprint)
+    throw std::runtime_error(name + ": compressed with tokenizer " + short_fp(c.tokenizer_fingerprint) +
+                             ", but the given model's tokenizer.model is " + short_fp(id.tokenizer_fingerprint));
+  if (c.adapter_fingerprint != id.adapter_fingerprint) {
+    std::string want = c.adapter_fingerprint.empty()
+                           ? std::string("no adapter")
+                           : "adapter " + short_fp(c.adapter_fingerprint) +
+                                 (c.adapter_domain.empty() ? "" : " (domain '" + c.adapter_domain + "')");
+    std::string have = id.adapter_fingerprint.empty()
+                           ? std::string("no adapter")
+                           : "adapter " + short_fp(id.adapter_fingerprint) +
+                                 (id.adapter_domain.empty() ? "" : " (domain '" + id.adapter_domain + "')");
+    throw std::runtime_error(name + ": compressed with " + want + ", but decompressing with " + have +
+                             (c.adapter_fingerprint.empty() ? " (drop -a)" : " (pass -a with that adapter, or -A with a directory holding it)"));
+  }
+}
+
+std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats) const {
+  auto t0 = std::chrono::steady_clock::now();
+  const LlamaConfig& cfg = model_->config();
+  int64_t chunk = opt.chunk_tokens > 0 ? opt.chunk_tokens : cfg.max_position_embeddings - 1;
+  if (chunk < 1 || chunk > cfg.max_position_embeddings - 1)
+    throw std::invalid_argument("chunk_tokens must be in 1.." + std::to_string(cfg.max_position_embeddings - 1) +
+                                " for this model (its context is " + std::to_string(cfg.max_position_embeddings) + ")");
+  if (opt.group_streams < 1 || opt.group_streams > 1024)
+    throw std::invalid_argument("group_streams must be in 1..1024, got " + std::to_string(opt.group_streams));
+
+  std::vector<int32_t> tokens = tok_.encode(input);
+  const int bits = choose_total_bits(cfg.vocab_size);
+  const int64_t V = cfg.vocab_size;
+
+  Container c;
+  c.base_fingerprint = id_.base_fingerprint;
+  c.tokenizer_fingerprint = id_.tokenizer_fingerprint;
+  c.adapter_fingerprint = id_.adapter_fingerprint;
+  c.adapter_domain = id_.adapter_domain;
+  c.adapter_mode = id_.adapter_fingerprint.empty() ? kAdapterNone : kAdapterMerged;
+  c.total_bits = static_cast<uint8_t>(bits);
+  c.chunk_tokens = static_cast<uint32_t>(chunk);
+  c.group_streams = static_cast<uint32_t>(opt.group_streams);
+  c.original_length = input.size();
+  c.checksum = xxh64(input);
+
+  size_t n_chunks = (tokens.size() + chunk - 1) / chunk;
+  c.chunks.resize(n_chunks);
+  for (size_t i = 0; i < n_chunks; ++i)
+    c.chunks[i].n_tokens = static_cast<uint32_t>(std::min<size_t>(chunk, tokens.size() - i * chunk));
+
+  std::vector<Group> groups = make_groups(n_chunks, opt.group_streams);
+  std::vector<double> group_ideal(groups.size(), 0.0);
+  const int64_t bos = cfg.bos_token_id;
+  auto model = model_;
+
+  run_groups(groups.size(), resolve_threads(opt.threads), [&](size_t gi) {
+    const Group& g = groups[gi];
+    const int64_t B = static_cast<int64_t>(g.n_streams);
+    int64_t longest = 0;
+    for (size_t s = 0; s < g.n_streams; ++s) longest = std::max<int64_t>(longest, c.chunks[g.first_chunk + s].n_tokens);
+    KVCache cache = model->new_cache(B, longest);
+    std::vector<RangeEncoder> enc(g.n_streams);
+    std::vector<uint32_t> cdf(V + 1);
+    torch::Tensor input = torch::full({B}, bos, torch::kInt64);
+    double ideal = 0;
+    for (int64_t i = 0; i < longest; ++i) {
+      torch::Tensor probs = step_probs(model, input, cache);
+      const float* p = probs.data_ptr<float>();
+      int64_t* in = input.data_ptr<int64_t>();
+      for (int64_t s = 0; s < B; ++s) {
+        const auto& ch = c.chunks[g.first_chunk + s];
+        if (i >= ch.n_tokens) {
+          in[s] = bos;
+          continue;
+        }
+        int32_t t = tokens[(g.first_chunk + s) * chunk + i];
+        const float* row = p + s * V;
+        quantize_cdf(row, V, bits, cdf.data());
+        enc[s].encode(cdf[t], cdf[t + 1] - cdf[t], bits);
+        ideal -= std::log2(std::max(static_cast<double>(row[t]), 1e-300));
+        in[s] = t;
+      }
+    }
+    for (size_t s = 0; s < g.n_streams; ++s) c.chunks[g.first_chunk + s].payload = enc[s].finish();
+    group_ideal[gi] = ideal;
+  });
+
+  std::string out = c.serialize();
+  if (stats) {
+    stats->bytes = static_cast<int64_t>(input.size());
+    stats->tokens = static_cast<int64_t>(tokens.size());
+    stats->chunks = static_cast<int64_t>(n_chunks);
+    stats->ideal_bits = 0;
+    for (double b : group_ideal) stats->ideal_bits += b;
+    stats->payload_bytes = 0;
+    for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
+    stats->file_bytes = static_cast<int64_t>(out.size());
+    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return out;
+}
+
+std::string LmCodec::decompress(std::string_view file, const std::string& name, int threads, CodeStats* stats) const {
+  auto t0 = std::chrono::steady_clock::now();
+  Container c = Container::parse(file, name);
+  check_identity(c, id_, name);
+  const LlamaConfig& cfg = model_->config();
+  const int64_t V = cfg.vocab_size;
+  if (c.chunk_tokens < 1 || c.chunk_tokens > static_cast<uint64_t>(cfg.max_position_embeddings - 1))
+    throw std::runtime_error(name + ": chunk length " + std::to_string(c.chunk_tokens) + " exceeds this model's context");
+  if (c.total_bits != choose_total_bits(V))
+    throw std::runtime_error(name + ": coder precision " + std::to_string(c.total_bits) + " bits does not match this model's " +
+                             std::to_string(choose_total_bits(V)));
+  if (c.group_streams < 1 || c.group_streams > 1024)
+    throw std::runtime_error(name + ": invalid stream group size " + std::to_string(c.group_streams));
+  for (size_t i = 0; i < c.chunks.size(); ++i) {
+    uint32_t n = c.chunks[i].n_tokens;
+    bool last = i + 1 == c.chunks.size();
+    if (n == 0 || n > c.chunk_tokens || (!last && n != c.chunk_tokens))
+      throw std::runtime_error(name + ": chunk " + std::to_string(i) + " has an invalid token count " + std::to_string(n));
+  }
+  const int bits = c.total_bits;
+  const int64_t chunk = c.chunk_tokens;
+  std::vector<int32_t> tokens(c.chunks.empty() ? 0 : (c.chunks.size() - 1) * chunk + c.chunks.back().n_tokens);
+  std::vector<Group> groups = make_groups(c.chunks.size(), c.group_streams);
+  const int64_t bos = cfg.bos_token_id;
+  auto model = model_;
+
+  run_groups(groups.size(), resolve_threads(threads), [&](size_t gi) {
+    const Group& g = groups[gi];
+    const int64_t B = static_cast<int64_t>(g.n_streams);
+    int64_t longest = 0;
+    for (size_t s = 0; s < g.n_streams; ++s) longest = std::max<int64_t>(longest, c.chunks[g.first_chunk + s].n_tokens);
+    KVCache cache = model->new_cache(B, longest);
+    std::vector<RangeDecoder> dec;
+    dec.reserve(g.n_streams);
+    for (size_t s = 0; s < g.n_streams; ++s) {
+      const std::string& pl = c.chunks[g.first_chunk + s].payload;
+      dec.emplace_back(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+    }
+    std::vector<uint32_t> cdf(V + 1);
+    torch::Tensor input = torch::full({B}, bos, torch::kInt64);
+    for (int64_t i = 0; i < longest; ++i) {
+      torch::Tensor probs = step_probs(model, input, cache);
+      const float* p = probs.data_ptr<float>();
+      int64_t* in = input.data_ptr<int64_t>();
+      for (int64_t s = 0; s < B; ++s) {
+        const auto& ch = c.chunks[g.first_chunk + s];
+        if (i >= ch.n_tokens) {
+          in[s] = bos;
+          continue;
+        }
+        quantize_cdf(p + s * V, V, bits, cdf.data());
+        uint32_t target = dec[s].target(bits);
+        int t = find_symbol(cdf.data(), static_cast<int>(V), target);
+        dec[s].consume(cdf[t], cdf[t + 1] - cdf[t], bits);
+        tokens[(g.first_chunk + s) * chunk + i] = t;
+        in[s] = t;
+      }
+    }
+    for (size_t s = 0; s < g.n_streams; ++s)
+      if (dec[s].overrun())
+        throw std::runtime_error(name + ": chunk " + std::to_string(g.first_chunk + s) +
+                                 " ended early (truncated or corrupted stream)");
+  });
+
+  std::string out = tok_.decode(tokens);
+  if (out.size() != c.original_length || xxh64(out) != c.checksum)
+    throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
+                             std::to_string(c.original_length) +
+                             "); the file is corrupted, or this machine computes the model's floats differently from the one that compressed it");
+  if (stats) {
+    stats->bytes = static_cast<int64_t>(out.size());
+    stats->tokens = static_cast<int64_t>(tokens.size());
+    stats->chunks = static_cast<int64_t>(c.chunks.size());
+    stats->payload_bytes = 0;
+    for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
+    stats->file_bytes = static_cast<int64_t>(file.size());
+    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return out;
+}
+
+}  // namespace lorazip

@@ -1,0 +1,56 @@
+// The evaluation report: per-domain bits for the base and each adapter (ideal code length and,
+// for a sample of documents, the real coded size), the cross-domain matrix, per-document routing
+// (what `compress -A` picks), and classical compressors on the same documents. Torch-free: this
+// file only holds, derives and writes the numbers (Markdown, JSON, CSV, SVG).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace lorazip {
+
+struct DomainResult {
+  std::string domain;
+  std::string corpus;  // "test" split of the token store, or the name of an extra corpus
+  int64_t docs = 0, tokens = 0, bytes = 0;
+
+  double base_bits = 0;                    // ideal code length of all docs under the base
+  std::map<std::string, double> adapter_bits;  // adapter domain -> ideal bits on these docs
+  std::string own_adapter;                 // adapter trained on this domain ("" if none)
+  double routed_bits = 0;                  // per document, the best of base and every adapter
+  std::map<std::string, int64_t> routed_choice;  // "base" / adapter -> documents routed to it
+
+  // Real coded size on a sample of documents (each compressed alone as a lorazip file).
+  int64_t sample_docs = 0, sample_tokens = 0, sample_bytes = 0;
+  double sample_base_ideal = 0, sample_adapter_ideal = 0;  // bits
+  int64_t sample_base_file = 0, sample_adapter_file = 0;   // container bytes, all sample docs
+  int64_t sample_base_payload = 0, sample_adapter_payload = 0;
+  bool sample_roundtrip_ok = true;
+
+  // Classical compressors: name -> bytes, every document compressed alone / all concatenated.
+  std::map<std::string, int64_t> classical_per_doc, classical_concat;
+
+  double bits_per_token(double bits) const { return tokens ? bits / tokens : 0; }
+  double bits_per_byte(double bits) const { return bytes ? bits / bytes : 0; }
+  double own_adapter_bits() const;  // base_bits when there is no own adapter
+  double savings() const;           // base bits / own-adapter bits
+  std::string best_classical_per_doc() const;
+};
+
+struct Report {
+  std::string base_name, base_fingerprint, tokenizer_fingerprint;
+  std::vector<std::string> adapters;  // adapter domains evaluated
+  std::vector<DomainResult> domains;
+  double seconds = 0;
+
+  nlohmann::json to_json() const;
+  std::string to_markdown() const;
+  std::string to_csv() const;
+  std::string to_svg() const;
+  // Writes report.json, report.csv, report.md and report.svg into dir (atomically each).
+  void write(const std::string& dir) const;
+};
+
+}  // namespace lorazip
