@@ -16,9 +16,6 @@
 namespace lorazip {
 namespace {
 
-constexpr uint8_t kAdapterNone = 0;
-constexpr uint8_t kAdapterMerged = 1;
-
 struct Group {
   size_t first_chunk = 0;
   size_t n_streams = 0;
@@ -114,6 +111,33 @@ void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const 
   }
 }
 
+double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens) const {
+  const LlamaConfig& cfg = model_->config();
+  const int64_t chunk = chunk_tokens > 0 ? chunk_tokens : cfg.max_position_embeddings - 1;
+  torch::NoGradGuard no_grad;
+  auto model = model_;
+  double bits = 0;
+  const int64_t per_batch = 8;
+  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(chunk * per_batch)) {
+    size_t end = std::min(tokens.size(), start + static_cast<size_t>(chunk * per_batch));
+    int64_t n_chunks = static_cast<int64_t>((end - start + chunk - 1) / chunk);
+    // [n_chunks, chunk + 1]: BOS then the chunk; short last chunk padded (its padding is not scored).
+    torch::Tensor x = torch::full({n_chunks, chunk + 1}, cfg.bos_token_id, torch::kInt64);
+    torch::Tensor mask = torch::zeros({n_chunks, chunk}, torch::kFloat32);
+    auto xa = x.accessor<int64_t, 2>();
+    auto ma = mask.accessor<float, 2>();
+    for (size_t i = start; i < end; ++i) {
+      int64_t c = static_cast<int64_t>((i - start) / chunk), k = static_cast<int64_t>((i - start) % chunk);
+      xa[c][k + 1] = tokens[i];
+      ma[c][k] = 1.0f;
+    }
+    torch::Tensor logp = torch::log_softmax(model->forward(x.narrow(1, 0, chunk)).to(torch::kFloat32), -1);
+    torch::Tensor picked = logp.gather(2, x.narrow(1, 1, chunk).unsqueeze(2)).squeeze(2);
+    bits -= (picked * mask).sum().item<double>() / std::log(2.0);
+  }
+  return bits;
+}
+
 std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats) const {
   auto t0 = std::chrono::steady_clock::now();
   const LlamaConfig& cfg = model_->config();
@@ -133,12 +157,12 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   c.tokenizer_fingerprint = id_.tokenizer_fingerprint;
   c.adapter_fingerprint = id_.adapter_fingerprint;
   c.adapter_domain = id_.adapter_domain;
-  c.adapter_mode = id_.adapter_fingerprint.empty() ? kAdapterNone : kAdapterMerged;
-  c.total_bits = static_cast<uint8_t>(bits);
-  c.chunk_tokens = static_cast<uint32_t>(chunk);
-  c.group_streams = static_cast<uint32_t>(opt.group_streams);
-  c.original_length = input.size();
-  c.checksum = xxh64(input);
+  c.adapter_mode = id_.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged;
+  c.total_bits = bits;
+  c.chunk_tokens = chunk;
+  c.group_streams = opt.group_streams;
+  c.original_bytes = input.size();
+  c.original_xxh64 = xxh64(input);
 
   size_t n_chunks = (tokens.size() + chunk - 1) / chunk;
   c.chunks.resize(n_chunks);
@@ -203,7 +227,9 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   check_identity(c, id_, name);
   const LlamaConfig& cfg = model_->config();
   const int64_t V = cfg.vocab_size;
-  if (c.chunk_tokens < 1 || c.chunk_tokens > static_cast<uint64_t>(cfg.max_position_embeddings - 1))
+  if (c.adapter_mode != (c.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged))
+    throw std::runtime_error(name + ": adapter mode '" + adapter_mode_name(c.adapter_mode) + "' is not one this version of lorazip codes with");
+  if (c.chunk_tokens < 1 || c.chunk_tokens > cfg.max_position_embeddings - 1)
     throw std::runtime_error(name + ": chunk length " + std::to_string(c.chunk_tokens) + " exceeds this model's context");
   if (c.total_bits != choose_total_bits(V))
     throw std::runtime_error(name + ": coder precision " + std::to_string(c.total_bits) + " bits does not match this model's " +
@@ -213,7 +239,7 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   for (size_t i = 0; i < c.chunks.size(); ++i) {
     uint32_t n = c.chunks[i].n_tokens;
     bool last = i + 1 == c.chunks.size();
-    if (n == 0 || n > c.chunk_tokens || (!last && n != c.chunk_tokens))
+    if (n == 0 || n > static_cast<uint64_t>(c.chunk_tokens) || (!last && n != c.chunk_tokens))
       throw std::runtime_error(name + ": chunk " + std::to_string(i) + " has an invalid token count " + std::to_string(n));
   }
   const int bits = c.total_bits;
@@ -262,9 +288,9 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   });
 
   std::string out = tok_.decode(tokens);
-  if (out.size() != c.original_length || xxh64(out) != c.checksum)
+  if (out.size() != c.original_bytes || xxh64(out) != c.original_xxh64)
     throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
-                             std::to_string(c.original_length) +
+                             std::to_string(c.original_bytes) +
                              "); the file is corrupted, or this machine computes the model's floats differently from the one that compressed it");
   if (stats) {
     stats->bytes = static_cast<int64_t>(out.size());

@@ -60,6 +60,10 @@ class LmCodec {
   std::string decompress(std::string_view file, const std::string& name, int threads,
                          CodeStats* stats = nullptr) const;
 
+  // Teacher-forced estimate of the code length of `tokens` under this model, in bits, with the
+  // codec's chunking (whole-sequence forward, any thread count): what -A compares.
+  double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens = 0) const;
+
   // Throws std::runtime_error when `c` was not made with this identity.
   static void check_identity(const Container& c, const CodecIdentity& id, const std::string& name);
 

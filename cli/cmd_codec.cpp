@@ -1,0 +1,195 @@
+// lorazip compress / decompress / info, with gzip's habits: files or stdin -> stdout (-c), -o OUT,
+// keep the input unless --rm, never overwrite without -f, a default suffix, and no partial output
+// file on any error (outputs are written to a temporary sibling and renamed).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <iterator>
+#include <stdexcept>
+
+#include "cli/commands.h"
+#include "codec/model_setup.h"
+#include "codec/container.h"
+#include "common/fs.h"
+#include "common/log.h"
+
+namespace fs = std::filesystem;
+
+namespace lorazip {
+namespace {
+
+std::string read_stdin() {
+  std::string data((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  if (std::cin.bad()) throw std::runtime_error("read error on standard input");
+  return data;
+}
+
+void write_stdout(const std::string& data) {
+  if (std::fwrite(data.data(), 1, data.size(), stdout) != data.size() || std::fflush(stdout) != 0)
+    throw std::runtime_error("write error on standard output");
+}
+
+bool is_stdin(const std::string& p) { return p.empty() || p == "-"; }
+
+std::string output_path(const CodecCliOptions& o, const std::string& in, bool compress) {
+  if (!o.output.empty()) return o.output;
+  if (compress) return in + o.suffix;
+  if (in.size() > o.suffix.size() && in.compare(in.size() - o.suffix.size(), o.suffix.size(), o.suffix) == 0)
+    return in.substr(0, in.size() - o.suffix.size());
+  throw std::invalid_argument("'" + in + "' does not end in '" + o.suffix + "': name the output with -o, or use -c");
+}
+
+void report(const std::string& name, const CodeStats& s, bool compress) {
+  double ratio = s.bytes ? static_cast<double>(s.file_bytes) / s.bytes : 0;
+  double overhead = s.ideal_bits > 0 ? 100.0 * (s.coded_bits() / s.ideal_bits - 1.0) : 0;
+  std::fprintf(stderr,
+               "%s: %lld bytes, %lld tokens, %lld chunks | ideal %.1f bits, coded %.0f bits (overhead %+.3f%%), file %lld bytes | "
+               "%.4f bits/byte, %.3f bits/token, ratio %.4f | %.2f s (%.0f tokens/s) %s\n",
+               name.c_str(), (long long)s.bytes, (long long)s.tokens, (long long)s.chunks, s.ideal_bits, s.coded_bits(), overhead,
+               (long long)s.file_bytes, s.bytes ? 8.0 * s.file_bytes / s.bytes : 0.0, s.tokens ? s.coded_bits() / s.tokens : 0.0, ratio,
+               s.seconds, s.seconds > 0 ? s.tokens / s.seconds : 0.0, compress ? "compressed" : "decompressed");
+}
+
+void check_targets(const CodecCliOptions& o) {
+  if (!o.output.empty() && o.inputs.size() > 1) throw std::invalid_argument("-o names one output, but " + std::to_string(o.inputs.size()) + " inputs were given");
+  if (!o.output.empty() && o.to_stdout) throw std::invalid_argument("-o and -c cannot be combined");
+  if (o.model_dir.empty()) throw std::invalid_argument("no base model: pass -m DIR (a Hugging Face Llama directory with tokenizer.model)");
+  if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
+  if (o.remove_input && o.to_stdout) throw std::invalid_argument("--rm cannot be combined with -c");
+}
+
+// Writes `data` to `out` (refusing to overwrite without -f), then removes `in` when asked.
+void deliver(const CodecCliOptions& o, const std::string& in, const std::string& out, const std::string& data) {
+  if (o.to_stdout || (is_stdin(in) && o.output.empty())) {
+    if (o.to_stdout || !::isatty(STDOUT_FILENO)) return write_stdout(data);
+    throw std::invalid_argument("refusing to write binary data to a terminal: redirect stdout or use -o");
+  }
+  if (!o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
+  write_file_atomic(out, data);
+  if (o.remove_input && !is_stdin(in)) fs::remove(in);
+}
+
+}  // namespace
+
+int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
+  check_targets(o);
+  std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
+  LoadedBase base = load_base(o.model_dir);
+  std::vector<AdapterEntry> candidates;
+  if (!o.adapters_dir.empty()) candidates = list_adapters(o.adapters_dir);
+
+  // One codec per configuration, built on first use.
+  std::map<std::string, std::unique_ptr<LmCodec>> codecs;  // key: adapter dir ("" = base)
+  auto codec_for = [&](const std::string& adapter_dir) -> LmCodec& {
+    auto it = codecs.find(adapter_dir);
+    if (it != codecs.end()) return *it->second;
+    std::unique_ptr<LmCodec> c;
+    if (adapter_dir.empty()) {
+      c = std::make_unique<LmCodec>(base.model, *base.tokenizer, identity_for(base, nullptr));
+    } else {
+      AdapterEntry e;
+      LlamaForCausalLM m = merged_model(base, adapter_dir, &e);
+      c = std::make_unique<LmCodec>(m, *base.tokenizer, identity_for(base, &e));
+    }
+    return *codecs.emplace(adapter_dir, std::move(c)).first->second;
+  };
+
+  LmCodecOptions opt;
+  opt.group_streams = o.group_streams;
+  opt.chunk_tokens = o.chunk_tokens;
+  opt.threads = g.threads;
+  for (const auto& in : inputs) {
+    std::string name = is_stdin(in) ? "(stdin)" : in;
+    if (!is_stdin(in) && !fs::is_regular_file(in)) throw std::invalid_argument("'" + in + "' is not a regular file");
+    std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, true);
+    if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
+    std::string data = is_stdin(in) ? read_stdin() : read_file(in);
+    std::string adapter = o.adapter_dir;
+    if (!candidates.empty()) {
+      // -A: the configuration with the fewest ideal bits for this file (teacher-forced estimate).
+      std::vector<int32_t> ids = base.tokenizer->encode(data);
+      double best = codec_for("").ideal_bits(ids, o.chunk_tokens);
+      for (const auto& cand : candidates) {
+        double b = codec_for(cand.dir).ideal_bits(ids, o.chunk_tokens);
+        if (b < best) best = b, adapter = cand.dir;
+      }
+      if (o.verbose) log_info(name + ": -A picked " + (adapter.empty() ? std::string("the base model") : "adapter " + adapter));
+    }
+    CodeStats stats;
+    std::string packed = codec_for(adapter).compress(data, opt, &stats);
+    deliver(o, in, out, packed);
+    if (o.verbose) report(name, stats, true);
+  }
+  return 0;
+}
+
+int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
+  check_targets(o);
+  std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
+  LoadedBase base = load_base(o.model_dir);
+  std::map<std::string, std::unique_ptr<LmCodec>> codecs;
+  for (const auto& in : inputs) {
+    std::string name = is_stdin(in) ? "(stdin)" : in;
+    if (!is_stdin(in) && !fs::is_regular_file(in)) throw std::invalid_argument("'" + in + "' is not a regular file");
+    std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, false);
+    if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
+    std::string file = is_stdin(in) ? read_stdin() : read_file(in);
+    Container header = Container::parse(file, name);
+    std::string adapter_dir = o.adapter_dir;
+    if (!o.adapters_dir.empty()) {
+      adapter_dir.clear();
+      if (!header.adapter_fingerprint.empty()) {
+        for (const auto& e : list_adapters(o.adapters_dir))
+          if (e.fingerprint == header.adapter_fingerprint) adapter_dir = e.dir;
+        if (adapter_dir.empty())
+          throw std::runtime_error(name + ": needs adapter " + short_fp(header.adapter_fingerprint) +
+                                   (header.adapter_domain.empty() ? "" : " (domain '" + header.adapter_domain + "')") +
+                                   ", which is not in '" + o.adapters_dir + "'");
+      }
+    }
+    auto it = codecs.find(adapter_dir);
+    if (it == codecs.end()) {
+      std::unique_ptr<LmCodec> c;
+      if (adapter_dir.empty()) {
+        c = std::make_unique<LmCodec>(base.model, *base.tokenizer, identity_for(base, nullptr));
+      } else {
+        AdapterEntry e;
+        LlamaForCausalLM m = merged_model(base, adapter_dir, &e);
+        c = std::make_unique<LmCodec>(m, *base.tokenizer, identity_for(base, &e));
+      }
+      it = codecs.emplace(adapter_dir, std::move(c)).first;
+    }
+    CodeStats stats;
+    std::string data = it->second->decompress(file, name, g.threads, &stats);
+    deliver(o, in, out, data);
+    if (o.verbose) report(name, stats, false);
+  }
+  return 0;
+}
+
+int cmd_info(const std::vector<std::string>& files) {
+  if (files.empty()) throw std::invalid_argument("info: name at least one compressed file");
+  for (const auto& f : files) {
+    std::string data = is_stdin(f) ? read_stdin() : read_file(f);
+    Container c = Container::parse(data, f);
+    int64_t payload = 0, tokens = 0;
+    for (const auto& ch : c.chunks) payload += static_cast<int64_t>(ch.payload.size()), tokens += ch.n_tokens;
+    std::printf("%s\n", f.c_str());
+    std::printf("  format version     %u\n", static_cast<unsigned>(kContainerVersion));
+    std::printf("  original bytes     %llu (xxh64 %016llx)\n", (unsigned long long)c.original_bytes, (unsigned long long)c.original_xxh64);
+    std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
+    std::printf("  base model         %s\n", c.base_fingerprint.c_str());
+    std::printf("  tokenizer          %s\n", c.tokenizer_fingerprint.c_str());
+    std::printf("  adapter            %s%s\n", c.adapter_fingerprint.empty() ? "(none)" : c.adapter_fingerprint.c_str(),
+                c.adapter_domain.empty() ? "" : (" (domain " + c.adapter_domain + ")").c_str());
+    std::printf("  coder              %d-bit frequencies, chunks of <= %lld tokens, %lld streams per group, adapter %s\n",
+                c.total_bits, (long long)c.chunk_tokens, (long long)c.group_streams, adapter_mode_name(c.adapter_mode).c_str());
+    std::printf("  chunks             %zu (%lld tokens, %lld payload bytes, %.3f bits/token)\n", c.chunks.size(), (long long)tokens,
+                (long long)payload, tokens ? 8.0 * payload / tokens : 0.0);
+  }
+  return 0;
+}
+
+}  // namespace lorazip

@@ -1,0 +1,112 @@
+#include "cli/job.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "common/yaml_strict.h"
+
+namespace fs = std::filesystem;
+
+namespace lorazip {
+namespace {
+
+std::string resolve(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  return (fs::path(base_dir) / p).lexically_normal().string();
+}
+
+}  // namespace
+
+std::string JobConfig::tokenizer_path() const {
+  return data.tokenizer.model.empty() ? work_dir + "/tokenizer.model" : data.tokenizer.model;
+}
+
+JobConfig JobConfig::load(const std::string& path) {
+  JobConfig j;
+  j.path = path;
+  j.base_dir = fs::path(path).parent_path().string();
+  if (j.base_dir.empty()) j.base_dir = ".";
+  YamlMap m = YamlMap::load_file(path);
+  m.get("work_dir", j.work_dir);
+  j.work_dir = resolve(j.base_dir, j.work_dir);
+  m.get("threads", j.threads);
+  if (j.threads < 0) m.fail("threads", "must be >= 0 (0 = all cores)");
+
+  YamlMap data = m.sub("data");
+  j.data = PrepareConfig::from_yaml(data, j.base_dir);
+
+  m.get("base_model", j.base_model);
+  j.base_model = resolve(j.base_dir, j.base_model);
+  std::string model_file;
+  m.get("model_file", model_file);
+  if (!model_file.empty() && m.has("model")) m.fail("model", "give either model_file or an inline model mapping, not both");
+  if (!model_file.empty()) {
+    YamlMap mm = YamlMap::load_file(resolve(j.base_dir, model_file));
+    j.model = LlamaConfig::from_yaml(mm);
+  } else {
+    YamlMap mm = m.sub("model");
+    j.model = LlamaConfig::from_yaml(mm);
+  }
+  YamlMap pre = m.sub("pretrain");
+  j.pretrain = PretrainConfig::from_yaml(pre, j.base_dir);
+  YamlMap lora = m.sub("lora");
+  j.lora = LoraConfig::from_yaml(lora, j.base_dir);
+  YamlMap tr = m.sub("train");
+  j.train = TrainConfig::from_yaml(tr, j.base_dir);
+  m.get("adapters", j.adapters);
+
+  YamlMap ev = m.sub("eval");
+  ev.get("max_docs", j.eval.max_docs);
+  ev.get("sample_docs", j.eval.sample_docs);
+  ev.get("classical", j.eval.classical);
+  ev.get("batch_tokens", j.eval.batch_tokens);
+  if (j.eval.max_docs < 0) ev.fail("max_docs", "must be >= 0 (0 = all)");
+  if (j.eval.sample_docs < 0) ev.fail("sample_docs", "must be >= 0");
+  if (j.eval.batch_tokens < 1) ev.fail("batch_tokens", "must be >= 1");
+  for (YamlMap& e : ev.list("extra")) {
+    ExtraCorpus x;
+    e.require("name", x.name);
+    e.require("path", x.input.path);
+    x.input.path = resolve(j.base_dir, x.input.path);
+    e.get("format", x.input.format);
+    e.get("text_field", x.input.text_field);
+    e.get("messages", x.input.messages);
+    e.get("max_docs", x.input.max_docs);
+    e.get("adapter", x.adapter);
+    e.get("optional", x.optional);
+    x.input.domain = x.name;
+    e.finish();
+    j.eval.extra.push_back(x);
+  }
+  ev.finish();
+
+  YamlMap co = m.sub("codec");
+  co.get("group_streams", j.codec.group_streams);
+  co.get("chunk_tokens", j.codec.chunk_tokens);
+  if (j.codec.group_streams < 1 || j.codec.group_streams > 1024) co.fail("group_streams", "must be in 1..1024");
+  if (j.codec.chunk_tokens < 0) co.fail("chunk_tokens", "must be >= 0 (0 = the model's context - 1)");
+  co.finish();
+  m.finish();
+
+  nlohmann::json r;
+  r["config"] = path;
+  r["work_dir"] = j.work_dir;
+  r["threads"] = j.threads;
+  r["data"] = nlohmann::json::parse(j.data.to_json());
+  r["base_model"] = j.base_model;
+  r["model"] = j.model.to_hf_json();
+  r["pretrain"] = j.pretrain.to_json();
+  r["lora"] = j.lora.to_json();
+  r["train"] = j.train.to_json();
+  r["adapters"] = j.adapters;
+  nlohmann::json extra = nlohmann::json::array();
+  for (const auto& x : j.eval.extra) extra.push_back({{"name", x.name}, {"path", x.input.path}, {"adapter", x.adapter}});
+  r["eval"] = {{"max_docs", j.eval.max_docs}, {"sample_docs", j.eval.sample_docs}, {"classical", j.eval.classical},
+               {"batch_tokens", j.eval.batch_tokens}, {"extra", extra}};
+  r["codec"] = {{"group_streams", j.codec.group_streams}, {"chunk_tokens", j.codec.chunk_tokens}};
+  j.resolved_text = r.dump(2);
+  return j;
+}
+
+}  // namespace lorazip

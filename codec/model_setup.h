@@ -1,0 +1,42 @@
+// Loading what the codec and eval need: a base model directory (HF layout with its
+// tokenizer.model), adapters (PEFT directories), and the identity a compressed file records.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "codec/lm_codec.h"
+#include "model/llama.h"
+#include "model/tokenizer.h"
+
+namespace lorazip {
+
+struct LoadedBase {
+  std::string dir;
+  LlamaForCausalLM model{nullptr};
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string fingerprint;  // model_fingerprint of the unmodified base
+};
+
+// std::runtime_error naming the directory when config.json, the weights or tokenizer.model is missing.
+LoadedBase load_base(const std::string& dir);
+
+struct AdapterEntry {
+  std::string dir;
+  std::string domain;
+  std::string fingerprint;
+};
+
+// Every adapter directory directly under `adapters_dir` (those with adapter_config.json), sorted by name.
+std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir);
+AdapterEntry describe_adapter(const std::string& dir);
+
+// The base with an adapter merged into its weights (computed on one intra-op thread, so every run
+// merges to the same bits), as a separate model; the base is left untouched.
+LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, AdapterEntry* entry_out);
+LlamaForCausalLM clone_model(LlamaForCausalLM& model);
+
+CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
+
+}  // namespace lorazip

@@ -1,0 +1,206 @@
+#include "eval/evaluation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+#include "adapters/adapter.h"
+#include "codec/model_setup.h"
+#include "codec/classical.h"
+#include "codec/lm_codec.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "data/token_store.h"
+#include "train/evaluate.h"
+
+namespace lorazip {
+namespace {
+
+struct Row {
+  DomainResult result;
+  DocSet docs;
+  std::vector<size_t> idx;             // documents scored
+  std::vector<std::string> bytes;      // their original bytes (same order as idx)
+  std::vector<double> best;            // per document: fewest bits so far
+  std::vector<std::string> best_name;  // ... and which configuration gave it
+};
+
+DocSet tokenize_docs(const std::vector<Document>& docs, const Tokenizer& tok) {
+  DocSet s;
+  s.offsets.push_back(0);
+  for (const auto& d : docs) {
+    std::vector<int32_t> ids = tok.encode(d.bytes);
+    s.tokens.insert(s.tokens.end(), ids.begin(), ids.end());
+    s.offsets.push_back(s.tokens.size());
+    s.byte_lengths.push_back(d.bytes.size());
+  }
+  return s;
+}
+
+void score(Row& row, LlamaForCausalLM& model, const EvaluationOptions& opt, const std::string& config_name, double* total) {
+  std::vector<DocBits> bits = document_bits(model, row.docs, 0, opt.batch_tokens, row.idx);
+  double sum = 0;
+  for (size_t i = 0; i < bits.size(); ++i) {
+    sum += bits[i].bits;
+    if (bits[i].bits < row.best[i]) row.best[i] = bits[i].bits, row.best_name[i] = config_name;
+  }
+  *total = sum;
+}
+
+// Compresses and decompresses each sample document alone; returns false when any round trip fails.
+bool code_sample(Row& row, LmCodec& codec, const EvaluationOptions& opt, double* ideal, int64_t* file, int64_t* payload) {
+  LmCodecOptions co;
+  co.group_streams = opt.group_streams;
+  co.chunk_tokens = opt.chunk_tokens;
+  co.threads = opt.threads;
+  bool ok = true;
+  size_t n = std::min<size_t>(static_cast<size_t>(opt.sample_docs), row.bytes.size());
+  for (size_t i = 0; i < n; ++i) {
+    CodeStats s;
+    std::string packed = codec.compress(row.bytes[i], co, &s);
+    std::string back = codec.decompress(packed, row.result.domain + " sample " + std::to_string(i), opt.threads);
+    ok = ok && back == row.bytes[i];
+    *ideal += s.ideal_bits;
+    *file += s.file_bytes;
+    *payload += s.payload_bytes;
+  }
+  return ok;
+}
+
+}  // namespace
+
+Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  const Tokenizer& tok = *base.tokenizer;
+  TokenStore store = TokenStore::open(opt.store_path);
+  if (store.tokenizer_sha256() != tok.sha256())
+    throw std::runtime_error("token store '" + opt.store_path + "' was prepared with tokenizer " + short_fp(store.tokenizer_sha256()) +
+                             ", but the base model '" + base.dir + "' uses " + short_fp(tok.sha256()) +
+                             " (run prepare with --tokenizer " + base.dir + "/tokenizer.model)");
+  std::vector<AdapterEntry> adapters;
+  if (!opt.adapters_dir.empty() && dir_exists(opt.adapters_dir)) adapters = list_adapters(opt.adapters_dir);
+
+  Report report;
+  report.base_name = base.dir;
+  report.base_fingerprint = base.fingerprint;
+  report.tokenizer_fingerprint = tok.sha256();
+  for (const auto& a : adapters) report.adapters.push_back(a.domain);
+
+  std::vector<Row> rows;
+  std::vector<std::string> domains = opt.domains;
+  if (domains.empty())
+    for (const auto& d : store.domains())
+      if (store.has(d, "test")) domains.push_back(d);
+  for (const auto& d : domains) {
+    Row r;
+    r.result.domain = d;
+    r.result.corpus = "test";
+    r.docs = store.read(d, "test");
+    for (const auto& a : adapters)
+      if (a.domain == d) r.result.own_adapter = d;
+    rows.push_back(std::move(r));
+  }
+  for (const auto& x : opt.extra) {
+    Row r;
+    r.result.domain = x.name;
+    r.result.corpus = x.input.path;
+    CorpusReadResult docs = read_input(x.input, false);
+    r.docs = tokenize_docs(docs.docs, tok);
+    r.result.own_adapter = x.adapter;
+    rows.push_back(std::move(r));
+  }
+  for (auto& r : rows) {
+    r.idx = spread_indices(r.docs.num_docs(), opt.max_docs);
+    r.result.docs = static_cast<int64_t>(r.idx.size());
+    for (size_t i : r.idx) {
+      r.result.tokens += static_cast<int64_t>(r.docs.doc_len(i));
+      r.result.bytes += static_cast<int64_t>(r.docs.byte_lengths[i]);
+      r.bytes.push_back(tok.decode(r.docs.doc(i), r.docs.doc_len(i)));
+    }
+    r.best.assign(r.idx.size(), std::numeric_limits<double>::infinity());
+    r.best_name.assign(r.idx.size(), "");
+  }
+
+  Progress prog("eval", static_cast<int64_t>((1 + adapters.size()) * rows.size()));
+  int64_t done = 0;
+  for (auto& r : rows) {
+    score(r, base.model, opt, "base", &r.result.base_bits);
+    prog.update(++done, "base on " + r.result.domain + ": " + std::to_string(r.result.bits_per_token(r.result.base_bits)).substr(0, 5) + " bits/token");
+  }
+  for (const auto& a : adapters) {
+    LoraAdapter ad = LoraAdapter::load(a.dir, base.model);
+    ad.attach(base.model);
+    for (auto& r : rows) {
+      double bits = 0;
+      score(r, base.model, opt, a.domain, &bits);
+      r.result.adapter_bits[a.domain] = bits;
+      prog.update(++done, a.domain + " adapter on " + r.result.domain + ": " + std::to_string(r.result.bits_per_token(bits)).substr(0, 5) + " bits/token");
+    }
+    ad.detach();
+  }
+  prog.finish();
+  for (auto& r : rows) {
+    r.result.routed_bits = 0;
+    for (size_t i = 0; i < r.best.size(); ++i) {
+      r.result.routed_bits += r.best[i];
+      r.result.routed_choice[r.best_name[i]] += 1;
+    }
+  }
+
+  if (opt.classical) {
+    for (auto& r : rows) {
+      std::string all;
+      for (const auto& b : r.bytes) all += b;
+      for (Classical c : {Classical::Gzip9, Classical::Xz9, Classical::Zstd19, Classical::Brotli11}) {
+        int64_t per = 0;
+        for (const auto& b : r.bytes) per += static_cast<int64_t>(classical_compressed_size(c, b));
+        r.result.classical_per_doc[classical_name(c)] = per;
+        r.result.classical_concat[classical_name(c)] = static_cast<int64_t>(classical_compressed_size(c, all));
+      }
+    }
+  }
+
+  if (opt.sample_docs > 0) {
+    LmCodec base_codec(base.model, tok, identity_for(base, nullptr));
+    std::map<std::string, std::unique_ptr<LmCodec>> own;
+    Progress cp("codec check", static_cast<int64_t>(rows.size()));
+    int64_t k = 0;
+    for (auto& r : rows) {
+      DomainResult& d = r.result;
+      size_t n = std::min<size_t>(static_cast<size_t>(opt.sample_docs), r.bytes.size());
+      d.sample_docs = static_cast<int64_t>(n);
+      for (size_t i = 0; i < n; ++i) {
+        d.sample_bytes += static_cast<int64_t>(r.bytes[i].size());
+        d.sample_tokens += static_cast<int64_t>(r.docs.doc_len(r.idx[i]));
+      }
+      bool ok = code_sample(r, base_codec, opt, &d.sample_base_ideal, &d.sample_base_file, &d.sample_base_payload);
+      const AdapterEntry* entry = nullptr;
+      for (const auto& a : adapters)
+        if (a.domain == d.own_adapter) entry = &a;
+      if (entry) {
+        auto it = own.find(entry->dir);
+        if (it == own.end()) {
+          AdapterEntry e;
+          LlamaForCausalLM m = merged_model(base, entry->dir, &e);
+          it = own.emplace(entry->dir, std::make_unique<LmCodec>(m, tok, identity_for(base, &e))).first;
+        }
+        ok = code_sample(r, *it->second, opt, &d.sample_adapter_ideal, &d.sample_adapter_file, &d.sample_adapter_payload) && ok;
+      } else {
+        d.sample_adapter_ideal = d.sample_base_ideal;
+        d.sample_adapter_file = d.sample_base_file;
+        d.sample_adapter_payload = d.sample_base_payload;
+      }
+      d.sample_roundtrip_ok = ok;
+      cp.update(++k, d.domain + (ok ? " round trip ok" : " ROUND TRIP FAILED"));
+    }
+    cp.finish();
+  }
+  for (auto& r : rows) report.domains.push_back(std::move(r.result));
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
+}  // namespace lorazip

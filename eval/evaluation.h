@@ -1,0 +1,36 @@
+// `lorazip eval`: fills a Report from a base model, a directory of adapters and a token store.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/corpus.h"
+#include "eval/report.h"
+
+namespace lorazip {
+
+struct LoadedBase;
+
+struct EvalCorpus {
+  std::string name;
+  InputSpec input;
+  std::string adapter;  // "own" adapter for this corpus, "" = none
+};
+
+struct EvaluationOptions {
+  std::string store_path;            // token store (its test splits are the domains' rows)
+  std::string adapters_dir;          // may be missing or empty: base only
+  std::vector<std::string> domains;  // rows to evaluate; empty = every domain with a test split
+  std::vector<EvalCorpus> extra;     // extra corpora (read and tokenized with the base's tokenizer)
+  int64_t max_docs = 0;              // per row, spread evenly; 0 = all
+  int64_t sample_docs = 3;           // per row, really compressed + decompressed
+  bool classical = true;
+  int64_t batch_tokens = 8192;
+  int64_t group_streams = 32;
+  int64_t chunk_tokens = 0;
+  int threads = 0;
+};
+
+// std::runtime_error when the store was prepared with another tokenizer than the base's.
+Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt);
+
+}  // namespace lorazip
