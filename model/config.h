@@ -22,8 +22,8 @@ struct LlamaConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;
   bool mlp_bias = false;
-  int64_t bos_token_id = 1;
-  int64_t eos_token_id = 2;
+  int64_t bos_token_id = 1;          // -1 = none (null in config.json)
+  int64_t eos_token_id = 2;          // -1 = none; a config.json list keeps its first id
 
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
   // Throws std::invalid_argument naming the field for inconsistent sizes (heads not dividing, etc.).
@@ -37,6 +37,9 @@ struct LlamaConfig {
   nlohmann::json to_hf_json() const;  // architectures, model_type, torch_dtype float32, all fields
   // Strict YAML (the keys are the HF names above).
   static LlamaConfig from_yaml(YamlMap& m);
+  // Convenience: a whole YAML file (configs/model-*.yaml) whose top-level keys are the fields.
+  static LlamaConfig from_yaml_file(const std::string& path);
+  // Parameter count of the model these sizes describe (lm_head excluded when tied).
   int64_t num_parameters() const;
 };
 
