@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -189,16 +190,23 @@ void tokenize_all(std::vector<DomainWork>& work, const Tokenizer& tok, int threa
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   Progress progress("tokenize", static_cast<int64_t>(jobs.size()));
   // The calling thread works too; a small thread redraws the progress line.
-  std::atomic<bool> stop_progress{false};
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stop = false;
   std::thread progress_thread([&] {
-    while (!stop_progress.load()) {
+    std::unique_lock<std::mutex> lock(stop_mu);
+    while (!stop) {
       progress.update(static_cast<int64_t>(done.load()));
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      stop_cv.wait_for(lock, std::chrono::milliseconds(200));
     }
   });
   worker();
   for (auto& t : pool) t.join();
-  stop_progress = true;
+  {
+    std::lock_guard<std::mutex> lock(stop_mu);
+    stop = true;
+  }
+  stop_cv.notify_one();
   progress_thread.join();
   if (error) std::rethrow_exception(error);
   progress.finish(std::to_string(jobs.size()) + " documents");
