@@ -23,7 +23,8 @@ struct TokenizerTrainOptions {
   double character_coverage = 0.9995;
   int64_t max_sentences = 2000000;    // cap on training lines fed to SentencePiece
   int threads = 0;                    // 0 = all cores
-  uint64_t seed = 0;
+  uint64_t seed = 0;                  // picks the sample when there are more lines than max_sentences
+  bool verbose = false;               // let SentencePiece's trainer print its progress to stderr
 };
 
 class Tokenizer {
@@ -42,6 +43,7 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   std::string decode(const int32_t* ids, size_t n) const;
   const std::string& piece_bytes(int32_t id) const;  // exact bytes this id decodes to
+  int byte_id(uint8_t b) const;                      // id of the byte-fallback piece <0xXX> for b
 
   int vocab_size() const;
   int bos_id() const;
