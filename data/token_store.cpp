@@ -176,7 +176,11 @@ void write_token_store(const std::string& path, const StoreHeader& header, const
   }
   quiet_hdf5();
   try {
-    H5::H5File file(path, H5F_ACC_TRUNC);
+    // The 1.8 file format: readable by every HDF5 from 1.8 on (h5py included), and it stores
+    // attributes over 64 KiB (a long source list) densely instead of failing.
+    H5::FileAccPropList fapl;
+    H5Pset_libver_bounds(fapl.getId(), H5F_LIBVER_V18, H5F_LIBVER_V18);
+    H5::H5File file(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, fapl);
     H5::Group root = file.openGroup("/");
     write_attr(root, "format", std::string(kFormat));
     write_attr(root, "version", kVersion);
@@ -216,7 +220,7 @@ void write_token_store(const std::string& path, const StoreHeader& header, const
     }
     file.close();
   } catch (const H5::Exception& e) {
-    throw std::runtime_error("cannot write token store '" + path + "': " + h5_message(e) + " (disk full?)");
+    throw std::runtime_error("cannot write token store '" + path + "': " + h5_message(e) + " (disk full or not writable?)");
   }
 }
 
