@@ -1,0 +1,123 @@
+// LoRA adapters on lorazip's Llama: the low-rank side path of each targeted projection
+// (y = x W^T + scaling * (dropout(x) A^T) B^T), its merge into W, and the PEFT directory layout
+// (adapter_config.json + adapter_model.safetensors) plus lorazip's own lorazip.json.
+//
+//   LoraAdapter a(model, cfg);           // fresh: A kaiming-uniform (seeded), B = 0 -> logits unchanged
+//   a.attach(model);                     // the model's Linear modules now run the side path
+//   ... train a.parameters() ...
+//   a.save("work/adapters/code", info);  // PEFT directory, written atomically
+//   LoraAdapter b = LoraAdapter::load("work/adapters/code", model);  // checked against the base
+//   b.attach(model); b.merge();          // W += scaling * B A (idempotent); unmerge() restores W
+//
+// Torch-light header: only at::Tensor is needed here.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "adapters/lora_config.h"
+
+namespace lorazip {
+
+class LlamaForCausalLM;
+
+// lorazip.json: what an adapter was trained for and how well it did. Fields that are unknown
+// (a foreign PEFT adapter has no lorazip.json) stay empty / NaN.
+struct AdapterInfo {
+  std::string domain;
+  std::string base_model_name_or_path;  // copied into adapter_config.json
+  std::string base_fingerprint;         // model_fingerprint() of the base the adapter was trained on
+  std::string tokenizer_sha256;         // SHA-256 of the tokenizer.model bytes
+  std::string adapter_fingerprint;      // tensors_fingerprint() of the adapter's tensors (set by save)
+  double train_bits_per_token = std::numeric_limits<double>::quiet_NaN();
+  double val_bits_per_token = std::numeric_limits<double>::quiet_NaN();
+  double val_bits_per_byte = std::numeric_limits<double>::quiet_NaN();
+  double base_val_bits_per_token = std::numeric_limits<double>::quiet_NaN();  // same docs, no adapter
+  int64_t steps = 0;                    // optimizer steps of the saved (best) adapter
+  nlohmann::json config;                // the resolved lora + train config used
+
+  nlohmann::json to_json() const;
+  static AdapterInfo from_json(const nlohmann::json& j, const std::string& source);
+};
+
+class LoraAdapter {
+ public:
+  // A fresh adapter shaped for `model`: one (A, B) pair per projection whose HF module path ends
+  // with ".<target>" for a target in cfg.targets. A [R, in] ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
+  // kaiming_uniform_(a=sqrt(5))) from a generator seeded with cfg.seed; B [out, R] = 0.
+  // std::invalid_argument when cfg is invalid or a target matches no projection.
+  LoraAdapter(LlamaForCausalLM& model, const LoraConfig& cfg);
+
+  // Reads a PEFT directory. adapter_config.json is read leniently, by PEFT's rules (only
+  // peft_type is required; r and lora_alpha default to 8; use_rslora; target_modules as a list
+  // matched by suffix, a regex string, or "all-linear"; rank_pattern / alpha_pattern;
+  // layers_to_transform). Every tensor is checked against `model`: a known projection, an A and
+  // its B, shapes [r, in] / [out, r] with r as the config says. Errors (std::runtime_error) name
+  // the file and tensor. When lorazip.json exists and `check_base` is true, its base fingerprint
+  // must equal model_fingerprint(model) (the model must not have a merged adapter).
+  // The returned adapter is not attached.
+  static LoraAdapter load(const std::string& dir, LlamaForCausalLM& model, bool check_base = true);
+  // lorazip.json of an adapter directory (std::runtime_error when absent or malformed).
+  static AdapterInfo read_info(const std::string& dir);
+
+  // Writes the PEFT directory atomically (replacing `dir`): adapter_config.json,
+  // adapter_model.safetensors (F32, metadata format=pt), lorazip.json (from `info`, with
+  // adapter_fingerprint and config.lora filled in). An empty info.base_fingerprint is computed
+  // from the attached model (std::logic_error when the adapter is merged).
+  void save(const std::string& dir, AdapterInfo info) const;
+
+  // Points each targeted Linear's side path at this adapter's tensors (shared storage, so training
+  // the adapter's parameters trains the side path). Attaching to another model detaches first.
+  // std::invalid_argument when the model's projection shapes differ from the adapter's.
+  void attach(LlamaForCausalLM& model);
+  // Unmerges if merged, then clears the side path. No-op when not attached.
+  void detach();
+  // W += scaling * B @ A for every targeted projection, without autograd. Idempotent. With
+  // keep_base_copy (default) the original W is kept so that unmerge() restores it bit for bit;
+  // without it, unmerge() subtracts the same product (equal to ~1e-7 relative).
+  void merge(bool keep_base_copy = true);
+  void unmerge();  // idempotent
+  bool attached() const;
+  bool merged() const;
+
+  // The adapter's tensors in module order: A0, B0, A1, B1, ... (requires_grad set by set_trainable).
+  std::vector<at::Tensor> parameters() const;
+  void set_trainable(bool trainable);
+  // PEFT keys ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight") -> tensors.
+  std::map<std::string, at::Tensor> state_dict() const;
+  // Copies values (not storage) from a state dict with the same keys and shapes (std::invalid_argument otherwise).
+  void load_state_dict(const std::map<std::string, at::Tensor>& sd);
+  // tensors_fingerprint over state_dict() as float32.
+  std::string fingerprint() const;
+
+  // HF module paths with an adapter, in model order ("model.layers.0.self_attn.q_proj", ...).
+  std::vector<std::string> modules() const;
+  int64_t rank(const std::string& module) const;
+  double scaling(const std::string& module) const;
+  const LoraConfig& config() const;
+  int64_t num_parameters() const;
+
+  LoraAdapter(LoraAdapter&&) noexcept;
+  LoraAdapter& operator=(LoraAdapter&&) noexcept;
+  ~LoraAdapter();
+
+ private:
+  LoraAdapter();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// PEFT key of a module's tensor: peft_key("model.layers.0.mlp.up_proj", "lora_B")
+//   == "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight".
+std::string peft_key(const std::string& module, const std::string& which);
+
+// The minimal adapter_config.json lorazip writes (FORMATS.md B.2), for `cfg` and a base name.
+nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& base_model_name_or_path);
+
+}  // namespace lorazip
