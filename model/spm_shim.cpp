@@ -169,6 +169,28 @@ std::string rewrite_model_proto(const std::string& model) {
   return out;
 }
 
+// Drops trainer_spec.num_threads (ModelProto field 2, TrainerSpec field 16) from a trained model.
+// The thread count does not change a BPE model's pieces, and leaving it in would make the file, and
+// so its fingerprint, depend on the machine that trained it.
+std::string drop_num_threads(const std::string& model) {
+  std::string out;
+  out.reserve(model.size());
+  for (const WireField& f : split_fields(model, "ModelProto")) {
+    if (f.number != 2 || f.wire_type != 2) {
+      out.append(model, f.begin, f.end - f.begin);
+      continue;
+    }
+    const std::string spec = model.substr(f.payload_begin, f.end - f.payload_begin);
+    std::string kept;
+    for (const WireField& g : split_fields(spec, "TrainerSpec"))
+      if (g.number != 16) kept.append(spec, g.begin, g.end - g.begin);
+    write_tag(out, 2, 2);
+    write_varint(out, kept.size());
+    out += kept;
+  }
+  return out;
+}
+
 // Feeds the trainer from memory: no temporary corpus file.
 class MemorySentences : public sentencepiece::SentenceIterator {
  public:
@@ -285,7 +307,8 @@ LZ_EXPORT int lz_spm_encode(const void* h, const char* data, size_t n, int32_t**
 
 // Trains a model with SentencePieceTrainer from n_kv key/value options (the spm_train flags, without
 // dashes) on n_sentences in-memory sentences. `seed` seeds SentencePiece's random generator.
-// On success *model holds the serialized ModelProto (free with lz_spm_free_buffer).
+// On success *model holds the serialized ModelProto without trainer_spec.num_threads (see
+// drop_num_threads); free it with lz_spm_free_buffer.
 LZ_EXPORT int lz_spm_train(const char* const* keys, const char* const* values, size_t n_kv,
                            const char* const* sentences, const size_t* lens, size_t n_sentences,
                            uint32_t seed, int log_level, char** model, size_t* model_len, char** err) {
@@ -301,6 +324,7 @@ LZ_EXPORT int lz_spm_train(const char* const* keys, const char* const* values, s
       set_error(err, std::string("SentencePiece training failed: ") + status.ToString());
       return 1;
     }
+    proto = drop_num_threads(proto);
     *model_len = proto.size();
     *model = static_cast<char*>(std::malloc(proto.size() ? proto.size() : 1));
     if (!*model) {
