@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang, ASan + UBSan) and runs one for a given time.
+# Usage: bash scripts/fuzz.sh [seconds=180] [build-dir=build-fuzz] [target=fuzz_container]
+#   fuzz_container    bytes -> Container::parse -> range-decode every chunk (seeds: codec/fuzz/corpus/)
+#   fuzz_range_coder  bytes -> arbitrary intervals -> encode -> decode, checked symbol by symbol
+# Inputs the fuzzer finds go to <build-dir>/<target>-corpus (the committed seeds are only read),
+# crashes to <build-dir>/fuzz-artifacts/. The exit status is non-zero on a finding.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_TO_RUN="${1:-180}"
+BUILD_DIR="${2:-build-fuzz}"
+TARGET="${3:-fuzz_container}"
+CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DLORAZIP_WITH_TORCH=OFF -DLORAZIP_BUILD_TESTS=OFF -DLORAZIP_FUZZ=ON >/dev/null
+cmake --build "$BUILD_DIR" --target "$TARGET" -j"$(nproc)"
+mkdir -p "$BUILD_DIR/$TARGET-corpus" "$BUILD_DIR/fuzz-artifacts"
+SEEDS=()
+if [[ "$TARGET" == fuzz_container ]]; then SEEDS=(codec/fuzz/corpus); fi
+"$BUILD_DIR/bin/$TARGET" "$BUILD_DIR/$TARGET-corpus" "${SEEDS[@]}" \
+  -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+  -artifact_prefix="$BUILD_DIR/fuzz-artifacts/" -print_final_stats=1
