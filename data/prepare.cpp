@@ -82,16 +82,19 @@ SplitStats split_from_json(const ojson& j) {
   return s;
 }
 
-ojson stats_json(const PrepareStats& st, bool with_timings) {
+// with_run = false leaves out what describes the run rather than the data (where the store is,
+// threads, timings), so that the store's bytes depend only on the inputs and the config.
+ojson stats_json(const PrepareStats& st, bool with_run) {
   ojson j;
   j["tokenizer"] = {{"path", st.tokenizer_path}, {"sha256", st.tokenizer_sha256}, {"vocab_size", st.vocab_size},
                     {"trained", st.tokenizer_trained}};
   j["token_dtype"] = st.token_dtype;
-  j["store"] = st.store_path;
-  j["threads"] = st.threads;
-  if (with_timings)
+  if (with_run) {
+    j["store"] = st.store_path;
+    j["threads"] = st.threads;
     j["timings_s"] = {{"read", st.read_s}, {"tokenizer_train", st.tokenizer_train_s}, {"tokenize", st.tokenize_s},
                       {"write", st.write_s}, {"total", st.total_s}};
+  }
   ojson doms = ojson::array();
   for (const auto& d : st.domains) {
     ojson dj;
@@ -382,8 +385,8 @@ PrepareStats PrepareStats::from_json(const std::string& text) {
     st.vocab_size = t.at("vocab_size").get<int64_t>();
     st.tokenizer_trained = t.at("trained").get<bool>();
     st.token_dtype = j.at("token_dtype").get<std::string>();
-    st.store_path = j.at("store").get<std::string>();
-    st.threads = j.at("threads").get<int>();
+    if (j.contains("store")) st.store_path = j["store"].get<std::string>();
+    if (j.contains("threads")) st.threads = j["threads"].get<int>();
     if (j.contains("timings_s")) {
       const ojson& tm = j["timings_s"];
       st.read_s = tm.at("read").get<double>();

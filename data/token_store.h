@@ -3,7 +3,7 @@
 //   /                      attrs: format="lorazip-token-store", version=1, tokenizer_sha256,
 //                                 vocab_size, token_dtype, seed, split ratios (val_fraction,
 //                                 test_fraction), domains (list, in config order), tokenizer_source,
-//                                 stats_json (the statistics of data_stats.json)
+//                                 stats_json (data_stats.json without store path, threads, timings)
 //   /<domain>/<split>/tokens        uint8|uint16|uint32 [n_tokens]  (narrowest type for the vocab)
 //   /<domain>/<split>/offsets       uint64 [n_docs + 1]  document d = tokens[offsets[d]:offsets[d+1]]
 //   /<domain>/<split>/byte_lengths  uint64 [n_docs]      original byte length of each document

@@ -347,6 +347,23 @@ TEST(TokenStore, NarrowestTokenTypeAndReadBack) {
   }
 }
 
+TEST(TokenStore, LongSourceListsFit) {
+  // A directory of many small files gives a source list far over HDF5's 64 KiB compact-attribute limit.
+  std::string dir = fresh_dir("sources");
+  StoreHeader h;
+  h.vocab_size = 300;
+  h.stats_json = std::string(200000, '{');
+  StoreDomain d;
+  d.name = "many";
+  for (int i = 0; i < 5000; ++i) d.sources.push_back(dir + "/corpus/some/nested/folder/document_" + std::to_string(i) + ".txt");
+  for (auto& s : d.splits) s.offsets = {0};
+  write_token_store(dir + "/s.h5", h, {d});
+  TokenStore ts = TokenStore::open(dir + "/s.h5");
+  EXPECT_EQ(ts.sources("many"), d.sources);
+  EXPECT_EQ(ts.stats_json().size(), h.stats_json.size());
+  EXPECT_EQ(ts.read("many", "val").num_docs(), 0u);
+}
+
 TEST(TokenStore, OpenErrorsNameTheFile) {
   std::string dir = fresh_dir("open");
   std::string m1 = error_of([&] { TokenStore::open(dir + "/missing.h5"); });
@@ -482,6 +499,23 @@ TEST(Prepare, SplitsAreStableWhenFilesAndLinesAreReordered) {
   EXPECT_GT(count["val"], 2);
   EXPECT_GT(count["test"], 2);
   EXPECT_GT(count["train"], 80);
+}
+
+TEST(Prepare, StoreBytesDoNotDependOnThreadCount) {
+  std::string dir = fresh_dir("threads");
+  std::string a;
+  for (uint32_t i = 0; i < 200; ++i) a += jsonl_line(prose(4000 + i, 100 + (i * 37) % 900));
+  put(dir + "/a.jsonl", a);
+  PrepareConfig c = config_with_tokenizer();
+  c.inputs = {input("a", dir + "/a.jsonl")};
+  std::string first;
+  for (int threads : {1, 3}) {
+    c.threads = threads;
+    prepare(c, dir + "/work");
+    std::string bytes = read_file(dir + "/work/data.h5");
+    if (first.empty()) first = bytes;
+    else EXPECT_TRUE(bytes == first) << "data.h5 changed with the number of tokenization threads";
+  }
 }
 
 TEST(Prepare, DuplicatesAreDroppedWithinADomainOnly) {
