@@ -229,6 +229,20 @@ TEST(Tokenizer, EdgeCasesRoundTrip) {
       expect_round_trip(*t, edge_cases()[i], name + " edge case " + std::to_string(i));
 }
 
+TEST(Tokenizer, LongLinesRoundTrip) {
+  // Lines far longer than one SentencePiece call (runs are handed over in pieces of a few kB):
+  // prose without newlines, one endless word, and multi-byte characters without any space.
+  std::string prose = make_text(31, 30000);
+  for (char& c : prose)
+    if (c == '\n') c = ' ';
+  std::string cjk;
+  while (cjk.size() < 20000) cjk += "\xE4\xB8\xAD\xE6\x96\x87\xF0\x9F\x98\x80\xC3\xA9";
+  const std::vector<std::string> lines = {prose, std::string(20000, 'a'), cjk, std::string(9000, ' ') + "x",
+                                          "x" + std::string(9000, ' ')};
+  for (const auto& [name, t] : all_tokenizers())
+    for (size_t i = 0; i < lines.size(); ++i) expect_round_trip(*t, lines[i], name + " long line " + std::to_string(i));
+}
+
 TEST(Tokenizer, EmptyStringIsNoTokens) {
   for (const auto& [name, t] : all_tokenizers()) {
     EXPECT_TRUE(t->encode("").empty()) << name;
