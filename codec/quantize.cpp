@@ -1,6 +1,7 @@
 // Float distribution -> integer CDF for the range coder; the rule and its cost are in quantize.h.
 #include "codec/quantize.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <stdexcept>
@@ -55,38 +56,55 @@ void quantize_cdf(const float* probs, int64_t n, int total_bits, uint32_t* cdf) 
                                 " with one count each (need 1 <= n <= total)");
   }
 
-  // Pass 1: validate and sum, in index order.
-  double sum = 0.0;
-  bool valid = true;
-  for (int64_t i = 0; i < n; ++i) {
-    const float p = probs[i];
-    if (!(p >= 0.0f && p <= FLT_MAX)) {  // false for NaN, +-inf and negatives
-      valid = false;
-      break;
+  // Pass 1: sum (four fixed partial sums, combined in a fixed order: the result depends only on
+  // the floats), find the most probable symbol, and look for negative entries. NaN and infinity
+  // show up in the sum.
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  bool negative = false;
+  int64_t argmax = 0;
+  float best = probs[0];
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float a = probs[i], b = probs[i + 1], c = probs[i + 2], d = probs[i + 3];
+    s0 += static_cast<double>(a);
+    s1 += static_cast<double>(b);
+    s2 += static_cast<double>(c);
+    s3 += static_cast<double>(d);
+    negative |= (a < 0.0f) | (b < 0.0f) | (c < 0.0f) | (d < 0.0f);
+    const float m = std::max(std::max(a, b), std::max(c, d));
+    if (m > best) {  // rare after the first few blocks: find which of the four, lowest index first
+      for (int k = 0; k < 4; ++k) {
+        if (probs[i + k] > best) {
+          best = probs[i + k];
+          argmax = i + k;
+        }
+      }
     }
-    sum += static_cast<double>(p);
   }
-  if (!valid || !(sum > 0.0)) {
+  for (; i < n; ++i) {
+    s0 += static_cast<double>(probs[i]);
+    negative |= probs[i] < 0.0f;
+    if (probs[i] > best) {
+      best = probs[i];
+      argmax = i;
+    }
+  }
+  const double sum = (s0 + s1) + (s2 + s3);
+  if (negative || !(sum > 0.0 && sum <= DBL_MAX)) {  // also false for a NaN sum
     uniform_cdf(n, total, cdf);
     return;
   }
 
-  // Pass 2: counts into cdf[i + 1]. Each floor(p * scale) <= p * B / sum, so their sum is <= B.
+  // Pass 2: counts into cdf[i + 1]. Each floor(p * scale) <= p * B / sum <= B < 2^31, so the
+  // int32 conversion is exact, and the floors add up to at most B.
   const uint64_t budget = total - static_cast<uint64_t>(n);
   const double scale = static_cast<double>(budget) / sum;
   uint64_t used = 0;
-  int64_t argmax = 0;
-  float best = probs[0];
   cdf[0] = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float p = probs[i];
-    const uint64_t share = static_cast<uint64_t>(static_cast<double>(p) * scale);  // floor, >= 0
-    cdf[i + 1] = static_cast<uint32_t>(1 + share);
+  for (i = 0; i < n; ++i) {
+    const auto share = static_cast<uint32_t>(static_cast<int32_t>(static_cast<double>(probs[i]) * scale));
+    cdf[i + 1] = 1 + share;
     used += share;
-    if (p > best) {
-      best = p;
-      argmax = i;
-    }
   }
   if (used > budget) {  // rounding cannot get here (see above); stay exact regardless
     uniform_cdf(n, total, cdf);
@@ -96,7 +114,7 @@ void quantize_cdf(const float* probs, int64_t n, int total_bits, uint32_t* cdf) 
 
   // Pass 3: prefix sums; the last entry is n + budget = total.
   uint32_t acc = 0;
-  for (int64_t i = 1; i <= n; ++i) {
+  for (i = 1; i <= n; ++i) {
     acc += cdf[i];
     cdf[i] = acc;
   }

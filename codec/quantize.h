@@ -15,7 +15,9 @@
 // Determinism: the output depends only on the input floats (no threads, no SIMD reductions whose
 //   order could vary, no library calls besides floor). Inputs with a NaN, an infinity, a negative
 //   entry or a zero sum give the uniform-as-possible CDF instead (still exact and >= 1 per symbol).
-// Speed: three linear passes over n floats, no allocation (about 30 us for n = 32000).
+// Speed: three linear passes over n floats, no allocation: about 50 us for n = 32000 and 9 us for
+//   n = 4096 on this project's 2-core build machine (CPU time; small beside the model's V x C output
+//   projection that produces the probabilities).
 #pragma once
 #include <cstdint>
 
