@@ -426,6 +426,37 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
   EXPECT_THROW(Tokenizer::load(temp_dir() + "/missing.model"), std::runtime_error);
 }
 
+TEST(Tokenizer, DamagedModelsAreRefused) {
+  // Truncations and byte flips of a real model, and random bytes: each either loads (a flip can
+  // land in a score) and then still round-trips, or fails with std::runtime_error; never a crash.
+  const std::string good = trained("bpe").model_bytes();
+  std::mt19937 rng(5);
+  std::vector<std::string> damaged;
+  for (size_t cut : {size_t(1), size_t(2), size_t(10), good.size() / 3, good.size() / 2, good.size() - 1})
+    damaged.push_back(good.substr(0, cut));
+  for (int i = 0; i < 40; ++i) {
+    std::string d = good;
+    d[rng() % d.size()] ^= static_cast<char>(1 + rng() % 255);
+    damaged.push_back(d);
+  }
+  for (int i = 0; i < 20; ++i) {
+    std::string d(rng() % 2000, '\0');
+    for (char& c : d) c = static_cast<char>(rng());
+    damaged.push_back(d);
+  }
+  int refused = 0;
+  for (size_t i = 0; i < damaged.size(); ++i) {
+    try {
+      const Tokenizer t = Tokenizer::from_bytes(damaged[i], "damaged-" + std::to_string(i));
+      expect_round_trip(t, "Some text, \xFF and \xE2\x96\x81 too.\n", "damaged model " + std::to_string(i));
+    } catch (const std::runtime_error& e) {
+      ++refused;
+      EXPECT_NE(std::string(e.what()).find("damaged-" + std::to_string(i)), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GE(refused, 26);  // every truncation and every random blob at least
+}
+
 // Rewrites a serialized ModelProto so that byte pieces (type 6) become normal pieces (type 1): a
 // model SentencePiece accepts but whose bytes cannot all be represented.
 std::string without_byte_pieces(const std::string& model) {
