@@ -5,11 +5,12 @@
 // Design: a carry-propagating, byte-wise coder with a 48-bit window.
 //   Encoder state: low  (uint64) — the bottom of the current interval, in units of the window;
 //                  range (uint64) — its width.
-//   Invariants between calls: 2^40 <= range <= 2^48 - 1 and low < 2^48 (a carry out of bit 47
-//   is parked in bit 48 only until the next byte shift resolves it into the pending bytes).
+//   Invariants between calls: 2^40 <= range <= 2^48 - 1 and low + range < 2^49. Bit 48 of low
+//   is a carry not yet added to the held-back bytes; the next byte shift resolves it, and a
+//   held-back byte can take at most one carry.
 //   Per symbol: r = range >> total_bits (>= 2^40 >> 28 = 2^12, so every count of 1 keeps a
-//   non-empty sub-interval), low += r * cum, range = r * freq. Both products are <= range < 2^48:
-//   nothing overflows 64 bits, no 128-bit arithmetic is needed.
+//   non-empty sub-interval), low += r * cum, range = r * freq. Both products are <= range < 2^48
+//   and low + range never grows: nothing overflows 64 bits, no 128-bit arithmetic is needed.
 //   After a symbol, while range < 2^40: the top byte of low goes out, low and range shift left 8.
 //   A byte equal to 0xFF may still be changed by a later carry, so runs of them are held back
 //   (`cache_` plus a count) until a byte that cannot absorb a carry arrives.
