@@ -63,7 +63,7 @@ void LoopConfig::validate(const std::string& s) const {
   if (seq_len != 0 && seq_len < 2) bad("seq_len", "must be >= 2 (or 0 for the model's context), got " + std::to_string(seq_len));
   if (!(lr > 0)) bad("lr", "must be > 0");
   if (!(min_lr >= 0 && min_lr <= lr)) bad("min_lr", "must be in [0, lr]");
-  if (warmup_steps < 0 || warmup_steps > steps) bad("warmup_steps", "must be in [0, steps]");
+  if (warmup_steps < 0) bad("warmup_steps", "must be >= 0");
   if (!(weight_decay >= 0)) bad("weight_decay", "must be >= 0");
   if (!(grad_clip >= 0)) bad("grad_clip", "must be >= 0 (0 = off)");
   if (grad_accum < 1) bad("grad_accum", "must be >= 1");
@@ -145,11 +145,11 @@ nlohmann::json TrainConfig::to_json() const {
 }
 
 double learning_rate(const LoopConfig& c, int64_t step) {
-  if (c.warmup_steps > 0 && step < c.warmup_steps)
-    return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup_steps);
-  const int64_t decay_steps = c.steps - c.warmup_steps;
+  const int64_t warmup = std::min(c.warmup_steps, c.steps);
+  if (warmup > 0 && step < warmup) return c.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  const int64_t decay_steps = c.steps - warmup;
   if (decay_steps <= 1) return c.lr;
-  double progress = static_cast<double>(step - c.warmup_steps) / static_cast<double>(decay_steps - 1);
+  double progress = static_cast<double>(step - warmup) / static_cast<double>(decay_steps - 1);
   progress = std::min(1.0, std::max(0.0, progress));
   return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1.0 + std::cos(M_PI * progress));
 }

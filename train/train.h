@@ -48,7 +48,7 @@ struct LoopConfig {
   int64_t seq_len = 0;             // tokens per sequence, 2..max_position_embeddings; 0 = max_position_embeddings
   double lr = 1e-3;                // peak learning rate, > 0
   double min_lr = 1e-4;            // end of the cosine decay, 0..lr
-  int64_t warmup_steps = 50;       // linear warm-up from lr/warmup_steps to lr, 0..steps
+  int64_t warmup_steps = 50;       // linear warm-up from lr/warmup_steps to lr, >= 0 (capped at steps)
   double weight_decay = 0.0;       // AdamW decoupled decay (matrices only in pretraining), >= 0
   double grad_clip = 1.0;          // max global gradient norm; 0 = off
   int64_t grad_accum = 1;          // micro-batches per optimizer step, >= 1

@@ -1,0 +1,408 @@
+// The LM codec measured on real documents: per domain, what the model's ideal code length is,
+// what the range coder actually writes, the container's fixed cost, the ratio with and without an
+// adapter beside xz -9 and zstd -19, the codec's speed against one teacher-forced forward pass of
+// the same model, and the peak resident memory of compressing and decompressing a 1 MB input.
+//
+//   bench_codec -m BASE_DIR [-a ADAPTER_DIR] [--docs N] [--seed S] [--threads N]
+//               [--chunk-tokens N] [--group-streams N] [--rss-bytes N | --no-rss] INPUT...
+//
+// INPUT: a corpus root (../shared/data/llm-text: one sub-directory per domain holding *.jsonl),
+// one domain directory of *.jsonl, one .jsonl file (a domain named after the file), or any other
+// file (one document, its own row). From JSONL, the "text" field of N documents per domain is
+// sampled with a seeded generator (same --seed, same documents); each document is compressed
+// alone, as `lorazip compress` would compress it as a file, and decompressed to check it.
+//
+// Speed: every sampled document concatenated into one input (so that the chunks fill whole
+// groups), compressed and decompressed with --threads workers, against LmCodec::ideal_bits() on
+// the same tokens (batches of chunks through forward(), libtorch's intra-op threads = --threads).
+// Peak memory: the program runs itself again (fork + exec, so VmHWM starts from nothing) once to
+// load the model only, once to compress and once to decompress a --rss-bytes input built by
+// repeating the sampled documents; each child reports VmHWM from /proc/self/status.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "codec/classical.h"
+#include "codec/lm_codec.h"
+#include "codec/model_setup.h"
+#include "common/fs.h"
+
+using namespace lorazip;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Args {
+  std::string model_dir;
+  std::string adapter_dir;
+  std::vector<std::string> inputs;
+  int64_t docs = 20;             // documents sampled per JSONL domain
+  uint64_t seed = 1;             // picks the sample
+  int threads = 0;               // 0 = all cores
+  int64_t chunk_tokens = 0;      // 0 = the model's context - 1 (the codec's default)
+  int64_t group_streams = 32;    // the codec's default
+  int64_t rss_bytes = 1 << 20;   // input size for the peak-memory runs
+  bool no_rss = false;
+  // Hidden: the child side of a peak-memory run.
+  std::string child_mode;        // load | compress | decompress
+  std::string child_in, child_out;
+};
+
+struct Domain {
+  std::string name;
+  std::vector<std::string> docs;
+};
+
+// ---- inputs -----------------------------------------------------------------------------------
+
+std::vector<std::string> read_jsonl_texts(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open '" + path + "'");
+  std::vector<std::string> texts;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ":" + std::to_string(n) + ": not a JSON object (" + e.what() + ")");
+    }
+    if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
+      throw std::runtime_error(path + ":" + std::to_string(n) + ": no string field \"text\"");
+    std::string t = j["text"].get<std::string>();
+    if (!t.empty()) texts.push_back(std::move(t));
+  }
+  return texts;
+}
+
+std::vector<std::string> jsonl_files(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".jsonl") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Domain sample_domain(const std::string& name, const std::vector<std::string>& files, const Args& a) {
+  std::vector<std::string> all;
+  for (const auto& f : files)
+    for (auto& t : read_jsonl_texts(f)) all.push_back(std::move(t));
+  if (all.empty()) throw std::runtime_error("domain '" + name + "': no documents with text");
+  // Seeded Fisher-Yates over the indices, then the first N: the same seed gives the same sample.
+  std::vector<size_t> idx(all.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::mt19937_64 rng(a.seed ^ std::hash<std::string>{}(name));
+  for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng() % i]);
+  Domain d{name, {}};
+  for (size_t i = 0; i < idx.size() && static_cast<int64_t>(i) < a.docs; ++i) d.docs.push_back(all[idx[i]]);
+  return d;
+}
+
+std::vector<Domain> collect_domains(const Args& a) {
+  std::vector<Domain> out;
+  for (const auto& in : a.inputs) {
+    if (fs::is_directory(in)) {
+      std::vector<std::string> here = jsonl_files(in);
+      if (!here.empty()) {
+        out.push_back(sample_domain(fs::path(in).filename().string(), here, a));
+        continue;
+      }
+      std::vector<std::string> subdirs;
+      for (const auto& e : fs::directory_iterator(in))
+        if (e.is_directory() && !jsonl_files(e.path().string()).empty()) subdirs.push_back(e.path().string());
+      std::sort(subdirs.begin(), subdirs.end());
+      if (subdirs.empty()) throw std::runtime_error("'" + in + "' holds no *.jsonl, directly or one level down");
+      for (const auto& d : subdirs) out.push_back(sample_domain(fs::path(d).filename().string(), jsonl_files(d), a));
+    } else if (fs::path(in).extension() == ".jsonl") {
+      out.push_back(sample_domain(fs::path(in).stem().string(), {in}, a));
+    } else {
+      out.push_back(Domain{fs::path(in).filename().string(), {read_file(in)}});
+    }
+  }
+  return out;
+}
+
+// ---- measurements -----------------------------------------------------------------------------
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Totals {
+  int64_t docs = 0, bytes = 0, tokens = 0, payload_bytes = 0, file_bytes = 0, header_bytes = 0;
+  double ideal_bits = 0, compress_s = 0, decompress_s = 0;
+  int64_t xz = 0, zstd = 0;
+  void add(const Totals& o) {
+    docs += o.docs, bytes += o.bytes, tokens += o.tokens, payload_bytes += o.payload_bytes;
+    file_bytes += o.file_bytes, header_bytes += o.header_bytes, ideal_bits += o.ideal_bits;
+    compress_s += o.compress_s, decompress_s += o.decompress_s, xz += o.xz, zstd += o.zstd;
+  }
+};
+
+// Compresses each document alone, checks that it decompresses to its bytes.
+Totals code_documents(const LmCodec& codec, const std::vector<std::string>& docs, const LmCodecOptions& opt,
+                      const std::string& where) {
+  Totals t;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    CodeStats cs, ds;
+    const std::string file = codec.compress(docs[i], opt, &cs);
+    const std::string back = codec.decompress(file, where + " document " + std::to_string(i), opt.threads, &ds);
+    if (back != docs[i]) throw std::runtime_error(where + " document " + std::to_string(i) + ": round trip changed the bytes");
+    ++t.docs;
+    t.bytes += cs.bytes;
+    t.tokens += cs.tokens;
+    t.payload_bytes += cs.payload_bytes;
+    t.file_bytes += cs.file_bytes;
+    t.header_bytes += cs.file_bytes - cs.payload_bytes;
+    t.ideal_bits += cs.ideal_bits;
+    t.compress_s += cs.seconds;
+    t.decompress_s += ds.seconds;
+  }
+  return t;
+}
+
+void add_classical(Totals& t, const std::vector<std::string>& docs) {
+  for (const auto& d : docs) {
+    t.xz += static_cast<int64_t>(classical_compressed_size(Classical::Xz9, d));
+    t.zstd += static_cast<int64_t>(classical_compressed_size(Classical::Zstd19, d));
+  }
+}
+
+void print_header() {
+  std::printf("\n%-12s %-10s %5s %9s %8s %11s %11s %8s %7s %9s %6s %6s %7s %7s %7s %9s %9s\n", "domain", "model", "docs",
+              "bytes", "tokens", "ideal_bits", "coded_bits", "over%", "hdr_B", "file_B", "b/tok", "b/byte", "ratio", "xz-9",
+              "zstd-19", "c_tok/s", "d_tok/s");
+}
+
+void print_row(const std::string& domain, const std::string& model, const Totals& t) {
+  const double coded = 8.0 * static_cast<double>(t.payload_bytes);
+  std::printf("%-12s %-10s %5lld %9lld %8lld %11.0f %11.0f %+8.3f %7lld %9lld %6.3f %6.3f %7.4f %7.4f %7.4f %9.0f %9.0f\n",
+              domain.c_str(), model.c_str(), (long long)t.docs, (long long)t.bytes, (long long)t.tokens, t.ideal_bits, coded,
+              t.ideal_bits > 0 ? 100.0 * (coded / t.ideal_bits - 1.0) : 0.0, (long long)t.header_bytes, (long long)t.file_bytes,
+              t.tokens ? coded / static_cast<double>(t.tokens) : 0.0, t.bytes ? 8.0 * t.file_bytes / static_cast<double>(t.bytes) : 0.0,
+              t.bytes ? static_cast<double>(t.file_bytes) / t.bytes : 0.0, t.bytes ? static_cast<double>(t.xz) / t.bytes : 0.0,
+              t.bytes ? static_cast<double>(t.zstd) / t.bytes : 0.0, t.compress_s > 0 ? t.tokens / t.compress_s : 0.0,
+              t.decompress_s > 0 ? t.tokens / t.decompress_s : 0.0);
+}
+
+// ---- peak memory (child processes) ---------------------------------------------------------------
+
+int64_t vm_hwm_kb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+
+std::unique_ptr<LmCodec> make_codec(LoadedBase& base, const std::string& adapter_dir) {
+  if (adapter_dir.empty()) return std::make_unique<LmCodec>(base.model, *base.tokenizer, identity_for(base, nullptr));
+  AdapterEntry e;
+  LlamaForCausalLM m = merged_model(base, adapter_dir, &e);
+  return std::make_unique<LmCodec>(m, *base.tokenizer, identity_for(base, &e));
+}
+
+// The child: load, then (maybe) code child_in into child_out; prints "VmHWM_kB <n> tokens <t> seconds <s>".
+int run_child(const Args& a) {
+  LoadedBase base = load_base(a.model_dir);
+  std::unique_ptr<LmCodec> codec = make_codec(base, a.adapter_dir);
+  LmCodecOptions opt;
+  opt.chunk_tokens = a.chunk_tokens;
+  opt.group_streams = a.group_streams;
+  opt.threads = a.threads;
+  CodeStats s;
+  if (a.child_mode == "compress") {
+    write_file_atomic(a.child_out, codec->compress(read_file(a.child_in), opt, &s));
+  } else if (a.child_mode == "decompress") {
+    write_file_atomic(a.child_out, codec->decompress(read_file(a.child_in), a.child_in, a.threads, &s));
+  } else if (a.child_mode != "load") {
+    throw std::invalid_argument("unknown --child mode '" + a.child_mode + "'");
+  }
+  std::printf("VmHWM_kB %lld tokens %lld seconds %.3f\n", (long long)vm_hwm_kb(), (long long)s.tokens, s.seconds);
+  return 0;
+}
+
+struct ChildResult {
+  int64_t hwm_kb = -1, tokens = 0;
+  double seconds = 0;
+};
+
+ChildResult spawn_child(const Args& a, const std::string& mode, const std::string& in, const std::string& out) {
+  std::vector<std::string> args = {"bench_codec", "-m", a.model_dir, "--threads", std::to_string(a.threads),
+                                   "--chunk-tokens", std::to_string(a.chunk_tokens), "--group-streams",
+                                   std::to_string(a.group_streams), "--child", mode, "--child-in", in, "--child-out", out};
+  if (!a.adapter_dir.empty()) args.insert(args.end(), {"-a", a.adapter_dir});
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe() failed");
+  std::fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork() failed");
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> argv;
+    for (auto& s : args) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("peak-memory child (" + mode + ") failed; its output: " + text);
+  ChildResult r;
+  std::istringstream ss(text);
+  std::string k1, k2, k3;
+  ss >> k1 >> r.hwm_kb >> k2 >> r.tokens >> k3 >> r.seconds;
+  if (k1 != "VmHWM_kB") throw std::runtime_error("peak-memory child (" + mode + ") printed: " + text);
+  return r;
+}
+
+int run(const Args& a) {
+  const int threads = set_torch_threads(a.threads);
+  LoadedBase base = load_base(a.model_dir);
+  const LlamaConfig& cfg = base.model->config();
+  std::vector<std::unique_ptr<LmCodec>> codecs;
+  std::vector<std::string> names = {"base"};
+  codecs.push_back(make_codec(base, ""));
+  if (!a.adapter_dir.empty()) {
+    codecs.push_back(make_codec(base, a.adapter_dir));
+    names.push_back("+" + codecs.back()->identity().adapter_domain);
+  }
+  LmCodecOptions opt;
+  opt.chunk_tokens = a.chunk_tokens;
+  opt.group_streams = a.group_streams;
+  opt.threads = a.threads;
+  const int64_t chunk = a.chunk_tokens > 0 ? a.chunk_tokens : cfg.max_position_embeddings - 1;
+
+  std::printf("bench_codec: base %s (%s; hidden %lld, %lld layers, vocab %lld, context %lld, %lld parameters)\n",
+              a.model_dir.c_str(), short_fp(base.fingerprint).c_str(), (long long)cfg.hidden_size,
+              (long long)cfg.num_hidden_layers, (long long)cfg.vocab_size, (long long)cfg.max_position_embeddings,
+              (long long)cfg.num_parameters());
+  if (!a.adapter_dir.empty())
+    std::printf("  adapter %s (%s)\n", a.adapter_dir.c_str(), short_fp(codecs.back()->identity().adapter_fingerprint).c_str());
+  std::printf("  threads %d, chunk_tokens %lld, group_streams %lld, docs/domain %lld, seed %llu\n", threads,
+              (long long)chunk, (long long)a.group_streams, (long long)a.docs, (unsigned long long)a.seed);
+
+  std::vector<Domain> domains = collect_domains(a);
+  print_header();
+  std::vector<Totals> all(codecs.size());
+  std::string joined;
+  for (const auto& d : domains) {
+    std::vector<Totals> per(codecs.size());
+    for (size_t k = 0; k < codecs.size(); ++k) {
+      per[k] = code_documents(*codecs[k], d.docs, opt, d.name);
+      add_classical(per[k], d.docs);
+      print_row(d.name, names[k], per[k]);
+      all[k].add(per[k]);
+    }
+    if (codecs.size() > 1 && per[0].payload_bytes > 0)
+      std::printf("%-12s adapter saves %.2f%% of the coded bits (%.2f%% of the ideal bits)\n", d.name.c_str(),
+                  100.0 * (1.0 - static_cast<double>(per[1].payload_bytes) / per[0].payload_bytes),
+                  100.0 * (1.0 - per[1].ideal_bits / per[0].ideal_bits));
+    for (const auto& doc : d.docs) joined += doc;
+  }
+  for (size_t k = 0; k < codecs.size(); ++k) print_row("all", names[k], all[k]);
+  std::printf("  (documents coded one at a time; hdr_B = container bytes beside the payload; c/d_tok/s per document,\n"
+              "   including tokenization)\n");
+
+  // Speed on one input that fills whole groups.
+  std::printf("\nspeed: the sampled documents as one input (%lld bytes)\n", (long long)joined.size());
+  std::printf("%-10s %9s %12s %12s %12s %10s %10s\n", "model", "tokens", "compress/s", "decompress/s", "forward/s",
+              "c/forward", "d/forward");
+  for (size_t k = 0; k < codecs.size(); ++k) {
+    CodeStats cs, ds;
+    const std::string file = codecs[k]->compress(joined, opt, &cs);
+    const std::string back = codecs[k]->decompress(file, "joined", a.threads, &ds);
+    if (back != joined) throw std::runtime_error("joined input: round trip changed the bytes");
+    const std::vector<int32_t> ids = base.tokenizer->encode(joined);
+    set_torch_threads(a.threads);
+    auto t0 = std::chrono::steady_clock::now();
+    codecs[k]->ideal_bits(ids, chunk);
+    const double fwd_s = seconds_since(t0);
+    const double c_tps = cs.tokens / cs.seconds, d_tps = ds.tokens / ds.seconds, f_tps = ids.size() / fwd_s;
+    std::printf("%-10s %9lld %12.0f %12.0f %12.0f %10.3f %10.3f\n", names[k].c_str(), (long long)cs.tokens, c_tps, d_tps,
+                f_tps, c_tps / f_tps, d_tps / f_tps);
+  }
+
+  if (!a.no_rss && !joined.empty()) {
+    const std::string dir = (fs::temp_directory_path() / ("bench_codec_" + std::to_string(::getpid()))).string();
+    fs::create_directories(dir);
+    std::string big;
+    while (static_cast<int64_t>(big.size()) < a.rss_bytes) big += joined;
+    big.resize(static_cast<size_t>(a.rss_bytes));
+    write_file_atomic(dir + "/in.txt", big);
+    std::printf("\npeak resident memory (VmHWM of a fresh process: fork + exec of this program), %lld-byte input, %s\n",
+                (long long)big.size(), names.back().c_str());
+    ChildResult load = spawn_child(a, "load", "", "");
+    ChildResult comp = spawn_child(a, "compress", dir + "/in.txt", dir + "/in.lrz");
+    ChildResult dec = spawn_child(a, "decompress", dir + "/in.lrz", dir + "/out.txt");
+    const bool same = read_file(dir + "/out.txt") == big;
+    std::printf("%-12s %10s %10s %9s %10s\n", "run", "VmHWM_MB", "+load_MB", "tokens", "tokens/s");
+    auto row = [&](const char* n, const ChildResult& r) {
+      std::printf("%-12s %10.1f %10.1f %9lld %10.0f\n", n, r.hwm_kb / 1024.0, (r.hwm_kb - load.hwm_kb) / 1024.0,
+                  (long long)r.tokens, r.seconds > 0 ? r.tokens / r.seconds : 0.0);
+    };
+    row("load only", load);
+    row("compress", comp);
+    row("decompress", dec);
+    std::printf("  round trip of the %lld-byte input: %s; file %lld bytes\n", (long long)big.size(), same ? "ok" : "FAILED",
+                (long long)fs::file_size(dir + "/in.lrz"));
+    fs::remove_all(dir);
+    if (!same) return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"bench_codec: the LM codec's ideal and coded bits, ratios beside xz/zstd, speed and peak memory"};
+  app.add_option("-m,--model", a.model_dir, "base model directory (HF Llama + tokenizer.model)")->required();
+  app.add_option("-a,--adapter", a.adapter_dir, "adapter directory (PEFT); rows with and without it");
+  app.add_option("inputs", a.inputs, "corpus root, domain directory, .jsonl file or plain file");
+  app.add_option("--docs", a.docs, "documents sampled per JSONL domain")->check(CLI::PositiveNumber);
+  app.add_option("--seed", a.seed, "seed of the document sample");
+  app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--chunk-tokens", a.chunk_tokens, "tokens per stream (0 = context - 1)")->check(CLI::NonNegativeNumber);
+  app.add_option("--group-streams", a.group_streams, "streams per batch group")->check(CLI::PositiveNumber);
+  app.add_option("--rss-bytes", a.rss_bytes, "input size for the peak-memory runs")->check(CLI::PositiveNumber);
+  app.add_flag("--no-rss", a.no_rss, "skip the peak-memory runs");
+  app.add_option("--child", a.child_mode)->group("");
+  app.add_option("--child-in", a.child_in)->group("");
+  app.add_option("--child-out", a.child_out)->group("");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (!a.child_mode.empty()) return run_child(a);
+    if (a.inputs.empty()) throw std::invalid_argument("no inputs: pass a corpus directory, .jsonl files or plain files");
+    return run(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_codec: %s\n", e.what());
+    return 1;
+  }
+}
