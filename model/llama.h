@@ -45,6 +45,7 @@ struct KVCache {
   int64_t batch = 0;
   int64_t capacity = 0;
   int64_t length = 0;  // positions filled so far (same for every stream)
+  void reset() { length = 0; }  // reuse the buffers for new streams of the same batch size
 };
 
 class RMSNormImpl;
@@ -61,7 +62,12 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   KVCache new_cache(int64_t batch, int64_t capacity) const;
   // tokens [B] int64 (one per stream, at position cache.length) -> logits [B, vocab] float32.
   // Appends to the cache. Throws std::invalid_argument when the cache is full or B mismatches.
+  // Runs under NoGradGuard. On the CPU it uses fused kernels whose per-stream results do not
+  // depend on the intra-op thread count (the projections are BLAS products of shape (B, C)).
   torch::Tensor step(const torch::Tensor& tokens, KVCache& cache);
+  // Selects the fused CPU kernels (default) or the plain libtorch-ops path for step(); both agree
+  // with forward() to ~1e-5 relative. Non-CPU devices always use the plain path.
+  void set_fast_step(bool on);
 
   const LlamaConfig& config() const { return cfg_; }
 

@@ -74,11 +74,16 @@ void expect_step_matches_forward(const LlamaConfig& c, uint64_t seed) {
   }
   ASSERT_EQ(full.sizes(), (std::vector<int64_t>{3, 23, c.vocab_size}));
   EXPECT_EQ(full.scalar_type(), torch::kFloat);
-  torch::Tensor inc = run_steps(m, tokens);
   const double scale = full.abs().max().item<double>();
-  const double diff = (full - inc).abs().max().item<double>();
-  EXPECT_LT(diff, 1e-5 * scale) << "max |forward - step| = " << diff << " at logit scale " << scale;
   EXPECT_GT(scale, 1.0);
+  for (bool fast : {true, false}) {
+    m->set_fast_step(fast);
+    torch::Tensor inc = run_steps(m, tokens);
+    const double diff = (full - inc).abs().max().item<double>();
+    EXPECT_LT(diff, 1e-5 * scale) << "max |forward - step| = " << diff << " at logit scale " << scale
+                                  << (fast ? " (fused CPU step)" : " (plain libtorch step)");
+  }
+  m->set_fast_step(true);
 }
 
 }  // namespace
@@ -121,6 +126,35 @@ TEST(Llama, ParameterShapesFollowTheConfig) {
 TEST(Llama, StepMatchesForwardWithGroupedQueryAttention) { expect_step_matches_forward(small_config(false, 2), 1); }
 TEST(Llama, StepMatchesForwardWithTiedEmbeddings) { expect_step_matches_forward(small_config(true, 1), 2); }
 TEST(Llama, StepMatchesForwardMultiHeadWithBiases) { expect_step_matches_forward(small_config(false, 4, true), 3); }
+
+TEST(Llama, FusedStepIgnoresThreadCountAndWorksWithAdapters) {
+  LlamaConfig c = small_config(false, 2, true);
+  LlamaForCausalLM m(c);
+  m->init_weights(4, 0.3);
+  torch::Tensor tokens = torch::randint(0, c.vocab_size, {4, 9}, torch::kLong);
+  set_torch_threads(1);
+  torch::Tensor one = run_steps(m, tokens);
+  set_torch_threads(2);
+  torch::Tensor two = run_steps(m, tokens);
+  set_torch_threads(1);
+  EXPECT_TRUE(torch::equal(one, two)) << "step() logits changed with the thread count";
+
+  // An attached (unmerged) adapter on every projection takes the general Linear path.
+  for (auto& p : m->projections()) {
+    p.second->lora_A = torch::randn({2, p.second->in_features}) * 0.3;
+    p.second->lora_B = torch::randn({p.second->out_features, 2}) * 0.3;
+    p.second->lora_scaling = 2.0;
+  }
+  m->eval();
+  torch::Tensor full;
+  {
+    torch::NoGradGuard ng;
+    full = m->forward(tokens);
+  }
+  torch::Tensor inc = run_steps(m, tokens);
+  EXPECT_FALSE(torch::allclose(full, one, 1e-3, 1e-3)) << "the adapter should change the logits";
+  EXPECT_LT((full - inc).abs().max().item<double>(), 1e-5 * full.abs().max().item<double>());
+}
 
 TEST(Llama, AttentionIsCausal) {
   LlamaConfig c = small_config(false);
