@@ -86,6 +86,8 @@ LmCodec::LmCodec(LlamaForCausalLM model, const Tokenizer& tokenizer, CodecIdenti
   if (tok_.vocab_size() != model_->config().vocab_size)
     throw std::invalid_argument("tokenizer has " + std::to_string(tok_.vocab_size()) + " pieces but the model's vocab_size is " +
                                 std::to_string(model_->config().vocab_size));
+  if (model_->config().bos_token_id < 0)
+    throw std::invalid_argument("the model has no bos_token_id (null in config.json), but every coded stream starts from BOS");
   model_->eval();
 }
 
@@ -141,7 +143,7 @@ double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tok
 std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats) const {
   auto t0 = std::chrono::steady_clock::now();
   const LlamaConfig& cfg = model_->config();
-  int64_t chunk = opt.chunk_tokens > 0 ? opt.chunk_tokens : cfg.max_position_embeddings - 1;
+  int64_t chunk = opt.chunk_tokens != 0 ? opt.chunk_tokens : cfg.max_position_embeddings - 1;  // negative: refused below
   if (chunk < 1 || chunk > cfg.max_position_embeddings - 1)
     throw std::invalid_argument("chunk_tokens must be in 1.." + std::to_string(cfg.max_position_embeddings - 1) +
                                 " for this model (its context is " + std::to_string(cfg.max_position_embeddings) + ")");
