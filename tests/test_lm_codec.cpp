@@ -1,0 +1,661 @@
+// The LM codec end to end, on a tiny random Llama and a tokenizer trained here: every byte string
+// round-trips (contract 1); the file does not depend on the thread count and decodes under any
+// thread count (contract 2); a file is refused under another base, adapter or tokenizer, naming
+// what it needs, and a corrupted, truncated or forged file is refused, never decoded to wrong
+// bytes (contract 3); the coded size tracks the model's ideal code length. The last tests run the
+// real TinyStories model from ../shared.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "adapters/adapter.h"
+#include "codec/container.h"
+#include "codec/lm_codec.h"
+#include "codec/model_setup.h"
+#include "common/fs.h"
+#include "model/checkpoint.h"
+#include "model/tokenizer.h"
+
+using namespace lorazip;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTinyStories = std::string(LORAZIP_SHARED_DIR) + "/models/tinystories-260k-hf";
+
+std::string temp_root() {
+  static const std::string d =
+      (fs::temp_directory_path() / ("lorazip_test_lm_codec_" + std::to_string(::getpid()))).string();
+  return d;
+}
+
+class RemoveTempRoot : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(temp_root(), ec);
+  }
+};
+const auto* const kRemoveTempRoot = ::testing::AddGlobalTestEnvironment(new RemoveTempRoot);
+
+// Assistant-style text (paragraphs, lists, code, numbers); each seed gives different text.
+std::string make_text(uint32_t seed, size_t n_bytes) {
+  static const std::vector<std::string> words = {
+      "the", "model", "answer", "a", "of", "to", "and", "is", "in", "that", "this", "for", "it", "with",
+      "we", "can", "be", "each", "value", "function", "returns", "example", "first", "step", "result",
+      "file", "number", "list", "you", "will", "which", "when", "should", "code", "output", "input",
+      "error", "memory", "system", "question", "simple", "because", "however", "therefore", "between",
+      "compression", "probability", "token", "story", "little", "water", "light", "small", "large"};
+  static const std::vector<std::string> code = {
+      "def solve(n):", "    return n * (n + 1) // 2", "for i in range(10):", "    print(i)",
+      "if x is None:", "        raise ValueError(\"x\")", "int main() {", "  return 0;", "}"};
+  std::mt19937 rng(seed);
+  auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  std::string out;
+  while (out.size() < n_bytes) {
+    const unsigned kind = rng() % 10;
+    if (kind < 6) {
+      for (int s = 0, ns = 2 + static_cast<int>(rng() % 4); s < ns; ++s) {
+        std::string sent = pick(words);
+        sent[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(sent[0])));
+        for (int w = 0, nw = 4 + static_cast<int>(rng() % 10); w < nw; ++w) {
+          sent += (rng() % 9 == 0) ? ", " : " ";
+          sent += (rng() % 13 == 0) ? std::to_string(rng() % 1000) : pick(words);
+        }
+        out += sent + (rng() % 5 == 0 ? "? " : ". ");
+      }
+      out.back() = '\n';
+      out += "\n";
+    } else if (kind < 8) {
+      for (int i = 0, n = 2 + static_cast<int>(rng() % 3); i < n; ++i)
+        out += "- **" + pick(words) + "**: " + pick(words) + " " + pick(words) + "\n";
+      out += "\n";
+    } else {
+      out += "```python\n";
+      for (int i = 0, n = 2 + static_cast<int>(rng() % 4); i < n; ++i) out += pick(code) + "\n";
+      out += "```\n\n";
+    }
+  }
+  out.resize(n_bytes);
+  return out;
+}
+
+std::string random_bytes(uint32_t seed, size_t n) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng() & 0xFF);
+  return s;
+}
+
+// A tokenizer trained on generated text; the vocabulary size is what SentencePiece gives.
+std::unique_ptr<Tokenizer> train_tokenizer(const std::string& path, uint32_t seed, int vocab) {
+  std::vector<std::string> docs;
+  for (uint32_t i = 0; i < 24; ++i) docs.push_back(make_text(seed + i, 3000));
+  TokenizerTrainOptions opt;
+  opt.vocab_size = vocab;
+  opt.threads = 1;
+  Tokenizer::train(docs, opt, path);
+  return std::make_unique<Tokenizer>(Tokenizer::load(path));
+}
+
+// Tiny Llama (GQA, context 64) with weights large enough that its distributions are far from
+// uniform, as a trained model's are.
+LlamaForCausalLM tiny_model(const Tokenizer& tok, uint64_t seed) {
+  LlamaConfig c;
+  c.vocab_size = tok.vocab_size();
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 64;
+  c.bos_token_id = tok.bos_id();
+  c.eos_token_id = tok.eos_id();
+  LlamaForCausalLM m(c);
+  m->init_weights(seed, 0.25);
+  m->eval();
+  return m;
+}
+
+// Base model directory (HF layout with tokenizer.model), loaded the way the program loads it.
+struct World {
+  std::unique_ptr<Tokenizer> tok;
+  std::string base_dir;
+  LoadedBase base;
+  std::unique_ptr<LmCodec> codec;  // base alone
+};
+
+World& world() {
+  static std::unique_ptr<World> w;
+  if (!w) {
+    w = std::make_unique<World>();
+    fs::create_directories(temp_root());
+    w->tok = train_tokenizer(temp_root() + "/tok.model", 1, 400);
+    LlamaForCausalLM m = tiny_model(*w->tok, 11);
+    w->base_dir = temp_root() + "/base";
+    save_hf_model(m, w->base_dir, w->tok->model_bytes());
+    w->base = load_base(w->base_dir);
+    w->codec = std::make_unique<LmCodec>(w->base.model, *w->base.tokenizer, identity_for(w->base, nullptr));
+  }
+  return *w;
+}
+
+// A LoRA adapter with random (non-zero) B for the world's base, saved as a PEFT directory.
+std::string make_adapter(const std::string& name, uint64_t seed) {
+  World& w = world();
+  const std::string dir = temp_root() + "/adapters/" + name;
+  if (dir_exists(dir)) return dir;
+  LoraConfig cfg;
+  cfg.r = 4;
+  cfg.seed = seed;
+  LoraAdapter a(w.base.model, cfg);
+  {
+    torch::NoGradGuard ng;
+    torch::manual_seed(seed);
+    for (auto& [k, t] : a.state_dict())
+      if (k.find("lora_B") != std::string::npos) t.copy_(torch::randn(t.sizes()) * 0.2);
+  }
+  AdapterInfo info;
+  info.domain = name;
+  info.base_fingerprint = w.base.fingerprint;
+  info.tokenizer_sha256 = w.tok->sha256();
+  a.save(dir, info);
+  return dir;
+}
+
+struct AdaptedCodec {
+  AdapterEntry entry;
+  std::unique_ptr<LmCodec> codec;
+};
+
+AdaptedCodec adapted_codec(const std::string& adapter_dir) {
+  World& w = world();
+  AdaptedCodec ac;
+  LlamaForCausalLM m = merged_model(w.base, adapter_dir, &ac.entry);
+  ac.codec = std::make_unique<LmCodec>(m, *w.base.tokenizer, identity_for(w.base, &ac.entry));
+  return ac;
+}
+
+LmCodecOptions opts(int64_t chunk, int64_t group, int threads) {
+  LmCodecOptions o;
+  o.chunk_tokens = chunk;
+  o.group_streams = group;
+  o.threads = threads;
+  return o;
+}
+
+// The std::runtime_error message of f(); a test failure if f returns or throws anything else.
+std::string refusal_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected std::runtime_error, got another exception: " << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a refusal, but the call succeeded";
+  return "";
+}
+
+// Decompressing `file` must either throw std::runtime_error or (only where `may_succeed`) give
+// exactly `original`. Returns true when it was refused.
+bool refused_or_exact(const LmCodec& codec, const std::string& file, const std::string& original, bool may_succeed,
+                      const std::string& what) {
+  std::string out;
+  try {
+    out = codec.decompress(file, "damaged.lrz", 1);
+  } catch (const std::runtime_error&) {
+    return true;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << what << ": wrong exception type: " << e.what();
+    return true;
+  }
+  if (out != original) ADD_FAILURE() << what << ": a damaged file decoded to WRONG bytes (" << out.size() << " bytes)";
+  else if (!may_succeed) ADD_FAILURE() << what << ": a damaged file was accepted";
+  return false;
+}
+
+void expect_round_trip(const LmCodec& codec, const std::string& input, const LmCodecOptions& o, const std::string& what) {
+  CodeStats cs, ds;
+  const std::string file = codec.compress(input, o, &cs);
+  const std::string back = codec.decompress(file, what, o.threads, &ds);
+  EXPECT_EQ(back.size(), input.size()) << what;
+  EXPECT_TRUE(back == input) << what << ": decompressed bytes differ from the input";
+  EXPECT_EQ(cs.bytes, static_cast<int64_t>(input.size())) << what;
+  EXPECT_EQ(cs.file_bytes, static_cast<int64_t>(file.size())) << what;
+  EXPECT_EQ(ds.tokens, cs.tokens) << what;
+  EXPECT_EQ(ds.payload_bytes, cs.payload_bytes) << what;
+}
+
+}  // namespace
+
+// ---- contract 1: byte for byte ------------------------------------------------------------------
+
+TEST(LmCodecRoundTrip, EdgeCaseInputs) {
+  World& w = world();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"empty", ""},
+      {"one byte 'a'", "a"},
+      {"one NUL byte", std::string(1, '\0')},
+      {"one byte 0xFF", "\xFF"},
+      {"random binary 3000", random_bytes(5, 3000)},
+      {"invalid UTF-8", "ok \xC3\x28 \xA0\xA1 \xE2\x82 \xF0\x28\x8C\x28 \xED\xA0\x80 \xC0\xAF end"},
+      {"NUL bytes", std::string("a\0b\0\0c", 6) + std::string(40, '\0') + "tail"},
+      {"CRLF", "line one\r\nline two\r\n\r\n- item\r\n\r"},
+      {"whitespace runs", std::string(300, ' ') + "x" + std::string(200, '\t') + std::string(150, '\n') + " \n \t "},
+      {"leading space", " the model"},
+      {"emoji and CJK", "Done! \xF0\x9F\x8E\x89\xF0\x9F\x9A\x80 \xE4\xBD\xA0\xE5\xA5\xBD \xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB ok"},
+      {"text", make_text(100, 2500)},
+  };
+  for (const auto& [name, input] : cases) expect_round_trip(*w.codec, input, opts(32, 3, 2), name);
+}
+
+TEST(LmCodecRoundTrip, EmptyInputHasNoChunks) {
+  World& w = world();
+  CodeStats s;
+  const std::string file = w.codec->compress("", opts(0, 32, 1), &s);
+  EXPECT_EQ(s.tokens, 0);
+  EXPECT_EQ(s.chunks, 0);
+  EXPECT_EQ(s.payload_bytes, 0);
+  EXPECT_EQ(Container::parse(file, "empty").chunks.size(), 0u);
+  EXPECT_EQ(w.codec->decompress(file, "empty", 1), "");
+}
+
+TEST(LmCodecRoundTrip, TokenCountAnExactMultipleOfTheChunk) {
+  World& w = world();
+  const int64_t chunk = 32;
+  const std::string text = make_text(200, 4000);
+  int found = 0;
+  for (size_t n = 100; n < text.size() && found < 3; ++n) {
+    const std::string prefix = text.substr(0, n);
+    const size_t t = w.tok->encode(prefix).size();
+    if (t % chunk != 0) continue;
+    ++found;
+    CodeStats s;
+    const std::string file = w.codec->compress(prefix, opts(chunk, 3, 2), &s);
+    EXPECT_EQ(s.chunks * chunk, s.tokens);
+    const Container c = Container::parse(file, "multiple");
+    ASSERT_FALSE(c.chunks.empty());
+    EXPECT_EQ(c.chunks.back().n_tokens, chunk) << "the last chunk is full";
+    EXPECT_EQ(w.codec->decompress(file, "multiple", 1), prefix) << n << " bytes, " << t << " tokens";
+    n += 200;  // next case: a different number of chunks
+  }
+  EXPECT_EQ(found, 3) << "no prefix with a token count divisible by " << chunk;
+}
+
+TEST(LmCodecRoundTrip, GroupSizes) {
+  World& w = world();
+  const std::string text = make_text(300, 3000) + random_bytes(6, 200);
+  for (int64_t group : {1, 3, 32, 1024}) {
+    CodeStats s;
+    const std::string file = w.codec->compress(text, opts(32, group, 2), &s);
+    EXPECT_EQ(Container::parse(file, "g").group_streams, group);
+    EXPECT_GT(s.chunks, 3) << "several chunks";
+    EXPECT_EQ(w.codec->decompress(file, "group " + std::to_string(group), 1), text) << "group_streams " << group;
+  }
+}
+
+TEST(LmCodecRoundTrip, DefaultChunkIsTheContextLessBos) {
+  World& w = world();
+  const std::string text = make_text(400, 2000);
+  const std::string file = w.codec->compress(text, opts(0, 32, 0));
+  EXPECT_EQ(Container::parse(file, "d").chunk_tokens, 63);
+  EXPECT_EQ(w.codec->decompress(file, "d", 0), text);
+}
+
+TEST(LmCodecRoundTrip, TwoHundredKilobytesManyChunksAndGroups) {
+  World& w = world();
+  const std::string text = make_text(500, 200 * 1024);
+  CodeStats cs, ds;
+  const std::string file = w.codec->compress(text, opts(32, 32, 2), &cs);
+  EXPECT_GT(cs.chunks, 4 * 32) << "at least four groups of 32 streams";
+  const std::string back = w.codec->decompress(file, "200k", 2, &ds);
+  EXPECT_TRUE(back == text);
+  std::printf("200 KB: %lld tokens, %lld chunks, %.2f bits/token, compress %.2f s, decompress %.2f s\n",
+              (long long)cs.tokens, (long long)cs.chunks, cs.coded_bits() / cs.tokens, cs.seconds, ds.seconds);
+}
+
+TEST(LmCodecRoundTrip, OptionsOutOfRangeAreCallerMistakes) {
+  World& w = world();
+  EXPECT_THROW(w.codec->compress("abc", opts(64, 32, 1)), std::invalid_argument);  // context 64 holds BOS + 63
+  EXPECT_THROW(w.codec->compress("abc", opts(-1, 32, 1)), std::invalid_argument);
+  EXPECT_THROW(w.codec->compress("abc", opts(32, 0, 1)), std::invalid_argument);
+  EXPECT_THROW(w.codec->compress("abc", opts(32, 1025, 1)), std::invalid_argument);
+}
+
+TEST(LmCodecRoundTrip, ModelWithoutBosIsRefused) {
+  // Every stream starts from BOS; a config.json with "bos_token_id": null cannot be coded with.
+  World& w = world();
+  LlamaConfig c = w.base.model->config();
+  c.bos_token_id = -1;
+  LlamaForCausalLM m(c);
+  EXPECT_THROW({ LmCodec bad(m, *w.tok, identity_for(w.base, nullptr)); }, std::invalid_argument);
+}
+
+// ---- contract 2: one probability path -----------------------------------------------------------
+
+TEST(LmCodecDeterminism, FileDoesNotDependOnThreadsAndDecodesUnderAny) {
+  World& w = world();
+  const std::string text = make_text(600, 8000) + random_bytes(7, 300);
+  const std::string f1 = w.codec->compress(text, opts(32, 4, 1));
+  const std::string f2 = w.codec->compress(text, opts(32, 4, 2));
+  const std::string f2b = w.codec->compress(text, opts(32, 4, 2));
+  const std::string f0 = w.codec->compress(text, opts(32, 4, 0));
+  EXPECT_TRUE(f1 == f2) << "compress with 1 and 2 threads gave different files";
+  EXPECT_TRUE(f2 == f2b) << "compressing twice gave different files";
+  EXPECT_TRUE(f1 == f0) << "compress with all cores differs from 1 thread";
+  EXPECT_EQ(w.codec->decompress(f2, "t2", 1), text) << "compressed with 2 threads, decompressed with 1";
+  EXPECT_EQ(w.codec->decompress(f1, "t1", 2), text) << "compressed with 1 thread, decompressed with 2";
+  EXPECT_EQ(w.codec->decompress(f1, "t1", 7), text) << "more workers than cores";
+}
+
+TEST(LmCodecDeterminism, TorchIntraOpThreadsOfTheCallerChangeNothing) {
+  // The caller's libtorch thread setting (as the program sets it from --threads) must not leak
+  // into the coded floats.
+  World& w = world();
+  const std::string text = make_text(700, 6000);
+  const int prev = at::get_num_threads();
+  at::set_num_threads(1);
+  const std::string a = w.codec->compress(text, opts(32, 8, 1));
+  at::set_num_threads(2);
+  const std::string b = w.codec->compress(text, opts(32, 8, 1));
+  EXPECT_EQ(w.codec->decompress(a, "a", 2), text);
+  at::set_num_threads(1);
+  EXPECT_EQ(w.codec->decompress(b, "b", 1), text);
+  at::set_num_threads(prev);
+  EXPECT_TRUE(a == b);
+}
+
+TEST(LmCodecDeterminism, ReloadedBaseAndRemergedAdapterDecode) {
+  // A new process loads the base and merges the adapter again; the files must decode the same.
+  World& w = world();
+  const std::string adir = make_adapter("chat", 21);
+  const std::string text = make_text(800, 5000);
+  AdaptedCodec a1 = adapted_codec(adir);
+  const std::string file = a1.codec->compress(text, opts(32, 5, 2));
+
+  LoadedBase again = load_base(w.base_dir);
+  EXPECT_EQ(again.fingerprint, w.base.fingerprint);
+  const int prev = at::get_num_threads();
+  at::set_num_threads(2);  // the merge must not depend on this
+  AdapterEntry e;
+  LlamaForCausalLM m = merged_model(again, adir, &e);
+  at::set_num_threads(prev);
+  EXPECT_EQ(e.fingerprint, a1.entry.fingerprint);
+  LmCodec codec2(m, *again.tokenizer, identity_for(again, &e));
+  EXPECT_EQ(codec2.decompress(file, "adapted", 1), text);
+  EXPECT_TRUE(codec2.compress(text, opts(32, 5, 1)) == file);
+}
+
+// ---- adapters and identity (contract 3) ---------------------------------------------------------
+
+TEST(LmCodecAdapter, RoundTripAndTheAdapterChangesTheModel) {
+  World& w = world();
+  const std::string adir = make_adapter("chat", 21);
+  AdaptedCodec ac = adapted_codec(adir);
+  EXPECT_EQ(ac.entry.domain, "chat");
+  EXPECT_EQ(ac.entry.fingerprint.size(), 64u);
+  EXPECT_EQ(ac.codec->identity().adapter_fingerprint, ac.entry.fingerprint);
+
+  const std::string text = make_text(900, 4000);
+  CodeStats s;
+  const std::string file = ac.codec->compress(text, opts(32, 4, 2), &s);
+  const Container c = Container::parse(file, "a");
+  EXPECT_EQ(c.adapter_mode, AdapterMode::Merged);
+  EXPECT_EQ(c.adapter_fingerprint, ac.entry.fingerprint);
+  EXPECT_EQ(c.adapter_domain, "chat");
+  EXPECT_EQ(ac.codec->decompress(file, "a", 1), text);
+
+  // The merged weights really differ from the base: another ideal code length.
+  const std::vector<int32_t> ids = w.tok->encode(text);
+  EXPECT_GT(std::fabs(ac.codec->ideal_bits(ids, 32) - w.codec->ideal_bits(ids, 32)), 1.0);
+  // The base model itself is untouched by merging.
+  EXPECT_EQ(model_fingerprint(w.base.model), w.base.fingerprint);
+}
+
+TEST(LmCodecAdapter, RefusedWithoutTheAdapterOrWithAnother) {
+  World& w = world();
+  AdaptedCodec chat = adapted_codec(make_adapter("chat", 21));
+  AdaptedCodec code = adapted_codec(make_adapter("code", 22));
+  ASSERT_NE(chat.entry.fingerprint, code.entry.fingerprint);
+  const std::string text = make_text(1000, 1500);
+  const std::string file = chat.codec->compress(text, opts(32, 4, 1));
+  const std::string want = short_fp(chat.entry.fingerprint);
+  ASSERT_EQ(want.size(), 12u);
+
+  std::string msg = refusal_of([&] { w.codec->decompress(file, "story.lrz", 1); });
+  EXPECT_NE(msg.find("story.lrz"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(want), std::string::npos) << "names the expected adapter: " << msg;
+  EXPECT_NE(msg.find("chat"), std::string::npos) << "names its domain: " << msg;
+  EXPECT_NE(msg.find("no adapter"), std::string::npos) << "says what was given: " << msg;
+
+  msg = refusal_of([&] { code.codec->decompress(file, "story.lrz", 1); });
+  EXPECT_NE(msg.find(want), std::string::npos) << msg;
+  EXPECT_NE(msg.find(short_fp(code.entry.fingerprint)), std::string::npos) << "names the given adapter: " << msg;
+
+  // A file made with the base alone is refused by a codec with an adapter.
+  const std::string plain = w.codec->compress(text, opts(32, 4, 1));
+  msg = refusal_of([&] { chat.codec->decompress(plain, "plain.lrz", 1); });
+  EXPECT_NE(msg.find("no adapter"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(want), std::string::npos) << msg;
+}
+
+TEST(LmCodecAdapter, AnotherBaseIsRefusedNamingTheBase) {
+  World& w = world();
+  LlamaForCausalLM other = tiny_model(*w.tok, 12);
+  const std::string dir = temp_root() + "/base2";
+  save_hf_model(other, dir, w.tok->model_bytes());
+  LoadedBase b2 = load_base(dir);
+  ASSERT_NE(b2.fingerprint, w.base.fingerprint);
+  EXPECT_EQ(b2.tokenizer->sha256(), w.tok->sha256());
+  LmCodec codec2(b2.model, *b2.tokenizer, identity_for(b2, nullptr));
+
+  const std::string text = make_text(1100, 1500);
+  const std::string file = w.codec->compress(text, opts(32, 4, 1));
+  std::string msg = refusal_of([&] { codec2.decompress(file, "x.lrz", 1); });
+  EXPECT_NE(msg.find("base model"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(short_fp(w.base.fingerprint)), std::string::npos) << "names the expected base: " << msg;
+  EXPECT_NE(msg.find(short_fp(b2.fingerprint)), std::string::npos) << msg;
+
+  // An adapter file under the other base: the base is named first.
+  AdaptedCodec chat = adapted_codec(make_adapter("chat", 21));
+  const std::string afile = chat.codec->compress(text, opts(32, 4, 1));
+  msg = refusal_of([&] { codec2.decompress(afile, "x.lrz", 1); });
+  EXPECT_NE(msg.find(short_fp(w.base.fingerprint)), std::string::npos) << msg;
+  // And the adapter itself refuses to load onto the other base.
+  EXPECT_ANY_THROW(merged_model(b2, make_adapter("chat", 21), nullptr));
+}
+
+TEST(LmCodecAdapter, AnotherTokenizerIsRefused) {
+  World& w = world();
+  std::unique_ptr<Tokenizer> tok2 = train_tokenizer(temp_root() + "/tok2.model", 77, w.tok->vocab_size());
+  ASSERT_EQ(tok2->vocab_size(), w.tok->vocab_size());
+  ASSERT_NE(tok2->sha256(), w.tok->sha256());
+  CodecIdentity id = identity_for(w.base, nullptr);
+  id.tokenizer_fingerprint = tok2->sha256();
+  LmCodec codec2(w.base.model, *tok2, id);
+
+  const std::string text = make_text(1200, 1500);
+  const std::string file = w.codec->compress(text, opts(32, 4, 1));
+  std::string msg = refusal_of([&] { codec2.decompress(file, "t.lrz", 1); });
+  EXPECT_NE(msg.find("tokenizer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(short_fp(w.tok->sha256())), std::string::npos) << "names the expected tokenizer: " << msg;
+
+  // A tokenizer whose vocabulary does not fit the model is a caller's mistake.
+  std::unique_ptr<Tokenizer> tok3 = train_tokenizer(temp_root() + "/tok3.model", 78, 360);
+  EXPECT_THROW({ LmCodec bad(w.base.model, *tok3, id); }, std::invalid_argument);
+}
+
+// ---- contract 3: corrupted, truncated and forged files -------------------------------------------
+
+TEST(LmCodecDamage, EverySingleByteFlipIsRefused) {
+  World& w = world();
+  const std::string text = make_text(1300, 1200);
+  const std::string file = w.codec->compress(text, opts(32, 3, 1));
+  const Container c = Container::parse(file, "f");
+  const size_t payload_start = file.size() - c.payload_bytes();
+  ASSERT_GT(c.chunks.size(), 3u);
+  // Every header byte (preamble, fingerprints, chunk table, checksum) and every 7th payload byte.
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < payload_start; ++i) positions.push_back(i);
+  for (size_t i = payload_start; i < file.size(); i += 7) positions.push_back(i);
+  positions.push_back(file.size() - 1);
+  int refused = 0;
+  for (size_t pos : positions)
+    for (uint8_t x : {0x01, 0x80, 0xFF}) {
+      std::string bad = file;
+      bad[pos] = static_cast<char>(bad[pos] ^ x);
+      refused += refused_or_exact(*w.codec, bad, text, false, "flip at " + std::to_string(pos));
+    }
+  EXPECT_EQ(refused, static_cast<int>(3 * positions.size()));
+}
+
+TEST(LmCodecDamage, EveryTruncationIsRefused) {
+  World& w = world();
+  const std::string text = make_text(1400, 800);
+  const std::string file = w.codec->compress(text, opts(32, 3, 1));
+  for (size_t n = 0; n < file.size(); ++n)
+    refused_or_exact(*w.codec, file.substr(0, n), text, false, "truncated to " + std::to_string(n));
+  // Trailing bytes too.
+  refused_or_exact(*w.codec, file + "x", text, false, "one byte appended");
+  refused_or_exact(*w.codec, file + file, text, false, "two files concatenated");
+}
+
+// Files whose checksums were recomputed after a change: what stands between them and wrong
+// output is the codec's own checks and the checksum of the decoded bytes.
+TEST(LmCodecDamage, ForgedFilesWithValidChecksumsAreRefused) {
+  World& w = world();
+  const std::string text = make_text(1500, 700);
+  const std::string file = w.codec->compress(text, opts(32, 4, 1));
+  const Container orig = Container::parse(file, "forged");
+  ASSERT_GT(orig.chunks.size(), 4u);
+  auto forge = [&](const std::function<void(Container&)>& change) {
+    Container c = orig;
+    change(c);
+    return c.serialize();
+  };
+  auto expect_refused = [&](const std::string& what, const std::function<void(Container&)>& change) {
+    refused_or_exact(*w.codec, forge(change), text, false, what);
+  };
+
+  // A payload byte flipped at the start or in the middle of a chunk changes what its stream
+  // decodes to. The last byte of a stream (and bytes appended to it) may only carry the coder's
+  // slack below the final interval: decoding it exactly is then right, not a failure.
+  int refused_tail = 0, tails = 0;
+  for (size_t ci = 0; ci < orig.chunks.size(); ++ci) {
+    const size_t n = orig.chunks[ci].payload.size();
+    for (size_t at : {size_t{0}, n / 2}) {
+      if (at + 2 >= n) continue;  // too near the end: see below
+      expect_refused("payload of chunk " + std::to_string(ci) + " byte " + std::to_string(at),
+                     [&](Container& c) { c.chunks[ci].payload[at] = static_cast<char>(c.chunks[ci].payload[at] ^ 0x10); });
+    }
+    ++tails;
+    refused_tail += refused_or_exact(*w.codec, forge([&](Container& c) { c.chunks[ci].payload[n - 1] ^= 0x01; }), text, true,
+                                     "last payload byte of chunk " + std::to_string(ci));
+  }
+  std::printf("forged last-byte flips refused: %d of %d (the rest decoded exactly)\n", refused_tail, tails);
+  refused_or_exact(*w.codec, forge([](Container& c) { c.chunks[0].payload += std::string(8, '\x5A'); }), text, true,
+                   "payload extended");
+  expect_refused("payload truncated", [](Container& c) { c.chunks[1].payload.resize(c.chunks[1].payload.size() / 2); });
+  expect_refused("payload emptied", [](Container& c) { c.chunks[2].payload.clear(); });
+  expect_refused("two chunks swapped", [](Container& c) { std::swap(c.chunks[0], c.chunks[1]); });
+  expect_refused("last chunk dropped", [](Container& c) { c.chunks.pop_back(); });
+  expect_refused("a chunk duplicated", [](Container& c) { c.chunks.push_back(c.chunks.back()); });
+  expect_refused("middle chunk short", [](Container& c) { c.chunks[1].n_tokens -= 1; });
+  expect_refused("chunk with zero tokens", [](Container& c) { c.chunks[1].n_tokens = 0; });
+  expect_refused("last chunk longer or shorter", [&](Container& c) {
+    c.chunks.back().n_tokens = static_cast<uint32_t>(std::min<int64_t>(c.chunks.back().n_tokens + 5, c.chunk_tokens));
+    if (c.chunks.back().n_tokens == orig.chunks.back().n_tokens) c.chunks.back().n_tokens -= 1;
+  });
+  expect_refused("original length", [](Container& c) { c.original_bytes += 1; });
+  expect_refused("original checksum", [](Container& c) { c.original_xxh64 ^= 1; });
+  expect_refused("chunk length beyond the context", [](Container& c) { c.chunk_tokens = 64; });
+  expect_refused("chunk limit 48 (re-cuts the tokens)", [](Container& c) { c.chunk_tokens = 48; });
+  expect_refused("coder precision higher", [](Container& c) { c.total_bits += 1; });
+  expect_refused("coder precision lower", [](Container& c) { c.total_bits -= 1; });
+  expect_refused("unmerged adapter mode", [](Container& c) {
+    c.adapter_mode = AdapterMode::Unmerged;
+    c.adapter_fingerprint = std::string(64, 'a');
+  });
+  // Another batch composition may round differently: exact output or a refusal, never wrong bytes.
+  for (int64_t g : {1, 2, 1024})
+    refused_or_exact(*w.codec, forge([&](Container& c) { c.group_streams = g; }), text, true,
+                     "group_streams " + std::to_string(g));
+}
+
+// ---- measured bits ----------------------------------------------------------------------------
+
+TEST(LmCodecBits, CodedSizeTracksIdealAndTeacherForcedAgrees) {
+  World& w = world();
+  for (int64_t chunk : {32, 63}) {
+    const std::string text = make_text(1600 + static_cast<uint32_t>(chunk), 6000);
+    CodeStats s;
+    const std::string file = w.codec->compress(text, opts(chunk, 8, 2), &s);
+    ASSERT_GT(s.ideal_bits, 0);
+    const double slack = 0.01 * s.ideal_bits + 16.0 * static_cast<double>(s.chunks);
+    EXPECT_LE(s.coded_bits(), s.ideal_bits + slack) << "chunk " << chunk;
+    EXPECT_GE(s.coded_bits(), s.ideal_bits - slack) << "chunk " << chunk;
+    const std::vector<int32_t> ids = w.tok->encode(text);
+    ASSERT_EQ(static_cast<int64_t>(ids.size()), s.tokens);
+    const double tf = w.codec->ideal_bits(ids, chunk);
+    EXPECT_NEAR(tf / s.ideal_bits, 1.0, 1e-3) << "teacher-forced " << tf << " vs coded-path " << s.ideal_bits;
+    EXPECT_EQ(s.file_bytes, static_cast<int64_t>(file.size()));
+    EXPECT_GT(s.file_bytes, s.payload_bytes);
+    std::printf("chunk %lld: %lld tokens, ideal %.1f bits, coded %.0f bits (%+.3f%%), teacher-forced %.1f\n",
+                (long long)chunk, (long long)s.tokens, s.ideal_bits, s.coded_bits(),
+                100.0 * (s.coded_bits() / s.ideal_bits - 1.0), tf);
+  }
+}
+
+// ---- the real TinyStories model --------------------------------------------------------------------
+
+TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
+  if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
+  LoadedBase base = load_base(kTinyStories);
+  LmCodec codec(base.model, *base.tokenizer, identity_for(base, nullptr));
+  const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
+  const auto ref = nlohmann::json::parse(read_file(kTinyStories + "/reference_logprobs.json"));
+  std::vector<int32_t> ids;
+  for (int64_t id : greedy.at("ids").get<std::vector<int64_t>>()) ids.push_back(static_cast<int32_t>(id));
+  const std::string text = base.tokenizer->decode(ids);
+  ASSERT_GT(text.size(), 500u);
+  EXPECT_NE(text.find("Once upon a time"), std::string::npos);
+
+  CodeStats cs;
+  const std::string file = codec.compress(text, opts(0, 32, 2), &cs);
+  EXPECT_EQ(codec.decompress(file, "story.lrz", 1), text);
+  EXPECT_TRUE(codec.compress(text, opts(0, 32, 1)) == file) << "threads 1 vs 2";
+  const double ref_bits = ref.at("mean_bits_per_token").get<double>();
+  const double bpt = cs.coded_bits() / static_cast<double>(cs.tokens);
+  std::printf("TinyStories reference story: %lld bytes, %lld tokens (reference %zu), ideal %.4f bits/token, coded %.4f "
+              "bits/token (reference file %.4f), file %lld bytes, ratio %.4f\n",
+              (long long)cs.bytes, (long long)cs.tokens, ids.size(), cs.ideal_bits / cs.tokens, bpt, ref_bits,
+              (long long)cs.file_bytes, static_cast<double>(cs.file_bytes) / cs.bytes);
+  EXPECT_LT(bpt, 2.0);
+  EXPECT_LT(cs.ideal_bits / cs.tokens, 2.0);
+}
+
+TEST(LmCodecTinyStories, LongStoriesAcrossChunksAndGroups) {
+  if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
+  LoadedBase base = load_base(kTinyStories);
+  LmCodec codec(base.model, *base.tokenizer, identity_for(base, nullptr));
+  const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
+  std::vector<int32_t> ids;
+  for (int64_t id : greedy.at("ids").get<std::vector<int64_t>>()) ids.push_back(static_cast<int32_t>(id));
+  std::string text;
+  for (int i = 0; i < 12; ++i) text += base.tokenizer->decode(ids) + "\n\n";
+  text += random_bytes(9, 100);
+  const std::string f2 = codec.compress(text, opts(100, 3, 2));
+  EXPECT_TRUE(codec.compress(text, opts(100, 3, 1)) == f2);
+  EXPECT_EQ(codec.decompress(f2, "long.lrz", 1), text);
+}
