@@ -1,5 +1,5 @@
 # Model: config parsing, safetensors, the Llama forward / incremental paths, checkpoints, and the
-# real TinyStories model against its float64 reference.
+# real TinyStories model against its float64 reference, and transformers-written fixtures.
 lorazip_add_test(NAME test_model_config SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_model_config.cpp
                  LIBS lorazip_model_io LABELS model)
 lorazip_add_test(NAME test_safetensors SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_safetensors.cpp
@@ -8,6 +8,8 @@ if(LORAZIP_WITH_TORCH)
   lorazip_add_test(NAME test_model_llama SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_model_llama.cpp
                    LIBS lorazip_model LABELS model)
   lorazip_add_test(NAME test_checkpoint SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_checkpoint.cpp
+                   LIBS lorazip_model LABELS model)
+  lorazip_add_test(NAME test_model_hf_fixtures SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_model_hf_fixtures.cpp
                    LIBS lorazip_model LABELS model)
   lorazip_add_test(NAME test_tinystories SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_tinystories.cpp
                    LIBS lorazip_model LABELS model)
