@@ -294,16 +294,24 @@ void silu_mul(const float* gate, int64_t g_stride, const float* up, int64_t u_st
 // A projection with neither bias nor an active adapter is a bare matrix product.
 bool is_plain(Linear& lin) { return !lin->bias.defined() && (!lin->lora_A.defined() || lin->lora_merged); }
 
+// Linear's output as in eval mode (no dropout on the adapter path), whatever mode the module is in.
+torch::Tensor linear_eval(Linear& lin, const torch::Tensor& x) {
+  torch::Tensor y = torch::linear(x, lin->weight, lin->bias);
+  if (lin->lora_A.defined() && !lin->lora_merged)
+    y = y + torch::linear(torch::linear(x, lin->lora_A), lin->lora_B) * lin->lora_scaling;
+  return y;
+}
+
 // (B, in) -> (B, out), contiguous rows.
 torch::Tensor project(Linear& lin, const torch::Tensor& x) {
   if (is_plain(lin)) return torch::mm(x, lin->weight.t());
-  return lin->forward(x).contiguous();
+  return linear_eval(lin, x).contiguous();
 }
 
 // x += lin(a), in place.
 void add_projection(Linear& lin, const torch::Tensor& a, torch::Tensor& x) {
   if (is_plain(lin)) x.addmm_(a, lin->weight.t());
-  else x.add_(lin->forward(a));
+  else x.add_(linear_eval(lin, a));
 }
 
 void check_tokens(const torch::Tensor& tokens, int64_t vocab, const char* what) {
@@ -516,9 +524,9 @@ torch::Tensor LlamaForCausalLMImpl::Impl::step_generic(const torch::Tensor& toke
     auto& layer = layers[i];
     auto& at = layer->self_attn;
     torch::Tensor h = layer->input_layernorm->forward(x);
-    torch::Tensor q = apply_rope(at->q_proj->forward(h).view({B, H, D}), cos_l, sin_l);  // (B, H, D)
-    torch::Tensor k = apply_rope(at->k_proj->forward(h).view({B, K, D}), cos_l, sin_l);  // (B, K, D)
-    torch::Tensor v = at->v_proj->forward(h).view({B, K, D});                            // (B, K, D)
+    torch::Tensor q = apply_rope(linear_eval(at->q_proj, h).view({B, H, D}), cos_l, sin_l);  // (B, H, D)
+    torch::Tensor k = apply_rope(linear_eval(at->k_proj, h).view({B, K, D}), cos_l, sin_l);  // (B, K, D)
+    torch::Tensor v = linear_eval(at->v_proj, h).view({B, K, D});                            // (B, K, D)
     cache.k[i].select(2, L).copy_(k);
     cache.v[i].select(2, L).copy_(v);
     torch::Tensor keys = cache.k[i].narrow(2, 0, L + 1);    // (B, K, L+1, D)
@@ -527,11 +535,13 @@ torch::Tensor LlamaForCausalLMImpl::Impl::step_generic(const torch::Tensor& toke
     torch::Tensor att = torch::matmul(q.reshape({B, K, G, D}), keys.transpose(2, 3)) * scale;  // (B, K, G, L+1)
     att = torch::softmax(att, -1);
     torch::Tensor y = torch::matmul(att, values).reshape({B, H * D});  // (B, K, G, D) -> (B, H*D)
-    x = x + at->o_proj->forward(y);
-    x = x + layer->mlp->forward(layer->post_attention_layernorm->forward(x));
+    x = x + linear_eval(at->o_proj, y);
+    auto& mlp = layer->mlp;
+    h = layer->post_attention_layernorm->forward(x);
+    x = x + linear_eval(mlp->down_proj, torch::silu(linear_eval(mlp->gate_proj, h)) * linear_eval(mlp->up_proj, h));
   }
   x = model->norm->forward(x);
-  if (lm_head) return lm_head->forward(x);                // (B, C) -> (B, V)
+  if (lm_head) return linear_eval(lm_head, x);            // (B, C) -> (B, V)
   return torch::linear(x, model->embed_tokens->weight);  // tied
 }
 

@@ -62,8 +62,11 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   KVCache new_cache(int64_t batch, int64_t capacity) const;
   // tokens [B] int64 (one per stream, at position cache.length) -> logits [B, vocab] float32.
   // Appends to the cache. Throws std::invalid_argument when the cache is full or B mismatches.
-  // Runs under NoGradGuard. On the CPU it uses fused kernels whose per-stream results do not
-  // depend on the intra-op thread count (the projections are BLAS products of shape (B, C)).
+  // Runs under NoGradGuard; never applies dropout. On the CPU, everything between the projections
+  // runs in fused kernels whose per-stream results depend neither on the thread count nor on the
+  // other streams; the projections are BLAS matrix products of (B, C) rows, whose bits depend on
+  // the BLAS kernel (OpenBLAS picks it per CPU type) and may depend on B. Safe to call from several
+  // threads at once with different caches, as long as nobody modifies the model meanwhile.
   torch::Tensor step(const torch::Tensor& tokens, KVCache& cache);
   // Selects the fused CPU kernels (default) or the plain libtorch-ops path for step(); both agree
   // with forward() to ~1e-5 relative. Non-CPU devices always use the plain path.

@@ -154,6 +154,15 @@ TEST(Llama, FusedStepIgnoresThreadCountAndWorksWithAdapters) {
   torch::Tensor inc = run_steps(m, tokens);
   EXPECT_FALSE(torch::allclose(full, one, 1e-3, 1e-3)) << "the adapter should change the logits";
   EXPECT_LT((full - inc).abs().max().item<double>(), 1e-5 * full.abs().max().item<double>());
+
+  // step() never applies the adapter's dropout, even on a model left in training mode.
+  for (auto& p : m->projections()) p.second->lora_dropout = 0.5;
+  m->train();
+  EXPECT_TRUE(torch::equal(run_steps(m, tokens), inc));
+  m->set_fast_step(false);
+  EXPECT_LT((run_steps(m, tokens) - inc).abs().max().item<double>(), 1e-5 * full.abs().max().item<double>());
+  m->set_fast_step(true);
+  m->eval();
 }
 
 TEST(Llama, AttentionIsCausal) {
