@@ -38,7 +38,11 @@ int main(int argc, char** argv) {
       "with one LoRA adapter per domain.\n\n"
       "Pipeline: prepare -> pretrain -> train --domain D -> eval; compress / decompress with the result.\n"
       "'lorazip run' does all of it on configs/default.yaml (the embedded sample corpus)."};
-  app.require_subcommand(1);
+  // At most one subcommand; none is reported after parsing, so that an unknown word or flag is
+  // named ("The following arguments were not expected: ...") instead of "A subcommand is required".
+  app.require_subcommand(0, 1);
+  // Global options (-t, -q) are also accepted after the subcommand: `lorazip compress -t 2 FILE`.
+  app.fallthrough();
   GlobalOptions g;
   app.add_option("-t,--threads", g.threads, "threads to use (0 = all cores)")->capture_default_str();
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
@@ -99,6 +103,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (app.get_subcommands().empty()) {
+    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, info, export, run "
+                         "(see lorazip --help)\n");
+    return 2;
   }
   set_quiet(g.quiet);
   try {
