@@ -139,8 +139,12 @@ int run_mode(const Args& a) {
     double t1 = now_s();
     loss.backward();
     double t2 = now_s();
+    // As the trainer does: clipping and AdamW on one thread (see train/train.cpp).
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
     torch::nn::utils::clip_grad_norm_(params, 1.0);
     opt.step();
+    at::set_num_threads(threads);
     double t3 = now_s();
     t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2;
   };

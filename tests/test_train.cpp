@@ -2,7 +2,10 @@
 // training that leaves the base untouched and lowers bits/token, pretraining, and resume after an
 // interruption ending with exactly the tensors of an uninterrupted run.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -339,6 +342,78 @@ TEST(TrainLora, ResumeAfterInterruptionGivesTheSameAdapter) {
   other.lr = 5e-3;
   std::string e = error_of([&] { train_lora(base, lora, other, data, info, root + "/cut", cut); });
   EXPECT_NE(e.find("checkpoint.pt"), std::string::npos) << e;
+  fs::remove_all(root);
+}
+
+// A real kill -9: the test re-runs its own binary as a child that trains and SIGKILLs itself
+// right after step 9's metrics line (its last checkpoint is step 6); the parent resumes the run.
+namespace {
+TrainConfig kill_test_config() {
+  TrainConfig cfg;
+  cfg.steps = 12;
+  cfg.batch_size = 3;
+  cfg.seq_len = 32;
+  cfg.warmup_steps = 2;
+  cfg.eval_every = 3;
+  cfg.checkpoint_every = 3;
+  cfg.seed = 4;
+  return cfg;
+}
+}  // namespace
+
+TEST(TrainLora, KilledProcessResumesToTheSameAdapter) {
+  auto base = tiny_model();
+  TrainData data = counting_data();
+  LoraConfig lora;
+  lora.r = 4;
+  const TrainConfig cfg = kill_test_config();
+  if (const char* child_root = std::getenv("LORAZIP_TEST_KILL_CHILD")) {
+    RunOptions opt;
+    opt.threads = 1;
+    opt.run_dir = std::string(child_root) + "/run_killed";
+    opt.on_step = [](const nlohmann::json& line) {
+      if (line["step"] == 9) ::kill(::getpid(), SIGKILL);
+    };
+    train_lora(base, lora, cfg, data, AdapterInfo{}, std::string(child_root) + "/killed", opt);
+    FAIL() << "the child should have been killed";
+  }
+  const std::string root = temp_dir("kill");
+  fs::create_directories(root);
+  // The same thread count on both sides of the kill (the contract is same machine, same threads).
+  const int threads_before = at::get_num_threads();
+  RunOptions whole;
+  whole.threads = 1;
+  whole.run_dir = root + "/run_whole";
+  TrainResult a = train_lora(base, lora, cfg, data, AdapterInfo{}, root + "/whole", whole);
+
+  std::string filter = "--gtest_filter=TrainLora.KilledProcessResumesToTheSameAdapter";
+  std::string env = "LORAZIP_TEST_KILL_CHILD=" + root;
+  char* argv[] = {const_cast<char*>("test_train"), filter.data(), nullptr};
+  char* envp[] = {env.data(), const_cast<char*>("OMP_NUM_THREADS=1"), nullptr};
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execve("/proc/self/exe", argv, envp);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  EXPECT_FALSE(fs::exists(root + "/killed"));
+  EXPECT_EQ(read_metrics(root + "/run_killed/metrics.jsonl").back()["step"], 9);
+
+  RunOptions resume;
+  resume.threads = 1;
+  resume.run_dir = root + "/run_killed";
+  resume.resume = true;
+  TrainResult b = train_lora(base, lora, cfg, data, AdapterInfo{}, root + "/killed", resume);
+  at::set_num_threads(threads_before);
+  EXPECT_TRUE(b.resumed);
+  EXPECT_EQ(read_file(root + "/whole/adapter_model.safetensors"), read_file(root + "/killed/adapter_model.safetensors"));
+  EXPECT_EQ(a.best_val_bits_per_token, b.best_val_bits_per_token);
+  auto la = read_metrics(whole.run_dir + "/metrics.jsonl"), lb = read_metrics(resume.run_dir + "/metrics.jsonl");
+  ASSERT_EQ(la.size(), lb.size());
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i]["train_bits_per_token"], lb[i]["train_bits_per_token"]) << i;
   fs::remove_all(root);
 }
 
