@@ -1,0 +1,21 @@
+# End-to-end tests (label: e2e): they drive the real `lorazip` program as a user would, on the
+# toy pipeline tests/e2e/tiny.yaml (about a minute on 2 cores, built once and shared by every
+# test case through <build>/tests/e2e-work/tiny). The `slow` one runs the embedded default job.
+if(TARGET lorazip)
+  set(LORAZIP_E2E_WORK "${CMAKE_CURRENT_BINARY_DIR}/e2e-work")
+
+  lorazip_add_test(NAME test_e2e
+                   SOURCES test_e2e_cli.cpp test_e2e_pipeline.cpp test_e2e_codec.cpp test_e2e_export.cpp
+                   LIBS nlohmann_json::nlohmann_json
+                   LABELS e2e)
+  add_dependencies(test_e2e lorazip)
+  target_compile_definitions(test_e2e PRIVATE LORAZIP_BIN="$<TARGET_FILE:lorazip>" LORAZIP_E2E_WORK="${LORAZIP_E2E_WORK}")
+
+  lorazip_add_test(NAME test_e2e_slow
+                   SOURCES test_e2e_slow.cpp
+                   LIBS nlohmann_json::nlohmann_json
+                   LABELS e2e slow
+                   TIMEOUT 1800)
+  add_dependencies(test_e2e_slow lorazip)
+  target_compile_definitions(test_e2e_slow PRIVATE LORAZIP_BIN="$<TARGET_FILE:lorazip>" LORAZIP_E2E_WORK="${LORAZIP_E2E_WORK}")
+endif()

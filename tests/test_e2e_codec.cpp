@@ -1,0 +1,388 @@
+// End-to-end: compress / decompress / info with the tiny pipeline's base and adapters, as a user
+// runs them: files (default suffix, input kept), -c, stdin/stdout, -o, -f, --rm, -a / -A, thread
+// counts, and the refusals (existing output, wrong or missing adapter, corrupted or truncated
+// files) that must leave no output file behind.
+#include <nlohmann/json.hpp>
+
+#include "e2e/e2e_util.h"
+
+using namespace e2e;
+
+namespace {
+
+bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+class E2eCodec : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    work_ = tiny_pipeline();
+    if (work_.empty()) GTEST_SKIP() << "the tiny pipeline failed (see the failure above)";
+    base_ = (work_ / "base").string();
+    adapters_ = (work_ / "adapters").string();
+    math_ = (work_ / "adapters/math").string();
+    code_ = (work_ / "adapters/code").string();
+  }
+  Result lz(const std::vector<std::string>& args, const fs::path& stdin_file = "/dev/null") { return lorazip(args, t_.path(), stdin_file); }
+  // Compresses every file of `files` in one call (default suffix), removes the originals,
+  // decompresses all in one call and checks each is back byte for byte.
+  void round_trip_files(const std::map<std::string, std::string>& files, const std::vector<std::string>& c_args,
+                        const std::vector<std::string>& d_args) {
+    std::vector<std::string> c{"compress", "-m", base_}, d{"decompress", "-m", base_};
+    c.insert(c.end(), c_args.begin(), c_args.end());
+    d.insert(d.end(), d_args.begin(), d_args.end());
+    for (const auto& [name, data] : files) {
+      spill(t_ / name, data);
+      c.push_back(name);
+      d.push_back(name + ".lz");
+    }
+    Result rc = lz(c);
+    ASSERT_EQ(rc.rc, 0) << rc.describe();
+    for (const auto& f : files) {
+      EXPECT_TRUE(fs::exists(t_ / (f.first + ".lz"))) << f.first;
+      fs::remove(t_ / f.first);
+    }
+    Result rd = lz(d);
+    ASSERT_EQ(rd.rc, 0) << rd.describe();
+    for (const auto& [name, data] : files) {
+      ASSERT_TRUE(fs::exists(t_ / name)) << name << " was not restored";
+      EXPECT_EQ(slurp(t_ / name), data) << name << " did not round-trip";
+      fs::remove(t_ / (name + ".lz"));
+    }
+  }
+
+  TempDir t_;
+  fs::path work_;
+  std::string base_, adapters_, math_, code_;
+};
+
+TEST_F(E2eCodec, FilesWithDefaultSuffixKeepTheInput) {
+  const std::string text = sample_text();
+  spill(t_ / "notes.txt", text);
+  Result c = lz({"compress", "-m", base_, "notes.txt"});
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  EXPECT_TRUE(c.out.empty()) << "compress to a file wrote to stdout";
+  ASSERT_TRUE(fs::exists(t_ / "notes.txt.lz"));
+  EXPECT_EQ(slurp(t_ / "notes.txt"), text) << "the input was changed or removed";
+  EXPECT_LT(fs::file_size(t_ / "notes.txt.lz"), text.size()) << "the tiny model did not compress text at all";
+
+  fs::rename(t_ / "notes.txt", t_ / "original.txt");
+  Result d = lz({"decompress", "-m", base_, "notes.txt.lz"});
+  ASSERT_EQ(d.rc, 0) << d.describe();
+  EXPECT_EQ(slurp(t_ / "notes.txt"), text);
+  EXPECT_TRUE(fs::exists(t_ / "notes.txt.lz")) << "decompress removed its input without --rm";
+
+  // Several files at once.
+  spill(t_ / "a.txt", "first file\n");
+  spill(t_ / "b.txt", "second file, a little longer\n");
+  Result m = lz({"compress", "-m", base_, "a.txt", "b.txt"});
+  ASSERT_EQ(m.rc, 0) << m.describe();
+  fs::remove(t_ / "a.txt");
+  fs::remove(t_ / "b.txt");
+  Result n = lz({"decompress", "-m", base_, "a.txt.lz", "b.txt.lz"});
+  ASSERT_EQ(n.rc, 0) << n.describe();
+  EXPECT_EQ(slurp(t_ / "a.txt"), "first file\n");
+  EXPECT_EQ(slurp(t_ / "b.txt"), "second file, a little longer\n");
+}
+
+TEST_F(E2eCodec, EmptyBinaryAndInvalidUtf8RoundTrip) {
+  const std::map<std::string, std::string> files = {
+      {"empty", ""},
+      {"binary.bin", binary_bytes()},
+      {"nul", std::string(1, '\0')},
+      {"text.md", sample_text()},
+      // Whitespace runs, CR LF and blank lines (a normalising tokenizer would lose these).
+      {"spaces.txt", "  \n\n\t\t  \r\n   x  \n\n\n"},
+  };
+  round_trip_files(files, {}, {});
+  round_trip_files(files, {"-a", math_}, {"-a", math_});
+}
+
+TEST_F(E2eCodec, StdoutStdinAndOutputOption) {
+  const std::string text = sample_text();
+  spill(t_ / "in.txt", text);
+  // -c: the compressed bytes on stdout, the input kept, no .lz file.
+  Result c = lz({"compress", "-m", base_, "-c", "in.txt"});
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  EXPECT_FALSE(fs::exists(t_ / "in.txt.lz"));
+  EXPECT_TRUE(fs::exists(t_ / "in.txt"));
+  ASSERT_FALSE(c.out.empty());
+  spill(t_ / "via-c.lz", c.out);
+  Result dc = lz({"decompress", "-m", base_, "-c", "via-c.lz"});
+  ASSERT_EQ(dc.rc, 0) << dc.describe();
+  EXPECT_EQ(dc.out, text);
+  EXPECT_TRUE(fs::exists(t_ / "via-c.lz"));
+
+  // stdin -> stdout, both ways (no file arguments, and "-").
+  Result s = lz({"compress", "-m", base_}, t_ / "in.txt");
+  ASSERT_EQ(s.rc, 0) << s.describe();
+  EXPECT_EQ(s.out, c.out) << "stdin and file input coded the same bytes differently";
+  spill(t_ / "via-stdin.lz", s.out);
+  Result ds = lz({"decompress", "-m", base_, "-"}, t_ / "via-stdin.lz");
+  ASSERT_EQ(ds.rc, 0) << ds.describe();
+  EXPECT_EQ(ds.out, text);
+
+  // -o OUT from a file and from stdin.
+  Result o = lz({"compress", "-m", base_, "-o", "named.bin", "in.txt"});
+  ASSERT_EQ(o.rc, 0) << o.describe();
+  EXPECT_EQ(slurp(t_ / "named.bin"), c.out);
+  Result od = lz({"decompress", "-m", base_, "-o", "restored.txt"}, t_ / "named.bin");
+  ASSERT_EQ(od.rc, 0) << od.describe();
+  EXPECT_EQ(slurp(t_ / "restored.txt"), text);
+  EXPECT_TRUE(od.out.empty());
+
+  // A name without the suffix needs -o or -c.
+  Result bad = lz({"decompress", "-m", base_, "named.bin"});
+  EXPECT_NE(bad.rc, 0) << bad.describe();
+  EXPECT_TRUE(has(bad.err, ".lz")) << bad.describe();
+}
+
+TEST_F(E2eCodec, RefusesToOverwriteWithoutForce) {
+  spill(t_ / "doc.txt", "some text to compress\n");
+  spill(t_ / "doc.txt.lz", "precious");
+  Result c = lz({"compress", "-m", base_, "doc.txt"});
+  EXPECT_NE(c.rc, 0) << c.describe();
+  EXPECT_TRUE(has(c.err, "doc.txt.lz")) << c.describe();
+  EXPECT_TRUE(has(c.err, "-f")) << c.describe();
+  EXPECT_EQ(slurp(t_ / "doc.txt.lz"), "precious") << "the existing output was touched";
+  Result o = lz({"compress", "-m", base_, "-o", "doc.txt.lz", "doc.txt"});
+  EXPECT_NE(o.rc, 0) << o.describe();
+  EXPECT_EQ(slurp(t_ / "doc.txt.lz"), "precious");
+
+  Result f = lz({"compress", "-m", base_, "-f", "doc.txt"});
+  ASSERT_EQ(f.rc, 0) << f.describe();
+  EXPECT_NE(slurp(t_ / "doc.txt.lz"), "precious");
+
+  // decompress into an existing file, likewise.
+  spill(t_ / "doc.txt", "the user's newer version");
+  Result d = lz({"decompress", "-m", base_, "doc.txt.lz"});
+  EXPECT_NE(d.rc, 0) << d.describe();
+  EXPECT_TRUE(has(d.err, "doc.txt")) << d.describe();
+  EXPECT_EQ(slurp(t_ / "doc.txt"), "the user's newer version");
+  Result df = lz({"decompress", "-m", base_, "-f", "doc.txt.lz"});
+  ASSERT_EQ(df.rc, 0) << df.describe();
+  EXPECT_EQ(slurp(t_ / "doc.txt"), "some text to compress\n");
+  EXPECT_EQ(listing(t_.path()), (std::vector<std::string>{"doc.txt", "doc.txt.lz"})) << "stray files left behind";
+}
+
+TEST_F(E2eCodec, RmRemovesTheInputAfterSuccess) {
+  const std::string text = sample_text();
+  spill(t_ / "gone.txt", text);
+  Result c = lz({"compress", "-m", base_, "--rm", "gone.txt"});
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  EXPECT_FALSE(fs::exists(t_ / "gone.txt"));
+  ASSERT_TRUE(fs::exists(t_ / "gone.txt.lz"));
+  Result d = lz({"decompress", "-m", base_, "--rm", "gone.txt.lz"});
+  ASSERT_EQ(d.rc, 0) << d.describe();
+  EXPECT_FALSE(fs::exists(t_ / "gone.txt.lz"));
+  EXPECT_EQ(slurp(t_ / "gone.txt"), text);
+
+  // A failure keeps the input: the output exists and -f is not given.
+  spill(t_ / "gone.txt.lz", "in the way");
+  Result e = lz({"compress", "-m", base_, "--rm", "gone.txt"});
+  EXPECT_NE(e.rc, 0) << e.describe();
+  EXPECT_TRUE(fs::exists(t_ / "gone.txt"));
+}
+
+TEST_F(E2eCodec, AdapterChoiceAndHeader) {
+  const std::string text = sample_text();
+  spill(t_ / "m.txt", text);
+  // -a: the header names the adapter; info prints the fingerprints.
+  Result c = lz({"compress", "-m", base_, "-a", math_, "-o", "m.lz", "m.txt"});
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  Result i = lz({"info", "m.lz"});
+  ASSERT_EQ(i.rc, 0) << i.describe();
+  auto rep = nlohmann::json::parse(slurp(work_ / "report.json"));
+  auto math_info = nlohmann::json::parse(slurp(fs::path(math_) / "lorazip.json"));
+  const std::string base_fp = rep["base"].value("fingerprint", "?");
+  const std::string tok_fp = rep.value("tokenizer_fingerprint", "?");
+  const std::string math_fp = math_info.value("adapter_fingerprint", "?");
+  EXPECT_TRUE(has(i.out, base_fp)) << "info does not print the base fingerprint " << base_fp << "\n" << i.out;
+  EXPECT_TRUE(has(i.out, tok_fp)) << "info does not print the tokenizer fingerprint " << tok_fp << "\n" << i.out;
+  EXPECT_TRUE(has(i.out, math_fp)) << "info does not print the adapter fingerprint " << math_fp << "\n" << i.out;
+  EXPECT_TRUE(has(i.out, "math")) << i.out;
+  EXPECT_TRUE(has(i.out, std::to_string(text.size()))) << "info does not print the original size\n" << i.out;
+
+  // decompress -A finds the adapter from the header.
+  Result d = lz({"decompress", "-m", base_, "-A", adapters_, "-o", "m.out", "m.lz"});
+  ASSERT_EQ(d.rc, 0) << d.describe();
+  EXPECT_EQ(slurp(t_ / "m.out"), text);
+
+  // compress -A picks, per file, the cheapest configuration; whatever it picked, info says so and
+  // decompress -A restores the bytes.
+  spill(t_ / "chat.txt", "Sure! Here is a short answer to your question about the weather.\n");
+  Result ca = lz({"compress", "-m", base_, "-A", adapters_, "-v", "m.txt", "chat.txt"});
+  ASSERT_EQ(ca.rc, 0) << ca.describe();
+  EXPECT_TRUE(has(ca.err, "picked")) << "-v does not say what -A picked\n" << ca.describe();
+  for (const char* f : {"m.txt", "chat.txt"}) {
+    std::string orig = slurp(t_ / f);
+    Result info = lz({"info", std::string(f) + ".lz"});
+    ASSERT_EQ(info.rc, 0) << info.describe();
+    EXPECT_TRUE(has(info.out, "adapter")) << info.out;
+    fs::remove(t_ / f);
+    Result da = lz({"decompress", "-m", base_, "-A", adapters_, std::string(f) + ".lz"});
+    ASSERT_EQ(da.rc, 0) << da.describe();
+    EXPECT_EQ(slurp(t_ / f), orig) << f;
+  }
+  // -v reports the numbers per file.
+  Result v = lz({"compress", "-m", base_, "-a", code_, "-v", "-c", "m.txt"});
+  ASSERT_EQ(v.rc, 0) << v.describe();
+  EXPECT_TRUE(has(v.err, "bits/token")) << v.describe();
+  EXPECT_TRUE(has(v.err, "ratio")) << v.describe();
+}
+
+TEST_F(E2eCodec, WrongOrMissingAdapterIsRefusedNamingTheExpectedOne) {
+  const std::string text = sample_text();
+  spill(t_ / "x.txt", text);
+  ASSERT_EQ(lz({"compress", "-m", base_, "-a", math_, "-o", "x.lz", "x.txt"}).rc, 0);
+  const std::string math_fp = nlohmann::json::parse(slurp(fs::path(math_) / "lorazip.json")).value("adapter_fingerprint", "?");
+  const std::string short_math = math_fp.substr(0, 12);
+
+  Result wrong = lz({"decompress", "-m", base_, "-a", code_, "-o", "x.out", "x.lz"});
+  EXPECT_NE(wrong.rc, 0) << wrong.describe();
+  EXPECT_TRUE(has(wrong.err, "math")) << "the message does not name the expected adapter\n" << wrong.describe();
+  EXPECT_TRUE(has(wrong.err, short_math)) << wrong.describe();
+  EXPECT_FALSE(fs::exists(t_ / "x.out"));
+
+  Result none = lz({"decompress", "-m", base_, "-o", "x.out", "x.lz"});
+  EXPECT_NE(none.rc, 0) << none.describe();
+  EXPECT_TRUE(has(none.err, "math")) << none.describe();
+  EXPECT_TRUE(has(none.err, short_math)) << none.describe();
+  EXPECT_FALSE(fs::exists(t_ / "x.out"));
+
+  // An adapters directory without it.
+  fs::create_directories(t_ / "only-code");
+  fs::copy(code_, t_ / "only-code" / "code", fs::copy_options::recursive);
+  Result missing = lz({"decompress", "-m", base_, "-A", "only-code", "-o", "x.out", "x.lz"});
+  EXPECT_NE(missing.rc, 0) << missing.describe();
+  EXPECT_TRUE(has(missing.err, "math")) << missing.describe();
+  EXPECT_TRUE(has(missing.err, short_math)) << missing.describe();
+  EXPECT_FALSE(fs::exists(t_ / "x.out"));
+  fs::remove_all(t_ / "only-code");
+
+  // The other way round: coded without an adapter, decoded with one.
+  ASSERT_EQ(lz({"compress", "-m", base_, "-o", "plain.lz", "x.txt"}).rc, 0);
+  Result extra = lz({"decompress", "-m", base_, "-a", math_, "-o", "x.out", "plain.lz"});
+  EXPECT_NE(extra.rc, 0) << extra.describe();
+  EXPECT_TRUE(has(extra.err, "no adapter")) << extra.describe();
+  EXPECT_FALSE(fs::exists(t_ / "x.out"));
+
+  // Another base model: the pipeline's base re-exported with an adapter merged has other weights.
+  Result ex = lz({"export", "-m", base_, "-a", math_, "--merged", "-o", "merged"});
+  ASSERT_EQ(ex.rc, 0) << ex.describe();
+  Result other = lz({"decompress", "-m", "merged", "-o", "x.out", "plain.lz"});
+  EXPECT_NE(other.rc, 0) << other.describe();
+  EXPECT_TRUE(has(other.err, "base model")) << other.describe();
+  EXPECT_FALSE(fs::exists(t_ / "x.out"));
+}
+
+TEST_F(E2eCodec, CorruptedAndTruncatedFilesAreRefusedWithoutOutput) {
+  const std::string text = sample_text();
+  spill(t_ / "c.txt", text);
+  ASSERT_EQ(lz({"compress", "-m", base_, "-o", "good.lz", "c.txt"}).rc, 0);
+  fs::remove(t_ / "c.txt");
+  const std::string good = slurp(t_ / "good.lz");
+  ASSERT_GT(good.size(), 40u);
+
+  std::vector<std::pair<std::string, std::string>> bad;
+  for (size_t pos : {size_t(5), good.size() / 2, good.size() - 1}) {  // header, payload, last byte
+    std::string b = good;
+    b[pos] = static_cast<char>(b[pos] ^ 0x10);
+    bad.emplace_back("flip-" + std::to_string(pos), b);
+  }
+  for (size_t len : {size_t(0), size_t(30), good.size() - 1}) bad.emplace_back("cut-" + std::to_string(len), good.substr(0, len));
+  bad.emplace_back("appended", good + "x");
+
+  for (const auto& [name, bytes] : bad) {
+    spill(t_ / (name + ".lz"), bytes);
+    const auto before = listing(t_.path());
+    // The default output name (NAME without .lz) must not appear, nor any temporary file.
+    Result d = lz({"decompress", "-m", base_, name + ".lz"});
+    EXPECT_NE(d.rc, 0) << name << "\n" << d.describe();
+    EXPECT_LT(d.rc, 128) << name << ": crashed\n" << d.describe();
+    EXPECT_TRUE(has(d.err, name + ".lz")) << name << ": the message does not name the file\n" << d.describe();
+    EXPECT_EQ(listing(t_.path()), before) << name << ": an output (or temporary) file was left behind";
+  }
+  // -o, -f over an existing file, stdin -> stdout, and info on a few of them.
+  spill(t_ / "keep.txt", "an existing file");
+  Result o = lz({"decompress", "-m", base_, "-f", "-o", "keep.txt", bad[1].first + ".lz"});
+  EXPECT_NE(o.rc, 0) << o.describe();
+  EXPECT_EQ(slurp(t_ / "keep.txt"), "an existing file") << "a failed decompress -f replaced the existing output";
+  Result o2 = lz({"decompress", "-m", base_, "-o", "new.txt", bad[5].first + ".lz"});
+  EXPECT_NE(o2.rc, 0) << o2.describe();
+  EXPECT_FALSE(fs::exists(t_ / "new.txt"));
+  Result s = lz({"decompress", "-m", base_}, t_ / (bad[2].first + ".lz"));
+  EXPECT_NE(s.rc, 0) << s.describe();
+  EXPECT_LT(s.rc, 128) << s.describe();
+  EXPECT_TRUE(s.out.empty()) << s.out.size() << " bytes written to stdout before the error";
+  for (size_t k : {size_t(0), size_t(3), size_t(4)}) {
+    Result i = lz({"info", bad[k].first + ".lz"});
+    EXPECT_NE(i.rc, 0) << bad[k].first << "\n" << i.describe();
+    EXPECT_LT(i.rc, 128) << i.describe();
+  }
+  for (const auto& b : bad) fs::remove(t_ / (b.first + ".lz"));
+  EXPECT_EQ(listing(t_.path()), (std::vector<std::string>{"good.lz", "keep.txt"}));
+
+  // The intact file still decodes.
+  Result ok = lz({"decompress", "-m", base_, "-c", "good.lz"});
+  ASSERT_EQ(ok.rc, 0) << ok.describe();
+  EXPECT_EQ(ok.out, text);
+}
+
+TEST_F(E2eCodec, ThreadCountDoesNotChangeTheBytes) {
+  // Long enough for many chunks, so that two workers share the coding.
+  std::string text;
+  for (int i = 0; i < 4; ++i) text += sample_text();
+  spill(t_ / "long.txt", text);
+  Result c1 = lz({"--threads", "1", "compress", "-m", base_, "-a", math_, "-c", "long.txt"});
+  ASSERT_EQ(c1.rc, 0) << c1.describe();
+  Result c2 = lz({"--threads", "2", "compress", "-m", base_, "-a", math_, "--chunk", "40", "--group", "3", "-o", "two.lz", "long.txt"});
+  ASSERT_EQ(c2.rc, 0) << c2.describe();
+  // The global option also works after the subcommand.
+  Result c2b = lz({"compress", "--threads", "2", "-m", base_, "-a", math_, "-o", "two-default.lz", "long.txt"});
+  ASSERT_EQ(c2b.rc, 0) << c2b.describe();
+  EXPECT_EQ(slurp(t_ / "two-default.lz"), c1.out) << "compressing on 2 threads coded other bytes than on 1";
+
+  Result d1 = lz({"--threads", "1", "decompress", "-m", base_, "-a", math_, "-o", "back.txt", "two.lz"});
+  ASSERT_EQ(d1.rc, 0) << d1.describe();
+  EXPECT_EQ(slurp(t_ / "back.txt"), text);
+  Result i = lz({"info", "two.lz"});
+  EXPECT_TRUE(has(i.out, "40 tokens")) << i.out;
+  spill(t_ / "one.lz", c1.out);
+  Result d2 = lz({"--threads", "2", "decompress", "-m", base_, "-A", adapters_, "-c", "one.lz"});
+  ASSERT_EQ(d2.rc, 0) << d2.describe();
+  EXPECT_EQ(d2.out, text);
+}
+
+}  // namespace
+
+namespace {
+
+// A Llama checkpoint from the Hub (TinyStories 260K, in Hugging Face layout with its
+// tokenizer.model) codes files without any lorazip-made artefacts.
+TEST(E2eHubModel, CompressWithAHuggingFaceLlamaDirectory) {
+  const fs::path model = fs::path(LORAZIP_SHARED_DIR) / "models/tinystories-260k-hf";
+  if (!fs::exists(model / "config.json")) GTEST_SKIP() << "../shared not found: " << model << " (the TinyStories reference model)";
+  TempDir t;
+  const std::string story =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.\n"
+      "One day, she saw a big red ball under a tree. \"Can I play with it?\" she asked her mom. Her mom said yes.\n"
+      "Lily and her dog played with the ball all day. They ran and jumped and laughed. When the sun went down, "
+      "Lily was tired and happy. She went home and had a big dinner with her family. Then she went to bed.\n";
+  spill(t / "story.txt", story);
+  Result c = lorazip({"compress", "-m", model.string(), "-v", "story.txt"}, t.path());
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  // Half the size or less, counting the container's header (about 120 bytes; the payload is near 1 bit/byte).
+  EXPECT_LT(fs::file_size(t / "story.txt.lz"), story.size() / 2) << "TinyStories should code a tiny story well\n" << c.describe();
+  fs::remove(t / "story.txt");
+  Result d = lorazip({"decompress", "-m", model.string(), "story.txt.lz"}, t.path());
+  ASSERT_EQ(d.rc, 0) << d.describe();
+  EXPECT_EQ(slurp(t / "story.txt"), story);
+  const std::string bin = binary_bytes();
+  spill(t / "bin", bin);
+  ASSERT_EQ(lorazip({"compress", "-m", model.string(), "bin"}, t.path()).rc, 0);
+  Result b = lorazip({"decompress", "-m", model.string(), "-c", "bin.lz"}, t.path());
+  ASSERT_EQ(b.rc, 0) << b.describe();
+  EXPECT_EQ(b.out, bin);
+}
+
+}  // namespace
