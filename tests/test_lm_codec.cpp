@@ -611,9 +611,10 @@ TEST(LmCodecBits, CodedSizeTracksIdealAndTeacherForcedAgrees) {
     EXPECT_NEAR(tf / s.ideal_bits, 1.0, 1e-3) << "teacher-forced " << tf << " vs coded-path " << s.ideal_bits;
     EXPECT_EQ(s.file_bytes, static_cast<int64_t>(file.size()));
     EXPECT_GT(s.file_bytes, s.payload_bytes);
-    std::printf("chunk %lld: %lld tokens, ideal %.1f bits, coded %.0f bits (%+.3f%%), teacher-forced %.1f\n",
-                (long long)chunk, (long long)s.tokens, s.ideal_bits, s.coded_bits(),
-                100.0 * (s.coded_bits() / s.ideal_bits - 1.0), tf);
+    std::printf("chunk %lld: %lld tokens, %lld chunks, ideal %.1f bits, coded %.0f bits (%+.3f%%), teacher-forced %.3f "
+                "(relative difference %.1e)\n",
+                (long long)chunk, (long long)s.tokens, (long long)s.chunks, s.ideal_bits, s.coded_bits(),
+                100.0 * (s.coded_bits() / s.ideal_bits - 1.0), tf, tf / s.ideal_bits - 1.0);
   }
 }
 
