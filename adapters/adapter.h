@@ -76,7 +76,9 @@ class LoraAdapter {
   // the adapter's parameters trains the side path). Attaching to another model detaches first.
   // std::invalid_argument when the model's projection shapes differ from the adapter's.
   void attach(LlamaForCausalLM& model);
-  // Unmerges if merged, then clears the side path. No-op when not attached.
+  // Unmerges if merged, then clears the side path. No-op when not attached. Destroying an
+  // attached adapter does not detach it: the model keeps running the side path (it shares the
+  // tensors), but a merged adapter can then no longer be unmerged.
   void detach();
   // W += scaling * B @ A for every targeted projection, without autograd. Idempotent. With
   // keep_base_copy (default) the original W is kept so that unmerge() restores it bit for bit;

@@ -59,11 +59,7 @@ std::vector<DocBits> document_bits(LlamaForCausalLM& model, const DocSet& docs, 
     throw std::invalid_argument("document_bits: BOS id " + std::to_string(bos) + " is outside the vocabulary");
   const int64_t max_chunk = context - 1;
 
-  std::vector<size_t> order = doc_indices;
-  if (order.empty() && doc_indices.empty()) {
-    order.resize(docs.num_docs());
-    std::iota(order.begin(), order.end(), size_t{0});
-  }
+  const std::vector<size_t> order = doc_indices.empty() ? spread_indices(docs.num_docs(), 0) : doc_indices;
   std::vector<DocBits> out(order.size());
   std::vector<Chunk> chunks;
   for (size_t s = 0; s < order.size(); ++s) {
