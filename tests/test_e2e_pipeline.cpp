@@ -136,3 +136,109 @@ TEST(E2ePipeline, TrainChangeRerunsAdaptersOnly) {
 }
 
 }  // namespace
+
+namespace {
+
+// The same pipeline by hand, one subcommand per stage, as a user who wants control runs it.
+TEST(E2eStages, PreparePretrainTrainEvalOneByOne) {
+  TempDir t;
+  const std::string w = (t / "w").string();
+  const std::string cfg = kTinyYaml.string();
+
+  Result p = lorazip({"prepare", cfg, "-w", w}, t.path());
+  ASSERT_EQ(p.rc, 0) << p.describe();
+  EXPECT_TRUE(fs::is_regular_file(t / "w/data.h5"));
+  EXPECT_TRUE(fs::is_regular_file(t / "w/tokenizer.model"));
+  for (const char* d : {"chat", "math", "code"}) EXPECT_TRUE(has(p.out, d)) << "prepare's statistics do not name " << d << "\n" << p.out;
+
+  Result b = lorazip({"pretrain", cfg, "-w", w}, t.path());
+  ASSERT_EQ(b.rc, 0) << b.describe();
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.model"}) EXPECT_TRUE(fs::is_regular_file(t / "w/base" / f)) << f;
+  EXPECT_EQ(slurp(t / "w/base/tokenizer.model"), slurp(t / "w/tokenizer.model"));
+
+  Result a = lorazip({"train", cfg, "-w", w, "--domain", "math"}, t.path());
+  ASSERT_EQ(a.rc, 0) << a.describe();
+  for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "lorazip.json"})
+    EXPECT_TRUE(fs::is_regular_file(t / "w/adapters/math" / f)) << f;
+
+  // A domain the store does not have: the message names it and lists the ones there are.
+  Result bad = lorazip({"train", cfg, "-w", w, "--domain", "poetry"}, t.path());
+  EXPECT_NE(bad.rc, 0) << bad.describe();
+  EXPECT_TRUE(has(bad.err, "poetry")) << bad.describe();
+  EXPECT_TRUE(has(bad.err, "math")) << bad.describe();
+  EXPECT_FALSE(fs::exists(t / "w/adapters/poetry"));
+
+  // eval with an extra corpus from elsewhere.
+  spill(t / "other.jsonl",
+        "{\"text\": \"To solve 3x + 4 = 19, subtract 4 from both sides and divide by 3: x = 5.\"}\n"
+        "{\"text\": \"The derivative of x^3 is 3x^2, by the power rule.\"}\n");
+  Result e = lorazip({"eval", cfg, "-w", w, "-e", "elsewhere=" + (t / "other.jsonl").string(), "--sample-docs", "1"}, t.path());
+  ASSERT_EQ(e.rc, 0) << e.describe();
+  auto rep = nlohmann::json::parse(slurp(t / "w/report.json"));
+  std::map<std::string, nlohmann::json> rows;
+  for (const auto& d : rep["domains"]) rows[d.value("domain", "")] = d;
+  for (const char* d : {"chat", "math", "code", "elsewhere"}) EXPECT_TRUE(rows.count(d)) << "report.json has no row " << d << "\n" << rep.dump(2);
+  EXPECT_EQ(rows["math"].value("own_adapter", ""), "math");
+  EXPECT_EQ(rows["code"].value("own_adapter", "?"), "") << "code has no adapter in this work directory";
+  EXPECT_TRUE(rows["elsewhere"]["cross"].contains("math")) << rows["elsewhere"].dump(2);
+  EXPECT_TRUE(has(e.out, "elsewhere")) << e.out;
+  for (const char* f : {"report.md", "report.csv", "report.svg"}) EXPECT_TRUE(fs::is_regular_file(t / "w" / f)) << f;
+}
+
+}  // namespace
+
+namespace {
+
+std::string replace_once(std::string text, const std::string& from, const std::string& to) {
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "tiny.yaml has no '" << from << "'";
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+// `run` on a Llama from the Hub (TinyStories 260K): no pretraining, the corpus prepared with the
+// model's own tokenizer, adapters trained on it, and a cached second run.
+TEST(E2eStages, RunOnAHuggingFaceBase) {
+  const fs::path model = fs::path(LORAZIP_SHARED_DIR) / "models/tinystories-260k-hf";
+  if (!fs::exists(model / "config.json")) GTEST_SKIP() << "../shared not found: " << model << " (the TinyStories reference model)";
+  TempDir t;
+  std::string text = tiny_yaml_text_absolute();
+  text = replace_once(text, "  tokenizer: {vocab_size: 512, type: bpe}", "  tokenizer: {model: " + (model / "tokenizer.model").string() + "}");
+  text = replace_once(text, "base_model: \"\"", "base_model: " + model.string());
+  size_t a = text.find("model:\n  vocab_size"), b = text.find("pretrain:");
+  ASSERT_TRUE(a != std::string::npos && b != std::string::npos && a < b);
+  text.erase(a, b - a);  // the size comes from the model's config.json
+  text = replace_once(text, "adapters: [math, code]", "adapters: [math]");
+  text = replace_once(text, "train:\n  steps: 16\n", "train:\n  steps: 4\n");
+  text = replace_once(text, "  classical: true", "  classical: false");
+  for (const char* d : {"chat", "math", "code"})
+    text = replace_once(text, std::string(d) + ".jsonl, max_docs: 16}", std::string(d) + ".jsonl, max_docs: 8}");
+  spill(t / "hub.yaml", text);
+
+  const std::string w = (t / "w").string();
+  Result r = lorazip({"run", (t / "hub.yaml").string(), "-w", w}, t.path());
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_TRUE(has(r.err, "base: using " + model.string())) << r.describe();
+  EXPECT_FALSE(fs::exists(t / "w/base")) << "pretrained although the config names a base";
+  EXPECT_FALSE(fs::exists(t / "w/tokenizer.model")) << "trained a tokenizer although the config names one";
+  EXPECT_TRUE(has(r.out, "round trip byte for byte: ok")) << r.out;
+  auto info = nlohmann::json::parse(slurp(t / "w/adapters/math/lorazip.json"));
+  auto rep = nlohmann::json::parse(slurp(t / "w/report.json"));
+  EXPECT_EQ(info.value("base_fingerprint", "?"), rep["base"].value("fingerprint", "!"));
+
+  // The adapter codes with the Hub model as its base.
+  spill(t / "m.txt", sample_text());
+  Result c = lorazip({"compress", "-m", model.string(), "-a", (t / "w/adapters/math").string(), "m.txt"}, t.path());
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  Result d = lorazip({"decompress", "-m", model.string(), "-A", (t / "w/adapters").string(), "-c", "m.txt.lz"}, t.path());
+  ASSERT_EQ(d.rc, 0) << d.describe();
+  EXPECT_EQ(d.out, sample_text());
+
+  Result again = lorazip({"run", (t / "hub.yaml").string(), "-w", w}, t.path());
+  ASSERT_EQ(again.rc, 0) << again.describe();
+  EXPECT_TRUE(has(again.err, "prepare: cached")) << again.describe();
+  EXPECT_TRUE(has(again.err, "'math': cached")) << again.describe();
+  EXPECT_TRUE(has(again.err, "eval: cached")) << again.describe();
+}
+
+}  // namespace
