@@ -388,6 +388,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows appear as they are measured, also into a file
   Args a;
   CLI::App app{"bench_codec: the LM codec's ideal and coded bits, ratios beside xz/zstd, speed and peak memory"};
   app.add_option("-m,--model", a.model_dir, "base model directory (HF Llama + tokenizer.model)")->required();

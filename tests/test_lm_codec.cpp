@@ -351,9 +351,11 @@ TEST(LmCodecDeterminism, FileDoesNotDependOnThreadsAndDecodesUnderAny) {
   const std::string f2 = w.codec->compress(text, opts(32, 4, 2));
   const std::string f2b = w.codec->compress(text, opts(32, 4, 2));
   const std::string f0 = w.codec->compress(text, opts(32, 4, 0));
+  const std::string f8 = w.codec->compress(text, opts(32, 4, 8));  // more workers than cores: groups interleave
   EXPECT_TRUE(f1 == f2) << "compress with 1 and 2 threads gave different files";
   EXPECT_TRUE(f2 == f2b) << "compressing twice gave different files";
   EXPECT_TRUE(f1 == f0) << "compress with all cores differs from 1 thread";
+  EXPECT_TRUE(f1 == f8) << "compress with 8 workers differs from 1 thread";
   EXPECT_EQ(w.codec->decompress(f2, "t2", 1), text) << "compressed with 2 threads, decompressed with 1";
   EXPECT_EQ(w.codec->decompress(f1, "t1", 2), text) << "compressed with 1 thread, decompressed with 2";
   EXPECT_EQ(w.codec->decompress(f1, "t1", 7), text) << "more workers than cores";
