@@ -80,21 +80,8 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   std::vector<AdapterEntry> candidates;
   if (!o.adapters_dir.empty()) candidates = list_adapters(o.adapters_dir);
 
-  // One codec per configuration, built on first use.
-  std::map<std::string, std::unique_ptr<LmCodec>> codecs;  // key: adapter dir ("" = base)
-  auto codec_for = [&](const std::string& adapter_dir) -> LmCodec& {
-    auto it = codecs.find(adapter_dir);
-    if (it != codecs.end()) return *it->second;
-    std::unique_ptr<LmCodec> c;
-    if (adapter_dir.empty()) {
-      c = std::make_unique<LmCodec>(base.model, *base.tokenizer, identity_for(base, nullptr));
-    } else {
-      AdapterEntry e;
-      LlamaForCausalLM m = merged_model(base, adapter_dir, &e);
-      c = std::make_unique<LmCodec>(m, *base.tokenizer, identity_for(base, &e));
-    }
-    return *codecs.emplace(adapter_dir, std::move(c)).first->second;
-  };
+  CodecSet codecs(base);
+  auto codec_for = [&](const std::string& adapter_dir) -> LmCodec& { return codecs.get(adapter_dir); };
 
   LmCodecOptions opt;
   opt.group_streams = o.group_streams;
@@ -129,7 +116,7 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   check_targets(o);
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
   LoadedBase base = load_base(o.model_dir);
-  std::map<std::string, std::unique_ptr<LmCodec>> codecs;
+  CodecSet codecs(base);
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
     if (!is_stdin(in) && !fs::is_regular_file(in)) throw std::invalid_argument("'" + in + "' is not a regular file");
@@ -149,20 +136,8 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
                                    ", which is not in '" + o.adapters_dir + "'");
       }
     }
-    auto it = codecs.find(adapter_dir);
-    if (it == codecs.end()) {
-      std::unique_ptr<LmCodec> c;
-      if (adapter_dir.empty()) {
-        c = std::make_unique<LmCodec>(base.model, *base.tokenizer, identity_for(base, nullptr));
-      } else {
-        AdapterEntry e;
-        LlamaForCausalLM m = merged_model(base, adapter_dir, &e);
-        c = std::make_unique<LmCodec>(m, *base.tokenizer, identity_for(base, &e));
-      }
-      it = codecs.emplace(adapter_dir, std::move(c)).first;
-    }
     CodeStats stats;
-    std::string data = it->second->decompress(file, name, g.threads, &stats);
+    std::string data = codecs.get(adapter_dir).decompress(file, name, g.threads, &stats);
     deliver(o, in, out, data);
     if (o.verbose) report(name, stats, false);
   }

@@ -185,10 +185,9 @@ int cmd_run(const PipelineOptions& o, const GlobalOptions& g0) {
     if (docs.empty()) throw std::runtime_error("codec check: domain '" + domain + "' has no test documents");
     const std::string& original = docs.front();
     std::string adapter_dir = j.adapters_path() + "/" + domain;
-    AdapterEntry e;
     bool with_adapter = file_exists(adapter_dir + "/adapter_config.json");
-    LlamaForCausalLM m = with_adapter ? merged_model(base, adapter_dir, &e) : base.model;
-    LmCodec codec(m, *base.tokenizer, identity_for(base, with_adapter ? &e : nullptr));
+    CodecSet codecs(base);
+    LmCodec& codec = codecs.get(with_adapter ? adapter_dir : "");
     LmCodecOptions co;
     co.group_streams = j.codec.group_streams;
     co.chunk_tokens = j.codec.chunk_tokens;

@@ -71,10 +71,26 @@ void run_groups(size_t n_groups, int threads, Fn fn) {
   if (error) std::rethrow_exception(error);
 }
 
-// Probability rows of one step, as contiguous float32 [batch, vocab].
-torch::Tensor step_probs(LlamaForCausalLM& model, const torch::Tensor& input, KVCache& cache) {
-  torch::Tensor logits = model->step(input, cache);
-  return torch::softmax(logits.to(torch::kFloat32), -1).contiguous();
+// The one probability path, shared by the encoder and the decoder: the streams of group `g`
+// advance in lock-step through LlamaForCausalLM::step(), all starting from BOS at position 0; a
+// stream that has ended is fed BOS so the batch shape never changes. For stream s at position i
+// (i < its token count) `code(s, i, row)` gets the float32 softmax row and returns the token that
+// was coded there, which is fed back as the stream's next input.
+template <class Code>
+void run_lockstep(LlamaForCausalLM& model, const std::vector<ContainerChunk>& chunks, const Group& g, int64_t bos,
+                  int64_t vocab, Code code) {
+  const int64_t B = static_cast<int64_t>(g.n_streams);
+  int64_t longest = 0;
+  for (size_t s = 0; s < g.n_streams; ++s) longest = std::max<int64_t>(longest, chunks[g.first_chunk + s].n_tokens);
+  KVCache cache = model->new_cache(B, std::max<int64_t>(longest, 1));
+  torch::Tensor input = torch::full({B}, bos, torch::kInt64);
+  for (int64_t i = 0; i < longest; ++i) {
+    torch::Tensor probs = torch::softmax(model->step(input, cache).to(torch::kFloat32), -1).contiguous();
+    const float* p = probs.data_ptr<float>();
+    int64_t* in = input.data_ptr<int64_t>();
+    for (int64_t s = 0; s < B; ++s)
+      in[s] = i < chunks[g.first_chunk + s].n_tokens ? code(static_cast<size_t>(s), i, p + s * vocab) : bos;
+  }
 }
 
 }  // namespace
@@ -178,32 +194,16 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
 
   run_groups(groups.size(), resolve_threads(opt.threads), [&](size_t gi) {
     const Group& g = groups[gi];
-    const int64_t B = static_cast<int64_t>(g.n_streams);
-    int64_t longest = 0;
-    for (size_t s = 0; s < g.n_streams; ++s) longest = std::max<int64_t>(longest, c.chunks[g.first_chunk + s].n_tokens);
-    KVCache cache = model->new_cache(B, longest);
     std::vector<RangeEncoder> enc(g.n_streams);
     std::vector<uint32_t> cdf(V + 1);
-    torch::Tensor input = torch::full({B}, bos, torch::kInt64);
     double ideal = 0;
-    for (int64_t i = 0; i < longest; ++i) {
-      torch::Tensor probs = step_probs(model, input, cache);
-      const float* p = probs.data_ptr<float>();
-      int64_t* in = input.data_ptr<int64_t>();
-      for (int64_t s = 0; s < B; ++s) {
-        const auto& ch = c.chunks[g.first_chunk + s];
-        if (i >= ch.n_tokens) {
-          in[s] = bos;
-          continue;
-        }
-        int32_t t = tokens[(g.first_chunk + s) * chunk + i];
-        const float* row = p + s * V;
-        quantize_cdf(row, V, bits, cdf.data());
-        enc[s].encode(cdf[t], cdf[t + 1] - cdf[t], bits);
-        ideal -= std::log2(std::max(static_cast<double>(row[t]), 1e-300));
-        in[s] = t;
-      }
-    }
+    run_lockstep(model, c.chunks, g, bos, V, [&](size_t s, int64_t i, const float* row) -> int32_t {
+      int32_t t = tokens[(g.first_chunk + s) * chunk + i];
+      quantize_cdf(row, V, bits, cdf.data());
+      enc[s].encode(cdf[t], cdf[t + 1] - cdf[t], bits);
+      ideal -= std::log2(std::max(static_cast<double>(row[t]), 1e-300));
+      return t;
+    });
     for (size_t s = 0; s < g.n_streams; ++s) c.chunks[g.first_chunk + s].payload = enc[s].finish();
     group_ideal[gi] = ideal;
   });
@@ -253,10 +253,6 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
 
   run_groups(groups.size(), resolve_threads(threads), [&](size_t gi) {
     const Group& g = groups[gi];
-    const int64_t B = static_cast<int64_t>(g.n_streams);
-    int64_t longest = 0;
-    for (size_t s = 0; s < g.n_streams; ++s) longest = std::max<int64_t>(longest, c.chunks[g.first_chunk + s].n_tokens);
-    KVCache cache = model->new_cache(B, longest);
     std::vector<RangeDecoder> dec;
     dec.reserve(g.n_streams);
     for (size_t s = 0; s < g.n_streams; ++s) {
@@ -264,25 +260,13 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
       dec.emplace_back(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
     }
     std::vector<uint32_t> cdf(V + 1);
-    torch::Tensor input = torch::full({B}, bos, torch::kInt64);
-    for (int64_t i = 0; i < longest; ++i) {
-      torch::Tensor probs = step_probs(model, input, cache);
-      const float* p = probs.data_ptr<float>();
-      int64_t* in = input.data_ptr<int64_t>();
-      for (int64_t s = 0; s < B; ++s) {
-        const auto& ch = c.chunks[g.first_chunk + s];
-        if (i >= ch.n_tokens) {
-          in[s] = bos;
-          continue;
-        }
-        quantize_cdf(p + s * V, V, bits, cdf.data());
-        uint32_t target = dec[s].target(bits);
-        int t = find_symbol(cdf.data(), static_cast<int>(V), target);
-        dec[s].consume(cdf[t], cdf[t + 1] - cdf[t], bits);
-        tokens[(g.first_chunk + s) * chunk + i] = t;
-        in[s] = t;
-      }
-    }
+    run_lockstep(model, c.chunks, g, bos, V, [&](size_t s, int64_t i, const float* row) -> int32_t {
+      quantize_cdf(row, V, bits, cdf.data());
+      int t = find_symbol(cdf.data(), static_cast<int>(V), dec[s].target(bits));
+      dec[s].consume(cdf[t], cdf[t + 1] - cdf[t], bits);
+      tokens[(g.first_chunk + s) * chunk + i] = t;
+      return t;
+    });
     for (size_t s = 0; s < g.n_streams; ++s)
       if (dec[s].overrun())
         throw std::runtime_error(name + ": chunk " + std::to_string(g.first_chunk + s) +

@@ -99,4 +99,18 @@ CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter) 
   return id;
 }
 
+LmCodec& CodecSet::get(const std::string& adapter_dir) {
+  auto it = codecs_.find(adapter_dir);
+  if (it != codecs_.end()) return *it->second;
+  std::unique_ptr<LmCodec> c;
+  if (adapter_dir.empty()) {
+    c = std::make_unique<LmCodec>(base_.model, *base_.tokenizer, identity_for(base_, nullptr));
+  } else {
+    AdapterEntry e;
+    LlamaForCausalLM m = merged_model(base_, adapter_dir, &e);
+    c = std::make_unique<LmCodec>(m, *base_.tokenizer, identity_for(base_, &e));
+  }
+  return *codecs_.emplace(adapter_dir, std::move(c)).first->second;
+}
+
 }  // namespace lorazip

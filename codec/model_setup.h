@@ -1,6 +1,7 @@
 // Loading what the codec and eval need: a base model directory (HF layout with its
 // tokenizer.model), adapters (PEFT directories), and the identity a compressed file records.
 #pragma once
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,5 +39,17 @@ LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, 
 LlamaForCausalLM clone_model(LlamaForCausalLM& model);
 
 CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
+
+// LM codecs over one base, one per adapter directory ("" = the base alone), each built on first
+// use (the adapter merged into a copy of the base) and kept for the next file.
+class CodecSet {
+ public:
+  explicit CodecSet(LoadedBase& base) : base_(base) {}
+  LmCodec& get(const std::string& adapter_dir);
+
+ private:
+  LoadedBase& base_;
+  std::map<std::string, std::unique_ptr<LmCodec>> codecs_;
+};
 
 }  // namespace lorazip

@@ -164,8 +164,8 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
   }
 
   if (opt.sample_docs > 0) {
-    LmCodec base_codec(base.model, tok, identity_for(base, nullptr));
-    std::map<std::string, std::unique_ptr<LmCodec>> own;
+    CodecSet codecs(base);
+    LmCodec& base_codec = codecs.get("");
     Progress cp("codec check", static_cast<int64_t>(rows.size()));
     int64_t k = 0;
     for (auto& r : rows) {
@@ -181,13 +181,7 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
       for (const auto& a : adapters)
         if (a.domain == d.own_adapter) entry = &a;
       if (entry) {
-        auto it = own.find(entry->dir);
-        if (it == own.end()) {
-          AdapterEntry e;
-          LlamaForCausalLM m = merged_model(base, entry->dir, &e);
-          it = own.emplace(entry->dir, std::make_unique<LmCodec>(m, tok, identity_for(base, &e))).first;
-        }
-        ok = code_sample(r, *it->second, opt, &d.sample_adapter_ideal, &d.sample_adapter_file, &d.sample_adapter_payload) && ok;
+        ok = code_sample(r, codecs.get(entry->dir), opt, &d.sample_adapter_ideal, &d.sample_adapter_file, &d.sample_adapter_payload) && ok;
       } else {
         d.sample_adapter_ideal = d.sample_base_ideal;
         d.sample_adapter_file = d.sample_base_file;
