@@ -242,3 +242,64 @@ TEST(E2eStages, RunOnAHuggingFaceBase) {
 }
 
 }  // namespace
+
+namespace {
+
+// Starts lorazip in the background (stdout and stderr to files); returns its process id.
+pid_t spawn_lorazip(const std::vector<std::string>& args, const fs::path& out, const fs::path& err) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(out.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644), e = ::open(err.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv{const_cast<char*>(kBin.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(kBin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// A `run` killed (SIGKILL) during pretraining, run again, resumes from the last checkpoint and
+// ends with exactly the weights of a run that was never interrupted (the shared pipeline).
+TEST(E2eStages, KilledRunResumesToTheSameResult) {
+  fs::path ref = tiny_pipeline();
+  ASSERT_FALSE(ref.empty());
+  TempDir t;
+  const std::string w = (t / "w").string();
+  const fs::path ckpt = t / "w/runs/pretrain/checkpoint.pt";
+  pid_t pid = spawn_lorazip({"run", kTinyYaml.string(), "-w", w}, t / "run1.out", t / "run1.err");
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  bool exited = false;
+  auto t0 = std::chrono::steady_clock::now();
+  while (!fs::exists(ckpt)) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    ASSERT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 300.0) << "no checkpoint after 300 s";
+    ::usleep(20000);
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ASSERT_FALSE(exited) << "the run ended before its first checkpoint (exit " << WEXITSTATUS(status) << ")\n" << slurp(t / "run1.err");
+  ASSERT_FALSE(fs::exists(t / "w/base/model.safetensors")) << "pretraining had already finished when the run was killed";
+
+  Result r = lorazip({"run", kTinyYaml.string(), "-w", w}, t.path());
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_TRUE(has(r.err, "prepare: cached")) << r.describe();
+  EXPECT_TRUE(has(r.err, "(resuming)")) << r.describe();
+  EXPECT_TRUE(slurp(t / "w/base/model.safetensors") == slurp(ref / "base/model.safetensors"))
+      << "the resumed pretraining ended with other weights than an uninterrupted one";
+  for (const char* d : {"math", "code"})
+    EXPECT_TRUE(slurp(t / "w/adapters" / d / "adapter_model.safetensors") == slurp(ref / "adapters" / d / "adapter_model.safetensors"))
+        << "adapter " << d << " differs from the uninterrupted run's";
+}
+
+}  // namespace
