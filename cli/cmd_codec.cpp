@@ -9,6 +9,7 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "adapters/adapter.h"
 #include "cli/commands.h"
 #include "codec/model_setup.h"
 #include "codec/container.h"
@@ -128,8 +129,18 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
     if (!o.adapters_dir.empty()) {
       adapter_dir.clear();
       if (!header.adapter_fingerprint.empty()) {
-        for (const auto& e : list_adapters(o.adapters_dir))
+        for (auto e : list_adapters(o.adapters_dir)) {
+          if (e.fingerprint.empty()) {
+            // No lorazip.json (a PEFT adapter made elsewhere): fingerprint its tensors, as compress
+            // did; one that does not fit this base cannot be the one the file needs.
+            try {
+              e.fingerprint = LoraAdapter::load(e.dir, base.model).fingerprint();
+            } catch (const std::exception&) {
+              continue;
+            }
+          }
           if (e.fingerprint == header.adapter_fingerprint) adapter_dir = e.dir;
+        }
         if (adapter_dir.empty())
           throw std::runtime_error(name + ": needs adapter " + short_fp(header.adapter_fingerprint) +
                                    (header.adapter_domain.empty() ? "" : " (domain '" + header.adapter_domain + "')") +
