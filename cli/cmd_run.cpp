@@ -180,10 +180,12 @@ int cmd_run(const PipelineOptions& o, const GlobalOptions& g0) {
     log_info("[5/5] codec check: compress + decompress a test document");
     LoadedBase base = load_base(j.base_path());
     TokenStore store = TokenStore::open(j.store_path());
-    std::string domain = domains.empty() ? store.domains().front() : domains.front();
-    std::vector<std::string> docs = read_documents(store, *base.tokenizer, domain, "test", 1);
-    if (docs.empty()) throw std::runtime_error("codec check: domain '" + domain + "' has no test documents");
-    const std::string& original = docs.front();
+    // The longest test document of any adapter domain (or of any domain when there are none).
+    std::string domain, original;
+    for (const auto& d : domains.empty() ? store.domains() : domains)
+      for (auto& doc : read_documents(store, *base.tokenizer, d, "test"))
+        if (doc.size() > original.size()) original = std::move(doc), domain = d;
+    if (domain.empty()) throw std::runtime_error("codec check: no test documents in " + j.store_path());
     std::string adapter_dir = j.adapters_path() + "/" + domain;
     bool with_adapter = file_exists(adapter_dir + "/adapter_config.json");
     CodecSet codecs(base);
