@@ -223,6 +223,16 @@ TEST_F(E2eCodec, AdapterChoiceAndHeader) {
     ASSERT_EQ(da.rc, 0) << da.describe();
     EXPECT_EQ(slurp(t_ / f), orig) << f;
   }
+  // A PEFT adapter made elsewhere has no lorazip.json: decompress -A finds it by its tensors.
+  fs::create_directories(t_ / "foreign");
+  fs::copy(math_, t_ / "foreign" / "peft-math", fs::copy_options::recursive);
+  fs::remove(t_ / "foreign/peft-math/lorazip.json");
+  Result cf = lz({"compress", "-m", base_, "-a", "foreign/peft-math", "-o", "f.lz", "m.txt"});
+  ASSERT_EQ(cf.rc, 0) << cf.describe();
+  Result df = lz({"decompress", "-m", base_, "-A", "foreign", "-c", "f.lz"});
+  ASSERT_EQ(df.rc, 0) << df.describe();
+  EXPECT_EQ(df.out, text);
+
   // -v reports the numbers per file.
   Result v = lz({"compress", "-m", base_, "-a", code_, "-v", "-c", "m.txt"});
   ASSERT_EQ(v.rc, 0) << v.describe();
