@@ -1,6 +1,8 @@
 # End-to-end tests (label: e2e): they drive the real `lorazip` program as a user would, on the
-# toy pipeline tests/e2e/tiny.yaml (about a minute on 2 cores, built once and shared by every
-# test case through <build>/tests/e2e-work/tiny). The `slow` one runs the embedded default job.
+# toy pipeline tests/e2e/tiny.yaml (5-10 s, built once and shared by every test case through
+# <build>/tests/e2e-work/tiny). About 130 program runs of ~0.5 s CPU each (mostly loading
+# libtorch): the label takes 1-3 minutes with ctest -j2 on 2 cores, depending on their load.
+# test_e2e_slow (label: slow) runs the embedded default job, configs/default.yaml, from scratch.
 if(TARGET lorazip)
   set(LORAZIP_E2E_WORK "${CMAKE_CURRENT_BINARY_DIR}/e2e-work")
 
