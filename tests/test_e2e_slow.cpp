@@ -43,17 +43,19 @@ TEST(E2eSlow, DefaultJobEndToEnd) {
 
   // The base saw chat and creative only; the other domains reach the model through their adapters,
   // which must code them in fewer bits. The default job bounds each stage by time_limit_s, so on a
-  // busy machine the stages stop early; the size of the saving (3% or more) is checked only when
-  // pretraining ran all its steps.
+  // busy machine the stages stop early (a few adapter steps, sometimes no gain at all); the saving
+  // (3% or more) is checked only when pretraining ran all its steps.
   for (const char* name : {"code", "math", "science"}) {
     const auto& d = by_domain[name];
     const double base = d["ideal"].value("base_bits_per_token", 0.0), adapter = d["ideal"].value("adapter_bits_per_token", 1e9);
-    EXPECT_LT(adapter, base) << name << ": the adapter does not beat the general base";
+    // The kept adapter is the one with the best validation bits/token, at worst the untrained one
+    // (B = 0, the base itself), so on test text it is never materially worse.
+    EXPECT_LE(adapter, 1.005 * base) << name << ": the adapter codes its own domain worse than the general base";
     if (full_pretrain) {
       EXPECT_LT(adapter, 0.97 * base) << name << ": the adapter saves less than 3% over the general base";
     }
   }
-  if (!full_pretrain) std::printf("[ e2e ] stages stopped at their time limits (a busy machine): savings checked for sign only\n");
+  if (!full_pretrain) std::printf("[ e2e ] stages stopped at their time limits (a busy machine): only checked that no adapter is worse than the base\n");
 
   // A whole corpus file through the program with -A: it restores byte for byte.
   const fs::path doc = kSource / "data/samples/math.jsonl";
