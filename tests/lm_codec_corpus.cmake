@@ -1,0 +1,9 @@
+# Every document of ../shared/data/llm-text round-trips alone through the LM codec (tiny random
+# Llama, tokenizer trained in the test), compressed and decompressed on different thread counts.
+# Skipped when ../shared is absent. About 10 minutes on two busy cores, so outside the default run.
+# One label only: lorazip_add_test passes LABELS through unescaped, so "codec;slow" would break.
+if(LORAZIP_WITH_TORCH)
+  lorazip_add_test(NAME test_lm_codec_corpus SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_lm_codec_corpus.cpp
+                   LIBS lorazip_codec LABELS slow TIMEOUT 3600)
+  add_dependencies(test_lm_codec_corpus lorazip_spm)
+endif()
