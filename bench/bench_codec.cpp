@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/run_self.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
@@ -248,30 +249,7 @@ ChildResult spawn_child(const Args& a, const std::string& mode, const std::strin
                                    "--chunk-tokens", std::to_string(a.chunk_tokens), "--group-streams",
                                    std::to_string(a.group_streams), "--child", mode, "--child-in", in, "--child-out", out};
   if (!a.adapter_dir.empty()) args.insert(args.end(), {"-a", a.adapter_dir});
-  int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error("pipe() failed");
-  std::fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork() failed");
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    std::vector<char*> argv;
-    for (auto& s : args) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string text;
-  char buf[256];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("peak-memory child (" + mode + ") failed; its output: " + text);
+  const std::string text = run_self(args, "peak-memory child (" + mode + ")");
   ChildResult r;
   std::istringstream ss(text);
   std::string k1, k2, k3;

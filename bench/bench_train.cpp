@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/run_self.h"
 #include "adapters/adapter.h"
 #include "model/config.h"
 #include "model/llama.h"
@@ -160,33 +161,10 @@ int run_mode(const Args& a) {
 }
 
 std::map<std::string, double> run_child(const char* self, const Args& a, const std::string& mode) {
-  int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    std::vector<std::string> args = {self,       "--mode",  mode, "--threads", std::to_string(a.threads),
-                                     "--batch", std::to_string(a.batch), "--seq", std::to_string(a.seq),
-                                     "--steps", std::to_string(a.steps), "--rank", std::to_string(a.rank)};
-    std::vector<char*> argv;
-    for (auto& s : args) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("child '" + mode + "' failed (status " + std::to_string(status) + ")");
+  const std::string out =
+      run_self({self, "--mode", mode, "--threads", std::to_string(a.threads), "--batch", std::to_string(a.batch), "--seq",
+                std::to_string(a.seq), "--steps", std::to_string(a.steps), "--rank", std::to_string(a.rank)},
+               "child '" + mode + "'");
   std::map<std::string, double> kv;
   std::istringstream in(out);
   std::string tok;

@@ -181,10 +181,21 @@ int cmd_run(const PipelineOptions& o, const GlobalOptions& g0) {
     LoadedBase base = load_base(j.base_path());
     TokenStore store = TokenStore::open(j.store_path());
     // The longest test document of any adapter domain (or of any domain when there are none).
-    std::string domain, original;
-    for (const auto& d : domains.empty() ? store.domains() : domains)
-      for (auto& doc : read_documents(store, *base.tokenizer, d, "test"))
-        if (doc.size() > original.size()) original = std::move(doc), domain = d;
+    // Chosen by the stored byte lengths; only that document is decoded.
+    store.check_tokenizer(*base.tokenizer);
+    std::string domain;
+    std::vector<int32_t> ids;
+    uint64_t longest = 0;
+    for (const auto& d : domains.empty() ? store.domains() : domains) {
+      DocSet test = store.read(d, "test");
+      for (size_t i = 0; i < test.num_docs(); ++i)
+        if (domain.empty() || test.byte_lengths[i] > longest) {
+          longest = test.byte_lengths[i];
+          domain = d;
+          ids.assign(test.doc(i), test.doc(i) + test.doc_len(i));
+        }
+    }
+    const std::string original = base.tokenizer->decode(ids);
     if (domain.empty()) throw std::runtime_error("codec check: no test documents in " + j.store_path());
     std::string adapter_dir = j.adapters_path() + "/" + domain;
     bool with_adapter = file_exists(adapter_dir + "/adapter_config.json");
