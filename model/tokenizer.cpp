@@ -20,6 +20,8 @@
 //    output is always exact, and SentencePiece's segmentation is kept wherever it is exact.
 //    (Runs above 4 kB are handed over in parts cut at word starts; see encode_run.)
 //  * Consequence users can rely on: encode(a + "\n" + b) == encode(a) + [newline] + encode(b).
+// The byte-level BPE backend (model/bpe_tokenizer.h) shares the decode table and the accessors;
+// encode() hands the whole input to it.
 #include "model/tokenizer.h"
 
 #include <dlfcn.h>
@@ -35,6 +37,7 @@
 
 #include "common/fs.h"
 #include "common/hash.h"
+#include "model/bpe_tokenizer.h"
 
 #ifndef LORAZIP_SPM_BUILD_PATH
 #define LORAZIP_SPM_BUILD_PATH ""
@@ -217,7 +220,8 @@ struct Tokenizer::Impl {
   std::string name;         // file path or caller's label, for messages
   std::string model_bytes;  // the original serialized model
   std::string sha256;
-  void* handle = nullptr;
+  void* handle = nullptr;                 // SentencePiece backend
+  std::unique_ptr<BpeEncoder> bpe;         // byte-level BPE backend
   std::vector<std::string> pieces;  // id -> exact bytes
   std::array<int32_t, 256> byte_id{};
   int32_t newline_id = -1;
@@ -314,7 +318,45 @@ Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::string& model_path) { return from_bytes(read_file(model_path), model_path); }
 
+namespace {
+// A tokenizer.json starts with '{' (after whitespace); a SentencePiece ModelProto starts with a
+// protobuf tag, never 0x7B (field 15 as a deprecated group).
+bool looks_like_json(std::string_view bytes) {
+  for (char c : bytes) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+    return c == '{';
+  }
+  return false;
+}
+}  // namespace
+
+const char* Tokenizer::model_file_name(std::string_view model_bytes) {
+  return looks_like_json(model_bytes) ? "tokenizer.json" : "tokenizer.model";
+}
+
+bool Tokenizer::is_bpe() const { return impl_->bpe != nullptr; }
+
+Tokenizer Tokenizer::from_bpe(BpeDefinition def, const std::string& name) {
+  Tokenizer t;
+  Impl& m = *t.impl_;
+  m.name = name;
+  m.bpe = std::make_unique<BpeEncoder>(std::move(def), name);
+  const BpeDefinition& d = m.bpe->definition();
+  m.pieces = m.bpe->piece_bytes();
+  for (int b = 0; b < 256; ++b) m.byte_id[static_cast<size_t>(b)] = m.bpe->byte_id(static_cast<uint8_t>(b));
+  m.bos = d.bos_id;
+  m.eos = d.eos_id;
+  m.sha256 = sha256_hex(bpe_canonical_bytes(d));
+  m.model_bytes = write_tokenizer_json(d);
+  return t;
+}
+
 Tokenizer Tokenizer::from_bytes(std::string model_bytes, const std::string& name) {
+  if (looks_like_json(model_bytes)) {
+    Tokenizer t = from_bpe(parse_tokenizer_json(model_bytes, name), name);
+    t.impl_->model_bytes = std::move(model_bytes);  // the file as given; it loads back the same
+    return t;
+  }
   const SpmApi& api = spm();
   Tokenizer t;
   Impl& m = *t.impl_;
@@ -371,6 +413,10 @@ Tokenizer Tokenizer::from_bytes(std::string model_bytes, const std::string& name
 std::vector<int32_t> Tokenizer::encode(std::string_view bytes) const {
   std::vector<int32_t> out;
   out.reserve(bytes.size() / 3 + 1);
+  if (impl_->bpe) {
+    impl_->bpe->encode(bytes, out);
+    return out;
+  }
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();
   size_t start = 0;
@@ -390,7 +436,18 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const { return de
 std::string Tokenizer::decode(const int32_t* ids, size_t n) const {
   std::string out;
   out.reserve(n * 4);
-  for (size_t i = 0; i < n; ++i) out += piece_bytes(ids[i]);
+  const int32_t escape = impl_->bpe ? impl_->bpe->escape_id() : -1;
+  for (size_t i = 0; i < n; ++i) {
+    if (ids[i] == escape && i + 1 < n) {  // a byte the BPE vocabulary has no token for
+      const int b = impl_->bpe->escaped_byte(ids[i + 1]);
+      if (b >= 0) {
+        out += static_cast<char>(b);
+        ++i;
+        continue;
+      }
+    }
+    out += piece_bytes(ids[i]);
+  }
   return out;
 }
 

@@ -1,4 +1,5 @@
-// SentencePiece tokenizer with a lossless layer. Torch-free.
+// lorazip's tokenizer: SentencePiece (tokenizer.model) or byte-level BPE (tokenizer.json, or a GGUF's
+// tokenizer.ggml.* through from_bpe), each with a lossless layer. Torch-free.
 //
 // SentencePiece and libtorch cannot share a process's symbol space (Debian's libsentencepiece
 // exports its own protobuf 3.14 and libtorch links protobuf 3.21), so SentencePiece lives in
@@ -7,7 +8,9 @@
 //
 // Lossless guarantee: decode(encode(b)) == b for EVERY byte string b (invalid UTF-8, NULs,
 // whitespace runs, leading spaces, the empty string). decode() is a pure table lookup
-// (piece text with U+2581 -> ' ', byte pieces <0xXX> -> that byte); it never calls SentencePiece.
+// (SentencePiece: piece text with U+2581 -> ' ', byte pieces <0xXX> -> that byte; BPE: GPT-2
+// symbols -> their bytes); it never calls SentencePiece. The BPE backend never needs
+// liblorazip_spm.so (model/bpe_tokenizer.h).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,6 +19,8 @@
 #include <vector>
 
 namespace lorazip {
+
+struct BpeDefinition;  // model/bpe_tokenizer.h
 
 struct TokenizerTrainOptions {
   int vocab_size = 4096;
@@ -29,11 +34,18 @@ struct TokenizerTrainOptions {
 
 class Tokenizer {
  public:
-  // Loads any SentencePiece tokenizer.model (Llama-family included). Throws std::runtime_error
-  // naming the file when it cannot be read or parsed, or when it has no byte-fallback pieces
-  // (then not every byte can be represented).
+  // Loads any SentencePiece tokenizer.model (Llama-family included) or a byte-level BPE
+  // tokenizer.json (told apart by content: JSON starts with '{'). Throws std::runtime_error naming
+  // the file when it cannot be read or parsed, or when not every byte can be represented (no
+  // byte-fallback pieces; a BPE vocabulary without all 256 byte symbols).
   static Tokenizer load(const std::string& model_path);
   static Tokenizer from_bytes(std::string model_bytes, const std::string& name);
+  // Byte-level BPE from plain inputs (what a GGUF's tokenizer.ggml.* keys hold). `name` labels
+  // messages. Throws std::runtime_error when the definition is unusable (see BpeEncoder).
+  static Tokenizer from_bpe(BpeDefinition def, const std::string& name);
+  // The file name model_bytes() belong under in a model directory: "tokenizer.json" for BPE,
+  // "tokenizer.model" for SentencePiece.
+  static const char* model_file_name(std::string_view model_bytes);
 
   // Trains a BPE/unigram model with byte fallback on `docs` and writes it atomically to out_path.
   static void train(const std::vector<std::string>& docs, const TokenizerTrainOptions& opt,
@@ -43,13 +55,20 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   std::string decode(const int32_t* ids, size_t n) const;
   const std::string& piece_bytes(int32_t id) const;  // exact bytes this id decodes to
-  int byte_id(uint8_t b) const;                      // id of the byte-fallback piece <0xXX> for b
+  // Id of the token that is exactly byte b: SentencePiece's <0xXX>, BPE's byte symbol. -1 for a
+  // byte a BPE vocabulary lacks (encode spells it as two tokens, see BpeEncoder; decode undoes it).
+  int byte_id(uint8_t b) const;
 
   int vocab_size() const;
   int bos_id() const;
   int eos_id() const;
-  const std::string& sha256() const;       // of the tokenizer.model bytes
-  const std::string& model_bytes() const;  // the serialized model, to copy into a model directory
+  // SentencePiece: of the tokenizer.model bytes. BPE: of bpe_canonical_bytes(definition), so a
+  // GGUF's vocabulary and the tokenizer.json written from it have the same fingerprint.
+  const std::string& sha256() const;
+  // The serialized model, to copy into a model directory under model_file_name(): the original
+  // file's bytes, or for from_bpe a tokenizer.json (write_tokenizer_json) that loads back the same.
+  const std::string& model_bytes() const;
+  bool is_bpe() const;
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

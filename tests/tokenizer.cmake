@@ -9,3 +9,7 @@ else()
   lorazip_add_test(NAME test_tokenizer SOURCES test_tokenizer.cpp LIBS lorazip_model_io LABELS model)
 endif()
 add_dependencies(test_tokenizer lorazip_spm)
+
+# Byte-level BPE (torch-free): merges, pre-tokenizers, lossless round trips, tokenizer.json, and
+# SmolLM2's vocabulary when scripts/export_gguf_vocab.py has been run (skips otherwise).
+lorazip_add_test(NAME test_bpe_tokenizer SOURCES test_bpe_tokenizer.cpp LIBS lorazip_model_io LABELS model)
