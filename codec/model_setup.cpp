@@ -15,9 +15,11 @@ namespace lorazip {
 
 LoadedBase load_base(const std::string& dir) {
   if (!dir_exists(dir)) throw std::runtime_error("base model directory '" + dir + "' does not exist");
-  std::string tok = dir + "/tokenizer.model";
+  std::string tok = dir + "/tokenizer.model";  // SentencePiece first: Llama-2 style dirs also ship a tokenizer.json
+  if (!file_exists(tok)) tok = dir + "/tokenizer.json";
   if (!file_exists(tok))
-    throw std::runtime_error("base model directory '" + dir + "' has no tokenizer.model (lorazip needs the SentencePiece model beside the weights)");
+    throw std::runtime_error("base model directory '" + dir + "' has neither tokenizer.model nor tokenizer.json "
+                             "(lorazip needs the SentencePiece model or a byte-level BPE tokenizer.json beside the weights)");
   LoadedBase b;
   b.dir = dir;
   b.model = load_hf_model(dir);

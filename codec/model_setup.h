@@ -20,7 +20,8 @@ struct LoadedBase {
   std::string fingerprint;  // model_fingerprint of the unmodified base
 };
 
-// std::runtime_error naming the directory when config.json, the weights or tokenizer.model is missing.
+// std::runtime_error naming the directory when config.json, the weights or the tokenizer (tokenizer.model,
+// else tokenizer.json) is missing.
 LoadedBase load_base(const std::string& dir);
 
 struct AdapterEntry {

@@ -11,6 +11,7 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "model/tokenizer.h"
 
 namespace lorazip {
 namespace {
@@ -228,7 +229,8 @@ void save_hf_model(LlamaForCausalLM& model, const std::string& dir, const std::s
     }
     write_file_atomic(out.tmp() + "/model.safetensors.index.json", index.dump(2) + "\n");
   }
-  if (!tokenizer_model_bytes.empty()) write_file_atomic(out.tmp() + "/tokenizer.model", tokenizer_model_bytes);
+  if (!tokenizer_model_bytes.empty())
+    write_file_atomic(out.tmp() + "/" + Tokenizer::model_file_name(tokenizer_model_bytes), tokenizer_model_bytes);
   out.commit();
 }
 

@@ -644,3 +644,16 @@ TEST(BpeLoad, MissingBytesWithoutAnEscapeTokenAreRefused) {
     EXPECT_NE(std::string(e.what()).find("byte 0x0A"), std::string::npos) << e.what();
   }
 }
+
+TEST(BpeLoad, FuzzSeedsAreLoadableTokenizers) {
+  // The fuzz target starts from these; each must load and round-trip so mutations explore
+  // the tokenizer behind the parser, not only the parser's refusals.
+  const fs::path dir = fs::path(LORAZIP_SOURCE_DIR) / "model" / "fuzz" / "corpus";
+  size_t n = 0;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    const Tokenizer t = Tokenizer::load(f.path().string());
+    for (const std::string& s : edge_cases()) expect_round_trips(t, s);
+    ++n;
+  }
+  EXPECT_GE(n, 4u);
+}

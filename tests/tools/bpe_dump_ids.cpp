@@ -1,0 +1,83 @@
+// Interop helper (scripts/interop.sh): encodes a list of byte strings with lorazip's byte-level BPE
+// and prints the ids, so a script can compare them with llama.cpp's. Not a test by itself.
+// Usage: bpe_dump_ids VOCAB.json INPUTS.jsonl OUT.jsonl
+//   VOCAB.json: scripts/export_gguf_vocab.py output, or a tokenizer.json
+//   INPUTS.jsonl: one {"hex": "<bytes as hex>"} per line; OUT.jsonl: one {"ids": [...]} per line.
+// Prints the encode throughput to stderr (bytes / seconds of encode calls only).
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/fs.h"
+#include "model/bpe_tokenizer.h"
+#include "model/tokenizer.h"
+
+namespace {
+
+std::string unhex(const std::string& h) {
+  if (h.size() % 2) throw std::runtime_error("odd hex length");
+  auto v = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    throw std::runtime_error("bad hex digit");
+  };
+  std::string out(h.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(v(h[2 * i]) * 16 + v(h[2 * i + 1]));
+  return out;
+}
+
+lorazip::Tokenizer load(const std::string& path) {
+  const std::string bytes = lorazip::read_file(path);
+  const nlohmann::json j = nlohmann::json::parse(bytes);
+  if (!j.contains("tokens")) return lorazip::Tokenizer::from_bytes(bytes, path);
+  lorazip::BpeDefinition d;
+  d.tokens = j.at("tokens").get<std::vector<std::string>>();
+  d.types = j.at("types").get<std::vector<int32_t>>();
+  d.merges = j.at("merges").get<std::vector<std::string>>();
+  d.bos_id = j.at("bos").get<int32_t>();
+  d.eos_id = j.at("eos").get<int32_t>();
+  d.add_bos = j.at("add_bos").get<bool>();
+  d.pre = j.at("pre").get<std::string>();
+  return lorazip::Tokenizer::from_bpe(std::move(d), path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::cerr << "usage: bpe_dump_ids VOCAB.json INPUTS.jsonl OUT.jsonl\n";
+    return 2;
+  }
+  try {
+    const lorazip::Tokenizer tok = load(argv[1]);
+    std::ifstream in(argv[2]);
+    if (!in) throw std::runtime_error(std::string("cannot read ") + argv[2]);
+    std::ofstream out(argv[3]);
+    if (!out) throw std::runtime_error(std::string("cannot write ") + argv[3]);
+    std::string line;
+    size_t bytes = 0, tokens = 0, bad = 0;
+    double seconds = 0;
+    while (std::getline(in, line)) {
+      const std::string text = unhex(nlohmann::json::parse(line).at("hex").get<std::string>());
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::vector<int32_t> ids = tok.encode(text);
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      bytes += text.size();
+      tokens += ids.size();
+      if (tok.decode(ids) != text) ++bad;
+      out << nlohmann::json{{"ids", ids}}.dump() << "\n";
+    }
+    std::fprintf(stderr, "[bpe_dump_ids] %zu bytes -> %zu tokens in %.3f s of encode (%.2f MB/s); %zu failed to round-trip\n",
+                 bytes, tokens, seconds, seconds > 0 ? bytes / seconds / 1e6 : 0.0, bad);
+    return bad ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "bpe_dump_ids: " << e.what() << "\n";
+    return 1;
+  }
+}
