@@ -25,23 +25,19 @@ constexpr uint8_t kNone = 0xFF;  // "past the end of the piece": matches no clas
 // Bytes 0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF stand for themselves; the other 68 bytes map, in
 // ascending order, to U+0100, U+0101, ... (space -> U+0120 'Ġ', newline -> U+010A 'Ċ').
 struct ByteSymbols {
-  std::array<uint32_t, 256> cp{};
+  std::array<uint32_t, 256> cp{};     // byte -> code point
+  std::array<int16_t, 0x144> byte{};  // code point (< U+0144) -> byte, -1 when not a symbol
   ByteSymbols() {
+    byte.fill(-1);
     uint32_t next = 0x100;
     for (int b = 0; b < 256; ++b) {
       const bool self = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       cp[static_cast<size_t>(b)] = self ? static_cast<uint32_t>(b) : next++;
+      byte[cp[static_cast<size_t>(b)]] = static_cast<int16_t>(b);
     }
   }
   // Code point -> byte, or -1 when the code point is not one of the 256 symbols.
-  int byte_of(uint32_t c) const {
-    if (c < 0x100) return cp[c] == c ? static_cast<int>(c) : -1;
-    if (c >= 0x100 && c < 0x100 + 68) {
-      for (int b = 0; b < 256; ++b)
-        if (cp[static_cast<size_t>(b)] == c) return b;
-    }
-    return -1;
-  }
+  int byte_of(uint32_t c) const { return c < byte.size() ? byte[c] : -1; }
 };
 const ByteSymbols& byte_symbols() {
   static const ByteSymbols t;
@@ -363,7 +359,7 @@ std::string hex_byte(int b) {
 // ---- Pre-tokenizer names ------------------------------------------------------------------
 BpePre parse_bpe_pre(const std::string& pre) {
   static const std::vector<std::pair<std::string, BpePre>> names = {
-      {"gpt2", BpePre::kGpt2},           {"gpt-2", BpePre::kGpt2},          {"default", BpePre::kGpt2},
+      {"gpt2", BpePre::kGpt2},           {"gpt-2", BpePre::kGpt2},
       {"smollm", BpePre::kSmolLM},       {"starcoder", BpePre::kSmolLM},    {"refact", BpePre::kSmolLM},
       {"command-r", BpePre::kSmolLM},    {"codeshell", BpePre::kSmolLM},    {"exaone", BpePre::kSmolLM},
       {"minerva-7b", BpePre::kSmolLM},   {"llama-bpe", BpePre::kLlama3},    {"llama3", BpePre::kLlama3},
@@ -431,6 +427,7 @@ BpeEncoder::BpeEncoder(BpeDefinition def, std::string name) : def_(resolved(std:
   // Decode table and the bytes -> token map for tokens merges can produce. Where two normal tokens
   // have the same text the later id wins, as in llama.cpp's token_to_id.
   piece_bytes_.resize(n);
+  token_of_bytes_.reserve(n);
   std::string bytes;
   for (size_t id = 0; id < n; ++id) {
     const std::string& text = def_.tokens[id];
@@ -486,6 +483,9 @@ BpeEncoder::BpeEncoder(BpeDefinition def, std::string name) : def_(resolved(std:
   // are not GPT-2 symbols can never apply and is skipped; rank stays its index. A repeated pair
   // keeps its first (lowest) rank.
   std::unordered_map<std::string, int32_t> index;
+  index.reserve(2 * def_.merges.size() + 256);
+  symbols_.reserve(2 * def_.merges.size() + 256);
+  merges_.reserve(def_.merges.size());
   for (int b = 0; b < 256; ++b) intern(std::string(1, static_cast<char>(b)), index);
   std::string left, right, lb, rb;
   for (size_t rank = 0; rank < def_.merges.size(); ++rank) {

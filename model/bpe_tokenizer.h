@@ -45,7 +45,7 @@ enum class BpePre {
   kSmolLM,  // \p{N} (every digit alone), then kGpt2's pattern on each piece
   kLlama3,  // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 };
-// Accepts gpt2 (gpt-2, default), smollm (starcoder, refact, command-r, codeshell, exaone, minerva-7b)
+// Accepts gpt2 (llama.cpp's gpt-2), smollm (starcoder, refact, command-r, codeshell, exaone, minerva-7b)
 // and llama-bpe (llama3, llama-v3) -- the names llama.cpp maps onto these same splitters. Throws
 // std::runtime_error naming `pre` and the accepted names otherwise.
 BpePre parse_bpe_pre(const std::string& pre);

@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -222,6 +223,7 @@ struct Tokenizer::Impl {
   std::string sha256;
   void* handle = nullptr;                 // SentencePiece backend
   std::unique_ptr<BpeEncoder> bpe;         // byte-level BPE backend
+  std::once_flag bpe_json_once;            // from_bpe writes its tokenizer.json on first use
   std::vector<std::string> pieces;  // id -> exact bytes
   std::array<int32_t, 256> byte_id{};
   int32_t newline_id = -1;
@@ -347,8 +349,7 @@ Tokenizer Tokenizer::from_bpe(BpeDefinition def, const std::string& name) {
   m.bos = d.bos_id;
   m.eos = d.eos_id;
   m.sha256 = sha256_hex(bpe_canonical_bytes(d));
-  m.model_bytes = write_tokenizer_json(d);
-  return t;
+  return t;  // model_bytes() writes the tokenizer.json when first asked (half a second for 49k tokens)
 }
 
 Tokenizer Tokenizer::from_bytes(std::string model_bytes, const std::string& name) {
@@ -463,7 +464,14 @@ int Tokenizer::vocab_size() const { return static_cast<int>(impl_->pieces.size()
 int Tokenizer::bos_id() const { return impl_->bos; }
 int Tokenizer::eos_id() const { return impl_->eos; }
 const std::string& Tokenizer::sha256() const { return impl_->sha256; }
-const std::string& Tokenizer::model_bytes() const { return impl_->model_bytes; }
+const std::string& Tokenizer::model_bytes() const {
+  Impl& m = *impl_;
+  if (m.bpe)
+    std::call_once(m.bpe_json_once, [&] {
+      if (m.model_bytes.empty()) m.model_bytes = write_tokenizer_json(m.bpe->definition());
+    });
+  return m.model_bytes;
+}
 
 void Tokenizer::train(const std::vector<std::string>& docs, const TokenizerTrainOptions& opt,
                       const std::string& out_path) {
