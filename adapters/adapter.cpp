@@ -1,5 +1,5 @@
 // LoraAdapter: creation, attach / merge on the model's Linear side path, and the PEFT directory
-// format (FORMATS.md B): adapter_config.json + adapter_model.safetensors + lorazip.json.
+// format (docs/formats.md): adapter_config.json + adapter_model.safetensors + lorazip.json.
 #include "adapters/adapter.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -253,15 +253,23 @@ void LoraAdapter::detach() {
   impl_->model = LlamaForCausalLM(nullptr);
 }
 
+namespace {
+// The merge's one formula: scaling * B @ A, [out, R] @ [R, in] -> [out, in]. Callers hold a
+// ScopedTorchThreads(1), so the product's sums run in one order on every machine.
+torch::Tensor merge_delta(const torch::Tensor& A, const torch::Tensor& B, double scaling) {
+  return torch::mm(B.detach(), A.detach()).mul_(scaling);
+}
+}  // namespace
+
 void LoraAdapter::merge(bool keep_base_copy) {
   if (!impl_->model) throw std::logic_error("LoraAdapter::merge: attach the adapter to a model first");
   if (impl_->merged) return;
+  ScopedTorchThreads one_thread(1);
   torch::NoGradGuard ng;
   for (auto& m : impl_->mods) {
     if (m.lin->lora_merged) continue;
     if (keep_base_copy) m.base_copy = m.lin->weight.detach().clone();
-    // [out, R] @ [R, in] -> [out, in]
-    m.lin->weight.add_(torch::mm(m.B.detach(), m.A.detach()), m.scaling);
+    m.lin->weight.add_(merge_delta(m.A, m.B, m.scaling));
     m.lin->lora_merged = true;
   }
   impl_->merged = true;
@@ -269,14 +277,30 @@ void LoraAdapter::merge(bool keep_base_copy) {
 
 void LoraAdapter::unmerge() {
   if (!impl_->model || !impl_->merged) return;
+  ScopedTorchThreads one_thread(1);
   torch::NoGradGuard ng;
   for (auto& m : impl_->mods) {
     if (!m.lin->lora_merged) continue;
     if (m.base_copy.defined()) m.lin->weight.copy_(m.base_copy);
-    else m.lin->weight.sub_(torch::mm(m.B.detach(), m.A.detach()), m.scaling);
+    else m.lin->weight.sub_(merge_delta(m.A, m.B, m.scaling));
     m.base_copy = torch::Tensor();
     m.lin->lora_merged = false;
   }
+  impl_->merged = false;
+}
+
+void LoraAdapter::merge_into(LlamaForCausalLM& model) {
+  attach(model);
+  merge(/*keep_base_copy=*/false);
+  // The weights now hold the side path: drop its tensors, keep lora_merged as the mark.
+  for (auto& m : impl_->mods) {
+    m.lin->lora_A = torch::Tensor();
+    m.lin->lora_B = torch::Tensor();
+    m.lin->lora_scaling = 0.0;
+    m.lin->lora_dropout = 0.0;
+    m.lin = Linear(nullptr);
+  }
+  impl_->model = LlamaForCausalLM(nullptr);
   impl_->merged = false;
 }
 
