@@ -409,9 +409,11 @@ class Loop {
       write_metrics(line);
       if (opt_.on_step) opt_.on_step(line);
 
+      // "val -" until the first evaluation: there is no validation figure yet, not a NaN one.
+      char val[32] = "-";
+      if (std::isfinite(st_.last_val)) std::snprintf(val, sizeof val, "%.3f b/t", st_.last_val);
       char detail[200];
-      std::snprintf(detail, sizeof detail, "train %.3f b/t | val %.3f b/t | %.0f tok/s", bits, st_.last_val,
-                    step_tokens / std::max(step_s, 1e-9));
+      std::snprintf(detail, sizeof detail, "train %.3f b/t | val %s | %.0f tok/s", bits, val, step_tokens / std::max(step_s, 1e-9));
       bar.update(st_.step, detail);
 
       bool final_step = stop || st_.step == cfg_.steps;
