@@ -8,6 +8,7 @@
 //   a.save("work/adapters/code", info);  // PEFT directory, written atomically
 //   LoraAdapter b = LoraAdapter::load("work/adapters/code", model);  // checked against the base
 //   b.attach(model); b.merge();          // W += scaling * B A (idempotent); unmerge() restores W
+//   c.merge_into(copy);                  // the same merge, for good: `copy` becomes a plain model
 //
 // Torch-light header: only at::Tensor is needed here.
 #pragma once
@@ -80,11 +81,19 @@ class LoraAdapter {
   // attached adapter does not detach it: the model keeps running the side path (it shares the
   // tensors), but a merged adapter can then no longer be unmerged.
   void detach();
-  // W += scaling * B @ A for every targeted projection, without autograd. Idempotent. With
-  // keep_base_copy (default) the original W is kept so that unmerge() restores it bit for bit;
-  // without it, unmerge() subtracts the same product (equal to ~1e-7 relative).
+  // W += scaling * B @ A for every targeted projection, without autograd, on one intra-op thread
+  // (the previous count is restored, by exception too), so a merge gives the same bits on every
+  // run and machine thread count. Idempotent. With keep_base_copy (default) the original W is kept
+  // so that unmerge() restores it bit for bit; without it, unmerge() subtracts the same product
+  // (equal to ~1e-7 relative). This is lorazip's only merge: everything that folds an adapter
+  // into weights calls it (directly or through merge_into).
   void merge(bool keep_base_copy = true);
   void unmerge();  // idempotent
+  // Folds the adapter into `model` for good: attach + merge(false), then the side path is dropped,
+  // so `model` is a plain Llama whose weights hold W + scaling * B @ A and whose projections stay
+  // marked merged (attaching another adapter to it is refused). The adapter ends detached.
+  // std::invalid_argument as attach().
+  void merge_into(LlamaForCausalLM& model);
   bool attached() const;
   bool merged() const;
 
@@ -119,7 +128,7 @@ class LoraAdapter {
 //   == "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight".
 std::string peft_key(const std::string& module, const std::string& which);
 
-// The minimal adapter_config.json lorazip writes (FORMATS.md B.2), for `cfg` and a base name.
+// The minimal adapter_config.json lorazip writes (docs/formats.md, "PEFT adapter"), for `cfg` and a base name.
 nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& base_model_name_or_path);
 
 }  // namespace lorazip

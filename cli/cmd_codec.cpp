@@ -9,10 +9,10 @@
 #include <iterator>
 #include <stdexcept>
 
-#include "adapters/adapter.h"
 #include "cli/commands.h"
 #include "codec/model_setup.h"
 #include "codec/container.h"
+#include "codec/routing.h"
 #include "common/fs.h"
 #include "common/log.h"
 
@@ -82,7 +82,6 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   if (!o.adapters_dir.empty()) candidates = list_adapters(o.adapters_dir);
 
   CodecSet codecs(base);
-  auto codec_for = [&](const std::string& adapter_dir) -> LmCodec& { return codecs.get(adapter_dir); };
 
   LmCodecOptions opt;
   opt.group_streams = o.group_streams;
@@ -96,17 +95,11 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     std::string data = is_stdin(in) ? read_stdin() : read_file(in);
     std::string adapter = o.adapter_dir;
     if (!candidates.empty()) {
-      // -A: the configuration with the fewest ideal bits for this file (teacher-forced estimate).
-      std::vector<int32_t> ids = base.tokenizer->encode(data);
-      double best = codec_for("").ideal_bits(ids, o.chunk_tokens);
-      for (const auto& cand : candidates) {
-        double b = codec_for(cand.dir).ideal_bits(ids, o.chunk_tokens);
-        if (b < best) best = b, adapter = cand.dir;
-      }
+      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens).adapter_dir;
       if (o.verbose) log_info(name + ": -A picked " + (adapter.empty() ? std::string("the base model") : "adapter " + adapter));
     }
     CodeStats stats;
-    std::string packed = codec_for(adapter).compress(data, opt, &stats);
+    std::string packed = codecs.get(adapter).compress(data, opt, &stats);
     deliver(o, in, out, packed);
     if (o.verbose) report(name, stats, true);
   }
@@ -126,27 +119,8 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
     std::string file = is_stdin(in) ? read_stdin() : read_file(in);
     Container header = Container::parse(file, name);
     std::string adapter_dir = o.adapter_dir;
-    if (!o.adapters_dir.empty()) {
-      adapter_dir.clear();
-      if (!header.adapter_fingerprint.empty()) {
-        for (auto e : list_adapters(o.adapters_dir)) {
-          if (e.fingerprint.empty()) {
-            // No lorazip.json (a PEFT adapter made elsewhere): fingerprint its tensors, as compress
-            // did; one that does not fit this base cannot be the one the file needs.
-            try {
-              e.fingerprint = LoraAdapter::load(e.dir, base.model).fingerprint();
-            } catch (const std::exception&) {
-              continue;
-            }
-          }
-          if (e.fingerprint == header.adapter_fingerprint) adapter_dir = e.dir;
-        }
-        if (adapter_dir.empty())
-          throw std::runtime_error(name + ": needs adapter " + short_fp(header.adapter_fingerprint) +
-                                   (header.adapter_domain.empty() ? "" : " (domain '" + header.adapter_domain + "')") +
-                                   ", which is not in '" + o.adapters_dir + "'");
-      }
-    }
+    if (!o.adapters_dir.empty())
+      adapter_dir = find_adapter_dir(base, o.adapters_dir, header.adapter_fingerprint, header.adapter_domain, name);
     CodeStats stats;
     std::string data = codecs.get(adapter_dir).decompress(file, name, g.threads, &stats);
     deliver(o, in, out, data);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <stdexcept>
 
 #include "adapters/adapter.h"
@@ -66,27 +65,11 @@ LlamaForCausalLM clone_model(LlamaForCausalLM& model) {
 LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, AdapterEntry* entry_out) {
   LlamaForCausalLM m = clone_model(base.model);
   LoraAdapter a = LoraAdapter::load(adapter_dir, m);
-  AdapterEntry e = describe_adapter(adapter_dir);
-  e.fingerprint = a.fingerprint();
-  // Fold W += scaling * B @ A here, on one intra-op thread, so the merged weights are the same
-  // bits on every run; the adapter itself is never attached to `m`.
-  std::map<std::string, Linear> proj;
-  for (auto& [name, lin] : m->projections()) proj.emplace(name, lin);
-  auto sd = a.state_dict();
-  int prev = at::get_num_threads();
-  at::set_num_threads(1);
-  {
-    torch::NoGradGuard no_grad;
-    for (const std::string& mod : a.modules()) {
-      auto it = proj.find(mod);
-      if (it == proj.end()) throw std::runtime_error(adapter_dir + ": adapter module '" + mod + "' is not in the base model");
-      const torch::Tensor& A = sd.at(peft_key(mod, "lora_A"));
-      const torch::Tensor& B = sd.at(peft_key(mod, "lora_B"));
-      it->second->weight.add_(torch::matmul(B, A).mul_(a.scaling(mod)));
-    }
+  a.merge_into(m);  // lorazip's one merge (single-threaded, so every run gives the same bits)
+  if (entry_out) {
+    *entry_out = describe_adapter(adapter_dir);
+    entry_out->fingerprint = a.fingerprint();
   }
-  at::set_num_threads(prev);
-  if (entry_out) *entry_out = e;
   return m;
 }
 

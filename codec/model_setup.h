@@ -47,6 +47,7 @@ class CodecSet {
  public:
   explicit CodecSet(LoadedBase& base) : base_(base) {}
   LmCodec& get(const std::string& adapter_dir);
+  LoadedBase& base() const { return base_; }
 
  private:
   LoadedBase& base_;

@@ -23,10 +23,10 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+torch::Tensor LinearImpl::apply(const torch::Tensor& x, bool side_dropout) {
   torch::Tensor y = torch::linear(x, weight, bias);  // (..., in) -> (..., out)
   if (lora_A.defined() && !lora_merged) {
-    torch::Tensor xd = (is_training() && lora_dropout > 0.0) ? torch::dropout(x, lora_dropout, true) : x;
+    torch::Tensor xd = (side_dropout && lora_dropout > 0.0) ? torch::dropout(x, lora_dropout, true) : x;
     // (..., in) -> (..., R) -> (..., out)
     y = y + torch::linear(torch::linear(xd, lora_A), lora_B) * lora_scaling;
   }
@@ -295,12 +295,7 @@ void silu_mul(const float* gate, int64_t g_stride, const float* up, int64_t u_st
 bool is_plain(Linear& lin) { return !lin->bias.defined() && (!lin->lora_A.defined() || lin->lora_merged); }
 
 // Linear's output as in eval mode (no dropout on the adapter path), whatever mode the module is in.
-torch::Tensor linear_eval(Linear& lin, const torch::Tensor& x) {
-  torch::Tensor y = torch::linear(x, lin->weight, lin->bias);
-  if (lin->lora_A.defined() && !lin->lora_merged)
-    y = y + torch::linear(torch::linear(x, lin->lora_A), lin->lora_B) * lin->lora_scaling;
-  return y;
-}
+torch::Tensor linear_eval(Linear& lin, const torch::Tensor& x) { return lin->apply(x, /*side_dropout=*/false); }
 
 // (B, in) -> (B, out), contiguous rows.
 torch::Tensor project(Linear& lin, const torch::Tensor& x) {
@@ -572,5 +567,8 @@ int set_torch_threads(int n) {
   at::set_num_threads(n);
   return at::get_num_threads();
 }
+
+ScopedTorchThreads::ScopedTorchThreads(int n) : previous_(at::get_num_threads()) { at::set_num_threads(n); }
+ScopedTorchThreads::~ScopedTorchThreads() { at::set_num_threads(previous_); }
 
 }  // namespace lorazip

@@ -25,7 +25,10 @@ namespace lorazip {
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias);
-  torch::Tensor forward(const torch::Tensor& x);
+  // (..., in) -> (..., out); dropout on the side path's input only in training mode.
+  torch::Tensor forward(const torch::Tensor& x) { return apply(x, is_training()); }
+  // The formula above, written once: forward() and the fused inference path both call it.
+  torch::Tensor apply(const torch::Tensor& x, bool side_dropout);
 
   int64_t in_features, out_features;
   torch::Tensor weight;  // [out, in]
@@ -92,5 +95,19 @@ TORCH_MODULE(LlamaForCausalLM);
 
 // Set intra-op threads for this process (0 = all cores). Returns the number in force.
 int set_torch_threads(int n);
+
+// Sets the intra-op thread count for a scope and restores the previous count when the scope
+// ends, by exception too: `ScopedTorchThreads one(1);` makes a section's float sums run in one
+// fixed order, so it gives the same bits on every run.
+class ScopedTorchThreads {
+ public:
+  explicit ScopedTorchThreads(int n);
+  ~ScopedTorchThreads();
+  ScopedTorchThreads(const ScopedTorchThreads&) = delete;
+  ScopedTorchThreads& operator=(const ScopedTorchThreads&) = delete;
+
+ private:
+  int previous_;
+};
 
 }  // namespace lorazip

@@ -1,5 +1,5 @@
 // End-to-end: `lorazip export` writes an adapter as a PEFT directory whose tensors carry the keys
-// and shapes PEFT itself writes (FORMATS.md B.3), and `--merged` writes a Hugging Face Llama
+// and shapes PEFT itself writes (docs/formats.md), and `--merged` writes a Hugging Face Llama
 // directory that lorazip compress -m can code with.
 #include <cstring>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,6 @@
 // End-to-end: `lorazip run` on tests/e2e/tiny.yaml writes every artefact a user looks for, a second
-// run is served from the stage cache, and a change in the train section reruns the adapters only.
+// run is served from the stage cache and rewrites nothing, a change in the train section reruns the
+// adapters only, and an edited extra corpus reruns eval.
 #include <nlohmann/json.hpp>
 
 #include "e2e/e2e_util.h"
@@ -87,6 +88,12 @@ TEST(E2ePipeline, SecondRunIsCached) {
   // Work on a copy so that tests running at the same time see the shared directory unchanged.
   TempDir tmp;
   fs::copy(t, tmp / "w", fs::copy_options::recursive);
+  // What each stage wrote; a cached stage must not rewrite it.
+  const std::vector<std::string> outputs = {"data.h5", "tokenizer.model", "base/model.safetensors", "report.json",
+                                            "adapters/math/adapter_model.safetensors", "adapters/math/lorazip.json",
+                                            "adapters/code/adapter_model.safetensors", "adapters/code/lorazip.json"};
+  std::map<std::string, std::string> before;
+  for (const auto& f : outputs) before[f] = slurp(tmp / "w" / f);
   Result r = lorazip({"run", kTinyYaml.string(), "--work-dir", (tmp / "w").string()}, tmp.path());
   ASSERT_EQ(r.rc, 0) << r.describe();
   EXPECT_TRUE(has(r.err, "prepare: cached")) << r.describe();
@@ -96,9 +103,7 @@ TEST(E2ePipeline, SecondRunIsCached) {
   EXPECT_FALSE(has(r.err, "': training")) << r.describe();
   EXPECT_FALSE(has(r.err, "prepare: corpus")) << r.describe();
   EXPECT_TRUE(has(r.out, "round trip byte for byte: ok")) << r.out;
-  // Loading a 0.1M-parameter model and coding one document: well under the pipeline's time.
-  EXPECT_LT(r.seconds, 20.0) << "a fully cached run took " << r.seconds << " s";
-  std::printf("[ e2e ] cached run: %.2f s\n", r.seconds);
+  for (const auto& f : outputs) EXPECT_TRUE(slurp(tmp / "w" / f) == before[f]) << f << " changed in a fully cached run";
 }
 
 TEST(E2ePipeline, TrainChangeRerunsAdaptersOnly) {
@@ -132,7 +137,52 @@ TEST(E2ePipeline, TrainChangeRerunsAdaptersOnly) {
   EXPECT_EQ(slurp(tmp / "w/data.h5"), store_before) << "the token store was rewritten";
   auto info = nlohmann::json::parse(slurp(tmp / "w/adapters/math/lorazip.json"));
   EXPECT_EQ(info["config"]["train"].value("steps", 0), 12) << info.dump(2);
-  (void)adapter_before;
+  EXPECT_EQ(info.value("steps", -1), 12) << "the kept adapter is the last one (tiny.yaml evaluates only at the end)\n" << info.dump(2);
+  EXPECT_TRUE(slurp(tmp / "w/adapters/math/adapter_model.safetensors") != adapter_before)
+      << "the adapter was not retrained: its tensors are those of the 16-step run";
+}
+
+// eval depends on its whole config section and on the bytes of each extra corpus: editing an
+// extra corpus's text reruns eval, and the rerun's report has the new text's figures.
+TEST(E2ePipeline, EditedExtraCorpusRerunsEval) {
+  fs::path t = tiny_pipeline();
+  ASSERT_FALSE(t.empty());
+  TempDir tmp;
+  fs::copy(t, tmp / "w", fs::copy_options::recursive);
+  spill(tmp / "extra.jsonl", "{\"text\": \"The sum of the first ten odd numbers is 100, a perfect square.\"}\n");
+  std::string text = tiny_yaml_text_absolute();
+  const std::string from = "  classical: true\n";
+  size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << "tiny.yaml's eval section has no 'classical: true'";
+  text.replace(at, from.size(), from + "  extra:\n    - {name: elsewhere, path: " + (tmp / "extra.jsonl").string() + ", adapter: math}\n");
+  spill(tmp / "extra.yaml", text);
+  auto run = [&] { return lorazip({"run", (tmp / "extra.yaml").string(), "--work-dir", (tmp / "w").string()}, tmp.path()); };
+  auto elsewhere_tokens = [&] {
+    auto rep = nlohmann::json::parse(slurp(tmp / "w/report.json"));
+    for (const auto& d : rep["domains"])
+      if (d.value("domain", "") == "elsewhere") return d.value("tokens", int64_t{-1});
+    return int64_t{-1};
+  };
+
+  Result first = run();
+  ASSERT_EQ(first.rc, 0) << first.describe();
+  EXPECT_FALSE(has(first.err, "eval: cached")) << "a new extra corpus must rerun eval\n" << first.describe();
+  const int64_t tokens_before = elsewhere_tokens();
+  EXPECT_GT(tokens_before, 0) << slurp(tmp / "w/report.json");
+  Result same = run();
+  ASSERT_EQ(same.rc, 0) << same.describe();
+  EXPECT_TRUE(has(same.err, "eval: cached")) << "nothing changed\n" << same.describe();
+
+  // Same number of corpora, same name and path, other bytes.
+  spill(tmp / "extra.jsonl",
+        "{\"text\": \"The sum of the first ten odd numbers is 100, a perfect square; the first twenty give 400, "
+        "and in general the first n odd numbers add up to n squared.\"}\n");
+  Result edited = run();
+  ASSERT_EQ(edited.rc, 0) << edited.describe();
+  EXPECT_TRUE(has(edited.err, "prepare: cached")) << edited.describe();
+  EXPECT_TRUE(has(edited.err, "'math': cached")) << edited.describe();
+  EXPECT_FALSE(has(edited.err, "eval: cached")) << "the extra corpus's text changed\n" << edited.describe();
+  EXPECT_GT(elsewhere_tokens(), tokens_before) << "the report still has the old text's figures";
 }
 
 }  // namespace

@@ -638,14 +638,25 @@ TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
   const std::string file = codec.compress(text, opts(0, 32, 2), &cs);
   EXPECT_EQ(codec.decompress(file, "story.lrz", 1), text);
   EXPECT_TRUE(codec.compress(text, opts(0, 32, 1)) == file) << "threads 1 vs 2";
-  const double ref_bits = ref.at("mean_bits_per_token").get<double>();
-  const double bpt = cs.coded_bits() / static_cast<double>(cs.tokens);
-  std::printf("TinyStories reference story: %lld bytes, %lld tokens (reference %zu), ideal %.4f bits/token, coded %.4f "
-              "bits/token (reference file %.4f), file %lld bytes, ratio %.4f\n",
-              (long long)cs.bytes, (long long)cs.tokens, ids.size(), cs.ideal_bits / cs.tokens, bpt, ref_bits,
-              (long long)cs.file_bytes, static_cast<double>(cs.file_bytes) / cs.bytes);
-  EXPECT_LT(bpt, 2.0);
-  EXPECT_LT(cs.ideal_bits / cs.tokens, 2.0);
+  // The reference is an independent float64 forward over [BOS] + the same ids: the code length
+  // of each id given the ones before it. The codec scores exactly those predictions when the story
+  // re-tokenizes to the same ids and fits one chunk.
+  ASSERT_TRUE(base.tokenizer->encode(text) == ids) << "the decoded story does not re-tokenize to the reference ids";
+  ASSERT_EQ(cs.tokens, static_cast<int64_t>(ids.size()));
+  ASSERT_EQ(cs.chunks, 1);
+  const auto& logprobs = ref.at("next_token_logprob_nats");
+  ASSERT_EQ(logprobs.size(), ids.size());
+  double ref_bits = 0;
+  for (const auto& lp : logprobs) ref_bits -= lp.get<double>() / std::log(2.0);
+  std::printf("TinyStories reference story: %lld bytes, %lld tokens | reference %.2f bits (float64), ideal %.2f bits (%+.4f%%), "
+              "coded %.0f bits (%+.3f%% over ideal), file %lld bytes\n",
+              (long long)cs.bytes, (long long)cs.tokens, ref_bits, cs.ideal_bits, 100.0 * (cs.ideal_bits / ref_bits - 1.0),
+              cs.coded_bits(), 100.0 * (cs.coded_bits() / cs.ideal_bits - 1.0), (long long)cs.file_bytes);
+  // Tolerances: float32 against float64 differs by ~1e-5 relative per token, so the ideal code
+  // length must be within 0.5% of the reference; the coded payload adds the quantizer's cost and
+  // the coder's flush, so it must be within 1% of the reference plus 64 bits.
+  EXPECT_NEAR(cs.ideal_bits, ref_bits, 0.005 * ref_bits) << "the model's code length is not the reference's";
+  EXPECT_NEAR(cs.coded_bits(), ref_bits, 0.01 * ref_bits + 64) << "the coded size is not near the reference code length";
 }
 
 TEST(LmCodecTinyStories, LongStoriesAcrossChunksAndGroups) {

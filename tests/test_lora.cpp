@@ -174,6 +174,51 @@ TEST(Lora, MergeTwiceEqualsMergeOnceAndUnmergeRestoresBase) {
   EXPECT_EQ(model_fingerprint(m2), fp);
 }
 
+TEST(Lora, MergeRunsOnOneThreadAndRestoresTheCount) {
+  const int prev = at::get_num_threads();
+  at::set_num_threads(2);
+  auto m = tiny_model();
+  LoraAdapter a(m, LoraConfig{});
+  a.attach(m);
+  randomize_b(a);
+  a.merge();
+  EXPECT_EQ(at::get_num_threads(), 2) << "merge() must restore the caller's intra-op thread count";
+  a.unmerge();
+  EXPECT_EQ(at::get_num_threads(), 2) << "unmerge() must restore the caller's intra-op thread count";
+  // The guard restores the count when the scope is left by an exception.
+  try {
+    ScopedTorchThreads one(1);
+    EXPECT_EQ(at::get_num_threads(), 1);
+    throw std::runtime_error("leave the scope");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  at::set_num_threads(prev);
+}
+
+TEST(Lora, MergeIntoIsTheSameMergeForGood) {
+  // merge_into() and attach + merge() produce the same weights bit for bit (one formula), the
+  // result carries no side path, and a second adapter cannot be stacked on it.
+  auto by_merge = tiny_model(), by_merge_into = tiny_model();
+  LoraAdapter a(by_merge, LoraConfig{});
+  randomize_b(a);
+  a.attach(by_merge);
+  a.merge();
+  const auto merged = weights(by_merge);
+  a.detach();
+  EXPECT_FALSE(same_weights(weights(by_merge), merged)) << "the adapter should change the weights";
+  a.merge_into(by_merge_into);
+  EXPECT_FALSE(a.attached());
+  EXPECT_TRUE(same_weights(weights(by_merge_into), merged));
+  for (const auto& [name, lin] : by_merge_into->projections()) {
+    EXPECT_FALSE(lin->lora_A.defined()) << name << " still runs a side path";
+    EXPECT_TRUE(lin->lora_merged) << name;
+  }
+  LoraAdapter other(by_merge_into, LoraConfig{});
+  EXPECT_THROW(other.attach(by_merge_into), std::invalid_argument);
+  EXPECT_THROW(a.merge_into(by_merge_into), std::invalid_argument) << "merging twice would add the delta twice";
+}
+
 TEST(Lora, PeftSaveLoadRoundTripWithPeftKeysAndShapes) {
   auto m = tiny_model();
   LoraAdapter a(m, LoraConfig{});
@@ -198,7 +243,7 @@ TEST(Lora, PeftSaveLoadRoundTripWithPeftKeysAndShapes) {
   EXPECT_EQ(cfg["use_rslora"], false);
   EXPECT_EQ(cfg["bias"], "none");
 
-  // adapter_model.safetensors: F32, format=pt, keys and shapes of FORMATS.md B.3 (GQA: k/v B rows = Hkv).
+  // adapter_model.safetensors: F32, format=pt, keys and shapes of docs/formats.md, "PEFT LoRA adapter directory" (GQA: k/v B rows = Hkv).
   SafetensorsFile st = read_safetensors(dir + "/adapter_model.safetensors");
   EXPECT_EQ(st.metadata.at("format"), "pt");
   EXPECT_EQ(st.tensors.size(), 28u);

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "adapters/lora_config.h"
 #include "data/prepare.h"
 #include "model/config.h"
@@ -36,11 +38,15 @@ struct EvalConfig {
   bool classical = true;      // gzip / xz / zstd / brotli on the same documents
   int64_t batch_tokens = 8192;  // padded positions per forward pass
   std::vector<ExtraCorpus> extra;  // corpora from other sources, prepared with the base's tokenizer
+
+  nlohmann::json to_json() const;  // every field, extra corpora included (the resolved `eval:` section)
 };
 
 struct CodecConfig {
   int64_t group_streams = 32;  // streams coded together per batch, 1..1024
   int64_t chunk_tokens = 0;    // tokens per stream; 0 = the model's context - 1
+
+  nlohmann::json to_json() const;
 };
 
 struct JobConfig {

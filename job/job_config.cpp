@@ -1,4 +1,6 @@
-#include "cli/job.h"
+// JobConfig::load: the main job's YAML, strict, with every relative path resolved against the
+// file's directory, and the resolved config as text for the log.
+#include "job/job_config.h"
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -17,6 +19,18 @@ std::string resolve(const std::string& base_dir, const std::string& p) {
 }
 
 }  // namespace
+
+nlohmann::json EvalConfig::to_json() const {
+  nlohmann::json xs = nlohmann::json::array();
+  for (const auto& x : extra)
+    xs.push_back({{"name", x.name}, {"path", x.input.path}, {"format", x.input.format}, {"text_field", x.input.text_field},
+                  {"messages", x.input.messages}, {"max_docs", x.input.max_docs}, {"adapter", x.adapter},
+                  {"optional", x.optional}});
+  return {{"max_docs", max_docs}, {"sample_docs", sample_docs}, {"classical", classical}, {"batch_tokens", batch_tokens},
+          {"extra", xs}};
+}
+
+nlohmann::json CodecConfig::to_json() const { return {{"group_streams", group_streams}, {"chunk_tokens", chunk_tokens}}; }
 
 std::string JobConfig::tokenizer_path() const {
   return data.tokenizer.model.empty() ? work_dir + "/tokenizer.model" : data.tokenizer.model;
@@ -100,11 +114,8 @@ JobConfig JobConfig::load(const std::string& path) {
   r["lora"] = j.lora.to_json();
   r["train"] = j.train.to_json();
   r["adapters"] = j.adapters;
-  nlohmann::json extra = nlohmann::json::array();
-  for (const auto& x : j.eval.extra) extra.push_back({{"name", x.name}, {"path", x.input.path}, {"adapter", x.adapter}});
-  r["eval"] = {{"max_docs", j.eval.max_docs}, {"sample_docs", j.eval.sample_docs}, {"classical", j.eval.classical},
-               {"batch_tokens", j.eval.batch_tokens}, {"extra", extra}};
-  r["codec"] = {{"group_streams", j.codec.group_streams}, {"chunk_tokens", j.codec.chunk_tokens}};
+  r["eval"] = j.eval.to_json();
+  r["codec"] = j.codec.to_json();
   j.resolved_text = r.dump(2);
   return j;
 }

@@ -1,0 +1,32 @@
+// Choosing an adapter for a file: which of the base and a directory's adapters codes a text in
+// the fewest ideal bits (`lorazip compress -A`), and which adapter directory holds the adapter a
+// compressed file was coded with (`lorazip decompress -A`).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codec/model_setup.h"
+
+namespace lorazip {
+
+struct RouteChoice {
+  std::string adapter_dir;  // "" = the base model alone
+  double ideal_bits = 0;    // the text's teacher-forced code length under that choice, in bits
+};
+
+// Scores `text` under the base alone and under each candidate (LmCodec::ideal_bits with
+// `chunk_tokens`, the coder's own chunking) and returns the cheapest. Ties keep the earlier
+// choice: the base first, then the candidates in the given order.
+RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const std::vector<AdapterEntry>& candidates,
+                                int64_t chunk_tokens);
+
+// The directory under `adapters_dir` whose adapter has `fingerprint`; "" when `fingerprint` is
+// empty (the file was coded with the base alone). An adapter without lorazip.json (a PEFT
+// adapter made elsewhere) is fingerprinted from its tensors, as compress did; one that does not
+// fit `base` cannot be the one and is passed over. std::runtime_error naming `file_name`, the
+// fingerprint and `domain` (when known) if no adapter matches.
+std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, const std::string& fingerprint,
+                             const std::string& domain, const std::string& file_name);
+
+}  // namespace lorazip
