@@ -30,6 +30,9 @@ struct Kernels {
 };
 
 const Kernels& kernels_scalar();
+// Tests only: run every engine call on `k` instead of the selected path (nullptr: back to normal).
+// engine_hash uses it to run the 16-lane source on CPUs without AVX-512.
+void override_kernels_for_testing(const Kernels* k);
 #if defined(__x86_64__)
 const Kernels& kernels_sse2();
 const Kernels& kernels_avx2();
