@@ -299,16 +299,34 @@ void Model::forward(const int32_t* tokens, int64_t T, float* logits) const {
                                 std::to_string(cfg_.max_position_embeddings));
   if (T == 0) return;
   Cache cache = new_cache(1, T);
-  std::vector<Row> rows(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) rows[static_cast<size_t>(t)] = {0, t, tokens[t]};
-  run_rows(rows.data(), T, cache, logits);
+  extend(tokens, T, cache, 0, logits);
 }
 
-void Model::step(const int32_t* tokens, Cache& cache, float* logits) const {
-  if (cache.length.size() != static_cast<size_t>(cache.batch) ||
+void Model::extend(const int32_t* tokens, int64_t T, Cache& cache, int64_t stream, float* logits) const {
+  check_cache(cache);
+  if (stream < 0 || stream >= cache.batch)
+    throw std::invalid_argument("engine: stream " + std::to_string(stream) + " is not in a cache of " +
+                                std::to_string(cache.batch) + " streams");
+  int64_t& len = cache.length[static_cast<size_t>(stream)];
+  if (T < 0 || T > cache.capacity - len)
+    throw std::invalid_argument("engine: " + std::to_string(T) + " more positions do not fit stream " + std::to_string(stream) +
+                                "'s cache (" + std::to_string(len) + " of " + std::to_string(cache.capacity) + " used)");
+  if (T == 0) return;
+  std::vector<Row> rows(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) rows[static_cast<size_t>(t)] = {stream, len + t, tokens[t]};
+  run_rows(rows.data(), T, cache, logits);
+  len += T;
+}
+
+void Model::check_cache(const Cache& cache) const {
+  if (cache.batch < 1 || cache.length.size() != static_cast<size_t>(cache.batch) ||
       cache.k.size() != static_cast<size_t>(cfg_.num_hidden_layers * cache.batch * cfg_.num_key_value_heads *
                                             round_up16(cache.capacity) * cfg_.head_dim))
     throw std::invalid_argument("engine: the cache was not made by this model's new_cache()");
+}
+
+void Model::step(const int32_t* tokens, Cache& cache, float* logits) const {
+  check_cache(cache);
   std::vector<Row> rows(static_cast<size_t>(cache.batch));
   for (int64_t b = 0; b < cache.batch; ++b) {
     if (cache.length[static_cast<size_t>(b)] >= cache.capacity)

@@ -36,6 +36,7 @@ struct Config {
   bool tie_word_embeddings = false;     // lm_head = model.embed_tokens
   bool attention_bias = false;          // q/k/v/o_proj have biases
   bool mlp_bias = false;                // gate/up/down_proj have biases
+  int64_t bos_token_id = -1;            // unused by the forward pass; every coded stream starts from it
 };
 
 // A float32 tensor owned by the caller, row-major, with its shape; only read while a Model is
@@ -95,6 +96,10 @@ class Model {
 
   // Teacher-forced: one stream, tokens[0..T) at positions 0..T-1 -> logits [T, V].
   void forward(const int32_t* tokens, int64_t T, float* logits) const;
+  // Teacher-forced continuation of one stream of a cache: tokens[0..T) at positions
+  // cache.length[stream] .. + T - 1 -> logits [T, V]; appends to the cache. forward() is extend()
+  // on a fresh cache; cutting a sequence into several extend() calls gives the same bits.
+  void extend(const int32_t* tokens, int64_t T, Cache& cache, int64_t stream, float* logits) const;
 
   // An empty cache for `batch` streams with room for `capacity` positions each.
   Cache new_cache(int64_t batch, int64_t capacity) const;
@@ -112,6 +117,7 @@ class Model {
     int32_t token;
   };
   void run_rows(const Row* rows, int64_t M, Cache& cache, float* logits) const;
+  void check_cache(const Cache& cache) const;
 
   Config cfg_;
   std::vector<float> embed_;  // [V, C]

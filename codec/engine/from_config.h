@@ -21,6 +21,7 @@ inline Config config_from(const LlamaConfig& c) {
   e.tie_word_embeddings = c.tie_word_embeddings;
   e.attention_bias = c.attention_bias;
   e.mlp_bias = c.mlp_bias;
+  e.bos_token_id = c.bos_token_id;
   return e;
 }
 
