@@ -42,3 +42,8 @@ set_tests_properties(engine_lint PROPERTIES LABELS engine)
 # 16-lane vectors compiled without AVX-512: GCC notes that their calling convention differs,
 # which does not matter for functions with internal linkage.
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/kernels_w16_generic.cpp PROPERTIES COMPILE_OPTIONS -Wno-psabi)
+
+if(LORAZIP_WITH_TORCH)
+  lorazip_add_test(NAME test_engine SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_engine.cpp
+                   LIBS lorazip_codec LABELS engine)
+endif()
