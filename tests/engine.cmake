@@ -47,3 +47,8 @@ if(LORAZIP_WITH_TORCH)
   lorazip_add_test(NAME test_engine SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_engine.cpp
                    LIBS lorazip_codec LABELS engine)
 endif()
+
+# Golden files (tests/golden/engine-v1): torch-free, on the LM codec and the engine.
+lorazip_add_test(NAME test_golden SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_golden.cpp
+                 LIBS lorazip_lm_codec LABELS engine)
+add_dependencies(test_golden lorazip_spm)
