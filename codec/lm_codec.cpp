@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "codec/quantize.h"
 #include "codec/range_coder.h"
@@ -238,7 +239,13 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   const int bits = c.total_bits;
   const int64_t chunk = c.chunk_tokens;
   std::vector<int32_t> tokens(c.chunks.empty() ? 0 : (c.chunks.size() - 1) * chunk + c.chunks.back().n_tokens);
-  std::vector<Group> groups = make_groups(c.chunks.size(), c.group_streams);
+  // The engine's bits do not depend on the batch, so the decoder may cut its groups as it likes:
+  // at most group_streams streams each, and at least one group per worker, evenly filled.
+  const size_t n_chunks = c.chunks.size();
+  const size_t workers = threads > 0 ? static_cast<size_t>(threads) : std::max(1u, std::thread::hardware_concurrency());
+  const size_t cap = static_cast<size_t>(c.group_streams);
+  const size_t n_groups = std::max((n_chunks + cap - 1) / cap, std::min(workers, n_chunks));
+  std::vector<Group> groups = make_groups(n_chunks, n_groups ? static_cast<int64_t>((n_chunks + n_groups - 1) / n_groups) : 1);
 
   engine::parallel_for(groups.size(), threads, [&](size_t gi) {
     const Group& g = groups[gi];

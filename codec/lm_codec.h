@@ -4,8 +4,8 @@
 // One probability path (contract 2). The tokens are cut into chunks of at most `chunk_tokens`
 // tokens; each chunk is an independent stream that starts from BOS at position 0. The encoder
 // runs each chunk teacher-forced (positions in slices, chunks spread over threads); the decoder
-// runs groups of `group_streams` chunks in lock-step, one token per stream per step, streams that
-// have ended fed BOS. The engine gives a row the same bits alone, in any batch, teacher-forced or
+// runs groups of consecutive chunks (at most `group_streams` each, balanced over its workers) in
+// lock-step, one token per stream per step, streams that have ended fed BOS. The engine gives a row the same bits alone, in any batch, teacher-forced or
 // stepped, on any CPU, so the file does not depend on the group size, the thread count or the
 // machine. Softmax in the engine's float32 arithmetic, then codec/quantize.h turns each row into
 // integer frequencies. The container records the engine's arithmetic version.
