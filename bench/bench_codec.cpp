@@ -13,9 +13,10 @@
 // alone, as `lorazip compress` would compress it as a file, and decompressed to check it.
 //
 // Speed: every sampled document concatenated into one input (so that the chunks fill whole
-// groups), compressed and decompressed with --threads workers, against LmCodec::ideal_bits() on
-// the same tokens (batches of chunks through forward(), libtorch's intra-op threads = --threads),
-// each the best of --repeat runs.
+// groups), compressed and decompressed by the LM codec on the coding engine with --threads
+// workers, beside lorazip 0.1's libtorch path on the same tokens (bench/torch_path.h: lock-step
+// step() with BLAS projections, and a teacher-forced forward() over the chunks with --threads
+// intra-op threads), each the best of --repeat runs.
 // Peak memory: the program runs itself again (fork + exec, so VmHWM starts from nothing) once to
 // load the model only, once to compress and once to decompress a --rss-bytes input built by
 // repeating the sampled documents; each child reports VmHWM from /proc/self/status.
@@ -36,7 +37,9 @@
 #include <string>
 #include <vector>
 
+#include "adapters/adapter.h"
 #include "bench/run_self.h"
+#include "bench/torch_path.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
@@ -141,10 +144,6 @@ std::vector<Domain> collect_domains(const Args& a) {
 
 // ---- measurements -----------------------------------------------------------------------------
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 struct Totals {
   int64_t docs = 0, bytes = 0, tokens = 0, payload_bytes = 0, file_bytes = 0, header_bytes = 0;
   double ideal_bits = 0, compress_s = 0, decompress_s = 0;
@@ -213,10 +212,11 @@ int64_t vm_hwm_kb() {
 }
 
 std::unique_ptr<LmCodec> make_codec(LoadedBase& base, const std::string& adapter_dir) {
-  if (adapter_dir.empty()) return std::make_unique<LmCodec>(base.model, *base.tokenizer, identity_for(base, nullptr));
-  AdapterEntry e;
-  LlamaForCausalLM m = merged_model(base, adapter_dir, &e);
-  return std::make_unique<LmCodec>(m, *base.tokenizer, identity_for(base, &e));
+  if (adapter_dir.empty()) return std::make_unique<LmCodec>(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
+  LoraAdapter a = LoraAdapter::load(adapter_dir, base.model);
+  AdapterEntry e = describe_adapter(adapter_dir);
+  e.fingerprint = a.fingerprint();
+  return std::make_unique<LmCodec>(engine_model(base.model, &a), *base.tokenizer, identity_for(base, &e));
 }
 
 // The child: load, then (maybe) code child_in into child_out; prints "VmHWM_kB <n> tokens <t> seconds <s>".
@@ -306,33 +306,42 @@ int run(const Args& a) {
   std::printf("  (documents coded one at a time; hdr_B = container bytes beside the payload; c/d_tok/s per document,\n"
               "   including tokenization)\n");
 
-  // Speed on one input that fills whole groups.
-  std::printf("\nspeed: the sampled documents as one input (%lld bytes)\n", (long long)joined.size());
-  std::printf("%-10s %9s %12s %12s %12s %10s %10s\n", "model", "tokens", "compress/s", "decompress/s", "forward/s",
-              "c/forward", "d/forward");
+  // Speed on one input that fills whole groups: the engine against lorazip 0.1's libtorch path.
+  std::printf("\nspeed: the sampled documents as one input (%lld bytes); engine kernels: %s\n", (long long)joined.size(),
+              engine::isa_name(engine::select_isa()));
+  std::printf("%-10s %8s | %10s %10s | %10s %10s %10s | %8s %8s %9s %9s\n", "model", "tokens", "eng_c/s", "eng_d/s",
+              "torch_c/s", "torch_d/s", "torch_tf/s", "c/torch", "d/torch", "c/tf", "d/tf");
   const std::vector<int32_t> joined_ids = base.tokenizer->encode(joined);
   for (size_t k = 0; k < codecs.size(); ++k) {
-    // Best of --repeat runs of each (the first run also warms up libtorch's kernels and threads).
-    double c_s = 1e300, d_s = 1e300, f_s = 1e300;
+    LlamaForCausalLM torch_model = base.model;
+    if (k > 0) {
+      AdapterEntry e;
+      torch_model = merged_model(base, a.adapter_dir, &e);
+    }
+    // Best of --repeat runs of each (the first run also warms up caches and threads).
+    double c_s = 1e300, d_s = 1e300, tc_s = 1e300, td_s = 1e300, tf_s = 1e300;
     for (int r = 0; r < a.repeat; ++r) {
       CodeStats cs, ds;
       const std::string file = codecs[k]->compress(joined, opt, &cs);
       const std::string back = codecs[k]->decompress(file, "joined", a.threads, &ds);
       if (back != joined) throw std::runtime_error("joined input: round trip changed the bytes");
-      set_torch_threads(a.threads);
-      auto t0 = std::chrono::steady_clock::now();
-      codecs[k]->ideal_bits(joined_ids, chunk);
-      f_s = std::min(f_s, seconds_since(t0));
       c_s = std::min(c_s, cs.seconds);
       d_s = std::min(d_s, ds.seconds);
+      const bench::TorchPathTimes t = bench::run_torch_path(torch_model, joined_ids, chunk, a.group_streams, a.threads);
+      if (!t.round_trip_ok) std::printf("  (libtorch path: round trip FAILED on this run)\n");
+      tc_s = std::min(tc_s, t.compress_s);
+      td_s = std::min(td_s, t.decompress_s);
+      tf_s = std::min(tf_s, t.forward_s);
     }
     const double n = static_cast<double>(joined_ids.size());
-    const double c_tps = n / c_s, d_tps = n / d_s, f_tps = n / f_s;
-    std::printf("%-10s %9lld %12.0f %12.0f %12.0f %10.3f %10.3f\n", names[k].c_str(), (long long)joined_ids.size(), c_tps, d_tps,
-                f_tps, c_tps / f_tps, d_tps / f_tps);
+    std::printf("%-10s %8lld | %10.0f %10.0f | %10.0f %10.0f %10.0f | %8.2f %8.2f %9.2f %9.2f\n", names[k].c_str(),
+                (long long)joined_ids.size(), n / c_s, n / d_s, n / tc_s, n / td_s, n / tf_s, tc_s / c_s, td_s / d_s,
+                tf_s / c_s, tf_s / d_s);
   }
-  std::printf("  (best of %d runs; compress includes tokenization; forward = LmCodec::ideal_bits, batches of 8 chunks,\n"
-              "   %d intra-op threads)\n", a.repeat, threads);
+  std::printf("  (tokens/s, best of %d runs; eng_c includes tokenization; torch_c/d = lorazip 0.1's lock-step step() path,\n"
+              "   torch_tf = one teacher-forced forward() over the same chunks, 8 a batch, %d intra-op threads;\n"
+              "   c/torch, d/torch = engine speed over the libtorch step path; c/tf, d/tf = over the teacher-forced forward)\n",
+              a.repeat, threads);
 
   if (!a.no_rss && !joined.empty()) {
     const std::string dir = (fs::temp_directory_path() / ("bench_codec_" + std::to_string(::getpid()))).string();

@@ -137,7 +137,8 @@ int cmd_info(const std::vector<std::string>& files) {
     int64_t payload = 0, tokens = 0;
     for (const auto& ch : c.chunks) payload += static_cast<int64_t>(ch.payload.size()), tokens += ch.n_tokens;
     std::printf("%s\n", f.c_str());
-    std::printf("  format version     %u\n", static_cast<unsigned>(kContainerVersion));
+    std::printf("  format version     %u, engine arithmetic version %d\n", static_cast<unsigned>(kContainerVersion),
+                c.arithmetic_version);
     std::printf("  original bytes     %llu (xxh64 %016llx)\n", (unsigned long long)c.original_bytes, (unsigned long long)c.original_xxh64);
     std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
     std::printf("  base model         %s\n", c.base_fingerprint.c_str());

@@ -173,6 +173,9 @@ std::string field_problem(const Container& c) {
     return "adapter mode '" + adapter_mode_name(c.adapter_mode) + "' does not agree with " +
            (c.adapter_fingerprint.empty() ? "an empty" : "a non-empty") + " adapter fingerprint";
   }
+  if (c.arithmetic_version < 1 || c.arithmetic_version > 255) {
+    return "arithmetic_version " + std::to_string(c.arithmetic_version) + " outside [1, 255]";
+  }
   if (c.total_bits < 1 || c.total_bits > kMaxTotalBits) {
     return "total_bits " + std::to_string(c.total_bits) + " outside [1, " +
            std::to_string(kMaxTotalBits) + "]";
@@ -204,6 +207,11 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
          std::to_string(kPreambleBytes) + "-byte preamble");
   }
   const uint8_t version = static_cast<uint8_t>(b[4]);
+  if (version == kLibtorchContainerVersion) {
+    fail("version 1: written by the CPU-dependent libtorch path of lorazip 0.1, whose files decode only on the "
+         "machine type that wrote them; this lorazip does not read them (decompress it with lorazip 0.1 on such a "
+         "machine, then compress it again)");
+  }
   if (version != kContainerVersion) {
     fail("unsupported version " + std::to_string(version) + " (this lorazip reads version " +
          std::to_string(kContainerVersion) + "; a newer lorazip may read it)");
@@ -230,6 +238,7 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
   c.flags = static_cast<uint32_t>(r.le(4, "flags"));
   c.total_bits = r.u8("total_bits");
   c.adapter_mode = static_cast<AdapterMode>(r.u8("adapter_mode"));
+  c.arithmetic_version = r.u8("arithmetic_version");
   // Bound before narrowing so that a huge varint cannot wrap into the allowed range.
   auto bounded = [&](const char* field, int64_t max) {
     const uint64_t v = r.varint(field);
@@ -280,7 +289,7 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
     fail("invalid header: the chunk table covers " + std::to_string(covered) +
          " payload bytes but the header says " + std::to_string(payload_bytes));
   }
-  // Bytes left in the header body are fields of a later minor revision; version 1 skips them.
+  // Bytes left in the header body are fields of a later minor revision; version 2 skips them.
   return header_end + kChecksumBytes;
 }
 
@@ -322,6 +331,7 @@ std::string Container::serialize() const {
   put_le(body, flags, 4);
   put_u8(body, static_cast<uint8_t>(total_bits));
   put_u8(body, static_cast<uint8_t>(adapter_mode));
+  put_u8(body, static_cast<uint8_t>(arithmetic_version));
   put_varint(body, static_cast<uint64_t>(chunk_tokens));
   put_varint(body, static_cast<uint64_t>(group_streams));
   put_varint(body, original_bytes);

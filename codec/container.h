@@ -15,9 +15,12 @@
 namespace lorazip {
 
 constexpr char kContainerMagic[4] = {'L', 'R', 'Z', 'P'};
-constexpr uint8_t kContainerVersion = 1;
+constexpr uint8_t kContainerVersion = 2;
+// Version 1 was written by lorazip 0.1's libtorch path, whose floats depended on the CPU and BLAS;
+// parse() refuses it with a message that says so.
+constexpr uint8_t kLibtorchContainerVersion = 1;
 
-// Flag bits 0..15 name features a reader must understand (none are defined in version 1, so a
+// Flag bits 0..15 name features a reader must understand (none are defined in version 2, so a
 // file with any of them set is refused); bits 16..31 are hints a reader may ignore.
 constexpr uint32_t kContainerRequiredFlagsMask = 0x0000FFFFu;
 
@@ -46,6 +49,7 @@ struct Container {
   std::string adapter_fingerprint;    // same form; empty exactly when adapter_mode is None
   std::string adapter_domain;         // informational, <= 255 bytes, may be empty
   AdapterMode adapter_mode = AdapterMode::None;
+  int arithmetic_version = 0;         // the engine arithmetic the probabilities follow, 1..255
   int total_bits = 0;                 // frequency total 2^total_bits, 1..kMaxTotalBits
   int64_t chunk_tokens = 0;           // chunk length limit in tokens, 1..kMaxChunkTokens
   int64_t group_streams = 0;          // streams coded together per batch group, 1..kMaxGroupStreams

@@ -1,11 +1,9 @@
+// The LM codec on the coding engine: chunking, the encoder (teacher-forced chunks) and the decoder
+// (lock-step groups), the one code-length function, and the checks a file must pass.
 #include "codec/lm_codec.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <cmath>
-#include <exception>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -15,6 +13,8 @@
 
 namespace lorazip {
 namespace {
+
+constexpr int64_t kSlice = 64;  // positions a teacher-forced engine call appends (bounds memory: kSlice x V)
 
 struct Group {
   size_t first_chunk = 0;
@@ -28,83 +28,100 @@ std::vector<Group> make_groups(size_t n_chunks, int64_t group_streams) {
   return groups;
 }
 
-int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc ? static_cast<int>(hc) : 1;
-}
-
-// Runs fn(group_index) for every group on `threads` workers, each pinned to one intra-op thread.
-// The first exception stops the remaining work and is rethrown on the caller's thread.
+// One chunk teacher-forced: the input at position i is BOS for i = 0, else toks[i - 1]; fn(i, probs)
+// gets the distribution of toks[i].
 template <class Fn>
-void run_groups(size_t n_groups, int threads, Fn fn) {
-  int prev = at::get_num_threads();
-  at::set_num_threads(1);
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mu;
-  auto worker = [&] {
-    at::set_num_threads(1);  // this thread's OpenMP/BLAS team: one thread
-    torch::NoGradGuard no_grad;
-    for (;;) {
-      size_t g = next.fetch_add(1);
-      if (g >= n_groups) return;
-      {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (error) return;
-      }
-      try {
-        fn(g);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (!error) error = std::current_exception();
-        return;
-      }
+void teacher_forced_chunk(const engine::Model& m, const int32_t* toks, int64_t n, int64_t bos, Fn fn) {
+  const int64_t V = m.config().vocab_size;
+  engine::Cache cache = m.new_cache(1, n);
+  std::vector<int32_t> in(static_cast<size_t>(kSlice));
+  std::vector<float> logits(static_cast<size_t>(kSlice * V)), probs(static_cast<size_t>(V));
+  for (int64_t t0 = 0; t0 < n; t0 += kSlice) {
+    const int64_t T = std::min(kSlice, n - t0);
+    for (int64_t t = 0; t < T; ++t) in[static_cast<size_t>(t)] = t0 + t == 0 ? static_cast<int32_t>(bos) : toks[t0 + t - 1];
+    m.extend(in.data(), T, cache, 0, logits.data());
+    for (int64_t t = 0; t < T; ++t) {
+      engine::softmax(logits.data() + t * V, V, probs.data());
+      fn(t0 + t, probs.data());
     }
-  };
-  int n = std::max(1, std::min<int>(threads, static_cast<int>(n_groups)));
-  std::vector<std::thread> pool;
-  for (int i = 1; i < n; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  at::set_num_threads(prev);
-  if (error) std::rethrow_exception(error);
+  }
 }
 
-// The one probability path, shared by the encoder and the decoder: the streams of group `g`
-// advance in lock-step through LlamaForCausalLM::step(), all starting from BOS at position 0; a
-// stream that has ended is fed BOS so the batch shape never changes. For stream s at position i
-// (i < its token count) `code(s, i, row)` gets the float32 softmax row and returns the token that
-// was coded there, which is fed back as the stream's next input.
+// The decoder's shape: the streams of group `g` advance in lock-step through engine::Model::step(),
+// all from BOS at position 0; a stream that has ended is fed BOS so the batch keeps its size. For
+// stream s at position i (i < its token count) `code(s, i, probs)` gets the distribution and
+// returns the token coded there, which is fed back as the stream's next input.
 template <class Code>
-void run_lockstep(LlamaForCausalLM& model, const std::vector<ContainerChunk>& chunks, const Group& g, int64_t bos,
-                  int64_t vocab, Code code) {
+void run_lockstep(const engine::Model& m, const std::vector<ContainerChunk>& chunks, const Group& g, int64_t bos, Code code) {
+  const int64_t V = m.config().vocab_size;
   const int64_t B = static_cast<int64_t>(g.n_streams);
   int64_t longest = 0;
   for (size_t s = 0; s < g.n_streams; ++s) longest = std::max<int64_t>(longest, chunks[g.first_chunk + s].n_tokens);
-  KVCache cache = model->new_cache(B, std::max<int64_t>(longest, 1));
-  torch::Tensor input = torch::full({B}, bos, torch::kInt64);
+  engine::Cache cache = m.new_cache(B, std::max<int64_t>(longest, 1));
+  std::vector<int32_t> input(static_cast<size_t>(B), static_cast<int32_t>(bos));
+  std::vector<float> logits(static_cast<size_t>(B * V)), probs(static_cast<size_t>(V));
   for (int64_t i = 0; i < longest; ++i) {
-    torch::Tensor probs = torch::softmax(model->step(input, cache).to(torch::kFloat32), -1).contiguous();
-    const float* p = probs.data_ptr<float>();
-    int64_t* in = input.data_ptr<int64_t>();
-    for (int64_t s = 0; s < B; ++s)
-      in[s] = i < chunks[g.first_chunk + s].n_tokens ? code(static_cast<size_t>(s), i, p + s * vocab) : bos;
+    m.step(input.data(), cache, logits.data());
+    for (int64_t s = 0; s < B; ++s) {
+      if (i < chunks[g.first_chunk + s].n_tokens) {
+        engine::softmax(logits.data() + s * V, V, probs.data());
+        input[static_cast<size_t>(s)] = code(static_cast<size_t>(s), i, probs.data());
+      } else {
+        input[static_cast<size_t>(s)] = static_cast<int32_t>(bos);
+      }
+    }
   }
+}
+
+int64_t resolve_chunk(const engine::Config& cfg, int64_t chunk_tokens) {
+  const int64_t chunk = chunk_tokens != 0 ? chunk_tokens : cfg.max_position_embeddings - 1;  // negative: refused below
+  if (chunk < 1 || chunk > cfg.max_position_embeddings - 1)
+    throw std::invalid_argument("chunk_tokens must be in 1.." + std::to_string(cfg.max_position_embeddings - 1) +
+                                " for this model (its context is " + std::to_string(cfg.max_position_embeddings) + ")");
+  return chunk;
 }
 
 }  // namespace
 
+std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs, int64_t chunk_tokens,
+                                     int threads) {
+  const engine::Config& cfg = model.config();
+  const int64_t chunk = resolve_chunk(cfg, chunk_tokens);
+  if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
+    throw std::invalid_argument("code_length_bits: the model has no usable bos_token_id, but every coded stream starts from BOS");
+  struct Piece {
+    size_t doc;
+    const int32_t* toks;
+    int64_t n;
+  };
+  std::vector<Piece> pieces;
+  for (size_t d = 0; d < docs.size(); ++d)
+    for (size_t off = 0; off < docs[d].size; off += static_cast<size_t>(chunk))
+      pieces.push_back({d, docs[d].data + off, static_cast<int64_t>(std::min<size_t>(chunk, docs[d].size - off))});
+  std::vector<double> piece_bits(pieces.size(), 0.0);
+  engine::parallel_for(pieces.size(), threads, [&](size_t i) {
+    const Piece& p = pieces[i];
+    double bits = 0;
+    teacher_forced_chunk(model, p.toks, p.n, cfg.bos_token_id,
+                         [&](int64_t t, const float* probs) { bits += engine::code_length_bits(probs[p.toks[t]]); });
+    piece_bits[i] = bits;
+  });
+  std::vector<double> out(docs.size(), 0.0);
+  for (size_t i = 0; i < pieces.size(); ++i) out[pieces[i].doc] += piece_bits[i];
+  return out;
+}
+
 std::string short_fp(const std::string& fp) { return fp.size() > 12 ? fp.substr(0, 12) : (fp.empty() ? "(none)" : fp); }
 
-LmCodec::LmCodec(LlamaForCausalLM model, const Tokenizer& tokenizer, CodecIdentity identity)
+LmCodec::LmCodec(std::shared_ptr<const engine::Model> model, const Tokenizer& tokenizer, CodecIdentity identity)
     : model_(std::move(model)), tok_(tokenizer), id_(std::move(identity)) {
-  if (tok_.vocab_size() != model_->config().vocab_size)
+  if (!model_) throw std::invalid_argument("LmCodec: no model");
+  const engine::Config& cfg = model_->config();
+  if (tok_.vocab_size() != cfg.vocab_size)
     throw std::invalid_argument("tokenizer has " + std::to_string(tok_.vocab_size()) + " pieces but the model's vocab_size is " +
-                                std::to_string(model_->config().vocab_size));
-  if (model_->config().bos_token_id < 0)
+                                std::to_string(cfg.vocab_size));
+  if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
     throw std::invalid_argument("the model has no bos_token_id (null in config.json), but every coded stream starts from BOS");
-  model_->eval();
 }
 
 void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const std::string& name) {
@@ -129,40 +146,14 @@ void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const 
   }
 }
 
-double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens) const {
-  const LlamaConfig& cfg = model_->config();
-  const int64_t chunk = chunk_tokens > 0 ? chunk_tokens : cfg.max_position_embeddings - 1;
-  torch::NoGradGuard no_grad;
-  auto model = model_;
-  double bits = 0;
-  const int64_t per_batch = 8;
-  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(chunk * per_batch)) {
-    size_t end = std::min(tokens.size(), start + static_cast<size_t>(chunk * per_batch));
-    int64_t n_chunks = static_cast<int64_t>((end - start + chunk - 1) / chunk);
-    // [n_chunks, chunk + 1]: BOS then the chunk; short last chunk padded (its padding is not scored).
-    torch::Tensor x = torch::full({n_chunks, chunk + 1}, cfg.bos_token_id, torch::kInt64);
-    torch::Tensor mask = torch::zeros({n_chunks, chunk}, torch::kFloat32);
-    auto xa = x.accessor<int64_t, 2>();
-    auto ma = mask.accessor<float, 2>();
-    for (size_t i = start; i < end; ++i) {
-      int64_t c = static_cast<int64_t>((i - start) / chunk), k = static_cast<int64_t>((i - start) % chunk);
-      xa[c][k + 1] = tokens[i];
-      ma[c][k] = 1.0f;
-    }
-    torch::Tensor logp = torch::log_softmax(model->forward(x.narrow(1, 0, chunk)).to(torch::kFloat32), -1);
-    torch::Tensor picked = logp.gather(2, x.narrow(1, 1, chunk).unsqueeze(2)).squeeze(2);
-    bits -= (picked * mask).sum().item<double>() / std::log(2.0);
-  }
-  return bits;
+double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int threads) const {
+  return code_length_bits(*model_, {{tokens.data(), tokens.size()}}, chunk_tokens, threads)[0];
 }
 
 std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats) const {
   auto t0 = std::chrono::steady_clock::now();
-  const LlamaConfig& cfg = model_->config();
-  int64_t chunk = opt.chunk_tokens != 0 ? opt.chunk_tokens : cfg.max_position_embeddings - 1;  // negative: refused below
-  if (chunk < 1 || chunk > cfg.max_position_embeddings - 1)
-    throw std::invalid_argument("chunk_tokens must be in 1.." + std::to_string(cfg.max_position_embeddings - 1) +
-                                " for this model (its context is " + std::to_string(cfg.max_position_embeddings) + ")");
+  const engine::Config& cfg = model_->config();
+  const int64_t chunk = resolve_chunk(cfg, opt.chunk_tokens);
   if (opt.group_streams < 1 || opt.group_streams > 1024)
     throw std::invalid_argument("group_streams must be in 1..1024, got " + std::to_string(opt.group_streams));
 
@@ -176,36 +167,33 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   c.adapter_fingerprint = id_.adapter_fingerprint;
   c.adapter_domain = id_.adapter_domain;
   c.adapter_mode = id_.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged;
+  c.arithmetic_version = engine::kArithmeticVersion;
   c.total_bits = bits;
   c.chunk_tokens = chunk;
   c.group_streams = opt.group_streams;
   c.original_bytes = input.size();
   c.original_xxh64 = xxh64(input);
 
-  size_t n_chunks = (tokens.size() + chunk - 1) / chunk;
+  const size_t n_chunks = (tokens.size() + chunk - 1) / chunk;
   c.chunks.resize(n_chunks);
   for (size_t i = 0; i < n_chunks; ++i)
     c.chunks[i].n_tokens = static_cast<uint32_t>(std::min<size_t>(chunk, tokens.size() - i * chunk));
 
-  std::vector<Group> groups = make_groups(n_chunks, opt.group_streams);
-  std::vector<double> group_ideal(groups.size(), 0.0);
-  const int64_t bos = cfg.bos_token_id;
-  auto model = model_;
-
-  run_groups(groups.size(), resolve_threads(opt.threads), [&](size_t gi) {
-    const Group& g = groups[gi];
-    std::vector<RangeEncoder> enc(g.n_streams);
-    std::vector<uint32_t> cdf(V + 1);
+  // Each chunk teacher-forced on its own: the same distributions the decoder's lock-step gives.
+  std::vector<double> chunk_ideal(n_chunks, 0.0);
+  engine::parallel_for(n_chunks, opt.threads, [&](size_t ci) {
+    const int32_t* toks = tokens.data() + ci * chunk;
+    RangeEncoder enc;
+    std::vector<uint32_t> cdf(static_cast<size_t>(V + 1));
     double ideal = 0;
-    run_lockstep(model, c.chunks, g, bos, V, [&](size_t s, int64_t i, const float* row) -> int32_t {
-      int32_t t = tokens[(g.first_chunk + s) * chunk + i];
-      quantize_cdf(row, V, bits, cdf.data());
-      enc[s].encode(cdf[t], cdf[t + 1] - cdf[t], bits);
-      ideal -= std::log2(std::max(static_cast<double>(row[t]), 1e-300));
-      return t;
+    teacher_forced_chunk(*model_, toks, c.chunks[ci].n_tokens, cfg.bos_token_id, [&](int64_t i, const float* probs) {
+      const int32_t t = toks[i];
+      quantize_cdf(probs, V, bits, cdf.data());
+      enc.encode(cdf[t], cdf[t + 1] - cdf[t], bits);
+      ideal += engine::code_length_bits(probs[t]);
     });
-    for (size_t s = 0; s < g.n_streams; ++s) c.chunks[g.first_chunk + s].payload = enc[s].finish();
-    group_ideal[gi] = ideal;
+    c.chunks[ci].payload = enc.finish();
+    chunk_ideal[ci] = ideal;
   });
 
   std::string out = c.serialize();
@@ -214,7 +202,7 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
     stats->tokens = static_cast<int64_t>(tokens.size());
     stats->chunks = static_cast<int64_t>(n_chunks);
     stats->ideal_bits = 0;
-    for (double b : group_ideal) stats->ideal_bits += b;
+    for (double b : chunk_ideal) stats->ideal_bits += b;  // chunk order, as code_length_bits sums
     stats->payload_bytes = 0;
     for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
     stats->file_bytes = static_cast<int64_t>(out.size());
@@ -227,8 +215,12 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   auto t0 = std::chrono::steady_clock::now();
   Container c = Container::parse(file, name);
   check_identity(c, id_, name);
-  const LlamaConfig& cfg = model_->config();
+  const engine::Config& cfg = model_->config();
   const int64_t V = cfg.vocab_size;
+  if (c.arithmetic_version != engine::kArithmeticVersion)
+    throw std::runtime_error(name + ": coded with engine arithmetic version " + std::to_string(c.arithmetic_version) +
+                             ", but this lorazip implements version " + std::to_string(engine::kArithmeticVersion) +
+                             " only (decompress it with the lorazip that wrote it)");
   if (c.adapter_mode != (c.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged))
     throw std::runtime_error(name + ": adapter mode '" + adapter_mode_name(c.adapter_mode) + "' is not one this version of lorazip codes with");
   if (c.chunk_tokens < 1 || c.chunk_tokens > cfg.max_position_embeddings - 1)
@@ -247,11 +239,15 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   const int bits = c.total_bits;
   const int64_t chunk = c.chunk_tokens;
   std::vector<int32_t> tokens(c.chunks.empty() ? 0 : (c.chunks.size() - 1) * chunk + c.chunks.back().n_tokens);
-  std::vector<Group> groups = make_groups(c.chunks.size(), c.group_streams);
-  const int64_t bos = cfg.bos_token_id;
-  auto model = model_;
+  // The engine's bits do not depend on the batch, so the decoder may cut its groups as it likes:
+  // at most group_streams streams each, and at least one group per worker, evenly filled.
+  const size_t n_chunks = c.chunks.size();
+  const size_t workers = threads > 0 ? static_cast<size_t>(threads) : std::max(1u, std::thread::hardware_concurrency());
+  const size_t cap = static_cast<size_t>(c.group_streams);
+  const size_t n_groups = std::max((n_chunks + cap - 1) / cap, std::min(workers, n_chunks));
+  std::vector<Group> groups = make_groups(n_chunks, n_groups ? static_cast<int64_t>((n_chunks + n_groups - 1) / n_groups) : 1);
 
-  run_groups(groups.size(), resolve_threads(threads), [&](size_t gi) {
+  engine::parallel_for(groups.size(), threads, [&](size_t gi) {
     const Group& g = groups[gi];
     std::vector<RangeDecoder> dec;
     dec.reserve(g.n_streams);
@@ -259,9 +255,9 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
       const std::string& pl = c.chunks[g.first_chunk + s].payload;
       dec.emplace_back(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
     }
-    std::vector<uint32_t> cdf(V + 1);
-    run_lockstep(model, c.chunks, g, bos, V, [&](size_t s, int64_t i, const float* row) -> int32_t {
-      quantize_cdf(row, V, bits, cdf.data());
+    std::vector<uint32_t> cdf(static_cast<size_t>(V + 1));
+    run_lockstep(*model_, c.chunks, g, cfg.bos_token_id, [&](size_t s, int64_t i, const float* probs) -> int32_t {
+      quantize_cdf(probs, V, bits, cdf.data());
       int t = find_symbol(cdf.data(), static_cast<int>(V), dec[s].target(bits));
       dec[s].consume(cdf[t], cdf[t + 1] - cdf[t], bits);
       tokens[(g.first_chunk + s) * chunk + i] = t;
@@ -270,14 +266,17 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
     for (size_t s = 0; s < g.n_streams; ++s)
       if (dec[s].overrun())
         throw std::runtime_error(name + ": chunk " + std::to_string(g.first_chunk + s) +
-                                 " ended early (truncated or corrupted stream)");
+                                 ": the coded stream ran out before its tokens were decoded (the file is truncated or "
+                                 "corrupted, or its probabilities are not this model's: another model, adapter or engine)");
   });
 
   std::string out = tok_.decode(tokens);
   if (out.size() != c.original_bytes || xxh64(out) != c.original_xxh64)
     throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
                              std::to_string(c.original_bytes) +
-                             "); the file is corrupted, or this machine computes the model's floats differently from the one that compressed it");
+                             "): decoding diverged from encoding, so the probabilities differ from the encoder's (weights "
+                             "other than the fingerprints say, or a lorazip whose engine computes differently) or the "
+                             "payload was altered and its checksum forged");
   if (stats) {
     stats->bytes = static_cast<int64_t>(out.size());
     stats->tokens = static_cast<int64_t>(tokens.size());

@@ -1,26 +1,24 @@
-// The LM codec: arithmetic coding of a file's tokens under a Llama model (with any adapter
-// already merged into its weights).
+// The LM codec: arithmetic coding of a file's tokens under a Llama model (with any adapter merged
+// into its weights), every probability computed by the coding engine (codec/engine/engine.h).
 //
 // One probability path (contract 2). The tokens are cut into chunks of at most `chunk_tokens`
-// tokens; each chunk is an independent stream that starts from BOS at position 0. Consecutive
-// chunks form groups of `group_streams` streams (the last group may be smaller); a group is run
-// through LlamaForCausalLM::step() as one batch in lock-step, streams that have ended are fed BOS
-// so the batch shape never changes. The group size is written in the container, so the decoder
-// rebuilds exactly the same batches. Groups run on worker threads, each with ONE intra-op thread,
-// so the floats of every step do not depend on --threads; the adapter is merged on one thread
-// too. Softmax in float32, then codec/quantize.h turns each row into integer frequencies.
-//
-// The result is reproducible on the same machine type and libtorch build; a different CPU
-// instruction set may round differently, in which case the checksum refuses the output instead
-// of returning wrong bytes.
+// tokens; each chunk is an independent stream that starts from BOS at position 0. The encoder
+// runs each chunk teacher-forced (positions in slices, chunks spread over threads); the decoder
+// runs groups of consecutive chunks (at most `group_streams` each, balanced over its workers) in
+// lock-step, one token per stream per step, streams that have ended fed BOS. The engine gives a row the same bits alone, in any batch, teacher-forced or
+// stepped, on any CPU, so the file does not depend on the group size, the thread count or the
+// machine. Softmax in the engine's float32 arithmetic, then codec/quantize.h turns each row into
+// integer frequencies. The container records the engine's arithmetic version.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "codec/container.h"
-#include "model/llama.h"
+#include "codec/engine/engine.h"
 #include "model/tokenizer.h"
 
 namespace lorazip {
@@ -35,7 +33,7 @@ struct CodecIdentity {
 
 struct LmCodecOptions {
   int64_t chunk_tokens = 0;    // tokens per independent stream; 0 = max_position_embeddings - 1
-  int64_t group_streams = 32;  // streams coded together as one batch (1..1024)
+  int64_t group_streams = 32;  // streams the decoder steps together (1..1024); speed and memory only
   int threads = 0;             // worker threads; 0 = all cores. Does not change the output.
 };
 
@@ -43,7 +41,7 @@ struct CodeStats {
   int64_t bytes = 0;         // original bytes
   int64_t tokens = 0;
   int64_t chunks = 0;
-  double ideal_bits = 0;     // sum of -log2 p(token) under the model's float32 softmax
+  double ideal_bits = 0;     // sum of -log2 p(token) under the engine's float32 softmax (code_length_bits)
   int64_t payload_bytes = 0; // arithmetic-coded payload, all chunks
   int64_t file_bytes = 0;    // whole container
   double seconds = 0;
@@ -52,28 +50,44 @@ struct CodeStats {
 
 class LmCodec {
  public:
-  LmCodec(LlamaForCausalLM model, const Tokenizer& tokenizer, CodecIdentity identity);
+  // std::invalid_argument when the tokenizer's vocabulary is not the model's or the model has no BOS.
+  LmCodec(std::shared_ptr<const engine::Model> model, const Tokenizer& tokenizer, CodecIdentity identity);
 
   std::string compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats = nullptr) const;
   // Refuses (std::runtime_error) a file bound to another base/adapter/tokenizer, naming the expected
-  // fingerprints; a corrupted file is refused by the container's checks or the final checksum.
+  // fingerprints, or coded with an engine arithmetic this lorazip does not implement; a corrupted
+  // file is refused by the container's checks or the final checksum.
   std::string decompress(std::string_view file, const std::string& name, int threads,
                          CodeStats* stats = nullptr) const;
 
-  // Teacher-forced estimate of the code length of `tokens` under this model, in bits, with the
-  // codec's chunking (whole-sequence forward, any thread count): what -A compares.
-  double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens = 0) const;
+  // The ideal code length of `tokens` in bits (code_length_bits below with this codec's model):
+  // exactly the ideal_bits that compress() reports for the same tokens. What -A compares.
+  double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens = 0, int threads = 0) const;
 
   // Throws std::runtime_error when `c` was not made with this identity.
   static void check_identity(const Container& c, const CodecIdentity& id, const std::string& name);
 
   const CodecIdentity& identity() const { return id_; }
+  const engine::Model& model() const { return *model_; }
 
  private:
-  LlamaForCausalLM model_;
+  std::shared_ptr<const engine::Model> model_;
   const Tokenizer& tok_;
   CodecIdentity id_;
 };
+
+// The one code-length function (contract 5: the coder's and the report's numbers cannot drift
+// apart): the ideal code length, in bits, of each document under `model`, with the codec's
+// chunking (chunks of chunk_tokens tokens, 0 = context - 1, each from BOS at position 0),
+// teacher-forced: the sum over tokens of -log2 p(token) (engine::softmax, engine::code_length_bits),
+// summed per chunk in position order and per document in chunk order. Chunks are spread over
+// `threads` workers (0 = all cores); the result does not depend on them. An empty document costs 0.
+struct TokenSpan {
+  const int32_t* data = nullptr;
+  size_t size = 0;
+};
+std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs,
+                                     int64_t chunk_tokens = 0, int threads = 0);
 
 // Short form of a fingerprint for messages: first 12 hex digits.
 std::string short_fp(const std::string& fp);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "adapters/adapter.h"
+#include "codec/engine/from_config.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
 
@@ -73,6 +74,24 @@ LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, 
   return m;
 }
 
+std::shared_ptr<const engine::Model> engine_model(LlamaForCausalLM& model, const LoraAdapter* adapter) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> keep;  // float32 contiguous copies, alive until the engine has copied them
+  auto ref = [&](const torch::Tensor& t) {
+    keep.push_back(t.detach().to(torch::kCPU, torch::kFloat).contiguous());
+    return engine::TensorRef{keep.back().sizes().vec(), keep.back().data_ptr<float>()};
+  };
+  engine::TensorMap weights;
+  for (const auto& p : model->named_parameters(true)) weights[p.key()] = ref(p.value());
+  std::vector<engine::LoraRef> lora;
+  if (adapter) {
+    const auto sd = adapter->state_dict();
+    for (const std::string& mod : adapter->modules())
+      lora.push_back({mod, ref(sd.at(peft_key(mod, "lora_A"))), ref(sd.at(peft_key(mod, "lora_B"))), adapter->scaling(mod)});
+  }
+  return std::make_shared<const engine::Model>(engine::config_from(model->config()), weights, lora);
+}
+
 CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter) {
   CodecIdentity id;
   id.base_fingerprint = base.fingerprint;
@@ -89,11 +108,12 @@ LmCodec& CodecSet::get(const std::string& adapter_dir) {
   if (it != codecs_.end()) return *it->second;
   std::unique_ptr<LmCodec> c;
   if (adapter_dir.empty()) {
-    c = std::make_unique<LmCodec>(base_.model, *base_.tokenizer, identity_for(base_, nullptr));
+    c = std::make_unique<LmCodec>(engine_model(base_.model), *base_.tokenizer, identity_for(base_, nullptr));
   } else {
-    AdapterEntry e;
-    LlamaForCausalLM m = merged_model(base_, adapter_dir, &e);
-    c = std::make_unique<LmCodec>(m, *base_.tokenizer, identity_for(base_, &e));
+    LoraAdapter a = LoraAdapter::load(adapter_dir, base_.model);
+    AdapterEntry e = describe_adapter(adapter_dir);
+    e.fingerprint = a.fingerprint();
+    c = std::make_unique<LmCodec>(engine_model(base_.model, &a), *base_.tokenizer, identity_for(base_, &e));
   }
   return *codecs_.emplace(adapter_dir, std::move(c)).first->second;
 }

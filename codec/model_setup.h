@@ -13,6 +13,8 @@
 
 namespace lorazip {
 
+class LoraAdapter;
+
 struct LoadedBase {
   std::string dir;
   LlamaForCausalLM model{nullptr};
@@ -34,15 +36,20 @@ struct AdapterEntry {
 std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir);
 AdapterEntry describe_adapter(const std::string& dir);
 
-// The base with an adapter merged into its weights (computed on one intra-op thread, so every run
-// merges to the same bits), as a separate model; the base is left untouched.
+// The coding engine for `model`: its parameters (as float32) copied into the engine's panels, with
+// `adapter`'s LoRA pairs (nullptr: none) merged by the engine in its fixed order, so the merged
+// weights are the same bits on every machine. `model` is left untouched.
+std::shared_ptr<const engine::Model> engine_model(LlamaForCausalLM& model, const LoraAdapter* adapter = nullptr);
+
+// The base with an adapter merged into its weights by libtorch (for `lorazip export --merged`; the
+// codec merges with engine_model instead), as a separate model; the base is left untouched.
 LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, AdapterEntry* entry_out);
 LlamaForCausalLM clone_model(LlamaForCausalLM& model);
 
 CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
 
 // LM codecs over one base, one per adapter directory ("" = the base alone), each built on first
-// use (the adapter merged into a copy of the base) and kept for the next file.
+// use (engine_model with the adapter) and kept for the next file.
 class CodecSet {
  public:
   explicit CodecSet(LoadedBase& base) : base_(base) {}

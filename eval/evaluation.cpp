@@ -7,14 +7,13 @@
 #include <map>
 #include <stdexcept>
 
-#include "adapters/adapter.h"
 #include "codec/model_setup.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "data/token_store.h"
-#include "train/evaluate.h"
+#include "train/evaluate.h"  // spread_indices
 
 namespace lorazip {
 namespace {
@@ -40,12 +39,16 @@ DocSet tokenize_docs(const std::vector<Document>& docs, const Tokenizer& tok) {
   return s;
 }
 
-void score(Row& row, LlamaForCausalLM& model, const EvaluationOptions& opt, const std::string& config_name, double* total) {
-  std::vector<DocBits> bits = document_bits(model, row.docs, 0, opt.batch_tokens, row.idx);
+// Ideal code length of the row's documents under `codec`'s model: the codec's own code-length
+// function (codec/lm_codec.h), so the report's ideal bits are the bits the coder aims at.
+void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const std::string& config_name, double* total) {
+  std::vector<TokenSpan> docs;
+  for (size_t i : row.idx) docs.push_back({row.docs.doc(i), row.docs.doc_len(i)});
+  std::vector<double> bits = code_length_bits(codec.model(), docs, opt.chunk_tokens, opt.threads);
   double sum = 0;
   for (size_t i = 0; i < bits.size(); ++i) {
-    sum += bits[i].bits;
-    if (bits[i].bits < row.best[i]) row.best[i] = bits[i].bits, row.best_name[i] = config_name;
+    sum += bits[i];
+    if (bits[i] < row.best[i]) row.best[i] = bits[i], row.best_name[i] = config_name;
   }
   *total = sum;
 }
@@ -124,22 +127,20 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
     r.best_name.assign(r.idx.size(), "");
   }
 
+  CodecSet codecs(base);
   Progress prog("eval", static_cast<int64_t>((1 + adapters.size()) * rows.size()));
   int64_t done = 0;
   for (auto& r : rows) {
-    score(r, base.model, opt, "base", &r.result.base_bits);
+    score(r, codecs.get(""), opt, "base", &r.result.base_bits);
     prog.update(++done, "base on " + r.result.domain + ": " + std::to_string(r.result.bits_per_token(r.result.base_bits)).substr(0, 5) + " bits/token");
   }
   for (const auto& a : adapters) {
-    LoraAdapter ad = LoraAdapter::load(a.dir, base.model);
-    ad.attach(base.model);
     for (auto& r : rows) {
       double bits = 0;
-      score(r, base.model, opt, a.domain, &bits);
+      score(r, codecs.get(a.dir), opt, a.domain, &bits);
       r.result.adapter_bits[a.domain] = bits;
       prog.update(++done, a.domain + " adapter on " + r.result.domain + ": " + std::to_string(r.result.bits_per_token(bits)).substr(0, 5) + " bits/token");
     }
-    ad.detach();
   }
   prog.finish();
   for (auto& r : rows) {
@@ -164,7 +165,6 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
   }
 
   if (opt.sample_docs > 0) {
-    CodecSet codecs(base);
     LmCodec& base_codec = codecs.get("");
     Progress cp("codec check", static_cast<int64_t>(rows.size()));
     int64_t k = 0;

@@ -1,4 +1,6 @@
 // `lorazip eval`: fills a Report from a base model, a directory of adapters and a token store.
+// Every ideal code length comes from the codec's code_length_bits (codec/lm_codec.h) on the coding
+// engine, with the codec's chunking, so the report's ideal and coded sizes share one formula.
 #pragma once
 #include <string>
 #include <vector>
@@ -24,7 +26,7 @@ struct EvaluationOptions {
   int64_t max_docs = 0;              // per row, spread evenly; 0 = all
   int64_t sample_docs = 3;           // per row, really compressed + decompressed
   bool classical = true;
-  int64_t batch_tokens = 8192;
+  int64_t batch_tokens = 8192;       // unused since scoring runs on the coding engine (kept for job configs)
   int64_t group_streams = 32;
   int64_t chunk_tokens = 0;
   int threads = 0;

@@ -16,6 +16,8 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev
   zlib1g-dev liblzma-dev libzstd-dev libbrotli-dev libxxhash-dev libssl-dev
   python3-h5py            # only for the test that reads the token store with h5py
+  g++-aarch64-linux-gnu   # engine_cross_aarch64: the coding engine built for aarch64 ...
+  qemu-user               # ... and run under qemu-aarch64 (and qemu-x86_64 -cpu Nehalem)
 )
 
 missing=()

@@ -24,6 +24,7 @@ Container sample() {
   c.adapter_fingerprint = sha256_hex("adapter");
   c.adapter_domain = "math";
   c.adapter_mode = AdapterMode::Merged;
+  c.arithmetic_version = 1;
   c.total_bits = 20;
   c.chunk_tokens = 100;
   c.group_streams = 8;
@@ -41,6 +42,7 @@ void expect_same(const Container& a, const Container& b) {
   EXPECT_EQ(a.adapter_fingerprint, b.adapter_fingerprint);
   EXPECT_EQ(a.adapter_domain, b.adapter_domain);
   EXPECT_EQ(a.adapter_mode, b.adapter_mode);
+  EXPECT_EQ(a.arithmetic_version, b.arithmetic_version);
   EXPECT_EQ(a.total_bits, b.total_bits);
   EXPECT_EQ(a.chunk_tokens, b.chunk_tokens);
   EXPECT_EQ(a.group_streams, b.group_streams);
@@ -96,8 +98,8 @@ std::string fp(const std::string& hex) {  // length byte, then the digest's raw 
 }
 
 struct Raw {  // each header field as encoded bytes; edit any of them
-  std::string version = le(1, 1);
-  std::string flags = le(0, 4), total_bits = le(17, 1), adapter_mode = le(0, 1);
+  std::string version = le(2, 1);
+  std::string flags = le(0, 4), total_bits = le(17, 1), adapter_mode = le(0, 1), arithmetic_version = le(1, 1);
   std::string chunk_tokens = varint(64), group_streams = varint(4), original_bytes = varint(11);
   std::string original_xxh64 = le(xxh64("hello world"), 8);
   std::string base_fp = fp(sha256_hex("b")), tokenizer_fp = fp(sha256_hex("t"));
@@ -115,7 +117,7 @@ std::string craft(const std::function<void(Raw&)>& edit = nullptr) {
   Raw r;
   if (edit) edit(r);
   const std::string pxx = r.payload_xxh64.empty() ? le(xxh64(r.payload), 8) : r.payload_xxh64;
-  const std::string body = r.flags + r.total_bits + r.adapter_mode + r.chunk_tokens +
+  const std::string body = r.flags + r.total_bits + r.adapter_mode + r.arithmetic_version + r.chunk_tokens +
                            r.group_streams + r.original_bytes + r.original_xxh64 + r.base_fp +
                            r.tokenizer_fp + r.adapter_fp + r.domain + r.payload_bytes + pxx +
                            r.n_chunks + r.table + r.reserved;
@@ -188,8 +190,15 @@ TEST(Container, RefusesFilesThatAreNotLorazip) {
   EXPECT_REFUSED(bytes, "bad magic");
 }
 
+TEST(Container, RefusesVersionOneNamingTheLibtorchPath) {
+  std::string bytes = sample().serialize();
+  bytes[4] = 1;
+  EXPECT_REFUSED(bytes, "written by the CPU-dependent libtorch path of lorazip 0.1");
+  EXPECT_REFUSED(bytes.substr(0, 5), "libtorch path");  // known from byte 4 alone
+}
+
 TEST(Container, RefusesOtherVersions) {
-  for (int v : {0, 2, 255}) {
+  for (int v : {0, 3, 255}) {
     std::string bytes = sample().serialize();
     bytes[4] = static_cast<char>(v);
     EXPECT_REFUSED(bytes, "unsupported version " + std::to_string(v));
@@ -267,6 +276,7 @@ TEST(Container, RefusesAbsurdCountsAndLengths) {
 }
 
 TEST(Container, RefusesInconsistentOrUnknownFields) {
+  EXPECT_REFUSED(craft([](Raw& r) { r.arithmetic_version = le(0, 1); }), "arithmetic_version 0 outside [1, 255]");
   EXPECT_REFUSED(craft([](Raw& r) { r.adapter_mode = le(3, 1); }), "unknown adapter mode 3");
   EXPECT_REFUSED(craft([](Raw& r) { r.adapter_mode = le(1, 1); }),
                  "adapter mode 'merged' does not agree with an empty adapter fingerprint");
@@ -301,6 +311,7 @@ TEST(Container, SerializeRefusesWhatParseWouldRefuse) {
     EXPECT_THROW(c.serialize(), std::invalid_argument);
   };
   bad([](Container& c) { c.total_bits = 0; });
+  bad([](Container& c) { c.arithmetic_version = 0; });
   bad([](Container& c) { c.total_bits = kMaxTotalBits + 1; });
   bad([](Container& c) { c.chunk_tokens = 0; });
   bad([](Container& c) { c.group_streams = 0; });

@@ -363,6 +363,38 @@ TEST_F(E2eCodec, ThreadCountDoesNotChangeTheBytes) {
   EXPECT_EQ(d2.out, text);
 }
 
+// lorazip 0.1 computed probabilities with libtorch + OpenBLAS, whose kernel (picked per CPU type,
+// forced here with OPENBLAS_CORETYPE) changed the floats: files failed to decode under another
+// kernel. The coding engine uses no BLAS: every kernel must give the same file, and each file must
+// decode under every other kernel.
+TEST_F(E2eCodec, OpenBlasKernelDoesNotChangeTheBytes) {
+  std::string text;
+  for (int i = 0; i < 3; ++i) text += sample_text();
+  spill(t_ / "in.txt", text);
+  const char* saved = std::getenv("OPENBLAS_CORETYPE");
+  const std::string restore = saved ? saved : "";
+  const std::vector<std::string> cores = {"Haswell", "SkylakeX", "Prescott"};
+  std::vector<std::string> files;
+  for (const auto& core : cores) {
+    ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    Result c = lz({"--threads", "2", "compress", "-m", base_, "-a", math_, "-o", core + ".lz", "in.txt"});
+    ASSERT_EQ(c.rc, 0) << core << ": " << c.describe();
+    files.push_back(slurp(t_ / (core + ".lz")));
+  }
+  for (size_t i = 1; i < files.size(); ++i)
+    EXPECT_TRUE(files[i] == files[0]) << cores[i] << " compressed to other bytes than " << cores[0];
+  for (const auto& core : cores)
+    for (const auto& from : cores) {
+      if (core == from) continue;
+      ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+      Result d = lz({"--threads", "1", "decompress", "-m", base_, "-a", math_, "-c", from + ".lz"});
+      EXPECT_EQ(d.rc, 0) << "compressed under " << from << ", decompressed under " << core << ": " << d.describe();
+      EXPECT_TRUE(d.out == text) << "compressed under " << from << ", decompressed under " << core;
+    }
+  if (saved) ::setenv("OPENBLAS_CORETYPE", restore.c_str(), 1);
+  else ::unsetenv("OPENBLAS_CORETYPE");
+}
+
 }  // namespace
 
 namespace {

@@ -26,6 +26,7 @@
 #include "model/tokenizer.h"
 
 using namespace lorazip;
+namespace engine = lorazip::engine;
 namespace fs = std::filesystem;
 
 namespace {
@@ -144,7 +145,7 @@ World& world() {
     w->base_dir = temp_root() + "/base";
     save_hf_model(m, w->base_dir, w->tok->model_bytes());
     w->base = load_base(w->base_dir);
-    w->codec = std::make_unique<LmCodec>(w->base.model, *w->base.tokenizer, identity_for(w->base, nullptr));
+    w->codec = std::make_unique<LmCodec>(engine_model(w->base.model), *w->base.tokenizer, identity_for(w->base, nullptr));
   }
   return *w;
 }
@@ -177,13 +178,16 @@ struct AdaptedCodec {
   std::unique_ptr<LmCodec> codec;
 };
 
-AdaptedCodec adapted_codec(const std::string& adapter_dir) {
-  World& w = world();
+// The codec for base + adapter, built the way CodecSet builds it (the engine merges the adapter).
+AdaptedCodec adapted_codec_on(LoadedBase& base, const std::string& adapter_dir) {
   AdaptedCodec ac;
-  LlamaForCausalLM m = merged_model(w.base, adapter_dir, &ac.entry);
-  ac.codec = std::make_unique<LmCodec>(m, *w.base.tokenizer, identity_for(w.base, &ac.entry));
+  LoraAdapter a = LoraAdapter::load(adapter_dir, base.model);
+  ac.entry = describe_adapter(adapter_dir);
+  ac.entry.fingerprint = a.fingerprint();
+  ac.codec = std::make_unique<LmCodec>(engine_model(base.model, &a), *base.tokenizer, identity_for(base, &ac.entry));
   return ac;
 }
+AdaptedCodec adapted_codec(const std::string& adapter_dir) { return adapted_codec_on(world().base, adapter_dir); }
 
 LmCodecOptions opts(int64_t chunk, int64_t group, int threads) {
   LmCodecOptions o;
@@ -339,7 +343,7 @@ TEST(LmCodecRoundTrip, ModelWithoutBosIsRefused) {
   LlamaConfig c = w.base.model->config();
   c.bos_token_id = -1;
   LlamaForCausalLM m(c);
-  EXPECT_THROW({ LmCodec bad(m, *w.tok, identity_for(w.base, nullptr)); }, std::invalid_argument);
+  EXPECT_THROW({ LmCodec bad(engine_model(m), *w.tok, identity_for(w.base, nullptr)); }, std::invalid_argument);
 }
 
 // ---- contract 2: one probability path -----------------------------------------------------------
@@ -363,7 +367,7 @@ TEST(LmCodecDeterminism, FileDoesNotDependOnThreadsAndDecodesUnderAny) {
 
 TEST(LmCodecDeterminism, TorchIntraOpThreadsOfTheCallerChangeNothing) {
   // The caller's libtorch thread setting (as the program sets it from --threads) must not leak
-  // into the coded floats.
+  // into the coded floats (the engine does not use libtorch at all).
   World& w = world();
   const std::string text = make_text(700, 6000);
   const int prev = at::get_num_threads();
@@ -390,13 +394,11 @@ TEST(LmCodecDeterminism, ReloadedBaseAndRemergedAdapterDecode) {
   EXPECT_EQ(again.fingerprint, w.base.fingerprint);
   const int prev = at::get_num_threads();
   at::set_num_threads(2);  // the merge must not depend on this
-  AdapterEntry e;
-  LlamaForCausalLM m = merged_model(again, adir, &e);
+  AdaptedCodec a2 = adapted_codec_on(again, adir);
   at::set_num_threads(prev);
-  EXPECT_EQ(e.fingerprint, a1.entry.fingerprint);
-  LmCodec codec2(m, *again.tokenizer, identity_for(again, &e));
-  EXPECT_EQ(codec2.decompress(file, "adapted", 1), text);
-  EXPECT_TRUE(codec2.compress(text, opts(32, 5, 1)) == file);
+  EXPECT_EQ(a2.entry.fingerprint, a1.entry.fingerprint);
+  EXPECT_EQ(a2.codec->decompress(file, "adapted", 1), text);
+  EXPECT_TRUE(a2.codec->compress(text, opts(32, 5, 1)) == file);
 }
 
 // ---- adapters and identity (contract 3) ---------------------------------------------------------
@@ -460,7 +462,7 @@ TEST(LmCodecAdapter, AnotherBaseIsRefusedNamingTheBase) {
   LoadedBase b2 = load_base(dir);
   ASSERT_NE(b2.fingerprint, w.base.fingerprint);
   EXPECT_EQ(b2.tokenizer->sha256(), w.tok->sha256());
-  LmCodec codec2(b2.model, *b2.tokenizer, identity_for(b2, nullptr));
+  LmCodec codec2(engine_model(b2.model), *b2.tokenizer, identity_for(b2, nullptr));
 
   const std::string text = make_text(1100, 1500);
   const std::string file = w.codec->compress(text, opts(32, 4, 1));
@@ -485,7 +487,7 @@ TEST(LmCodecAdapter, AnotherTokenizerIsRefused) {
   ASSERT_NE(tok2->sha256(), w.tok->sha256());
   CodecIdentity id = identity_for(w.base, nullptr);
   id.tokenizer_fingerprint = tok2->sha256();
-  LmCodec codec2(w.base.model, *tok2, id);
+  LmCodec codec2(engine_model(w.base.model), *tok2, id);
 
   const std::string text = make_text(1200, 1500);
   const std::string file = w.codec->compress(text, opts(32, 4, 1));
@@ -495,7 +497,7 @@ TEST(LmCodecAdapter, AnotherTokenizerIsRefused) {
 
   // A tokenizer whose vocabulary does not fit the model is a caller's mistake.
   std::unique_ptr<Tokenizer> tok3 = train_tokenizer(temp_root() + "/tok3.model", 78, 360);
-  EXPECT_THROW({ LmCodec bad(w.base.model, *tok3, id); }, std::invalid_argument);
+  EXPECT_THROW({ LmCodec bad(engine_model(w.base.model), *tok3, id); }, std::invalid_argument);
 }
 
 // ---- contract 3: corrupted, truncated and forged files -------------------------------------------
@@ -589,10 +591,34 @@ TEST(LmCodecDamage, ForgedFilesWithValidChecksumsAreRefused) {
     c.adapter_mode = AdapterMode::Unmerged;
     c.adapter_fingerprint = std::string(64, 'a');
   });
-  // Another batch composition may round differently: exact output or a refusal, never wrong bytes.
+  expect_refused("another engine arithmetic", [](Container& c) { c.arithmetic_version = 2; });
+  // The group size is the decoder's batch, which the engine's bits do not depend on: any decodes.
   for (int64_t g : {1, 2, 1024})
-    refused_or_exact(*w.codec, forge([&](Container& c) { c.group_streams = g; }), text, true,
-                     "group_streams " + std::to_string(g));
+    EXPECT_EQ(w.codec->decompress(forge([&](Container& c) { c.group_streams = g; }), "g", 2), text) << "group_streams " << g;
+}
+
+TEST(LmCodecDamage, AnotherArithmeticVersionIsRefusedNamingIt) {
+  World& w = world();
+  const std::string text = make_text(1550, 500);
+  Container c = Container::parse(w.codec->compress(text, opts(32, 4, 1)), "v");
+  EXPECT_EQ(c.arithmetic_version, engine::kArithmeticVersion);
+  c.arithmetic_version = 7;
+  const std::string msg = refusal_of([&] { w.codec->decompress(c.serialize(), "v7.lrz", 1); });
+  EXPECT_NE(msg.find("v7.lrz"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("arithmetic version 7"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("implements version 1"), std::string::npos) << msg;
+}
+
+TEST(LmCodecDamage, DivergenceIsNamedInTheChecksumRefusal) {
+  // A file whose probabilities are not the decoder's (here: coded under another base, relabelled
+  // with this base's fingerprint) decodes to other tokens; the refusal says why.
+  World& w = world();
+  LlamaForCausalLM other = tiny_model(*w.tok, 13);
+  LmCodec foreign(engine_model(other), *w.tok, identity_for(w.base, nullptr));
+  const std::string text = make_text(1560, 1500);
+  const std::string msg = refusal_of([&] { w.codec->decompress(foreign.compress(text, opts(32, 4, 1)), "x.lrz", 1); });
+  EXPECT_TRUE(msg.find("diverged") != std::string::npos || msg.find("probabilities are not this model's") != std::string::npos)
+      << msg;
 }
 
 // ---- measured bits ----------------------------------------------------------------------------
@@ -610,7 +636,7 @@ TEST(LmCodecBits, CodedSizeTracksIdealAndTeacherForcedAgrees) {
     const std::vector<int32_t> ids = w.tok->encode(text);
     ASSERT_EQ(static_cast<int64_t>(ids.size()), s.tokens);
     const double tf = w.codec->ideal_bits(ids, chunk);
-    EXPECT_NEAR(tf / s.ideal_bits, 1.0, 1e-3) << "teacher-forced " << tf << " vs coded-path " << s.ideal_bits;
+    EXPECT_EQ(tf, s.ideal_bits) << "ideal_bits() and compress() must be one code-length function";
     EXPECT_EQ(s.file_bytes, static_cast<int64_t>(file.size()));
     EXPECT_GT(s.file_bytes, s.payload_bytes);
     std::printf("chunk %lld: %lld tokens, %lld chunks, ideal %.1f bits, coded %.0f bits (%+.3f%%), teacher-forced %.3f "
@@ -625,7 +651,7 @@ TEST(LmCodecBits, CodedSizeTracksIdealAndTeacherForcedAgrees) {
 TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
   LoadedBase base = load_base(kTinyStories);
-  LmCodec codec(base.model, *base.tokenizer, identity_for(base, nullptr));
+  LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   const auto ref = nlohmann::json::parse(read_file(kTinyStories + "/reference_logprobs.json"));
   std::vector<int32_t> ids;
@@ -662,7 +688,7 @@ TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
 TEST(LmCodecTinyStories, LongStoriesAcrossChunksAndGroups) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
   LoadedBase base = load_base(kTinyStories);
-  LmCodec codec(base.model, *base.tokenizer, identity_for(base, nullptr));
+  LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   std::vector<int32_t> ids;
   for (int64_t id : greedy.at("ids").get<std::vector<int64_t>>()) ids.push_back(static_cast<int32_t>(id));

@@ -169,7 +169,7 @@ TEST(LmCodecCorpus, EveryLlmTextDocumentRoundTripsAloneAcrossThreadCounts) {
   const RemoveTempRoot cleanup;
   const std::string base_dir = make_base(docs);
   LoadedBase base = load_base(base_dir);
-  const LmCodec codec(base.model, *base.tokenizer, identity_for(base, nullptr));
+  const LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("corpus: %zu documents (", docs.size());
   for (const auto& [d, n] : per_domain) std::printf(" %s %lld", d.c_str(), (long long)n);

@@ -387,13 +387,21 @@ TEST(TrainLora, KilledProcessResumesToTheSameAdapter) {
   TrainResult a = train_lora(base, lora, cfg, data, AdapterInfo{}, root + "/whole", whole);
 
   std::string filter = "--gtest_filter=TrainLora.KilledProcessResumesToTheSameAdapter";
-  std::string env = "LORAZIP_TEST_KILL_CHILD=" + root;
+  // The child inherits this process's environment (OPENBLAS_CORETYPE and the like pick the kernels
+  // whose floats both runs must share), plus the kill switch and one OpenMP thread.
+  std::vector<std::string> env_strings = {"LORAZIP_TEST_KILL_CHILD=" + root, "OMP_NUM_THREADS=1"};
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    if (kv.rfind("LORAZIP_TEST_KILL_CHILD=", 0) != 0 && kv.rfind("OMP_NUM_THREADS=", 0) != 0) env_strings.push_back(kv);
+  }
+  std::vector<char*> envp;
+  for (auto& kv : env_strings) envp.push_back(kv.data());
+  envp.push_back(nullptr);
   char* argv[] = {const_cast<char*>("test_train"), filter.data(), nullptr};
-  char* envp[] = {env.data(), const_cast<char*>("OMP_NUM_THREADS=1"), nullptr};
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    execve("/proc/self/exe", argv, envp);
+    execve("/proc/self/exe", argv, envp.data());
     _exit(127);
   }
   int status = 0;

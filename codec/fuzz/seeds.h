@@ -55,6 +55,7 @@ inline std::vector<std::pair<std::string, Container>> seed_containers() {
   Container empty;  // what an empty input compresses to: no chunks
   empty.base_fingerprint = sha256_hex("base model");
   empty.tokenizer_fingerprint = sha256_hex("tokenizer");
+  empty.arithmetic_version = 1;
   empty.total_bits = bits;
   empty.chunk_tokens = 64;
   empty.group_streams = 4;
