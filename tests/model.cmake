@@ -4,6 +4,8 @@ lorazip_add_test(NAME test_model_config SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_m
                  LIBS lorazip_model_io LABELS model)
 lorazip_add_test(NAME test_safetensors SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_safetensors.cpp
                  LIBS lorazip_model_io LABELS model)
+lorazip_add_test(NAME test_gguf SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_gguf.cpp
+                 LIBS lorazip_model_io LABELS model)
 if(LORAZIP_WITH_TORCH)
   lorazip_add_test(NAME test_model_llama SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_model_llama.cpp
                    LIBS lorazip_model LABELS model)
