@@ -82,6 +82,12 @@ std::string prepare_stamp(const JobConfig& j) {
 
 std::string external_base_stamp(const std::string& dir) {
   Sha256 h;
+  if (fs::is_regular_file(dir)) {  // a GGUF file
+    h.update_field(fs::path(dir).filename().string());
+    h.update_field(std::to_string(fs::file_size(dir)));
+    h.update_field(std::to_string(fs::last_write_time(dir).time_since_epoch().count()));
+    return h.hex();
+  }
   for (const auto& e : fs::directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
     h.update_field(e.path().filename().string());
