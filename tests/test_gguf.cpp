@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <unistd.h>
@@ -452,4 +453,42 @@ TEST(GgufLlama, WrongArchitectureAndInconsistentSizesRefused) {
   EXPECT_TRUE(has(e, "t.gguf") && has(e, "architecture 'gpt2'")) << e;
   e = err(tiny_llama_header("llama", 11, false));
   EXPECT_TRUE(has(e, "llama.vocab_size = 11")) << e;
+}
+
+// The real SmolLM2-135M-Instruct GGUF (scripts/fetch_smollm2.sh), when it is in the cache.
+TEST(GgufReal, SmolLM2MetadataMapsToTheExpectedConfig) {
+  const char* cache = std::getenv("LORAZIP_CACHE");
+  const char* home = std::getenv("HOME");
+  const fs::path dir = cache ? fs::path(cache) : (home ? fs::path(home) / ".cache/lorazip" : fs::path());
+  const fs::path path = dir / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!fs::exists(path)) GTEST_SKIP() << path << " not found (bash scripts/fetch_smollm2.sh fetches it)";
+  GgufFile f = GgufFile::open(path.string());
+  EXPECT_EQ(f.version(), 3u);
+  EXPECT_EQ(f.tensors().size(), 272u);  // 2 + 9 x 30: no output.weight
+  const LlamaConfig c = llama_config_from_gguf(f);
+  EXPECT_EQ(c.num_hidden_layers, 30);
+  EXPECT_EQ(c.hidden_size, 576);
+  EXPECT_EQ(c.num_attention_heads, 9);
+  EXPECT_EQ(c.num_key_value_heads, 3);
+  EXPECT_EQ(c.resolved_head_dim(), 64);
+  EXPECT_EQ(c.intermediate_size, 1536);
+  EXPECT_EQ(c.vocab_size, 49152);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.rope_theta, 100000.0);
+  EXPECT_EQ(c.max_position_embeddings, 8192);
+  EXPECT_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_id, 2);
+  EXPECT_FALSE(f.get_bool("tokenizer.ggml.add_bos_token"));
+  EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(f.get_string("tokenizer.ggml.pre"), "smollm");
+  const std::vector<std::string> tokens = f.get_string_array("tokenizer.ggml.tokens");
+  ASSERT_EQ(tokens.size(), 49152u);
+  EXPECT_EQ(tokens[0], "<|endoftext|>");
+  EXPECT_EQ(tokens[1], "<|im_start|>");
+  EXPECT_EQ(tokens[2], "<|im_end|>");
+  EXPECT_EQ(f.get_i32_array("tokenizer.ggml.token_type").size(), 49152u);
+  EXPECT_EQ(f.array_size("tokenizer.ggml.merges"), 48900u);
+  EXPECT_EQ(f.tensor("blk.0.attn_q.weight").type, ggml_type::Q4_1);
+  EXPECT_EQ(f.tensor("token_embd.weight").type, ggml_type::Q8_0);
 }
