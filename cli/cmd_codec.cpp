@@ -56,7 +56,7 @@ void report(const std::string& name, const CodeStats& s, bool compress) {
 void check_targets(const CodecCliOptions& o) {
   if (!o.output.empty() && o.inputs.size() > 1) throw std::invalid_argument("-o names one output, but " + std::to_string(o.inputs.size()) + " inputs were given");
   if (!o.output.empty() && o.to_stdout) throw std::invalid_argument("-o and -c cannot be combined");
-  if (o.model_dir.empty()) throw std::invalid_argument("no base model: pass -m DIR (a Hugging Face Llama directory with tokenizer.model)");
+  if (o.model_dir.empty()) throw std::invalid_argument("no base model: pass -m DIR (a Hugging Face Llama directory with tokenizer.model) or -m FILE.gguf");
   if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
   if (o.remove_input && o.to_stdout) throw std::invalid_argument("--rm cannot be combined with -c");
 }

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "adapters/adapter.h"
+#include "adapters/gguf_lora.h"
 #include "cli/commands.h"
 #include "codec/model_setup.h"
 #include "common/fs.h"
@@ -88,7 +89,11 @@ int cmd_export(const PipelineOptions& o, const GlobalOptions& g) {
     info.base_fingerprint = base.fingerprint;
     info.tokenizer_sha256 = base.tokenizer->sha256();
     a.save(o.out_dir, info);
-    log_info("wrote PEFT adapter " + o.out_dir + " (" + std::to_string(a.num_parameters()) + " parameters)");
+    // The same adapter for llama.cpp (llama-cli --lora), inside the PEFT directory.
+    const std::string gguf_path = o.out_dir + "/adapter_model.gguf";
+    save_gguf_lora(a, base.model->config(), gguf_path, info.domain);
+    log_info("wrote PEFT adapter " + o.out_dir + " (" + std::to_string(a.num_parameters()) + " parameters) and its llama.cpp LoRA " +
+             gguf_path);
   }
   return 0;
 }

@@ -41,7 +41,7 @@ void choose_blas_kernels(char** argv) {
 
 void add_codec_options(CLI::App* c, CodecCliOptions& o) {
   c->add_option("files", o.inputs, "input files; none or '-' reads standard input and writes standard output");
-  c->add_option("-m,--model", o.model_dir, "base model: a Hugging Face Llama directory (config.json, model.safetensors, tokenizer.model)");
+  c->add_option("-m,--model", o.model_dir, "base model: a Hugging Face Llama directory (config.json, model.safetensors, tokenizer.model) or a llama .gguf file");
   c->add_option("-a,--adapter", o.adapter_dir, "adapter directory (PEFT layout) to code with");
   c->add_option("-A,--adapters", o.adapters_dir,
                 "directory of adapters: compress picks, per file, the adapter (or none) with the fewest bits; "
@@ -92,13 +92,13 @@ int main(int argc, char** argv) {
   train->add_option("config", p.config, "YAML config")->capture_default_str();
   train->add_option("-d,--domain", p.domain, "domain to train the adapter on")->required();
   train->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  train->add_option("-m,--model", p.base_dir, "base model directory (default: WORK/base)");
+  train->add_option("-m,--model", p.base_dir, "base model directory or .gguf file (default: the config's base_model, else WORK/base)");
   train->add_flag("--resume", p.resume, "continue from the last checkpoint");
 
   auto* eval = app.add_subcommand("eval", "bits/token per domain: base vs adapters vs classical compressors -> WORK/report.{md,json,csv,svg}");
   eval->add_option("config", p.config, "YAML config")->capture_default_str();
   eval->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  eval->add_option("-m,--model", p.base_dir, "base model directory (default: WORK/base)");
+  eval->add_option("-m,--model", p.base_dir, "base model directory or .gguf file (default: the config's base_model, else WORK/base)");
   eval->add_option("-A,--adapters", p.adapters_dir, "adapters directory (default: WORK/adapters)");
   eval->add_option("-e,--extra", p.extra, "NAME=PATH: an extra evaluation corpus (JSONL/text), repeatable");
   eval->add_option("--sample-docs", p.sample_docs, "documents per domain to really compress (default from config)");
@@ -112,11 +112,11 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "print the header of compressed files");
   info->add_option("files", info_files, "compressed files")->required();
 
-  auto* exp = app.add_subcommand("export", "export an adapter as a PEFT directory, or merged into the base as an HF Llama directory");
-  exp->add_option("-m,--model", p.base_dir, "base model directory")->required();
+  auto* exp = app.add_subcommand("export", "export an adapter as a PEFT directory (with adapter_model.gguf for llama.cpp inside), or merged into the base as an HF Llama directory");
+  exp->add_option("-m,--model", p.base_dir, "base model directory or .gguf file")->required();
   exp->add_option("-a,--adapter", p.adapter_dir, "adapter directory")->required();
   exp->add_option("-o,--output", p.out_dir, "output directory")->required();
-  exp->add_flag("--merged", p.merged, "write base + adapter merged into one HF Llama model (default: the PEFT adapter)");
+  exp->add_flag("--merged", p.merged, "write base + adapter merged into one HF Llama model (default: the PEFT adapter and its llama.cpp GGUF)");
   exp->add_flag("-f,--force", p.force, "replace an existing output directory");
 
   auto* run = app.add_subcommand("run", "the main job: prepare -> tokenizer -> pretrain -> adapters -> eval -> codec check, each stage cached");

@@ -8,12 +8,26 @@
 #include "codec/engine/from_config.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
+#include "model/gguf_model.h"
+#include "model/gguf_tokenizer.h"
 
 namespace fs = std::filesystem;
 
 namespace lorazip {
 
 LoadedBase load_base(const std::string& dir) {
+  if (is_gguf_path(dir)) {
+    // A llama.cpp GGUF file: weights dequantized to float32, the tokenizer from its metadata.
+    if (!file_exists(dir)) throw std::runtime_error("base model file '" + dir + "' does not exist");
+    GgufFile f = GgufFile::open(dir);
+    LoadedBase b;
+    b.dir = dir;
+    b.tokenizer = std::make_unique<Tokenizer>(tokenizer_from_gguf(f));
+    b.model = load_gguf_model(f);
+    b.model->eval();
+    b.fingerprint = model_fingerprint(b.model);
+    return b;
+  }
   if (!dir_exists(dir)) throw std::runtime_error("base model directory '" + dir + "' does not exist");
   std::string tok = dir + "/tokenizer.model";  // SentencePiece first: Llama-2 style dirs also ship a tokenizer.json
   if (!file_exists(tok)) tok = dir + "/tokenizer.json";

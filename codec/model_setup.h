@@ -1,5 +1,5 @@
-// Loading what the codec and eval need: a base model directory (HF layout with its
-// tokenizer.model), adapters (PEFT directories), and the identity a compressed file records.
+// Loading what the codec and eval need: a base model (an HF directory with its tokenizer.model,
+// or a llama GGUF file), adapters (PEFT directories), and the identity a compressed file records.
 #pragma once
 #include <map>
 #include <memory>
@@ -22,8 +22,9 @@ struct LoadedBase {
   std::string fingerprint;  // model_fingerprint of the unmodified base
 };
 
-// std::runtime_error naming the directory when config.json, the weights or the tokenizer (tokenizer.model,
-// else tokenizer.json) is missing.
+// `dir` is a Hugging Face Llama directory (config.json, weights, tokenizer.model or tokenizer.json)
+// or a llama GGUF file (a path ending in .gguf, or any file starting with the GGUF magic; tokenizer
+// from its metadata). std::runtime_error naming the path when something is missing or malformed.
 LoadedBase load_base(const std::string& dir);
 
 struct AdapterEntry {

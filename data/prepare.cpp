@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/yaml_strict.h"
 #include "data/token_store.h"
+#include "model/gguf_tokenizer.h"
 #include "model/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -503,7 +504,7 @@ PrepareStats prepare(const PrepareConfig& cfg, const std::string& work_dir) {
     st.tokenizer_path = tok_final;
     log_info("prepare: tokenizer trained in " + fmt2(st.tokenizer_train_s) + " s");
   } else {
-    tok = std::make_unique<Tokenizer>(Tokenizer::load(cfg.tokenizer.model));
+    tok = std::make_unique<Tokenizer>(load_tokenizer(cfg.tokenizer.model));  // tokenizer.model or a GGUF base
     st.tokenizer_path = cfg.tokenizer.model;
   }
   st.tokenizer_sha256 = tok->sha256();

@@ -19,7 +19,7 @@ struct SplitConfig {
 };
 
 struct PrepareTokenizerConfig {
-  std::string model;            // an existing tokenizer.model; empty = train one on the train split of all domains
+  std::string model;            // an existing tokenizer.model or GGUF file; empty = train one on the train split of all domains
   int vocab_size = 4096;        // when training: vocabulary size, [260, 1000000]
   std::string type = "bpe";     // when training: bpe | unigram
   int64_t max_train_bytes = 0;  // when training: cap on text fed to the trainer (bytes), 0 = whole train split

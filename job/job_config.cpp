@@ -2,11 +2,14 @@
 // file's directory, and the resolved config as text for the log.
 #include "job/job_config.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "common/yaml_strict.h"
+#include "model/gguf.h"
 
 namespace fs = std::filesystem;
 
@@ -16,6 +19,32 @@ namespace {
 std::string resolve(const std::string& base_dir, const std::string& p) {
   if (p.empty() || fs::path(p).is_absolute()) return p;
   return (fs::path(base_dir) / p).lexically_normal().string();
+}
+
+// ${NAME} in a path is the environment variable NAME; ${LORAZIP_CACHE} defaults to
+// $HOME/.cache/lorazip, where scripts/fetch_smollm2.sh puts models.
+std::string expand_vars(const std::string& p, YamlMap& m, const std::string& key) {
+  std::string out;
+  size_t i = 0;
+  while (i < p.size()) {
+    size_t open = p.find("${", i);
+    if (open == std::string::npos) break;
+    size_t close = p.find('}', open);
+    if (close == std::string::npos) m.fail(key, "unterminated ${ in '" + p + "'");
+    const std::string name = p.substr(open + 2, close - open - 2);
+    const char* v = std::getenv(name.c_str());
+    std::string value = v ? v : "";
+    if (!v && name == "LORAZIP_CACHE") {
+      const char* home = std::getenv("HOME");
+      if (!home) m.fail(key, "${LORAZIP_CACHE} needs LORAZIP_CACHE or HOME to be set");
+      value = std::string(home) + "/.cache/lorazip";
+    } else if (!v) {
+      m.fail(key, "environment variable " + name + " (used as ${" + name + "}) is not set");
+    }
+    out += p.substr(i, open - i) + value;
+    i = close + 1;
+  }
+  return out + p.substr(std::min(i, p.size()));
 }
 
 }  // namespace
@@ -51,7 +80,10 @@ JobConfig JobConfig::load(const std::string& path) {
   j.data = PrepareConfig::from_yaml(data, j.base_dir);
 
   m.get("base_model", j.base_model);
-  j.base_model = resolve(j.base_dir, j.base_model);
+  j.base_model = resolve(j.base_dir, expand_vars(j.base_model, m, "base_model"));
+  // A given base brings its tokenizer: the corpus is prepared with it unless the config names one.
+  if (!j.base_model.empty() && j.data.tokenizer.model.empty())
+    j.data.tokenizer.model = is_gguf_path(j.base_model) ? j.base_model : j.base_model + "/tokenizer.model";
   std::string model_file;
   m.get("model_file", model_file);
   if (!model_file.empty() && m.has("model")) m.fail("model", "give either model_file or an inline model mapping, not both");

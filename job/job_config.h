@@ -3,7 +3,8 @@
 //   work_dir: ../work/default     # relative paths are relative to this file's directory
 //   threads: 0                    # 0 = all cores; --threads overrides
 //   data: {...}                   # data/prepare.h PrepareConfig
-//   base_model: ""                # an existing HF Llama directory: skips pretrain
+//   base_model: ""                # an existing HF Llama directory or llama GGUF file: skips pretrain;
+//                                 # ${VAR} expands (${LORAZIP_CACHE} defaults to ~/.cache/lorazip)
 //   model_file: model-tiny.yaml   # model size (or an inline `model:` mapping)
 //   pretrain: {...}               # train/train.h PretrainConfig
 //   lora: {...}                   # adapters/lora_config.h LoraConfig
@@ -55,7 +56,7 @@ struct JobConfig {
   std::string work_dir = "work";
   int threads = 0;
   PrepareConfig data;
-  std::string base_model;  // existing HF Llama directory, or empty to pretrain one
+  std::string base_model;  // existing HF Llama directory or GGUF file, or empty to pretrain one
   LlamaConfig model;
   PretrainConfig pretrain;
   LoraConfig lora;

@@ -67,6 +67,12 @@ void hash_input_files(Sha256& h, const std::string& path) {
 // gigabytes of weights on every run would cost more than it saves).
 std::string external_base_stamp(const std::string& dir) {
   Sha256 h;
+  if (fs::is_regular_file(dir)) {  // a GGUF file
+    h.update_field(fs::path(dir).filename().string());
+    h.update_field(std::to_string(fs::file_size(dir)));
+    h.update_field(std::to_string(fs::last_write_time(dir).time_since_epoch().count()));
+    return h.hex();
+  }
   for (const auto& e : fs::directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
     h.update_field(e.path().filename().string());

@@ -59,6 +59,27 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+[[noreturn]] void fail(const std::string& file, const std::string& msg) {
+  throw std::runtime_error("safetensors file '" + file + "': " + msg);
+}
+
+[[noreturn]] void fail_tensor(const std::string& file, const std::string& tensor, const std::string& msg) {
+  throw std::runtime_error("safetensors file '" + file + "': tensor '" + tensor + "': " + msg);
+}
+
+uint64_t get_u64(const json& v, const std::string& file, const std::string& tensor, const char* what) {
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+    fail_tensor(file, tensor, std::string(what) + " must be non-negative integers, got " + v.dump());
+  return v.get<uint64_t>();
+}
+
+struct Entry {
+  std::string name;
+  uint64_t begin, end;
+};
+
+}  // namespace
+
 // IEEE half -> float, exact for every value (subnormals, infinities, NaN payloads).
 float half_to_float(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
@@ -91,27 +112,6 @@ float bf16_to_float(uint16_t b) {
   std::memcpy(&f, &bits, 4);
   return f;
 }
-
-[[noreturn]] void fail(const std::string& file, const std::string& msg) {
-  throw std::runtime_error("safetensors file '" + file + "': " + msg);
-}
-
-[[noreturn]] void fail_tensor(const std::string& file, const std::string& tensor, const std::string& msg) {
-  throw std::runtime_error("safetensors file '" + file + "': tensor '" + tensor + "': " + msg);
-}
-
-uint64_t get_u64(const json& v, const std::string& file, const std::string& tensor, const char* what) {
-  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-    fail_tensor(file, tensor, std::string(what) + " must be non-negative integers, got " + v.dump());
-  return v.get<uint64_t>();
-}
-
-struct Entry {
-  std::string name;
-  uint64_t begin, end;
-};
-
-}  // namespace
 
 const char* dtype_name(DType d) { return info(d).name; }
 

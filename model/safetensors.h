@@ -36,6 +36,10 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
 std::string serialize_safetensors(const SafetensorsFile& f);
 void write_safetensors(const std::string& path, const SafetensorsFile& f);  // atomic
 
+// IEEE binary16 and bfloat16 bit patterns -> float, exact for every value (also used by gguf.cpp).
+float half_to_float(uint16_t h);
+float bf16_to_float(uint16_t b);
+
 // Conversions to float32 values (F32 / F16 / BF16 / F64 sources).
 std::vector<float> to_float32(const RawTensor& t, const std::string& name);
 

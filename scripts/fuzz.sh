@@ -4,6 +4,7 @@
 #   fuzz_container    bytes -> Container::parse -> range-decode every chunk (seeds: codec/fuzz/corpus/)
 #   fuzz_range_coder  bytes -> arbitrary intervals -> encode -> decode, checked symbol by symbol
 #   fuzz_tokenizer_json  bytes -> tokenizer.json reader -> BPE tokenizer -> round trips (seeds: model/fuzz/corpus/)
+#   fuzz_gguf         bytes -> GgufFile::parse -> every getter, dequantize, Llama config (seeds: make_gguf_seeds)
 # Inputs the fuzzer finds go to <build-dir>/<target>-corpus (the committed seeds are only read),
 # crashes to <build-dir>/fuzz-artifacts/. The exit status is non-zero on a finding.
 set -euo pipefail
@@ -18,6 +19,12 @@ mkdir -p "$BUILD_DIR/$TARGET-corpus" "$BUILD_DIR/fuzz-artifacts"
 SEEDS=()
 if [[ "$TARGET" == fuzz_container ]]; then SEEDS=(codec/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_tokenizer_json ]]; then SEEDS=(model/fuzz/corpus); fi
+if [[ "$TARGET" == fuzz_gguf ]]; then
+  cmake --build "$BUILD_DIR" --target make_gguf_seeds -j"$(nproc)"
+  mkdir -p "$BUILD_DIR/fuzz_gguf-seeds"
+  "$BUILD_DIR/bin/make_gguf_seeds" "$BUILD_DIR/fuzz_gguf-seeds"
+  SEEDS=("$BUILD_DIR/fuzz_gguf-seeds")
+fi
 "$BUILD_DIR/bin/$TARGET" "$BUILD_DIR/$TARGET-corpus" "${SEEDS[@]}" \
   -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix="$BUILD_DIR/fuzz-artifacts/" -print_final_stats=1

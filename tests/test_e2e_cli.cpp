@@ -179,3 +179,28 @@ TEST(E2ePrepare, BadCorpusLineNamesFileAndLine) {
 }
 
 }  // namespace
+
+// base_model: ${VAR} expands from the environment, and a GGUF base also tokenizes the corpus when
+// the config names no tokenizer (here the file does not exist, so prepare stops on opening it).
+TEST(E2eConfig, BaseModelExpandsVariablesAndBringsItsTokenizer) {
+  TempDir t;
+  int line = 0;
+  fs::path cfg = config_replacing(t.path(), "base_model:", "base_model: ${LORAZIP_CACHE}/none.gguf", &line);
+  const char* old = std::getenv("LORAZIP_CACHE");
+  const std::string saved = old ? old : "";
+  ::setenv("LORAZIP_CACHE", t.path().c_str(), 1);
+  Result r = lorazip({"prepare", cfg.string(), "--work-dir", (t / "w").string()}, t.path());
+  if (old) ::setenv("LORAZIP_CACHE", saved.c_str(), 1);
+  else ::unsetenv("LORAZIP_CACHE");
+  const std::string want = (t / "none.gguf").string();
+  EXPECT_NE(r.rc, 0) << r.describe();
+  EXPECT_TRUE(has(r.err, "\"base_model\": \"" + want + "\"")) << r.describe();
+  EXPECT_TRUE(has(r.err, "GGUF file '" + want + "': cannot open")) << r.describe();
+
+  TempDir t2;
+  fs::path cfg2 = config_replacing(t2.path(), "base_model:", "base_model: ${LORAZIP_TEST_UNSET_VARIABLE}/m.gguf", &line);
+  Result u = lorazip({"prepare", cfg2.string(), "--work-dir", (t2 / "w").string()}, t2.path());
+  EXPECT_NE(u.rc, 0) << u.describe();
+  EXPECT_TRUE(has(u.err, cfg2.string() + ":" + std::to_string(line))) << u.describe();
+  EXPECT_TRUE(has(u.err, "LORAZIP_TEST_UNSET_VARIABLE")) << u.describe();
+}

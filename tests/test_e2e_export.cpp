@@ -1,5 +1,5 @@
 // End-to-end: `lorazip export` writes an adapter as a PEFT directory whose tensors carry the keys
-// and shapes PEFT itself writes (docs/formats.md), and `--merged` writes a Hugging Face Llama
+// and shapes PEFT itself writes (docs/formats.md) with a llama.cpp LoRA GGUF beside them, and `--merged` writes a Hugging Face Llama
 // directory that lorazip compress -m can code with.
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -38,6 +38,23 @@ class E2eExport : public ::testing::Test {
   fs::path work_;
   std::string base_, math_;
 };
+
+// The llama.cpp LoRA beside the PEFT files: GGUF magic and version 3, llama.cpp's metadata keys
+// and tensor names (docs/gguf.md; test_gguf_model checks shapes, values and the permutation).
+TEST_F(E2eExport, LlamaCppLoraGgufInsideThePeftDirectory) {
+  Result r = lz({"export", "-m", base_, "-a", math_, "-o", "peft"});
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const fs::path g = t_ / "peft" / "adapter_model.gguf";
+  ASSERT_TRUE(fs::is_regular_file(g)) << r.describe();
+  const std::string bytes = slurp(g);
+  ASSERT_GE(bytes.size(), 8u);
+  EXPECT_EQ(bytes.substr(0, 4), "GGUF");
+  EXPECT_EQ(bytes[4], 3);
+  for (const char* s : {"general.type", "adapter", "adapter.type", "adapter.lora.alpha", "blk.0.attn_q.weight.lora_a",
+                        "blk.1.ffn_down.weight.lora_b", "blk.1.attn_output.weight.lora_a"})
+    EXPECT_TRUE(has(bytes, s)) << s;
+  EXPECT_TRUE(has(r.err, "adapter_model.gguf")) << r.describe();
+}
 
 TEST_F(E2eExport, PeftDirectoryHasTheKeysPeftWrites) {
   Result r = lz({"export", "-m", base_, "-a", math_, "-o", "peft"});
