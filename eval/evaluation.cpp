@@ -13,7 +13,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "data/token_store.h"
-#include "train/evaluate.h"  // spread_indices
+#include "data/doc_sample.h"
 
 namespace lorazip {
 namespace {

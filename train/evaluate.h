@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/doc_sample.h"  // spread_indices, used with evaluate()
+
 namespace lorazip {
 
 class LlamaForCausalLM;
@@ -54,9 +56,5 @@ struct EvalSummary {
 // Totals over documents `doc_indices` (all when empty) of `docs`, with their byte lengths.
 EvalSummary evaluate(LlamaForCausalLM& model, const DocSet& docs, const EvalOptions& opt = {},
                      const std::vector<size_t>& doc_indices = {});
-
-// A fixed, evenly spread subset of `max_docs` document indices of a set of `n_docs`
-// (all documents when max_docs <= 0 or >= n_docs). Used for capped validation.
-std::vector<size_t> spread_indices(size_t n_docs, int64_t max_docs);
 
 }  // namespace lorazip
