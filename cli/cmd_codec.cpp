@@ -86,6 +86,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   LmCodecOptions opt;
   opt.group_streams = o.group_streams;
   opt.chunk_tokens = o.chunk_tokens;
+  opt.context_tokens = o.context_tokens;
   opt.threads = g.threads;
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
@@ -95,7 +96,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     std::string data = is_stdin(in) ? read_stdin() : read_file(in);
     std::string adapter = o.adapter_dir;
     if (!candidates.empty()) {
-      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens).adapter_dir;
+      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens, o.context_tokens).adapter_dir;
       if (o.verbose) log_info(name + ": -A picked " + (adapter.empty() ? std::string("the base model") : "adapter " + adapter));
     }
     CodeStats stats;
