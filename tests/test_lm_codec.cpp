@@ -419,7 +419,11 @@ TEST(LmCodecWindow, ForgedWindowAndFlagsAreRefused) {
   auto expect_refused = [&](const std::string& what, const std::function<void(Container&)>& change) {
     refused_or_exact(*w.codec, forged(change), text, false, what);
   };
-  expect_refused("W one more", [](Container& c) { c.context_tokens = 9; });
+  // (W one more with the chunk sizes kept is refused by the container itself: test_container.)
+  expect_refused("W one more (chunk sizes re-cut)", [](Container& c) {
+    c.context_tokens = 9;
+    for (size_t i = 1; i < c.chunks.size(); ++i) c.chunks[i].n_tokens = std::min<uint32_t>(c.chunks[i].n_tokens, 23);
+  });
   expect_refused("W one less (chunk sizes re-cut)", [](Container& c) {
     c.context_tokens = 7;
     for (size_t i = 1; i + 1 < c.chunks.size(); ++i) c.chunks[i].n_tokens = 25;
