@@ -148,6 +148,11 @@ int cmd_info(const std::vector<std::string>& files) {
                 c.adapter_domain.empty() ? "" : (" (domain " + c.adapter_domain + ")").c_str());
     std::printf("  coder              %d-bit frequencies, chunks of <= %lld tokens, %lld streams per group, adapter %s\n",
                 c.total_bits, (long long)c.chunk_tokens, (long long)c.group_streams, adapter_mode_name(c.adapter_mode).c_str());
+    std::printf("  chunk context      %s\n", c.context_tokens > 0
+                                             ? ("each chunk after the first reads the previous " + std::to_string(c.context_tokens) +
+                                                " tokens (decoded in order)").c_str()
+                                             : "none (independent chunks)");
+    std::printf("  tokenization       %s\n", (c.flags & kFlagDummyPrefix) ? "with the model's dummy-prefix space" : "as the bytes are");
     std::printf("  chunks             %zu (%lld tokens, %lld payload bytes, %.3f bits/token)\n", c.chunks.size(), (long long)tokens,
                 (long long)payload, tokens ? 8.0 * payload / tokens : 0.0);
   }
