@@ -4,7 +4,8 @@
 // the same model, and the peak resident memory of compressing and decompressing a 1 MB input.
 //
 //   bench_codec -m BASE_DIR [-a ADAPTER_DIR] [--docs N] [--seed S] [--threads N]
-//               [--chunk-tokens N] [--group-streams N] [--repeat R] [--rss-bytes N | --no-rss] INPUT...
+//               [--chunk-tokens N] [--context-tokens W] [--context-sweep W,W...] [--modes-only]
+//               [--group-streams N] [--repeat R] [--rss-bytes N | --no-rss] INPUT...
 //
 // INPUT: a corpus root (../shared/data/llm-text: one sub-directory per domain holding *.jsonl),
 // one domain directory of *.jsonl, one .jsonl file (a domain named after the file), or any other
@@ -17,6 +18,9 @@
 // workers, beside lorazip 0.1's libtorch path on the same tokens (bench/torch_path.h: lock-step
 // step() with BLAS projections, and a teacher-forced forward() over the chunks with --threads
 // intra-op threads), each the best of --repeat runs.
+// Chunk modes: the sampled documents longer than one chunk, each coded alone with independent
+// chunks (W = 0), with the codec's W (--context-tokens) and with each W of --context-sweep:
+// bits/token and tokens/s of each (--modes-only: this section alone, after the table).
 // Peak memory: the program runs itself again (fork + exec, so VmHWM starts from nothing) once to
 // load the model only, once to compress and once to decompress a --rss-bytes input built by
 // repeating the sampled documents; each child reports VmHWM from /proc/self/status.
@@ -59,6 +63,9 @@ struct Args {
   int threads = 0;               // 0 = all cores
   int64_t chunk_tokens = 0;      // 0 = the model's context - 1 (the codec's default)
   int64_t group_streams = 32;    // the codec's default
+  int64_t context_tokens = kDefaultContextTokens;  // W; -1 = the codec's default (chunk / 4)
+  std::vector<int64_t> context_sweep;              // further W to measure in the chunk-modes section
+  bool modes_only = false;                         // skip the speed and memory sections
   int repeat = 3;                // speed section: best of this many runs
   int64_t rss_bytes = 1 << 20;   // input size for the peak-memory runs
   bool no_rss = false;
@@ -225,6 +232,7 @@ int run_child(const Args& a) {
   std::unique_ptr<LmCodec> codec = make_codec(base, a.adapter_dir);
   LmCodecOptions opt;
   opt.chunk_tokens = a.chunk_tokens;
+  opt.context_tokens = a.context_tokens;
   opt.group_streams = a.group_streams;
   opt.threads = a.threads;
   CodeStats s;
@@ -246,7 +254,8 @@ struct ChildResult {
 
 ChildResult spawn_child(const Args& a, const std::string& mode, const std::string& in, const std::string& out) {
   std::vector<std::string> args = {"bench_codec", "-m", a.model_dir, "--threads", std::to_string(a.threads),
-                                   "--chunk-tokens", std::to_string(a.chunk_tokens), "--group-streams",
+                                   "--chunk-tokens", std::to_string(a.chunk_tokens), "--context-tokens",
+                                   std::to_string(a.context_tokens), "--group-streams",
                                    std::to_string(a.group_streams), "--child", mode, "--child-in", in, "--child-out", out};
   if (!a.adapter_dir.empty()) args.insert(args.end(), {"-a", a.adapter_dir});
   const std::string text = run_self(args, "peak-memory child (" + mode + ")");
@@ -271,9 +280,11 @@ int run(const Args& a) {
   }
   LmCodecOptions opt;
   opt.chunk_tokens = a.chunk_tokens;
+  opt.context_tokens = a.context_tokens;
   opt.group_streams = a.group_streams;
   opt.threads = a.threads;
   const int64_t chunk = a.chunk_tokens > 0 ? a.chunk_tokens : cfg.max_position_embeddings - 1;
+  const int64_t context = resolve_context_tokens(chunk, a.context_tokens);
 
   std::printf("bench_codec: base %s (%s; hidden %lld, %lld layers, vocab %lld, context %lld, %lld parameters)\n",
               a.model_dir.c_str(), short_fp(base.fingerprint).c_str(), (long long)cfg.hidden_size,
@@ -281,13 +292,14 @@ int run(const Args& a) {
               (long long)cfg.num_parameters());
   if (!a.adapter_dir.empty())
     std::printf("  adapter %s (%s)\n", a.adapter_dir.c_str(), short_fp(codecs.back()->identity().adapter_fingerprint).c_str());
-  std::printf("  threads %d, chunk_tokens %lld, group_streams %lld, docs/domain %lld, seed %llu\n", threads,
-              (long long)chunk, (long long)a.group_streams, (long long)a.docs, (unsigned long long)a.seed);
+  std::printf("  threads %d, chunk_tokens %lld, context_tokens %lld, group_streams %lld, docs/domain %lld, seed %llu\n", threads,
+              (long long)chunk, (long long)context, (long long)a.group_streams, (long long)a.docs, (unsigned long long)a.seed);
 
   std::vector<Domain> domains = collect_domains(a);
   print_header();
   std::vector<Totals> all(codecs.size());
   std::string joined;
+  std::vector<std::string> long_docs;  // documents of more than one chunk
   for (const auto& d : domains) {
     std::vector<Totals> per(codecs.size());
     for (size_t k = 0; k < codecs.size(); ++k) {
@@ -300,11 +312,47 @@ int run(const Args& a) {
       std::printf("%-20s adapter saves %.2f%% of the coded bits (%.2f%% of the ideal bits)\n", d.name.c_str(),
                   100.0 * (1.0 - static_cast<double>(per[1].payload_bytes) / per[0].payload_bytes),
                   100.0 * (1.0 - per[1].ideal_bits / per[0].ideal_bits));
-    for (const auto& doc : d.docs) joined += doc;
+    for (const auto& doc : d.docs) {
+      joined += doc;
+      if (static_cast<int64_t>(codecs[0]->tokenize(doc).size()) > chunk) long_docs.push_back(doc);
+    }
   }
   for (size_t k = 0; k < codecs.size(); ++k) print_row("all", names[k], all[k]);
   std::printf("  (documents coded one at a time; hdr_B = container bytes beside the payload; c/d_tok/s per document,\n"
               "   including tokenization)\n");
+
+  // Chunk modes on the documents that need more than one chunk (W changes nothing on the others).
+  std::vector<int64_t> widths = {0, context};
+  for (int64_t w : a.context_sweep)
+    if (std::find(widths.begin(), widths.end(), w) == widths.end()) widths.push_back(w);
+  std::printf("\nchunk modes: the %zu sampled documents longer than one chunk (%lld tokens), each coded alone, %s\n",
+              long_docs.size(), (long long)chunk, names[0].c_str());
+  std::printf("%6s %5s %9s %8s %9s %9s %8s %9s %9s\n", "W", "docs", "tokens", "chunks", "ideal_b/t", "coded_b/t", "saving%",
+              "c_tok/s", "d_tok/s");
+  double base_coded = 0;
+  for (int64_t w : widths) {
+    LmCodecOptions o = opt;
+    o.context_tokens = w;
+    Totals t;
+    int64_t chunks = 0;
+    for (size_t i = 0; i < long_docs.size(); ++i) {
+      CodeStats cs, ds;
+      const std::string file = codecs[0]->compress(long_docs[i], o, &cs);
+      if (codecs[0]->decompress(file, "long document", a.threads, &ds) != long_docs[i])
+        throw std::runtime_error("chunk modes: round trip changed the bytes of long document " + std::to_string(i));
+      t.tokens += cs.tokens, t.payload_bytes += cs.payload_bytes, t.ideal_bits += cs.ideal_bits;
+      t.compress_s += cs.seconds, t.decompress_s += ds.seconds, chunks += cs.chunks;
+    }
+    const double coded = 8.0 * static_cast<double>(t.payload_bytes);
+    if (w == 0) base_coded = coded;
+    std::printf("%6lld %5zu %9lld %8lld %9.4f %9.4f %8.2f %9.0f %9.0f\n", (long long)w, long_docs.size(), (long long)t.tokens,
+                (long long)chunks, t.tokens ? t.ideal_bits / t.tokens : 0.0, t.tokens ? coded / t.tokens : 0.0,
+                base_coded > 0 ? 100.0 * (1.0 - coded / base_coded) : 0.0, t.compress_s > 0 ? t.tokens / t.compress_s : 0.0,
+                t.decompress_s > 0 ? t.tokens / t.decompress_s : 0.0);
+  }
+  std::printf("  (W = 0: independent chunks, decoded in parallel; W > 0: each later chunk reads the previous W tokens\n"
+              "   first, and a file's chunks decode one after another)\n");
+  if (a.modes_only) return 0;
 
   // Speed on one input that fills whole groups: the engine against lorazip 0.1's libtorch path.
   std::printf("\nspeed: the sampled documents as one input (%lld bytes); engine kernels: %s\n", (long long)joined.size(),
@@ -385,6 +433,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "seed of the document sample");
   app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--chunk-tokens", a.chunk_tokens, "tokens per stream (0 = context - 1)")->check(CLI::NonNegativeNumber);
+  app.add_option("--context-tokens", a.context_tokens, "W: tokens a later chunk reads first (-1 = chunk / 4, 0 = independent)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 30));
+  app.add_option("--context-sweep", a.context_sweep, "further W to measure in the chunk-modes section")->delimiter(',');
+  app.add_flag("--modes-only", a.modes_only, "stop after the chunk-modes section (no speed or memory sections)");
   app.add_option("--group-streams", a.group_streams, "streams per batch group")->check(CLI::PositiveNumber);
   app.add_option("--repeat", a.repeat, "speed section: best of this many runs")->check(CLI::PositiveNumber);
   app.add_option("--rss-bytes", a.rss_bytes, "input size for the peak-memory runs")->check(CLI::PositiveNumber);

@@ -86,6 +86,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   LmCodecOptions opt;
   opt.group_streams = o.group_streams;
   opt.chunk_tokens = o.chunk_tokens;
+  opt.context_tokens = o.context_tokens;
   opt.threads = g.threads;
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
@@ -95,7 +96,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     std::string data = is_stdin(in) ? read_stdin() : read_file(in);
     std::string adapter = o.adapter_dir;
     if (!candidates.empty()) {
-      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens).adapter_dir;
+      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens, o.context_tokens).adapter_dir;
       if (o.verbose) log_info(name + ": -A picked " + (adapter.empty() ? std::string("the base model") : "adapter " + adapter));
     }
     CodeStats stats;
@@ -147,6 +148,11 @@ int cmd_info(const std::vector<std::string>& files) {
                 c.adapter_domain.empty() ? "" : (" (domain " + c.adapter_domain + ")").c_str());
     std::printf("  coder              %d-bit frequencies, chunks of <= %lld tokens, %lld streams per group, adapter %s\n",
                 c.total_bits, (long long)c.chunk_tokens, (long long)c.group_streams, adapter_mode_name(c.adapter_mode).c_str());
+    std::printf("  chunk context      %s\n", c.context_tokens > 0
+                                             ? ("each chunk after the first reads the previous " + std::to_string(c.context_tokens) +
+                                                " tokens (decoded in order)").c_str()
+                                             : "none (independent chunks)");
+    std::printf("  tokenization       %s\n", (c.flags & kFlagDummyPrefix) ? "with the model's dummy-prefix space" : "as the bytes are");
     std::printf("  chunks             %zu (%lld tokens, %lld payload bytes, %.3f bits/token)\n", c.chunks.size(), (long long)tokens,
                 (long long)payload, tokens ? 8.0 * payload / tokens : 0.0);
   }

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "codec/lm_codec.h"  // kDefaultContextTokens
+
 namespace lorazip {
 
 struct GlobalOptions {
@@ -26,6 +28,7 @@ struct CodecCliOptions {
   bool verbose = false;             // -v
   int64_t group_streams = 32;
   int64_t chunk_tokens = 0;
+  int64_t context_tokens = kDefaultContextTokens;  // W: tokens a chunk after the first reads first; 0 = independent chunks; -1 = chunk/4
 };
 
 int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g);

@@ -106,7 +106,11 @@ int main(int argc, char** argv) {
   auto* compress = app.add_subcommand("compress", "compress files losslessly with a base model and optionally an adapter");
   add_codec_options(compress, co);
   compress->add_option("--group", co.group_streams, "streams coded together per batch")->capture_default_str();
-  compress->add_option("--chunk", co.chunk_tokens, "tokens per independent stream (0 = the model's context - 1)")->capture_default_str();
+  compress->add_option("--chunk", co.chunk_tokens, "positions per stream, context included (0 = the model's context - 1)")->capture_default_str();
+  compress->add_option("--context-tokens", co.context_tokens,
+                       "tokens of the previous chunk each later chunk reads before coding (-1 = a quarter of the chunk; "
+                       "0 = independent chunks, decoded in parallel; > 0 saves bits on long files, decoded chunk after chunk)")
+      ->capture_default_str();
   auto* decompress = app.add_subcommand("decompress", "restore files compressed by lorazip, byte for byte");
   add_codec_options(decompress, co);
   auto* info = app.add_subcommand("info", "print the header of compressed files");

@@ -151,7 +151,7 @@ std::string field_problem(const Container& c) {
     return std::string(field) + " is not a SHA-256 fingerprint (64 lowercase hex digits or empty): '" +
            s.substr(0, 80) + "'";
   };
-  if (c.flags & kContainerRequiredFlagsMask) {
+  if (c.flags & kContainerRequiredFlagsMask & ~kContainerKnownRequiredFlags) {
     char hex[16];
     std::snprintf(hex, sizeof hex, "0x%08x", c.flags);
     return std::string("flags ") + hex + " name features this lorazip does not know (file written by a newer version?)";
@@ -187,6 +187,14 @@ std::string field_problem(const Container& c) {
   if (c.group_streams < 1 || c.group_streams > kMaxGroupStreams) {
     return "group_streams " + std::to_string(c.group_streams) + " outside [1, " +
            std::to_string(kMaxGroupStreams) + "]";
+  }
+  if (((c.flags & kFlagChunkContext) != 0) != (c.context_tokens > 0)) {
+    return "flag bit 1 (chunk context) is " + std::string(c.flags & kFlagChunkContext ? "set" : "clear") +
+           " but context_tokens is " + std::to_string(c.context_tokens) + " (the flag is set exactly when it is > 0)";
+  }
+  if (c.context_tokens < 0 || c.context_tokens >= c.chunk_tokens) {
+    return "context_tokens " + std::to_string(c.context_tokens) + " outside [0, chunk_tokens - 1 = " +
+           std::to_string(c.chunk_tokens - 1) + "]";
   }
   return "";
 }
@@ -256,7 +264,9 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
   c.tokenizer_fingerprint = r.fingerprint("tokenizer_fingerprint");
   c.adapter_fingerprint = r.fingerprint("adapter_fingerprint");
   c.adapter_domain = r.str("adapter_domain", kMaxDomainBytes);
-  const std::string problem = field_problem(c);
+  // context_tokens is read after the chunk table; field_problem's context checks assume it set.
+  if (c.flags & kFlagChunkContext) c.context_tokens = 1;
+  std::string problem = field_problem(c);
   if (!problem.empty()) fail("invalid header: " + problem);
 
   payload_bytes = r.varint("payload_bytes");
@@ -276,7 +286,7 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
     if (n_tokens > static_cast<uint64_t>(c.chunk_tokens)) {
       fail("invalid header: chunk " + std::to_string(i) + " has " + std::to_string(n_tokens) +
            " tokens, more than the chunk limit " + std::to_string(c.chunk_tokens));
-    }
+    }  // the tighter limit of chunks after the first is checked once context_tokens is read
     if (size > payload_bytes - covered) {
       fail("invalid header: chunk table exceeds the " + std::to_string(payload_bytes) +
            " payload bytes at chunk " + std::to_string(i));
@@ -288,6 +298,20 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
   if (covered != payload_bytes) {
     fail("invalid header: the chunk table covers " + std::to_string(covered) +
          " payload bytes but the header says " + std::to_string(payload_bytes));
+  }
+  if (c.flags & kFlagChunkContext) {
+    const uint64_t w = r.varint("context_tokens");
+    if (w < 1 || w >= static_cast<uint64_t>(c.chunk_tokens)) {
+      fail("invalid header: context_tokens " + std::to_string(w) + " outside [1, chunk_tokens - 1 = " +
+           std::to_string(c.chunk_tokens - 1) + "] while flag bit 1 (chunk context) is set");
+    }
+    c.context_tokens = static_cast<int64_t>(w);
+    for (size_t i = 1; i < c.chunks.size(); ++i) {
+      if (c.chunks[i].n_tokens > static_cast<uint64_t>(c.chunk_limit(i))) {
+        fail("invalid header: chunk " + std::to_string(i) + " has " + std::to_string(c.chunks[i].n_tokens) +
+             " tokens, more than chunk_tokens - context_tokens = " + std::to_string(c.chunk_limit(i)));
+      }
+    }
   }
   // Bytes left in the header body are fields of a later minor revision; version 2 skips them.
   return header_end + kChecksumBytes;
@@ -320,10 +344,11 @@ std::string Container::serialize() const {
   const std::string problem = field_problem(*this);
   if (!problem.empty()) throw std::invalid_argument("Container::serialize: " + problem);
   for (size_t i = 0; i < chunks.size(); ++i) {
-    if (chunks[i].n_tokens > static_cast<uint64_t>(chunk_tokens)) {
+    if (chunks[i].n_tokens > static_cast<uint64_t>(chunk_limit(i))) {
       throw std::invalid_argument("Container::serialize: chunk " + std::to_string(i) + " has " +
-                                  std::to_string(chunks[i].n_tokens) +
-                                  " tokens, more than chunk_tokens " + std::to_string(chunk_tokens));
+                                  std::to_string(chunks[i].n_tokens) + " tokens, more than its limit " +
+                                  std::to_string(chunk_limit(i)) + " (chunk_tokens " + std::to_string(chunk_tokens) +
+                                  ", context_tokens " + std::to_string(context_tokens) + ")");
     }
   }
 
@@ -351,6 +376,7 @@ std::string Container::serialize() const {
     put_varint(body, ch.n_tokens);
     put_varint(body, ch.payload.size());
   }
+  if (flags & kFlagChunkContext) put_varint(body, static_cast<uint64_t>(context_tokens));
   if (body.size() > 0xFFFFFFFFu) {
     throw std::invalid_argument("Container::serialize: header of " + std::to_string(body.size()) +
                                 " bytes exceeds the 4 GiB limit (too many chunks)");

@@ -20,9 +20,16 @@ constexpr uint8_t kContainerVersion = 2;
 // parse() refuses it with a message that says so.
 constexpr uint8_t kLibtorchContainerVersion = 1;
 
-// Flag bits 0..15 name features a reader must understand (none are defined in version 2, so a
-// file with any of them set is refused); bits 16..31 are hints a reader may ignore.
+// Flag bits 0..15 name features a reader must understand (a file with a bit set that this reader
+// does not know is refused); bits 16..31 are hints a reader may ignore.
 constexpr uint32_t kContainerRequiredFlagsMask = 0x0000FFFFu;
+// Bit 0: the tokens spell U+0020 followed by the input (the SentencePiece model's dummy prefix, as
+// it was trained); the decoder drops that first space.
+constexpr uint32_t kFlagDummyPrefix = 1u << 0;
+// Bit 1: chunks after the first continue from the document's previous `context_tokens` tokens;
+// the header then holds the context_tokens field after the chunk table.
+constexpr uint32_t kFlagChunkContext = 1u << 1;
+constexpr uint32_t kContainerKnownRequiredFlags = kFlagDummyPrefix | kFlagChunkContext;
 
 // How the adapter took part in coding (it changes the floats, so the decoder must do the same).
 enum class AdapterMode : uint8_t {
@@ -38,7 +45,7 @@ constexpr int64_t kMaxGroupStreams = int64_t{1} << 20;
 constexpr size_t kMaxDomainBytes = 255;
 
 struct ContainerChunk {
-  uint32_t n_tokens = 0;  // tokens coded in this chunk, <= Container::chunk_tokens
+  uint32_t n_tokens = 0;  // tokens coded in this chunk (limits: Container::chunk_limit)
   std::string payload;    // the range coder's bytes for this chunk
 };
 
@@ -51,13 +58,18 @@ struct Container {
   AdapterMode adapter_mode = AdapterMode::None;
   int arithmetic_version = 0;         // the engine arithmetic the probabilities follow, 1..255
   int total_bits = 0;                 // frequency total 2^total_bits, 1..kMaxTotalBits
-  int64_t chunk_tokens = 0;           // chunk length limit in tokens, 1..kMaxChunkTokens
+  int64_t chunk_tokens = 0;           // positions a stream may use (context + coded tokens), 1..kMaxChunkTokens
+  int64_t context_tokens = 0;         // W: tokens chunk i > 0 starts from, 0..chunk_tokens-1; > 0 exactly
+                                      // when kFlagChunkContext is set. Chunk 0 codes <= chunk_tokens
+                                      // tokens, later chunks <= chunk_tokens - W.
   int64_t group_streams = 0;          // streams coded together per batch group, 1..kMaxGroupStreams
   uint64_t original_bytes = 0;        // length of the original input
   uint64_t original_xxh64 = 0;        // xxh64 (seed 0) of the original input
   std::vector<ContainerChunk> chunks;
 
   uint64_t total_tokens() const;
+  // Most tokens chunk i may code: chunk_tokens for chunk 0, chunk_tokens - context_tokens after it.
+  int64_t chunk_limit(size_t i) const { return i == 0 ? chunk_tokens : chunk_tokens - context_tokens; }
   uint64_t payload_bytes() const;  // sum of the chunks' payload sizes
 
   // The file's bytes. std::invalid_argument (naming the field) when a field is out of the bounds

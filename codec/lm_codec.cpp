@@ -28,21 +28,51 @@ std::vector<Group> make_groups(size_t n_chunks, int64_t group_streams) {
   return groups;
 }
 
-// One chunk teacher-forced: the input at position i is BOS for i = 0, else toks[i - 1]; fn(i, probs)
-// gets the distribution of toks[i].
+// One chunk teacher-forced: the stream reads BOS, then the `ctx` context tokens seq[0..ctx), then
+// the chunk's tokens seq[ctx..ctx+n); the input at position i is BOS for i = 0, else seq[i - 1].
+// fn(j, probs) gets the distribution of seq[ctx + j], j in [0, n). The context positions' logits
+// are computed and dropped (extend returns every row).
 template <class Fn>
-void teacher_forced_chunk(const engine::Model& m, const int32_t* toks, int64_t n, int64_t bos, Fn fn) {
+void teacher_forced_chunk(const engine::Model& m, const int32_t* seq, int64_t ctx, int64_t n, int64_t bos, Fn fn) {
   const int64_t V = m.config().vocab_size;
-  engine::Cache cache = m.new_cache(1, n);
+  const int64_t total = ctx + n;
+  engine::Cache cache = m.new_cache(1, total);
   std::vector<int32_t> in(static_cast<size_t>(kSlice));
   std::vector<float> logits(static_cast<size_t>(kSlice * V)), probs(static_cast<size_t>(V));
-  for (int64_t t0 = 0; t0 < n; t0 += kSlice) {
-    const int64_t T = std::min(kSlice, n - t0);
-    for (int64_t t = 0; t < T; ++t) in[static_cast<size_t>(t)] = t0 + t == 0 ? static_cast<int32_t>(bos) : toks[t0 + t - 1];
+  for (int64_t t0 = 0; t0 < total; t0 += kSlice) {
+    const int64_t T = std::min(kSlice, total - t0);
+    for (int64_t t = 0; t < T; ++t) in[static_cast<size_t>(t)] = t0 + t == 0 ? static_cast<int32_t>(bos) : seq[t0 + t - 1];
     m.extend(in.data(), T, cache, 0, logits.data());
     for (int64_t t = 0; t < T; ++t) {
+      if (t0 + t < ctx) continue;
       engine::softmax(logits.data() + t * V, V, probs.data());
-      fn(t0 + t, probs.data());
+      fn(t0 + t - ctx, probs.data());
+    }
+  }
+}
+
+// The windowed decoder's shape, one chunk: reads BOS and the `ctx` context tokens (already decoded)
+// teacher-forced, then steps; code(j, probs) gets the distribution of the chunk's token j and
+// returns it, to be fed next. Same bits as teacher_forced_chunk (extend in pieces == step).
+template <class Code>
+void stepped_chunk(const engine::Model& m, const int32_t* context, int64_t ctx, int64_t n, int64_t bos, Code code) {
+  const int64_t V = m.config().vocab_size;
+  engine::Cache cache = m.new_cache(1, ctx + n);
+  std::vector<int32_t> in(static_cast<size_t>(kSlice));
+  std::vector<float> logits(static_cast<size_t>(kSlice * V)), probs(static_cast<size_t>(V));
+  const float* last = nullptr;  // logits of the newest position
+  for (int64_t t0 = 0; t0 <= ctx; t0 += kSlice) {  // BOS + ctx tokens
+    const int64_t T = std::min(kSlice, ctx + 1 - t0);
+    for (int64_t t = 0; t < T; ++t) in[static_cast<size_t>(t)] = t0 + t == 0 ? static_cast<int32_t>(bos) : context[t0 + t - 1];
+    m.extend(in.data(), T, cache, 0, logits.data());
+    last = logits.data() + (T - 1) * V;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    engine::softmax(last, V, probs.data());
+    int32_t tok = code(j, probs.data());
+    if (j + 1 < n) {
+      m.step(&tok, cache, logits.data());
+      last = logits.data();
     }
   }
 }
@@ -73,37 +103,60 @@ void run_lockstep(const engine::Model& m, const std::vector<ContainerChunk>& chu
   }
 }
 
-int64_t resolve_chunk(const engine::Config& cfg, int64_t chunk_tokens) {
+int64_t resolve_chunk(const engine::Config& cfg, int64_t chunk_tokens, int64_t& context_tokens) {
   const int64_t chunk = chunk_tokens != 0 ? chunk_tokens : cfg.max_position_embeddings - 1;  // negative: refused below
   if (chunk < 1 || chunk > cfg.max_position_embeddings - 1)
     throw std::invalid_argument("chunk_tokens must be in 1.." + std::to_string(cfg.max_position_embeddings - 1) +
                                 " for this model (its context is " + std::to_string(cfg.max_position_embeddings) + ")");
+  context_tokens = resolve_context_tokens(chunk, context_tokens);
+  if (context_tokens >= chunk)
+    throw std::invalid_argument("context_tokens must be in 0.." + std::to_string(chunk - 1) + " (below the chunk length " +
+                                std::to_string(chunk) + "), got " + std::to_string(context_tokens));
   return chunk;
 }
 
 }  // namespace
 
+int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens) {
+  return context_tokens < 0 ? chunk_tokens / kAutoContextDivisor : context_tokens;
+}
+
+std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens) {
+  if (chunk_tokens < 1 || context_tokens < 0 || context_tokens >= chunk_tokens)
+    throw std::invalid_argument("plan_chunks: need chunk_tokens >= 1 and 0 <= context_tokens < chunk_tokens, got " +
+                                std::to_string(chunk_tokens) + " and " + std::to_string(context_tokens));
+  std::vector<ChunkSpan> out;
+  size_t start = 0;
+  while (start < n_tokens) {
+    const int64_t ctx = start == 0 ? 0 : context_tokens;
+    const int64_t n = static_cast<int64_t>(std::min<size_t>(static_cast<size_t>(chunk_tokens - ctx), n_tokens - start));
+    out.push_back({start, n, ctx});
+    start += static_cast<size_t>(n);
+  }
+  return out;
+}
+
 std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs, int64_t chunk_tokens,
-                                     int threads) {
+                                     int64_t context_tokens, int threads) {
   const engine::Config& cfg = model.config();
-  const int64_t chunk = resolve_chunk(cfg, chunk_tokens);
+  const int64_t chunk = resolve_chunk(cfg, chunk_tokens, context_tokens);  // resolves context_tokens too
   if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
     throw std::invalid_argument("code_length_bits: the model has no usable bos_token_id, but every coded stream starts from BOS");
   struct Piece {
     size_t doc;
-    const int32_t* toks;
-    int64_t n;
+    const int32_t* seq;  // context, then the chunk's tokens
+    int64_t ctx, n;
   };
   std::vector<Piece> pieces;
   for (size_t d = 0; d < docs.size(); ++d)
-    for (size_t off = 0; off < docs[d].size; off += static_cast<size_t>(chunk))
-      pieces.push_back({d, docs[d].data + off, static_cast<int64_t>(std::min<size_t>(chunk, docs[d].size - off))});
+    for (const ChunkSpan& c : plan_chunks(docs[d].size, chunk, context_tokens))
+      pieces.push_back({d, docs[d].data + c.start - static_cast<size_t>(c.context), c.context, c.n});
   std::vector<double> piece_bits(pieces.size(), 0.0);
   engine::parallel_for(pieces.size(), threads, [&](size_t i) {
     const Piece& p = pieces[i];
     double bits = 0;
-    teacher_forced_chunk(model, p.toks, p.n, cfg.bos_token_id,
-                         [&](int64_t t, const float* probs) { bits += engine::code_length_bits(probs[p.toks[t]]); });
+    teacher_forced_chunk(model, p.seq, p.ctx, p.n, cfg.bos_token_id,
+                         [&](int64_t t, const float* probs) { bits += engine::code_length_bits(probs[p.seq[p.ctx + t]]); });
     piece_bits[i] = bits;
   });
   std::vector<double> out(docs.size(), 0.0);
@@ -146,18 +199,26 @@ void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const 
   }
 }
 
-double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int threads) const {
-  return code_length_bits(*model_, {{tokens.data(), tokens.size()}}, chunk_tokens, threads)[0];
+std::vector<int32_t> LmCodec::tokenize(std::string_view input) const {
+  bool prefixed = false;
+  return tok_.encode_native(input, &prefixed);
+}
+
+double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int64_t context_tokens, int threads) const {
+  return code_length_bits(*model_, {{tokens.data(), tokens.size()}}, chunk_tokens, context_tokens, threads)[0];
 }
 
 std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats) const {
   auto t0 = std::chrono::steady_clock::now();
   const engine::Config& cfg = model_->config();
-  const int64_t chunk = resolve_chunk(cfg, opt.chunk_tokens);
+  int64_t context_tokens = opt.context_tokens;
+  const int64_t chunk = resolve_chunk(cfg, opt.chunk_tokens, context_tokens);
   if (opt.group_streams < 1 || opt.group_streams > 1024)
     throw std::invalid_argument("group_streams must be in 1..1024, got " + std::to_string(opt.group_streams));
 
-  std::vector<int32_t> tokens = tok_.encode(input);
+  bool dummy_prefix = false;
+  std::vector<int32_t> tokens = tok_.encode_native(input, &dummy_prefix);
+  const std::vector<ChunkSpan> plan = plan_chunks(tokens.size(), chunk, context_tokens);
   const int bits = choose_total_bits(cfg.vocab_size);
   const int64_t V = cfg.vocab_size;
 
@@ -170,24 +231,29 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   c.arithmetic_version = engine::kArithmeticVersion;
   c.total_bits = bits;
   c.chunk_tokens = chunk;
+  // W is recorded only when it shapes the file (more than one chunk), so a short input gives the
+  // same bytes whatever W was asked for.
+  c.context_tokens = plan.size() > 1 ? context_tokens : 0;
+  c.flags = (dummy_prefix ? kFlagDummyPrefix : 0u) | (c.context_tokens > 0 ? kFlagChunkContext : 0u);
   c.group_streams = opt.group_streams;
   c.original_bytes = input.size();
   c.original_xxh64 = xxh64(input);
 
-  const size_t n_chunks = (tokens.size() + chunk - 1) / chunk;
+  const size_t n_chunks = plan.size();
   c.chunks.resize(n_chunks);
-  for (size_t i = 0; i < n_chunks; ++i)
-    c.chunks[i].n_tokens = static_cast<uint32_t>(std::min<size_t>(chunk, tokens.size() - i * chunk));
+  for (size_t i = 0; i < n_chunks; ++i) c.chunks[i].n_tokens = static_cast<uint32_t>(plan[i].n);
 
-  // Each chunk teacher-forced on its own: the same distributions the decoder's lock-step gives.
+  // Each chunk teacher-forced on its own (with its context, all known here): the same
+  // distributions the decoder's lock-step or stepping gives.
   std::vector<double> chunk_ideal(n_chunks, 0.0);
   engine::parallel_for(n_chunks, opt.threads, [&](size_t ci) {
-    const int32_t* toks = tokens.data() + ci * chunk;
+    const ChunkSpan& sp = plan[ci];
+    const int32_t* seq = tokens.data() + sp.start - static_cast<size_t>(sp.context);
     RangeEncoder enc;
     std::vector<uint32_t> cdf(static_cast<size_t>(V + 1));
     double ideal = 0;
-    teacher_forced_chunk(*model_, toks, c.chunks[ci].n_tokens, cfg.bos_token_id, [&](int64_t i, const float* probs) {
-      const int32_t t = toks[i];
+    teacher_forced_chunk(*model_, seq, sp.context, sp.n, cfg.bos_token_id, [&](int64_t i, const float* probs) {
+      const int32_t t = seq[sp.context + i];
       quantize_cdf(probs, V, bits, cdf.data());
       enc.encode(cdf[t], cdf[t + 1] - cdf[t], bits);
       ideal += engine::code_length_bits(probs[t]);
@@ -201,6 +267,8 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
     stats->bytes = static_cast<int64_t>(input.size());
     stats->tokens = static_cast<int64_t>(tokens.size());
     stats->chunks = static_cast<int64_t>(n_chunks);
+    stats->context_tokens = c.context_tokens;
+    stats->dummy_prefix = dummy_prefix;
     stats->ideal_bits = 0;
     for (double b : chunk_ideal) stats->ideal_bits += b;  // chunk order, as code_length_bits sums
     stats->payload_bytes = 0;
@@ -230,15 +298,27 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
                              std::to_string(choose_total_bits(V)));
   if (c.group_streams < 1 || c.group_streams > 1024)
     throw std::runtime_error(name + ": invalid stream group size " + std::to_string(c.group_streams));
+  if (c.context_tokens > 0 && c.chunks.size() < 2)
+    throw std::runtime_error(name + ": records context_tokens " + std::to_string(c.context_tokens) + " but has " +
+                             std::to_string(c.chunks.size()) + " chunk(s); this lorazip writes the chunk context only "
+                             "for files of two or more chunks (the header was altered)");
+  if ((c.flags & kFlagDummyPrefix) && !tok_.trained_with_dummy_prefix())
+    throw std::runtime_error(name + ": flag bit 0 (dummy prefix) is set, but this tokenizer was not trained with a "
+                             "dummy prefix, so lorazip never writes it for this model (the header was altered)");
+  if (c.chunks.empty() && (c.flags & kFlagDummyPrefix))
+    throw std::runtime_error(name + ": the dummy-prefix flag is set on a file without tokens (the header was altered)");
   for (size_t i = 0; i < c.chunks.size(); ++i) {
     uint32_t n = c.chunks[i].n_tokens;
     bool last = i + 1 == c.chunks.size();
-    if (n == 0 || n > static_cast<uint64_t>(c.chunk_tokens) || (!last && n != c.chunk_tokens))
-      throw std::runtime_error(name + ": chunk " + std::to_string(i) + " has an invalid token count " + std::to_string(n));
+    if (n == 0 || n > static_cast<uint64_t>(c.chunk_limit(i)) || (!last && n != c.chunk_limit(i)))
+      throw std::runtime_error(name + ": chunk " + std::to_string(i) + " has an invalid token count " + std::to_string(n) +
+                               " (chunk_tokens " + std::to_string(c.chunk_tokens) + ", context_tokens " +
+                               std::to_string(c.context_tokens) + ")");
   }
   const int bits = c.total_bits;
-  const int64_t chunk = c.chunk_tokens;
-  std::vector<int32_t> tokens(c.chunks.empty() ? 0 : (c.chunks.size() - 1) * chunk + c.chunks.back().n_tokens);
+  std::vector<size_t> start(c.chunks.size() + 1, 0);
+  for (size_t i = 0; i < c.chunks.size(); ++i) start[i + 1] = start[i] + c.chunks[i].n_tokens;
+  std::vector<int32_t> tokens(start.back());
   // The engine's bits do not depend on the batch, so the decoder may cut its groups as it likes:
   // at most group_streams streams each, and at least one group per worker, evenly filled.
   const size_t n_chunks = c.chunks.size();
@@ -247,6 +327,30 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   const size_t n_groups = std::max((n_chunks + cap - 1) / cap, std::min(workers, n_chunks));
   std::vector<Group> groups = make_groups(n_chunks, n_groups ? static_cast<int64_t>((n_chunks + n_groups - 1) / n_groups) : 1);
 
+  auto overrun = [&](size_t chunk_index) {
+    return std::runtime_error(name + ": chunk " + std::to_string(chunk_index) +
+                              ": the coded stream ran out before its tokens were decoded (the file is truncated or "
+                              "corrupted, or its probabilities are not this model's: another model, adapter or engine)");
+  };
+  if (c.context_tokens > 0) {
+    // Windowed: chunk i reads the W tokens chunk i - 1 (and before) decoded, so chunks go in order.
+    std::vector<uint32_t> cdf(static_cast<size_t>(V + 1));
+    for (size_t i = 0; i < n_chunks; ++i) {
+      const int64_t ctx = i == 0 ? 0 : c.context_tokens;
+      const std::string& pl = c.chunks[i].payload;
+      RangeDecoder dec(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
+      stepped_chunk(*model_, tokens.data() + start[i] - static_cast<size_t>(ctx), ctx, c.chunks[i].n_tokens, cfg.bos_token_id,
+                    [&](int64_t j, const float* probs) -> int32_t {
+                      quantize_cdf(probs, V, bits, cdf.data());
+                      int t = find_symbol(cdf.data(), static_cast<int>(V), dec.target(bits));
+                      dec.consume(cdf[t], cdf[t + 1] - cdf[t], bits);
+                      tokens[start[i] + static_cast<size_t>(j)] = t;
+                      return t;
+                    });
+      if (dec.overrun()) throw overrun(i);
+    }
+    groups.clear();
+  }
   engine::parallel_for(groups.size(), threads, [&](size_t gi) {
     const Group& g = groups[gi];
     std::vector<RangeDecoder> dec;
@@ -260,17 +364,14 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
       quantize_cdf(probs, V, bits, cdf.data());
       int t = find_symbol(cdf.data(), static_cast<int>(V), dec[s].target(bits));
       dec[s].consume(cdf[t], cdf[t + 1] - cdf[t], bits);
-      tokens[(g.first_chunk + s) * chunk + i] = t;
+      tokens[start[g.first_chunk + s] + static_cast<size_t>(i)] = t;
       return t;
     });
     for (size_t s = 0; s < g.n_streams; ++s)
-      if (dec[s].overrun())
-        throw std::runtime_error(name + ": chunk " + std::to_string(g.first_chunk + s) +
-                                 ": the coded stream ran out before its tokens were decoded (the file is truncated or "
-                                 "corrupted, or its probabilities are not this model's: another model, adapter or engine)");
+      if (dec[s].overrun()) throw overrun(g.first_chunk + s);
   });
 
-  std::string out = tok_.decode(tokens);
+  std::string out = tok_.decode_native(tokens.data(), tokens.size(), (c.flags & kFlagDummyPrefix) != 0);
   if (out.size() != c.original_bytes || xxh64(out) != c.original_xxh64)
     throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
                              std::to_string(c.original_bytes) +
@@ -281,6 +382,8 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
     stats->bytes = static_cast<int64_t>(out.size());
     stats->tokens = static_cast<int64_t>(tokens.size());
     stats->chunks = static_cast<int64_t>(c.chunks.size());
+    stats->context_tokens = c.context_tokens;
+    stats->dummy_prefix = (c.flags & kFlagDummyPrefix) != 0;
     stats->payload_bytes = 0;
     for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
     stats->file_bytes = static_cast<int64_t>(file.size());

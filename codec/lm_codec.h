@@ -1,12 +1,18 @@
 // The LM codec: arithmetic coding of a file's tokens under a Llama model (with any adapter merged
 // into its weights), every probability computed by the coding engine (codec/engine/engine.h).
 //
-// One probability path (contract 2). The tokens are cut into chunks of at most `chunk_tokens`
-// tokens; each chunk is an independent stream that starts from BOS at position 0. The encoder
+// One probability path (contract 2). The input is tokenized as the model was trained wherever
+// that is lossless (Tokenizer::encode_native: SentencePiece's dummy prefix; flag bit 0 of the
+// container). The tokens are cut into chunks; every stream starts from BOS at position 0 and uses
+// at most `chunk_tokens` positions. With context_tokens W = 0 every chunk is independent (chunk
+// length L = chunk_tokens). With W > 0 the first chunk codes L tokens and each later chunk first
+// reads the document's previous W tokens (teacher-forced, not coded) and then codes L - W new
+// ones, so no token is coded blind; the decoder then decodes a file's chunks in order. The encoder
 // runs each chunk teacher-forced (positions in slices, chunks spread over threads); the decoder
-// runs groups of consecutive chunks (at most `group_streams` each, balanced over its workers) in
-// lock-step, one token per stream per step, streams that have ended fed BOS. The engine gives a row the same bits alone, in any batch, teacher-forced or
-// stepped, on any CPU, so the file does not depend on the group size, the thread count or the
+// runs independent chunks in lock-step groups (at most `group_streams` each, balanced over its
+// workers, streams that have ended fed BOS), windowed chunks one after another (prefix with
+// extend(), then step()). The engine gives a row the same bits alone, in any batch, teacher-forced
+// or stepped, on any CPU, so the file does not depend on the group size, the thread count or the
 // machine. Softmax in the engine's float32 arithmetic, then codec/quantize.h turns each row into
 // integer frequencies. The container records the engine's arithmetic version.
 #pragma once
@@ -31,8 +37,14 @@ struct CodecIdentity {
   std::string adapter_domain;       // informational
 };
 
+// context_tokens < 0 asks for the default W: chunk length / kAutoContextDivisor (127 for a
+// 512-position model). The measured sweep behind it is in docs/codec.md ("Context across chunks").
+constexpr int64_t kDefaultContextTokens = -1;
+constexpr int64_t kAutoContextDivisor = 4;
+
 struct LmCodecOptions {
-  int64_t chunk_tokens = 0;    // tokens per independent stream; 0 = max_position_embeddings - 1
+  int64_t chunk_tokens = 0;    // positions per stream (context + coded); 0 = max_position_embeddings - 1
+  int64_t context_tokens = kDefaultContextTokens;  // W, 0..chunk_tokens-1; 0 = independent chunks; < 0 = default
   int64_t group_streams = 32;  // streams the decoder steps together (1..1024); speed and memory only
   int threads = 0;             // worker threads; 0 = all cores. Does not change the output.
 };
@@ -41,6 +53,8 @@ struct CodeStats {
   int64_t bytes = 0;         // original bytes
   int64_t tokens = 0;
   int64_t chunks = 0;
+  int64_t context_tokens = 0;  // W recorded in the file (0: independent chunks or a single chunk)
+  bool dummy_prefix = false;   // tokenized with the model's dummy-prefix space
   double ideal_bits = 0;     // sum of -log2 p(token) under the engine's float32 softmax (code_length_bits)
   int64_t payload_bytes = 0; // arithmetic-coded payload, all chunks
   int64_t file_bytes = 0;    // whole container
@@ -60,9 +74,12 @@ class LmCodec {
   std::string decompress(std::string_view file, const std::string& name, int threads,
                          CodeStats* stats = nullptr) const;
 
+  // The tokens compress() codes for `input` (Tokenizer::encode_native).
+  std::vector<int32_t> tokenize(std::string_view input) const;
   // The ideal code length of `tokens` in bits (code_length_bits below with this codec's model):
-  // exactly the ideal_bits that compress() reports for the same tokens. What -A compares.
-  double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens = 0, int threads = 0) const;
+  // exactly the ideal_bits that compress() reports for tokenize(input) with the same options.
+  // What -A compares.
+  double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int64_t context_tokens, int threads = 0) const;
 
   // Throws std::runtime_error when `c` was not made with this identity.
   static void check_identity(const Container& c, const CodecIdentity& id, const std::string& name);
@@ -78,16 +95,30 @@ class LmCodec {
 
 // The one code-length function (contract 5: the coder's and the report's numbers cannot drift
 // apart): the ideal code length, in bits, of each document under `model`, with the codec's
-// chunking (chunks of chunk_tokens tokens, 0 = context - 1, each from BOS at position 0),
-// teacher-forced: the sum over tokens of -log2 p(token) (engine::softmax, engine::code_length_bits),
-// summed per chunk in position order and per document in chunk order. Chunks are spread over
-// `threads` workers (0 = all cores); the result does not depend on them. An empty document costs 0.
+// chunking (streams of at most chunk_tokens positions, 0 = context - 1, each from BOS at position
+// 0; chunks after the first read the previous context_tokens tokens first, see above),
+// teacher-forced: the sum over coded tokens of -log2 p(token) (engine::softmax,
+// engine::code_length_bits), summed per chunk in position order and per document in chunk order.
+// Chunks are spread over `threads` workers (0 = all cores); the result does not depend on them.
+// An empty document costs 0. context_tokens < 0: the default (see kDefaultContextTokens).
+// std::invalid_argument for chunk_tokens or context_tokens out of range.
 struct TokenSpan {
   const int32_t* data = nullptr;
   size_t size = 0;
 };
 std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs,
-                                     int64_t chunk_tokens = 0, int threads = 0);
+                                     int64_t chunk_tokens, int64_t context_tokens, int threads = 0);
+
+// Where the chunks of an n-token document lie: chunk i codes tokens [start, start + n) after
+// reading the `context` tokens before start. chunk_tokens L >= 1, 0 <= context_tokens W < L.
+struct ChunkSpan {
+  size_t start = 0;
+  int64_t n = 0;
+  int64_t context = 0;
+};
+// W for chunk length `chunk_tokens` (>= 1): context_tokens itself, or the default when it is < 0.
+int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens);
+std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens);
 
 // Short form of a fingerprint for messages: first 12 hex digits.
 std::string short_fp(const std::string& fp);

@@ -8,11 +8,12 @@
 namespace lorazip {
 
 RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const std::vector<AdapterEntry>& candidates,
-                                int64_t chunk_tokens) {
-  const std::vector<int32_t> ids = codecs.base().tokenizer->encode(text);
-  RouteChoice best{"", codecs.get("").ideal_bits(ids, chunk_tokens)};
+                                int64_t chunk_tokens, int64_t context_tokens) {
+  LmCodec& base = codecs.get("");
+  const std::vector<int32_t> ids = base.tokenize(text);  // the tokens compress() codes
+  RouteChoice best{"", base.ideal_bits(ids, chunk_tokens, context_tokens)};
   for (const auto& cand : candidates) {
-    const double bits = codecs.get(cand.dir).ideal_bits(ids, chunk_tokens);
+    const double bits = codecs.get(cand.dir).ideal_bits(ids, chunk_tokens, context_tokens);
     if (bits < best.ideal_bits) best = {cand.dir, bits};
   }
   return best;

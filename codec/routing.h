@@ -15,11 +15,11 @@ struct RouteChoice {
   double ideal_bits = 0;    // the text's teacher-forced code length under that choice, in bits
 };
 
-// Scores `text` under the base alone and under each candidate (LmCodec::ideal_bits with
-// `chunk_tokens`, the coder's own chunking) and returns the cheapest. Ties keep the earlier
+// Scores `text` under the base alone and under each candidate (LmCodec::tokenize, then
+// LmCodec::ideal_bits with `chunk_tokens` and `context_tokens`, the coder's own tokens and chunking) and returns the cheapest. Ties keep the earlier
 // choice: the base first, then the candidates in the given order.
 RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const std::vector<AdapterEntry>& candidates,
-                                int64_t chunk_tokens);
+                                int64_t chunk_tokens, int64_t context_tokens);
 
 // The directory under `adapters_dir` whose adapter has `fingerprint`; "" when `fingerprint` is
 // empty (the file was coded with the base alone). An adapter without lorazip.json (a PEFT

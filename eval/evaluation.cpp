@@ -41,16 +41,24 @@ DocSet tokenize_docs(const std::vector<Document>& docs, const Tokenizer& tok) {
 
 // Ideal code length of the row's documents under `codec`'s model: the codec's own code-length
 // function (codec/lm_codec.h), so the report's ideal bits are the bits the coder aims at.
-void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const std::string& config_name, double* total) {
+// `context_tokens` < 0: the coder's (opt.context_tokens); the routing choice is only updated then.
+void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const std::string& config_name, double* total,
+           int64_t context_tokens = -1) {
+  const bool coder = context_tokens < 0;
   std::vector<TokenSpan> docs;
   for (size_t i : row.idx) docs.push_back({row.docs.doc(i), row.docs.doc_len(i)});
-  std::vector<double> bits = code_length_bits(codec.model(), docs, opt.chunk_tokens, opt.threads);
+  std::vector<double> bits =
+      code_length_bits(codec.model(), docs, opt.chunk_tokens, coder ? opt.context_tokens : context_tokens, opt.threads);
   double sum = 0;
   for (size_t i = 0; i < bits.size(); ++i) {
     sum += bits[i];
-    if (bits[i] < row.best[i]) row.best[i] = bits[i], row.best_name[i] = config_name;
+    if (coder && bits[i] < row.best[i]) row.best[i] = bits[i], row.best_name[i] = config_name;
   }
   *total = sum;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Compresses and decompresses each sample document alone; returns false when any round trip fails.
@@ -58,6 +66,7 @@ bool code_sample(Row& row, LmCodec& codec, const EvaluationOptions& opt, double*
   LmCodecOptions co;
   co.group_streams = opt.group_streams;
   co.chunk_tokens = opt.chunk_tokens;
+  co.context_tokens = opt.context_tokens;
   co.threads = opt.threads;
   bool ok = true;
   size_t n = std::min<size_t>(static_cast<size_t>(opt.sample_docs), row.bytes.size());
@@ -123,6 +132,22 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
       r.result.bytes += static_cast<int64_t>(r.docs.byte_lengths[i]);
       r.bytes.push_back(tok.decode(r.docs.doc(i), r.docs.doc_len(i)));
     }
+    if (tok.trained_with_dummy_prefix()) {
+      // The store holds encode()'s tokens; the coder codes encode_native()'s (the model's dummy
+      // prefix), so score those: the same tokens compress() would code.
+      DocSet native;
+      native.offsets.push_back(0);
+      for (size_t k = 0; k < r.idx.size(); ++k) {
+        bool prefixed = false;
+        std::vector<int32_t> ids = tok.encode_native(r.bytes[k], &prefixed);
+        native.tokens.insert(native.tokens.end(), ids.begin(), ids.end());
+        native.offsets.push_back(native.tokens.size());
+        native.byte_lengths.push_back(r.bytes[k].size());
+      }
+      r.docs = std::move(native);
+      r.result.tokens = static_cast<int64_t>(r.docs.tokens.size());
+      for (size_t k = 0; k < r.idx.size(); ++k) r.idx[k] = k;
+    }
     r.best.assign(r.idx.size(), std::numeric_limits<double>::infinity());
     r.best_name.assign(r.idx.size(), "");
   }
@@ -130,8 +155,16 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
   CodecSet codecs(base);
   Progress prog("eval", static_cast<int64_t>((1 + adapters.size()) * rows.size()));
   int64_t done = 0;
+  const int64_t chunk = opt.chunk_tokens != 0 ? opt.chunk_tokens : codecs.get("").model().config().max_position_embeddings - 1;
   for (auto& r : rows) {
+    r.result.context_tokens = resolve_context_tokens(chunk, opt.context_tokens);
+    for (size_t i : r.idx) r.result.long_docs += static_cast<int64_t>(r.docs.doc_len(i)) > chunk;
+    auto ts = std::chrono::steady_clock::now();
     score(r, codecs.get(""), opt, "base", &r.result.base_bits);
+    r.result.base_seconds = seconds_since(ts);
+    ts = std::chrono::steady_clock::now();
+    score(r, codecs.get(""), opt, "base", &r.result.base_bits_independent, 0);
+    r.result.base_independent_seconds = seconds_since(ts);
     prog.update(++done, "base on " + r.result.domain + ": " + std::to_string(r.result.bits_per_token(r.result.base_bits)).substr(0, 5) + " bits/token");
   }
   for (const auto& a : adapters) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/lm_codec.h"  // kDefaultContextTokens
 #include "data/corpus.h"
 #include "eval/report.h"
 
@@ -29,6 +30,7 @@ struct EvaluationOptions {
   int64_t batch_tokens = 8192;       // unused since scoring runs on the coding engine (kept for job configs)
   int64_t group_streams = 32;
   int64_t chunk_tokens = 0;
+  int64_t context_tokens = kDefaultContextTokens;  // W of the coder (codec/lm_codec.h); the report also scores W = 0
   int threads = 0;
 };
 

@@ -78,6 +78,14 @@ nlohmann::json Report::to_json() const {
         {"routed_bits", d.routed_bits},
         {"routed_bits_per_token", d.bits_per_token(d.routed_bits)},
     };
+    e["chunk_modes"] = {
+        {"context_tokens", d.context_tokens},
+        {"long_docs", d.long_docs},
+        {"windowed_bits_per_token", d.bits_per_token(d.base_bits)},
+        {"windowed_tokens_per_s", d.base_seconds > 0 ? d.tokens / d.base_seconds : 0},
+        {"independent_bits_per_token", d.bits_per_token(d.base_bits_independent)},
+        {"independent_tokens_per_s", d.base_independent_seconds > 0 ? d.tokens / d.base_independent_seconds : 0},
+    };
     nlohmann::json cross;
     for (const auto& [a, b] : d.adapter_bits) cross[a] = {{"bits", b}, {"bits_per_token", d.bits_per_token(b)}};
     e["cross"] = cross;
@@ -122,6 +130,22 @@ std::string Report::to_markdown() const {
       o << " " << (b.empty() ? "-" : b + " " + fmt(8.0 * d.classical_per_doc.at(b) / std::max<int64_t>(1, d.tokens)) + " bits/token") << " |";
     }
     o << "\n";
+  }
+  bool any_modes = false;
+  for (const auto& d : domains) any_modes |= d.base_independent_seconds > 0;
+  if (any_modes) {
+    o << "\n### Chunk modes under the base model: independent chunks (W = 0) vs context across chunks (W tokens)\n\n"
+         "| domain | docs | docs over one chunk | W | independent bits/token | windowed bits/token | saving | "
+         "independent tokens/s | windowed tokens/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto& d : domains) {
+      const double a = d.bits_per_token(d.base_bits_independent), b = d.bits_per_token(d.base_bits);
+      o << "| " << d.domain << " | " << d.docs << " | " << d.long_docs << " | " << d.context_tokens << " | " << fmt(a) << " | "
+        << fmt(b) << " | " << fmt(a > 0 ? 100.0 * (1 - b / a) : 0, 2) << "% | "
+        << fmt(d.base_independent_seconds > 0 ? d.tokens / d.base_independent_seconds : 0, 0) << " | "
+        << fmt(d.base_seconds > 0 ? d.tokens / d.base_seconds : 0, 0) << " |\n";
+    }
+    o << "\n(tokens/s: teacher-forced scoring of every document, as the encoder runs; a windowed file decodes its "
+         "chunks one after another.)\n";
   }
   if (!adapters.empty()) {
     o << "\n### Cross-domain matrix: bits/token of each adapter (columns) on each domain's test documents (rows)\n\n| domain | base |";

@@ -16,7 +16,13 @@ struct DomainResult {
   std::string corpus;  // "test" split of the token store, or the name of an extra corpus
   int64_t docs = 0, tokens = 0, bytes = 0;
 
-  double base_bits = 0;                    // ideal code length of all docs under the base
+  double base_bits = 0;                    // ideal code length of all docs under the base (the coder's W)
+  // The two chunk modes under the base (codec/lm_codec.h): W = context_tokens (the coder's setting,
+  // = base_bits) and W = 0 (independent chunks), with the scoring time of each (teacher-forced).
+  int64_t context_tokens = 0;
+  int64_t long_docs = 0;                   // documents with more than one chunk (the only ones W changes)
+  double base_bits_independent = 0;
+  double base_seconds = 0, base_independent_seconds = 0;
   std::map<std::string, double> adapter_bits;  // adapter domain -> ideal bits on these docs
   std::string own_adapter;                 // adapter trained on this domain ("" if none)
   double routed_bits = 0;                  // per document, the best of base and every adapter

@@ -59,7 +59,7 @@ nlohmann::json EvalConfig::to_json() const {
           {"extra", xs}};
 }
 
-nlohmann::json CodecConfig::to_json() const { return {{"group_streams", group_streams}, {"chunk_tokens", chunk_tokens}}; }
+nlohmann::json CodecConfig::to_json() const { return {{"group_streams", group_streams}, {"chunk_tokens", chunk_tokens}, {"context_tokens", context_tokens}}; }
 
 std::string JobConfig::tokenizer_path() const {
   return data.tokenizer.model.empty() ? work_dir + "/tokenizer.model" : data.tokenizer.model;
@@ -130,8 +130,11 @@ JobConfig JobConfig::load(const std::string& path) {
   YamlMap co = m.sub("codec");
   co.get("group_streams", j.codec.group_streams);
   co.get("chunk_tokens", j.codec.chunk_tokens);
+  co.get("context_tokens", j.codec.context_tokens);
   if (j.codec.group_streams < 1 || j.codec.group_streams > 1024) co.fail("group_streams", "must be in 1..1024");
   if (j.codec.chunk_tokens < 0) co.fail("chunk_tokens", "must be >= 0 (0 = the model's context - 1)");
+  if (j.codec.context_tokens < -1)
+    co.fail("context_tokens", "must be -1 (a quarter of the chunk), 0 (independent chunks) or a count below the chunk length");
   co.finish();
   m.finish();
 

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/lora_config.h"
+#include "codec/lm_codec.h"  // kDefaultContextTokens
 #include "data/prepare.h"
 #include "model/config.h"
 #include "train/train.h"
@@ -45,7 +46,8 @@ struct EvalConfig {
 
 struct CodecConfig {
   int64_t group_streams = 32;  // streams coded together per batch, 1..1024
-  int64_t chunk_tokens = 0;    // tokens per stream; 0 = the model's context - 1
+  int64_t chunk_tokens = 0;    // positions per stream, context included; 0 = the model's context - 1
+  int64_t context_tokens = kDefaultContextTokens;  // W, tokens a chunk after the first reads first (< chunk length); 0 = independent chunks; -1 = a quarter of the chunk
 
   nlohmann::json to_json() const;
 };

@@ -132,6 +132,7 @@ std::string codec_check(const JobConfig& j, const std::vector<std::string>& doma
   LmCodecOptions co;
   co.group_streams = j.codec.group_streams;
   co.chunk_tokens = j.codec.chunk_tokens;
+  co.context_tokens = j.codec.context_tokens;
   co.threads = threads;
   CodeStats cs, ds;
   const std::string packed = codec.compress(original, co, &cs);

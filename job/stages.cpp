@@ -99,6 +99,7 @@ Report eval_stage(const JobConfig& j, int threads, const EvalOverrides& o) {
   eo.batch_tokens = j.eval.batch_tokens;
   eo.group_streams = j.codec.group_streams;
   eo.chunk_tokens = j.codec.chunk_tokens;
+  eo.context_tokens = j.codec.context_tokens;
   eo.threads = threads;
   for (const auto& x : j.eval.extra) {
     if (x.optional && !fs::exists(x.input.path)) {

@@ -33,7 +33,7 @@ namespace {
 
 // Bumped whenever a function's signature or meaning changes; tokenizer.cpp refuses another value,
 // which catches a stale liblorazip_spm.so found beside an updated program.
-constexpr int kAbiVersion = 1;
+constexpr int kAbiVersion = 2;  // 2: lz_spm_add_dummy_prefix
 
 // Piece kinds reported by lz_spm_piece (the values of SentencePiece's ModelProto piece types).
 constexpr int kNormal = 1, kUnknown = 2, kControl = 3, kUnused = 5, kByte = 6;
@@ -225,6 +225,30 @@ LZ_EXPORT void lz_spm_free_buffer(void* p) { std::free(p); }
 // Parses a serialized ModelProto (a tokenizer.model file's bytes). With lossless_normalizer != 0
 // the normalizer spec is first rewritten as described above. Returns an opaque handle, or NULL with
 // *err set.
+// Whether the model as trained (its own normalizer_spec, before any rewrite) adds a dummy-prefix
+// space: 1 yes, 0 no, -1 when the bytes are not a parseable ModelProto. Protobuf semantics: the
+// last add_dummy_prefix of the last normalizer_spec wins, and an absent field means true.
+LZ_EXPORT int lz_spm_add_dummy_prefix(const char* data, size_t n) {
+  try {
+    const std::string proto(data, n);
+    int value = 1;
+    for (const WireField& f : split_fields(proto, "ModelProto")) {
+      if (f.number != 3 || f.wire_type != 2) continue;
+      const std::string spec = proto.substr(f.payload_begin, f.end - f.payload_begin);
+      for (const WireField& g : split_fields(spec, "NormalizerSpec")) {
+        if (g.number != 3 || g.wire_type != 0) continue;
+        size_t pos = g.begin;
+        uint64_t tag = 0, v = 0;
+        if (!read_varint(spec, pos, tag) || !read_varint(spec, pos, v)) return -1;
+        value = v != 0 ? 1 : 0;
+      }
+    }
+    return value;
+  } catch (...) {
+    return -1;
+  }
+}
+
 LZ_EXPORT void* lz_spm_load(const char* data, size_t n, int lossless_normalizer_flag, char** err) {
   try {
     std::string proto(data, n);

@@ -51,7 +51,7 @@ namespace lorazip {
 namespace {
 
 // ---- The shim's C interface (see spm_shim.cpp for each function's contract). ----
-constexpr int kShimAbiVersion = 1;
+constexpr int kShimAbiVersion = 2;
 constexpr int kPieceNormal = 1, kPieceUnknown = 2, kPieceControl = 3, kPieceByte = 6;
 
 struct SpmApi {
@@ -63,6 +63,7 @@ struct SpmApi {
   int (*piece)(const void*, int, const char**, size_t*);
   int (*special_id)(const void*, int);
   int (*encode)(const void*, const char*, size_t, int32_t**, size_t*, char**);
+  int (*add_dummy_prefix)(const char*, size_t);
   int (*train)(const char* const*, const char* const*, size_t, const char* const*, const size_t*, size_t,
                uint32_t, int, char**, size_t*, char**);
   std::string path;
@@ -120,6 +121,7 @@ SpmApi open_spm() {
     bind(lib, "lz_spm_piece", api.piece, path);
     bind(lib, "lz_spm_special_id", api.special_id, path);
     bind(lib, "lz_spm_encode", api.encode, path);
+    bind(lib, "lz_spm_add_dummy_prefix", api.add_dummy_prefix, path);
     bind(lib, "lz_spm_train", api.train, path);
     return api;  // the library stays loaded for the life of the process
   }
@@ -228,6 +230,7 @@ struct Tokenizer::Impl {
   std::array<int32_t, 256> byte_id{};
   int32_t newline_id = -1;
   int bos = -1, eos = -1;
+  bool dummy_prefix = false;  // the SentencePiece model was trained adding a dummy-prefix space
 
   ~Impl() {
     if (handle) spm().free_handle(handle);
@@ -406,6 +409,7 @@ Tokenizer Tokenizer::from_bytes(std::string model_bytes, const std::string& name
     }
   }
   if (m.newline_id < 0) m.newline_id = m.byte_id['\n'];
+  m.dummy_prefix = api.add_dummy_prefix(m.model_bytes.data(), m.model_bytes.size()) == 1;
   m.bos = api.special_id(m.handle, 1);
   m.eos = api.special_id(m.handle, 2);
   return t;
@@ -433,6 +437,36 @@ std::vector<int32_t> Tokenizer::encode(std::string_view bytes) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const { return decode(ids.data(), ids.size()); }
+
+bool Tokenizer::trained_with_dummy_prefix() const { return impl_->dummy_prefix; }
+
+std::vector<int32_t> Tokenizer::encode_native(std::string_view bytes, bool* dummy_prefix) const {
+  *dummy_prefix = false;
+  // Input that already starts with a space gets what the prefix would give ("▁word") without it;
+  // the prefix would make that "▁▁word", which a model trained on stripped text rarely saw.
+  if (impl_->dummy_prefix && !bytes.empty() && bytes[0] != ' ') {
+    std::string spaced;
+    spaced.reserve(bytes.size() + 1);
+    spaced += ' ';
+    spaced.append(bytes);
+    std::vector<int32_t> ids = encode(spaced);
+    // encode() is exact by construction; checked anyway, since the decoder relies on it.
+    if (decode(ids) == spaced) {
+      *dummy_prefix = true;
+      return ids;
+    }
+  }
+  return encode(bytes);
+}
+
+std::string Tokenizer::decode_native(const int32_t* ids, size_t n, bool dummy_prefix) const {
+  std::string out = decode(ids, n);
+  if (!dummy_prefix) return out;
+  if (out.empty() || out[0] != ' ')
+    throw std::runtime_error(impl_->name + ": tokens coded with the dummy prefix do not start with a space "
+                             "(the file is corrupted or its dummy-prefix flag was altered)");
+  return out.substr(1);
+}
 
 std::string Tokenizer::decode(const int32_t* ids, size_t n) const {
   std::string out;

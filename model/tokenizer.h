@@ -54,6 +54,18 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view bytes) const;
   std::string decode(const std::vector<int32_t>& ids) const;
   std::string decode(const int32_t* ids, size_t n) const;
+
+  // Tokenization as the model was trained, wherever it is lossless: a SentencePiece model trained
+  // with a dummy prefix (add_dummy_prefix, Llama's and llama2.c's default) sees " " + bytes, so the
+  // first word gets the "▁word" piece it was trained on; *dummy_prefix says so. Falls back to
+  // encode(bytes) (*dummy_prefix false) for the empty input, a model without the prefix, the BPE
+  // backend (already native: byte-level BPE adds no prefix), input that starts with a space (it
+  // already gives the model "▁word"; the prefix would make it "▁▁word") and, defensively, whenever decoding
+  // would not give back exactly " " + bytes. decode_native undoes it; std::runtime_error when
+  // dummy_prefix is set but the tokens do not start with a space.
+  std::vector<int32_t> encode_native(std::string_view bytes, bool* dummy_prefix) const;
+  std::string decode_native(const int32_t* ids, size_t n, bool dummy_prefix) const;
+  bool trained_with_dummy_prefix() const;  // SentencePiece: the original normalizer's flag; BPE: false
   const std::string& piece_bytes(int32_t id) const;  // exact bytes this id decodes to
   // Id of the token that is exactly byte b: SentencePiece's <0xXX>, BPE's byte symbol. -1 for a
   // byte a BPE vocabulary lacks (encode spells it as two tokens, see BpeEncoder; decode undoes it).

@@ -286,7 +286,8 @@ TEST(Container, RefusesInconsistentOrUnknownFields) {
                  "field 'base_fingerprint' has length 20 (a SHA-256 fingerprint has 32 bytes");
   EXPECT_REFUSED(craft([](Raw& r) { r.tokenizer_fp = std::string(1, '\x20') + "short"; }),
                  "truncated header: field 'tokenizer_fingerprint'");
-  EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(1, 4); }), "flags 0x00000001 name features");
+  EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(4, 4); }), "flags 0x00000004 name features");
+  EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(0x8003, 4); }), "flags 0x00008003 name features");
   EXPECT_REFUSED(craft([](Raw& r) { r.chunk_tokens = std::string("\x80\x00", 2); }), "non-canonical varint");
   EXPECT_REFUSED(craft([](Raw& r) { r.original_bytes = std::string(10, '\xff') + '\x01'; }), "overflows 64 bits");
   EXPECT_REFUSED(craft([](Raw& r) { r.original_bytes = std::string(9, '\xff') + '\x02'; }), "overflows 64 bits");
@@ -302,6 +303,38 @@ TEST(Container, AcceptsOptionalFlagsAndReservedHeaderBytes) {
   EXPECT_EQ(c.flags, 0x80010000u);
   EXPECT_EQ(c.chunks.size(), 2u);
   EXPECT_EQ(c.original_bytes, 11u);
+}
+
+TEST(Container, DummyPrefixAndChunkContextFlags) {
+  // Bit 0 (dummy prefix) has no field; bit 1 (chunk context) puts context_tokens after the table.
+  EXPECT_EQ(Container::parse(craft([](Raw& r) { r.flags = le(1, 4); }), "f.lrz").flags, kFlagDummyPrefix);
+  const auto windowed = [](uint64_t w, uint64_t second) {
+    return [=](Raw& r) {
+      r.flags = le(2, 4);
+      r.table = varint(64) + varint(3) + varint(second) + varint(4);
+      r.reserved = varint(w);
+    };
+  };
+  const Container c = Container::parse(craft(windowed(16, 48)), "w.lrz");
+  EXPECT_EQ(c.context_tokens, 16);
+  EXPECT_EQ(c.chunk_limit(0), 64);
+  EXPECT_EQ(c.chunk_limit(1), 48);
+  EXPECT_EQ(c.serialize(), craft(windowed(16, 48))) << "the writer puts the field where the spec says";
+  EXPECT_REFUSED(craft(windowed(16, 49)), "chunk 1 has 49 tokens, more than chunk_tokens - context_tokens = 48");
+  EXPECT_REFUSED(craft(windowed(0, 48)), "context_tokens 0 outside [1, chunk_tokens - 1 = 63]");
+  EXPECT_REFUSED(craft(windowed(64, 1)), "context_tokens 64 outside [1, chunk_tokens - 1 = 63]");
+  EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(2, 4); }), "truncated header: field 'context_tokens'");
+  // Without the flag the same bytes are reserved and skipped: W stays 0.
+  EXPECT_EQ(Container::parse(craft([](Raw& r) { r.reserved = varint(16); }), "f.lrz").context_tokens, 0);
+  Container bad = c;
+  bad.flags = 0;
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);  // W without its flag
+  bad = c;
+  bad.context_tokens = 0;
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);  // flag without W
+  bad = c;
+  bad.chunks[1].n_tokens = 49;
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);  // past chunk_tokens - W
 }
 
 TEST(Container, SerializeRefusesWhatParseWouldRefuse) {

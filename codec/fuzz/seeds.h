@@ -86,6 +86,13 @@ inline std::vector<std::pair<std::string, Container>> seed_containers() {
   unmerged.adapter_domain = "";
   unmerged.chunks = {coded_chunk(0, 6), coded_chunk(120, 7)};
   out.emplace_back("unmerged_adapter.lrz", unmerged);
+
+  Container windowed = base;  // both required flags: dummy prefix, chunks with a 16-token context
+  windowed.flags = kFlagDummyPrefix | kFlagChunkContext;
+  windowed.context_tokens = 16;
+  windowed.original_xxh64 = xxh64("windowed");
+  windowed.chunks = {coded_chunk(64, 8), coded_chunk(48, 9), coded_chunk(5, 10)};
+  out.emplace_back("windowed.lrz", windowed);
   return out;
 }
 
