@@ -10,7 +10,8 @@ Usage: interop_llamacpp.py GGUF TOOL LORAZIP DATA_DIR WORK_DIR [--docs N] [--lor
 Exit status: 0 when every check below holds, 1 otherwise, 77 when llama_cpp/numpy cannot be imported.
 Checks (why these bounds: docs/gguf.md, "Interop with llama.cpp"):
   base:    |mean bits/token (lorazip) / mean bits/token (llama.cpp) - 1| < 1 %, and the mean abs
-           difference of the actual token's log-probability < 0.05 nats;
+           difference of the actual token's log-probability < 0.1 nats;
+  F32:     llama.cpp on an F32 copy of the weights: mean abs difference < 5e-3 nats, max < 0.1;
   adapter: correlation of the per-token deltas (adapter - base) > 0.99, and their mean abs
            difference < 10 % of the mean abs delta.
 """
@@ -157,13 +158,13 @@ def main():
         b = np.concatenate(f32_theirs)
         print("llama.cpp on the F32 copy (%d documents, %d tokens): mean |dlp| %.2e, max %.2e nats; bits/token %.4f vs %.4f"
               % (len(sel), len(a), np.abs(a - b).mean(), np.abs(a - b).max(), float(np.mean(-a / LN2)), float(np.mean(-b / LN2))))
-        if np.abs(a - b).max() >= 1e-2:
-            print("FAIL: with F32 weights llama.cpp should agree to < 1e-2 nats on every token")
+        if np.abs(a - b).mean() >= 5e-3 or np.abs(a - b).max() >= 0.1:
+            print("FAIL: with F32 weights llama.cpp should agree to < 5e-3 nats mean abs, < 0.1 on every token")
             ok = False
     a, b = np.asarray(rows["all"]["ours_lp"]), np.asarray(rows["all"]["theirs_lp"])
     rel = float(np.mean(rows["all"]["ours_bits"])) / float(np.mean(-b / LN2)) - 1
-    if abs(rel) >= 0.01 or np.abs(a - b).mean() >= 0.05:
-        print("FAIL: base log-probabilities differ beyond the tolerance (1 % of bits/token, 0.05 nats mean abs)")
+    if abs(rel) >= 0.01 or np.abs(a - b).mean() >= 0.1:
+        print("FAIL: base log-probabilities differ beyond the tolerance (1 % of bits/token, 0.1 nats mean abs)")
         ok = False
 
     # --- adapter: random B, exported by lorazip export, loaded by llama.cpp
