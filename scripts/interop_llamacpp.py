@@ -119,53 +119,55 @@ def main():
     ok = True
 
     # --- base
-    docs = first_documents(args.data, args.docs)
-    ours = engine(args.tool, args.gguf, None, [t for _, t in docs], args.tokens, args.work, "base")
-    theirs, llm = llama_logprobs(args.gguf, [r["ids"] for r in ours])
-    same_ids = sum(llm.tokenize(t.encode("utf-8"), add_bos=False, special=False)[:args.tokens] == r["ids"][1:]
-                   for (_, t), r in zip(docs, ours))
-    del llm
-    print("token ids: llama.cpp's tokenizer gives lorazip's ids on %d of %d documents (both sides score lorazip's)"
-          % (same_ids, len(docs)))
-    print("%-9s %5s %7s %11s %11s %10s %10s %10s" % ("domain", "docs", "tokens", "bits/tok L", "bits/tok C",
-                                                    "rel diff", "mean|dlp|", "max|dlp|"))
-    rows = {}
-    for (domain, _), r, lp in zip(docs, ours, theirs):
-        d = rows.setdefault(domain, {"docs": 0, "ours_lp": [], "ours_bits": [], "theirs_lp": []})
-        d["docs"] += 1
-        d["ours_lp"] += r["logprobs"]
-        d["ours_bits"] += r["bits"]
-        d["theirs_lp"] += list(lp)
-    rows["all"] = {k: ([x for v in rows.values() for x in v[k]] if k != "docs" else sum(v["docs"] for v in rows.values()))
-                   for k in ("docs", "ours_lp", "ours_bits", "theirs_lp")}
-    for domain, d in rows.items():
-        a, b = np.asarray(d["ours_lp"]), np.asarray(d["theirs_lp"])
-        bits_l, bits_c = float(np.mean(d["ours_bits"])), float(np.mean(-b / LN2))
-        diff = np.abs(a - b)
-        print("%-9s %5d %7d %11.4f %11.4f %9.3f%% %10.4f %10.4f" % (domain, d["docs"], len(a), bits_l, bits_c,
-                                                                   100 * (bits_l / bits_c - 1), diff.mean(), diff.max()))
-    # llama.cpp on an F32 copy of the same weights: no activation quantization left.
-    if args.f32_docs > 0:
-        f32 = os.path.join(args.work, "base-f32.gguf")
-        if not os.path.exists(f32):
-            f32_copy(args.gguf, f32 + ".tmp")
-            os.replace(f32 + ".tmp", f32)
-        seen = {}
-        sel = [r for (dm, _), r in zip(docs, ours) if seen.setdefault(dm, []).append(1) or len(seen[dm]) <= args.f32_docs]
-        f32_theirs, llm = llama_logprobs(f32, [r["ids"] for r in sel])
+    docs, ours = [], []
+    if args.docs > 0:
+        docs = first_documents(args.data, args.docs)
+        ours = engine(args.tool, args.gguf, None, [t for _, t in docs], args.tokens, args.work, "base")
+        theirs, llm = llama_logprobs(args.gguf, [r["ids"] for r in ours])
+        same_ids = sum(llm.tokenize(t.encode("utf-8"), add_bos=False, special=False)[:args.tokens] == r["ids"][1:]
+                       for (_, t), r in zip(docs, ours))
         del llm
-        a = np.concatenate([np.asarray(r["logprobs"]) for r in sel])
-        b = np.concatenate(f32_theirs)
-        print("llama.cpp on the F32 copy (%d documents, %d tokens): mean |dlp| %.2e, max %.2e nats; bits/token %.4f vs %.4f"
-              % (len(sel), len(a), np.abs(a - b).mean(), np.abs(a - b).max(), float(np.mean(-a / LN2)), float(np.mean(-b / LN2))))
-        if np.abs(a - b).mean() >= 5e-3 or np.abs(a - b).max() >= 0.1:
-            print("FAIL: with F32 weights llama.cpp should agree to < 5e-3 nats mean abs, < 0.1 on every token")
+        print("token ids: llama.cpp's tokenizer gives lorazip's ids on %d of %d documents (both sides score lorazip's)"
+              % (same_ids, len(docs)))
+        print("%-9s %5s %7s %11s %11s %10s %10s %10s" % ("domain", "docs", "tokens", "bits/tok L", "bits/tok C",
+                                                        "rel diff", "mean|dlp|", "max|dlp|"))
+        rows = {}
+        for (domain, _), r, lp in zip(docs, ours, theirs):
+            d = rows.setdefault(domain, {"docs": 0, "ours_lp": [], "ours_bits": [], "theirs_lp": []})
+            d["docs"] += 1
+            d["ours_lp"] += r["logprobs"]
+            d["ours_bits"] += r["bits"]
+            d["theirs_lp"] += list(lp)
+        rows["all"] = {k: ([x for v in rows.values() for x in v[k]] if k != "docs" else sum(v["docs"] for v in rows.values()))
+                       for k in ("docs", "ours_lp", "ours_bits", "theirs_lp")}
+        for domain, d in rows.items():
+            a, b = np.asarray(d["ours_lp"]), np.asarray(d["theirs_lp"])
+            bits_l, bits_c = float(np.mean(d["ours_bits"])), float(np.mean(-b / LN2))
+            diff = np.abs(a - b)
+            print("%-9s %5d %7d %11.4f %11.4f %9.3f%% %10.4f %10.4f" % (domain, d["docs"], len(a), bits_l, bits_c,
+                                                                       100 * (bits_l / bits_c - 1), diff.mean(), diff.max()))
+        # llama.cpp on an F32 copy of the same weights: no activation quantization left.
+        if args.f32_docs > 0:
+            f32 = os.path.join(args.work, "base-f32.gguf")
+            if not os.path.exists(f32):
+                f32_copy(args.gguf, f32 + ".tmp")
+                os.replace(f32 + ".tmp", f32)
+            seen = {}
+            sel = [r for (dm, _), r in zip(docs, ours) if seen.setdefault(dm, []).append(1) or len(seen[dm]) <= args.f32_docs]
+            f32_theirs, llm = llama_logprobs(f32, [r["ids"] for r in sel])
+            del llm
+            a = np.concatenate([np.asarray(r["logprobs"]) for r in sel])
+            b = np.concatenate(f32_theirs)
+            print("llama.cpp on the F32 copy (%d documents, %d tokens): mean |dlp| %.2e, max %.2e nats; bits/token %.4f vs %.4f"
+                  % (len(sel), len(a), np.abs(a - b).mean(), np.abs(a - b).max(), float(np.mean(-a / LN2)), float(np.mean(-b / LN2))))
+            if np.abs(a - b).mean() >= 5e-3 or np.abs(a - b).max() >= 0.1:
+                print("FAIL: with F32 weights llama.cpp should agree to < 5e-3 nats mean abs, < 0.1 on every token")
+                ok = False
+        a, b = np.asarray(rows["all"]["ours_lp"]), np.asarray(rows["all"]["theirs_lp"])
+        rel = float(np.mean(rows["all"]["ours_bits"])) / float(np.mean(-b / LN2)) - 1
+        if abs(rel) >= 0.01 or np.abs(a - b).mean() >= 0.1:
+            print("FAIL: base log-probabilities differ beyond the tolerance (1 % of bits/token, 0.1 nats mean abs)")
             ok = False
-    a, b = np.asarray(rows["all"]["ours_lp"]), np.asarray(rows["all"]["theirs_lp"])
-    rel = float(np.mean(rows["all"]["ours_bits"])) / float(np.mean(-b / LN2)) - 1
-    if abs(rel) >= 0.01 or np.abs(a - b).mean() >= 0.1:
-        print("FAIL: base log-probabilities differ beyond the tolerance (1 % of bits/token, 0.1 nats mean abs)")
-        ok = False
 
     # --- adapter: random B, exported by lorazip export, loaded by llama.cpp
     if args.lora_docs > 0:
