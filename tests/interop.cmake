@@ -1,0 +1,12 @@
+# Interop of the coding engine with llama.cpp (labels interop and slow, so neither CI's default run
+# nor scripts/test.sh runs it): scripts/interop_llamacpp.sh compares engine_logprobs' next-token
+# log-probabilities, base and with a LoRA exported as GGUF, with llama-cpp-python's on SmolLM2.
+# It exits 77 (skipped) when its Python ($LORAZIP_PYTHON, else python3) lacks gguf/llama_cpp or
+# the model or ../shared/data cannot be had.
+if(LORAZIP_WITH_TORCH)
+  add_executable(engine_logprobs tools/engine_logprobs.cpp)
+  target_link_libraries(engine_logprobs PRIVATE lorazip_codec)
+  target_compile_options(engine_logprobs PRIVATE ${LORAZIP_WARNINGS})
+  add_test(NAME interop_llamacpp COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/interop_llamacpp.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(interop_llamacpp PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 3600)
+endif()
