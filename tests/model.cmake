@@ -19,10 +19,11 @@ if(LORAZIP_WITH_TORCH)
                    LIBS lorazip_model LABELS model)
 endif()
 
-# GGUF dequantization against the gguf Python package on the real SmolLM2 file (label interop;
+# GGUF dequantization against the gguf Python package on the real SmolLM2 file (labels interop and
+# slow, so the default run leaves it out;
 # skips when the venv or the file is absent).
 add_executable(gguf_dequant_dump ${CMAKE_CURRENT_LIST_DIR}/gguf_dequant_dump.cpp)
 target_link_libraries(gguf_dequant_dump PRIVATE lorazip_model_io)
 add_test(NAME gguf_interop_dequant
          COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/check_gguf_interop.sh $<TARGET_FILE:gguf_dequant_dump>)
-set_tests_properties(gguf_interop_dequant PROPERTIES LABELS interop SKIP_RETURN_CODE 77 TIMEOUT 300)
+set_tests_properties(gguf_interop_dequant PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 600)
