@@ -111,7 +111,7 @@ def main():
     ap.add_argument("--lora-docs", type=int, default=4, help="documents per domain for the adapter comparison")
     ap.add_argument("--f32-docs", type=int, default=2, help="documents per domain also run on an F32 copy in llama.cpp (0: none)")
     ap.add_argument("--tokens", type=int, default=256, help="tokens per document after BOS")
-    ap.add_argument("--b-std", type=float, default=0.02, help="std of the random adapter's B")
+    ap.add_argument("--b-std", type=float, default=0.2, help="std of the random adapter's B (0.02 is lost in llama.cpp's Q8_1 noise)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     print("llama-cpp-python %s, %s; first %d tokens of %d documents per domain (adapter: %d)"
