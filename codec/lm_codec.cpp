@@ -118,7 +118,10 @@ int64_t resolve_chunk(const engine::Config& cfg, int64_t chunk_tokens, int64_t& 
 }  // namespace
 
 int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens) {
-  return context_tokens < 0 ? chunk_tokens / kAutoContextDivisor : context_tokens;
+  if (context_tokens < -1)  // only -1 means "automatic": a typo like -64 must not silently become it
+    throw std::invalid_argument("context_tokens must be -1 (a quarter of the chunk), 0 (independent chunks) or a count "
+                                "below the chunk length, got " + std::to_string(context_tokens));
+  return context_tokens == -1 ? chunk_tokens / kAutoContextDivisor : context_tokens;
 }
 
 std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens) {
@@ -181,10 +184,10 @@ void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const 
   if (c.base_fingerprint != id.base_fingerprint)
     throw std::runtime_error(name + ": compressed with base model " + short_fp(c.base_fingerprint) +
                              ", but the given base model is " + short_fp(id.base_fingerprint) +
-                             " (pass the same -m directory that compressed it)");
+                             " (pass the same -m base, directory or GGUF file, that compressed it)");
   if (c.tokenizer_fingerprint != id.tokenizer_fingerprint)
     throw std::runtime_error(name + ": compressed with tokenizer " + short_fp(c.tokenizer_fingerprint) +
-                             ", but the given model's tokenizer.model is " + short_fp(id.tokenizer_fingerprint));
+                             ", but the given model's tokenizer is " + short_fp(id.tokenizer_fingerprint));
   if (c.adapter_fingerprint != id.adapter_fingerprint) {
     std::string want = c.adapter_fingerprint.empty()
                            ? std::string("no adapter")

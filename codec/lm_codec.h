@@ -116,7 +116,8 @@ struct ChunkSpan {
   int64_t n = 0;
   int64_t context = 0;
 };
-// W for chunk length `chunk_tokens` (>= 1): context_tokens itself, or the default when it is < 0.
+// W for chunk length `chunk_tokens` (>= 1): context_tokens itself, or the default (a quarter of the
+// chunk) when it is -1. std::invalid_argument for anything below -1.
 int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens);
 std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens);
 

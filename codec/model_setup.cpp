@@ -29,9 +29,8 @@ LoadedBase load_base(const std::string& dir) {
     return b;
   }
   if (!dir_exists(dir)) throw std::runtime_error("base model directory '" + dir + "' does not exist");
-  std::string tok = dir + "/tokenizer.model";  // SentencePiece first: Llama-2 style dirs also ship a tokenizer.json
-  if (!file_exists(tok)) tok = dir + "/tokenizer.json";
-  if (!file_exists(tok))
+  const std::string tok = base_tokenizer_path(dir);
+  if (tok.empty())
     throw std::runtime_error("base model directory '" + dir + "' has neither tokenizer.model nor tokenizer.json "
                              "(lorazip needs the SentencePiece model or a byte-level BPE tokenizer.json beside the weights)");
   LoadedBase b;

@@ -10,6 +10,7 @@
 
 #include "common/yaml_strict.h"
 #include "model/gguf.h"
+#include "model/gguf_tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -82,8 +83,12 @@ JobConfig JobConfig::load(const std::string& path) {
   m.get("base_model", j.base_model);
   j.base_model = resolve(j.base_dir, expand_vars(j.base_model, m, "base_model"));
   // A given base brings its tokenizer: the corpus is prepared with it unless the config names one.
-  if (!j.base_model.empty() && j.data.tokenizer.model.empty())
-    j.data.tokenizer.model = is_gguf_path(j.base_model) ? j.base_model : j.base_model + "/tokenizer.model";
+  if (!j.base_model.empty() && j.data.tokenizer.model.empty()) {
+    j.data.tokenizer.model = base_tokenizer_path(j.base_model);
+    if (j.data.tokenizer.model.empty())
+      m.fail("base_model", "'" + j.base_model + "' is not a GGUF file nor a directory holding tokenizer.model or "
+             "tokenizer.json (name the base's tokenizer under data.tokenizer.model)");
+  }
   std::string model_file;
   m.get("model_file", model_file);
   if (!model_file.empty() && m.has("model")) m.fail("model", "give either model_file or an inline model mapping, not both");

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/fs.h"
 #include "model/bpe_tokenizer.h"
 
 namespace lorazip {
@@ -36,6 +37,13 @@ Tokenizer tokenizer_from_gguf(const GgufFile& f) {
 Tokenizer load_tokenizer(const std::string& path) {
   if (is_gguf_path(path)) return tokenizer_from_gguf(GgufFile::open(path));
   return Tokenizer::load(path);
+}
+
+std::string base_tokenizer_path(const std::string& base) {
+  if (is_gguf_path(base)) return base;
+  for (const char* name : {"/tokenizer.model", "/tokenizer.json"})
+    if (file_exists(base + name)) return base + name;
+  return "";
 }
 
 }  // namespace lorazip

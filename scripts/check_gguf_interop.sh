@@ -6,6 +6,10 @@
 #   LORAZIP_CACHE        where scripts/fetch_smollm2.sh put the file (default: ~/.cache/lorazip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then
+  echo "usage: bash scripts/check_gguf_interop.sh DUMP_PROGRAM (build/bin/gguf_dequant_dump; or run ctest -R gguf_interop_dequant)" >&2
+  exit 2
+fi
 DUMP="$1"
 PY="${LORAZIP_GGUF_PYTHON:-../venv-gguf/bin/python}"
 FILE="${LORAZIP_CACHE:-$HOME/.cache/lorazip}/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -18,6 +18,7 @@
 
 #include "common/fs.h"
 #include "model/bpe_tokenizer.h"
+#include "model/gguf_tokenizer.h"
 #include "model/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -158,13 +159,18 @@ void expect_round_trips(const Tokenizer& t, const std::string& b) {
   ASSERT_EQ(t.decode(ids), b) << "input of " << b.size() << " bytes";
 }
 
-// ---- The SmolLM2 vocabulary (scripts/export_gguf_vocab.py output) -------------------------------
-std::string smollm_vocab_path() {
-  if (const char* p = std::getenv("LORAZIP_BPE_VOCAB_JSON"); p && *p) return p;
+// ---- The SmolLM2 vocabulary: the cached GGUF itself (scripts/fetch_smollm2.sh), read by lorazip's
+// own GGUF reader, or an export of it (scripts/export_gguf_vocab.py) named by LORAZIP_BPE_VOCAB_JSON.
+std::string smollm_cache_path(const std::string& file) {
   const char* cache = std::getenv("LORAZIP_CACHE");
   const char* home = std::getenv("HOME");
   const std::string dir = cache && *cache ? cache : std::string(home ? home : "") + "/.cache/lorazip";
-  return dir + "/SmolLM2-135M-Instruct.vocab.json";
+  return dir + "/" + file;
+}
+
+std::string smollm_vocab_path() {
+  if (const char* p = std::getenv("LORAZIP_BPE_VOCAB_JSON"); p && *p) return p;
+  return smollm_cache_path("SmolLM2-135M-Instruct.Q4_1.gguf");
 }
 
 BpeDefinition definition_from_export(const std::string& path) {
@@ -184,17 +190,18 @@ const Tokenizer* smollm() {
   static const std::unique_ptr<Tokenizer> t = []() -> std::unique_ptr<Tokenizer> {
     const std::string path = smollm_vocab_path();
     if (!lorazip::file_exists(path)) return nullptr;
+    if (lorazip::is_gguf_path(path)) return std::make_unique<Tokenizer>(lorazip::load_tokenizer(path));
     return std::make_unique<Tokenizer>(Tokenizer::from_bpe(definition_from_export(path), path));
   }();
   return t.get();
 }
 
-#define REQUIRE_SMOLLM()                                                                                  \
-  const Tokenizer* sm = smollm();                                                                         \
-  if (!sm)                                                                                                \
-  GTEST_SKIP() << "SmolLM2 vocabulary not found at " << smollm_vocab_path()                               \
-               << " (make it: bash scripts/fetch_smollm2.sh, then python3 scripts/export_gguf_vocab.py " \
-                  "<that .gguf> <this path>, in a venv with PyPI's gguf)"
+#define REQUIRE_SMOLLM()                                                                    \
+  const Tokenizer* sm = smollm();                                                           \
+  if (!sm)                                                                                  \
+  GTEST_SKIP() << "SmolLM2 vocabulary not found at " << smollm_vocab_path()                 \
+               << " (fetch it: bash scripts/fetch_smollm2.sh; or point LORAZIP_BPE_VOCAB_JSON " \
+                  "at an export made by scripts/export_gguf_vocab.py)"
 
 std::string temp_dir() {
   static const std::string dir = [] {

@@ -204,3 +204,17 @@ TEST(E2eConfig, BaseModelExpandsVariablesAndBringsItsTokenizer) {
   EXPECT_TRUE(has(u.err, cfg2.string() + ":" + std::to_string(line))) << u.describe();
   EXPECT_TRUE(has(u.err, "LORAZIP_TEST_UNSET_VARIABLE")) << u.describe();
 }
+
+// A base directory without a tokenizer is refused when the config is read, naming the key and
+// what is missing (before, prepare trained a tokenizer of its own and training failed later).
+TEST(E2eConfig, BaseDirectoryWithoutTokenizerIsRefusedByName) {
+  TempDir t;
+  fs::create_directories(t / "bare-base");
+  int line = 0;
+  fs::path cfg = config_replacing(t.path(), "base_model:", "base_model: " + (t / "bare-base").string(), &line);
+  Result r = lorazip({"prepare", cfg.string(), "--work-dir", (t / "w").string()}, t.path());
+  EXPECT_NE(r.rc, 0) << r.describe();
+  EXPECT_TRUE(has(r.err, cfg.string() + ":" + std::to_string(line))) << r.describe();
+  EXPECT_TRUE(has(r.err, "tokenizer.model or tokenizer.json")) << r.describe();
+  EXPECT_FALSE(fs::exists(t / "w" / "data.h5")) << r.describe();
+}

@@ -391,6 +391,15 @@ TEST(LmCodecWindow, RecordedOnlyWhenItShapesTheFile) {
   EXPECT_EQ(many.flags & kFlagDummyPrefix, 0u);
 }
 
+TEST(LmCodecWindow, OnlyMinusOneMeansTheDefaultWindow) {
+  World& w = world();
+  const std::string text = make_text(2200, 1500);
+  for (int64_t W : {-2, -8, -64}) {
+    EXPECT_THROW(w.codec->compress(text, opts(32, 4, 1, W)), std::invalid_argument) << "W " << W;
+    EXPECT_THROW(w.codec->ideal_bits(w.codec->tokenize(text), 32, W), std::invalid_argument) << "W " << W;
+  }
+}
+
 TEST(LmCodecWindow, FileDoesNotDependOnThreadsAndIdealIsTheCodeLengthFunction) {
   World& w = world();
   const std::string text = make_text(2300, 6000) + random_bytes(8, 300);

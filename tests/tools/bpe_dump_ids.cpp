@@ -1,7 +1,7 @@
 // Interop helper (scripts/interop.sh): encodes a list of byte strings with lorazip's byte-level BPE
 // and prints the ids, so a script can compare them with llama.cpp's. Not a test by itself.
-// Usage: bpe_dump_ids VOCAB.json INPUTS.jsonl OUT.jsonl
-//   VOCAB.json: scripts/export_gguf_vocab.py output, or a tokenizer.json
+// Usage: bpe_dump_ids VOCAB INPUTS.jsonl OUT.jsonl
+//   VOCAB: a GGUF file, scripts/export_gguf_vocab.py output, or a tokenizer.json
 //   INPUTS.jsonl: one {"hex": "<bytes as hex>"} per line; OUT.jsonl: one {"ids": [...]} per line.
 // Prints the encode throughput to stderr (bytes / seconds of encode calls only).
 #include <chrono>
@@ -15,6 +15,7 @@
 
 #include "common/fs.h"
 #include "model/bpe_tokenizer.h"
+#include "model/gguf_tokenizer.h"
 #include "model/tokenizer.h"
 
 namespace {
@@ -33,6 +34,7 @@ std::string unhex(const std::string& h) {
 }
 
 lorazip::Tokenizer load(const std::string& path) {
+  if (lorazip::is_gguf_path(path)) return lorazip::load_tokenizer(path);
   const std::string bytes = lorazip::read_file(path);
   const nlohmann::json j = nlohmann::json::parse(bytes);
   if (!j.contains("tokens")) return lorazip::Tokenizer::from_bytes(bytes, path);
@@ -51,7 +53,7 @@ lorazip::Tokenizer load(const std::string& path) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::cerr << "usage: bpe_dump_ids VOCAB.json INPUTS.jsonl OUT.jsonl\n";
+    std::cerr << "usage: bpe_dump_ids VOCAB(.gguf|.json) INPUTS.jsonl OUT.jsonl\n";
     return 2;
   }
   try {
