@@ -128,6 +128,7 @@ struct LlamaForCausalLMImpl::Impl {
   // that rotate_half(x) * sin == swap_halves(x) * sin_signed. Not parameters: the state dict stays
   // the HF key list.
   torch::Tensor cos, sin_signed;
+  torch::Tensor cos_q, sin_q;  // cos and sin_signed times scale, for the queries in forward()
   torch::Tensor causal_mask;  // (P, P) bool, true above the diagonal
   bool fast_step = true;      // fused CPU kernels in step(); false = plain libtorch ops
 
@@ -139,6 +140,8 @@ struct LlamaForCausalLMImpl::Impl {
     if (cos.device() != dev) {
       cos = cos.to(dev);
       sin_signed = sin_signed.to(dev);
+      cos_q = cos_q.to(dev);
+      sin_q = sin_q.to(dev);
       causal_mask = causal_mask.to(dev);
     }
   }
@@ -343,6 +346,8 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& cfg) : cfg_(cfg), 
   m.cos = emb.cos().contiguous();
   torch::Tensor sin = emb.sin();
   m.sin_signed = torch::cat({-sin.narrow(-1, 0, m.D / 2), sin.narrow(-1, m.D / 2, m.D / 2)}, -1).contiguous();
+  m.cos_q = (m.cos * m.scale).contiguous();
+  m.sin_q = (m.sin_signed * m.scale).contiguous();
   m.causal_mask = torch::ones({P, P}, torch::kBool).triu(1);
 
   for (size_t i = 0; i < m.layers.size(); ++i) {
@@ -375,6 +380,7 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens_in) {
   const int64_t H = m.H, K = m.K, G = m.G, D = m.D;
 
   torch::Tensor cos = m.cos.narrow(0, 0, T), sin = m.sin_signed.narrow(0, 0, T);  // (T, D)
+  torch::Tensor cos_q = m.cos_q.narrow(0, 0, T), sin_q = m.sin_q.narrow(0, 0, T);  // (T, D), times 1/sqrt(D)
   torch::Tensor mask = m.causal_mask.narrow(0, 0, T).narrow(1, 0, T);              // (T, T)
 
   torch::Tensor x = m.model->embed_tokens->forward(tokens);  // (B, T) -> (B, T, C)
@@ -384,14 +390,16 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens_in) {
     torch::Tensor q = at->q_proj->forward(h).view({B, T, H, D}).transpose(1, 2);  // (B, H, T, D)
     torch::Tensor k = at->k_proj->forward(h).view({B, T, K, D}).transpose(1, 2);  // (B, K, T, D)
     torch::Tensor v = at->v_proj->forward(h).view({B, T, K, D}).transpose(1, 2);  // (B, K, T, D)
-    q = apply_rope(q, cos, sin);
+    // 1/sqrt(D) rides in q's RoPE tables: scaling (B, H, T, D) instead of the (B, H, T, T) scores.
+    q = apply_rope(q, cos_q, sin_q);
     k = apply_rope(k, cos, sin);
     if (G > 1) {  // each kv head serves G consecutive query heads: (B, K, T, D) -> (B, H, T, D)
       k = k.unsqueeze(2).expand({B, K, G, T, D}).reshape({B, H, T, D});
       v = v.unsqueeze(2).expand({B, K, G, T, D}).reshape({B, H, T, D});
     }
-    torch::Tensor att = torch::matmul(q, k.transpose(2, 3)) * m.scale;  // (B, H, T, T)
-    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
+    torch::Tensor att = torch::matmul(q, k.transpose(2, 3));  // (B, H, T, T), already scaled
+    // In place: matmul's backward needs its inputs, not its output, so no (B, H, T, T) copy.
+    att.masked_fill_(mask, -std::numeric_limits<float>::infinity());
     att = torch::softmax(att, -1);
     torch::Tensor y = torch::matmul(att, v);                                  // (B, H, T, D)
     y = y.transpose(1, 2).reshape({B, T, H * D});                             // (B, T, H*D)
