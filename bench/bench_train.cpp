@@ -51,6 +51,7 @@ struct Args {
   int64_t rank = 8;
   std::string mode;  // internal: "lora", "full", "matmul"; "quality" (--quality)
   bool side_by_side = false;
+  bool plain_loss = false;  // --plain-loss: cross_entropy over whole logits instead of linear_cross_entropy
   std::string peer;  // the peer script; empty = the default next to the source tree
 };
 
@@ -71,6 +72,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--size") a.size = next();
     else if (k == "--peer") a.peer = next();
     else if (k == "--side-by-side") a.side_by_side = true;
+    else if (k == "--plain-loss") a.plain_loss = true;
     else if (k == "--quality") a.mode = "quality";
     else if (k == "-h" || k == "--help") {
       std::printf("usage: bench_train [--size small|smollm] [--threads N (0 = all cores)] [--batch B] [--seq T] [--steps S] [--rank R]\n"
@@ -165,8 +167,12 @@ int run_mode(const Args& a) {
   auto step = [&]() {
     double t0 = now_s();
     opt.zero_grad();
-    torch::Tensor logits = model->forward(input);  // (B, T, V)
-    torch::Tensor loss = torch::nn::functional::cross_entropy(logits.view({-1, cfg.vocab_size}), target);
+    // As the trainer does: the LM head and the loss fused, in row chunks (mean over the targets).
+    torch::Tensor hidden = model->forward_hidden(input);  // (B, T, C)
+    torch::Tensor loss =
+        a.plain_loss ? torch::nn::functional::cross_entropy(torch::linear(hidden, model->lm_head_weight()).view({-1, cfg.vocab_size}), target)
+                     : linear_cross_entropy(hidden.view({-1, cfg.hidden_size}), model->lm_head_weight(), target) /
+                           static_cast<double>(target.numel());
     double t1 = now_s();
     loss.backward();
     double t2 = now_s();
@@ -205,10 +211,11 @@ std::map<std::string, double> parse_kv(const std::string& out) {
 }
 
 std::map<std::string, double> run_child(const Args& a, const std::string& mode) {
-  return parse_kv(run_self({"bench_train", "--mode", mode, "--size", a.size, "--threads", std::to_string(a.threads),
-                            "--batch", std::to_string(a.batch), "--seq", std::to_string(a.seq), "--steps",
-                            std::to_string(a.steps), "--rank", std::to_string(a.rank)},
-                           "child '" + mode + "'"));
+  std::vector<std::string> args{"bench_train", "--mode", mode, "--size", a.size, "--threads", std::to_string(a.threads),
+                                "--batch", std::to_string(a.batch), "--seq", std::to_string(a.seq), "--steps",
+                                std::to_string(a.steps), "--rank", std::to_string(a.rank)};
+  if (a.plain_loss) args.push_back("--plain-loss");
+  return parse_kv(run_self(args, "child '" + mode + "'"));
 }
 
 // ---- quality: the trained result of a fixed-seed LoRA run ---------------------------------------
@@ -250,17 +257,19 @@ int run_quality(const Args& a) {
   adapter.attach(model);
   std::vector<torch::Tensor> params = adapter.parameters();
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(3e-3).betas({0.9, 0.95}));
-  const int64_t V = cfg.vocab_size, steps = 200;
+  const int64_t steps = 200;
   auto bits = [&](const torch::Tensor& seqs) {  // mean next-token bits over (rows, seq + 1) tokens
-    torch::Tensor logits = model->forward(seqs.narrow(1, 0, a.seq));
-    torch::Tensor nll = torch::nn::functional::cross_entropy(logits.reshape({-1, V}), seqs.narrow(1, 1, a.seq).reshape({-1}));
-    return nll / std::log(2.0);
+    torch::Tensor target = seqs.narrow(1, 1, a.seq).reshape({-1});
+    torch::Tensor hidden = model->forward_hidden(seqs.narrow(1, 0, a.seq)).reshape({-1, cfg.hidden_size});
+    if (a.plain_loss)
+      return torch::nn::functional::cross_entropy(torch::linear(hidden, model->lm_head_weight()), target) / std::log(2.0);
+    return linear_cross_entropy(hidden, model->lm_head_weight(), target) / static_cast<double>(target.numel()) / std::log(2.0);
   };
   model->train();
   double t0 = now_s(), last_train = 0;
   for (int64_t s = 0; s < steps; ++s) {
     opt.zero_grad();
-    torch::Tensor loss = bits(synthetic_tokens(a.batch, a.seq + 1, V, 1000 + static_cast<uint64_t>(s)));
+    torch::Tensor loss = bits(synthetic_tokens(a.batch, a.seq + 1, cfg.vocab_size, 1000 + static_cast<uint64_t>(s)));
     loss.backward();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
     opt.step();
@@ -269,7 +278,7 @@ int run_quality(const Args& a) {
   const double train_s = now_s() - t0;
   model->eval();
   torch::NoGradGuard no_grad;
-  const double val = bits(synthetic_tokens(16, a.seq + 1, V, 1)).item<double>();
+  const double val = bits(synthetic_tokens(16, a.seq + 1, cfg.vocab_size, 1)).item<double>();
   std::printf("quality: %lld LoRA steps of %lldx%lld tokens (size %s, r=%lld, %d threads) in %.1f s: "
               "last train %.4f bits/token, val_bits_per_token=%.6f\n",
               (long long)steps, (long long)a.batch, (long long)a.seq, a.size.c_str(), (long long)a.rank,

@@ -366,7 +366,15 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& cfg) : cfg_(cfg), 
 
 std::vector<std::pair<std::string, Linear>> LlamaForCausalLMImpl::projections() const { return projections_; }
 
-torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens_in) {
+torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens) {
+  return torch::linear(forward_hidden(tokens), lm_head_weight());  // (B, T, C) -> (B, T, V)
+}
+
+torch::Tensor LlamaForCausalLMImpl::lm_head_weight() const {
+  return impl_->lm_head ? impl_->lm_head->weight : impl_->model->embed_tokens->weight;
+}
+
+torch::Tensor LlamaForCausalLMImpl::forward_hidden(const torch::Tensor& tokens_in) {
   Impl& m = *impl_;
   if (tokens_in.dim() != 2)
     throw std::invalid_argument("LlamaForCausalLM::forward: tokens must be (B, T), got " + std::to_string(tokens_in.dim()) + " dims");
@@ -406,9 +414,7 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens_in) {
     x = x + at->o_proj->forward(y);
     x = x + layer->mlp->forward(layer->post_attention_layernorm->forward(x));
   }
-  x = m.model->norm->forward(x);
-  if (m.lm_head) return m.lm_head->forward(x);                   // (B, T, C) -> (B, T, V)
-  return torch::linear(x, m.model->embed_tokens->weight);        // tied
+  return m.model->norm->forward(x);  // (B, T, C)
 }
 
 KVCache LlamaForCausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {
@@ -568,6 +574,71 @@ void LlamaForCausalLMImpl::init_weights(uint64_t seed, double std) {
       p.copy_(torch::empty(p.sizes(), torch::kFloat).normal_(0.0, std, gen));
     }
   }
+}
+
+// ---- the LM head and the loss, fused and chunked ---------------------------------------------------
+
+namespace {
+
+struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntropyFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
+                               const torch::Tensor& weight, const torch::Tensor& targets, int64_t ignore_index,
+                               int64_t chunk_rows, bool with_grads) {
+    // Gradients are formed here only for what autograd will ask for (apply() turns grad mode off,
+    // so the caller's grad mode comes in as with_grads).
+    const bool grad_h = with_grads && hidden.requires_grad(), grad_w = with_grads && weight.requires_grad();
+    const int64_t N = hidden.size(0);
+    torch::Tensor d_hidden = grad_h ? torch::empty_like(hidden) : torch::Tensor();
+    torch::Tensor d_weight = grad_w ? torch::zeros_like(weight) : torch::Tensor();
+    double total = 0;  // nats; chunks summed in double
+    for (int64_t s = 0; s < N; s += chunk_rows) {
+      const int64_t n = std::min(chunk_rows, N - s);
+      torch::Tensor h = hidden.narrow(0, s, n);                       // (n, C)
+      torch::Tensor t = targets.narrow(0, s, n);                      // (n)
+      torch::Tensor logits = torch::mm(h, weight.t());                // (n, V)
+      torch::Tensor lse = torch::logsumexp(logits, 1, true);          // (n, 1)
+      torch::Tensor valid = t.ne(ignore_index);                       // (n)
+      torch::Tensor safe_t = t.masked_fill(valid.logical_not(), 0).unsqueeze(1);  // (n, 1)
+      torch::Tensor nll = (lse - logits.gather(1, safe_t)).squeeze(1);            // (n)
+      total += nll.masked_fill(valid.logical_not(), 0).sum().item<double>();
+      if (!grad_h && !grad_w) continue;
+      // d(sum nll)/d logits = softmax(logits) - one_hot(t), zero on ignored rows; in place in logits.
+      torch::Tensor g = logits.sub_(lse).exp_();
+      g.scatter_add_(1, safe_t, torch::full({n, 1}, -1.0f, g.options()));
+      g.mul_(valid.unsqueeze(1).to(g.scalar_type()));
+      if (grad_h) d_hidden.narrow(0, s, n).copy_(torch::mm(g, weight));  // (n, V) x (V, C) -> (n, C)
+      if (grad_w) d_weight.addmm_(g.t(), h);                            // (V, n) x (n, C) -> (V, C)
+    }
+    ctx->save_for_backward({d_hidden, d_weight});
+    return torch::full({}, total, hidden.options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor& g = grad_out[0];  // 0-dim
+    torch::Tensor dh = saved[0].defined() ? saved[0] * g : torch::Tensor();
+    torch::Tensor dw = saved[1].defined() ? saved[1] * g : torch::Tensor();
+    return {dh, dw, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
+                                   int64_t ignore_index, int64_t chunk_rows) {
+  if (hidden.dim() != 2 || weight.dim() != 2 || targets.dim() != 1 || hidden.size(1) != weight.size(1) ||
+      targets.size(0) != hidden.size(0))
+    throw std::invalid_argument("linear_cross_entropy: expected hidden (N, C), weight (V, C), targets (N); got hidden " +
+                                std::to_string(hidden.dim()) + "-d, weight " + std::to_string(weight.dim()) +
+                                "-d, targets " + std::to_string(targets.dim()) + "-d with mismatched sizes");
+  if (chunk_rows <= 0) throw std::invalid_argument("linear_cross_entropy: chunk_rows must be positive");
+  torch::Tensor t = targets.to(torch::kLong);
+  const torch::Tensor bad = t.ne(ignore_index).logical_and(t.lt(0).logical_or(t.ge(weight.size(0))));
+  if (bad.any().item<bool>())
+    throw std::invalid_argument("linear_cross_entropy: a target is outside [0, " + std::to_string(weight.size(0)) +
+                                ") and is not ignore_index " + std::to_string(ignore_index));
+  return LinearCrossEntropyFn::apply(hidden, weight, t, ignore_index, chunk_rows, torch::GradMode::is_enabled());
 }
 
 int set_torch_threads(int n) {
