@@ -1,9 +1,14 @@
-// Training throughput of the model-small size (vocab 4096, hidden 256, 4 layers, 8 heads, 4 kv
-// heads, intermediate 688) on random weights and random tokens: a LoRA step against a full
+// Training throughput on random weights and random tokens: a LoRA step against a full
 // fine-tuning step on the same batch, each in a fresh child process so that its peak resident
 // memory (VmHWM) is its own, and the achieved FLOP/s as a fraction of a large matmul's.
+// Sizes: model-small (vocab 4096, hidden 256, 4 layers, 8/4 heads, intermediate 688, untied) and
+// smollm (SmolLM2-135M's shape: vocab 49152, hidden 576, 30 layers, 9/3 heads, intermediate 1536, tied).
 //
-//   bench_train [--threads N] [--batch B] [--seq T] [--steps S] [--rank R]
+//   bench_train [--size small|smollm] [--threads N] [--batch B] [--seq T] [--steps S] [--rank R]
+//   bench_train --side-by-side [--peer PATH] [--steps S]   lorazip vs the PyTorch-Python peer
+//               (bench/peer_torch_lora.py of ../shared), both sizes, 1 and 2 threads, one table
+//   bench_train --quality [--threads 1]   a fixed-seed 200-step LoRA run on a learnable synthetic
+//               token process; prints the validation bits/token (compare before / after a change)
 //
 // FLOPs per token (N = parameters of every matmul: the 7 projections per layer + lm_head; the
 // embedding lookup is not a matmul; A = attention score+mix FLOPs of one forward per token =
@@ -17,9 +22,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <fstream>
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,12 +43,16 @@ using namespace lorazip;
 namespace {
 
 struct Args {
+  std::string size = "small";  // "small" or "smollm"
   int threads = 0;
   int64_t batch = 8;
   int64_t seq = 256;
   int64_t steps = 10;
   int64_t rank = 8;
-  std::string mode;  // internal: "lora", "full", "matmul"
+  std::string mode;  // internal: "lora", "full", "matmul"; "quality" (--quality)
+  bool side_by_side = false;
+  bool plain_loss = false;  // --plain-loss: cross_entropy over whole logits instead of linear_cross_entropy
+  std::string peer;  // the peer script; empty = the default next to the source tree
 };
 
 Args parse(int argc, char** argv) {
@@ -56,24 +69,43 @@ Args parse(int argc, char** argv) {
     else if (k == "--steps") a.steps = std::stoll(next());
     else if (k == "--rank") a.rank = std::stoll(next());
     else if (k == "--mode") a.mode = next();
+    else if (k == "--size") a.size = next();
+    else if (k == "--peer") a.peer = next();
+    else if (k == "--side-by-side") a.side_by_side = true;
+    else if (k == "--plain-loss") a.plain_loss = true;
+    else if (k == "--quality") a.mode = "quality";
     else if (k == "-h" || k == "--help") {
-      std::printf("usage: bench_train [--threads N (0 = all cores)] [--batch B] [--seq T] [--steps S] [--rank R]\n");
+      std::printf("usage: bench_train [--size small|smollm] [--threads N (0 = all cores)] [--batch B] [--seq T] [--steps S] [--rank R]\n"
+                  "       bench_train --side-by-side [--peer PATH] [--steps S]\n"
+                  "       bench_train --quality [--threads N]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown argument " + k);
     }
   }
+  if (a.size != "small" && a.size != "smollm")
+    throw std::invalid_argument("--size must be small or smollm, got '" + a.size + "'");
   return a;
 }
 
-LlamaConfig small_config(int64_t seq) {
+LlamaConfig bench_config(const std::string& size, int64_t seq) {
   LlamaConfig c;
-  c.vocab_size = 4096;
-  c.hidden_size = 256;
-  c.num_hidden_layers = 4;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  c.intermediate_size = 688;
+  if (size == "smollm") {  // SmolLM2-135M's shape
+    c.vocab_size = 49152;
+    c.hidden_size = 576;
+    c.num_hidden_layers = 30;
+    c.num_attention_heads = 9;
+    c.num_key_value_heads = 3;
+    c.intermediate_size = 1536;
+    c.tie_word_embeddings = true;
+  } else {  // configs/model-small.yaml
+    c.vocab_size = 4096;
+    c.hidden_size = 256;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 8;
+    c.num_key_value_heads = 4;
+    c.intermediate_size = 688;
+  }
   c.max_position_embeddings = std::max<int64_t>(seq, 512);
   return c;
 }
@@ -106,7 +138,7 @@ int run_mode(const Args& a) {
     std::printf("flops_per_s=%.6g hwm_kib=%lld\n", 2.0 * n * n * n * reps / t, (long long)vm_hwm_kib());
     return 0;
   }
-  const LlamaConfig cfg = small_config(a.seq);
+  const LlamaConfig cfg = bench_config(a.size, a.seq);
   LlamaForCausalLM model(cfg);
   model->init_weights(0);
   model->train();
@@ -135,8 +167,12 @@ int run_mode(const Args& a) {
   auto step = [&]() {
     double t0 = now_s();
     opt.zero_grad();
-    torch::Tensor logits = model->forward(input);  // (B, T, V)
-    torch::Tensor loss = torch::nn::functional::cross_entropy(logits.view({-1, cfg.vocab_size}), target);
+    // As the trainer does: the LM head and the loss fused, in row chunks (mean over the targets).
+    torch::Tensor hidden = model->forward_hidden(input);  // (B, T, C)
+    torch::Tensor loss =
+        a.plain_loss ? torch::nn::functional::cross_entropy(torch::linear(hidden, model->lm_head_weight()).view({-1, cfg.vocab_size}), target)
+                     : linear_cross_entropy(hidden.view({-1, cfg.hidden_size}), model->lm_head_weight(), target) /
+                           static_cast<double>(target.numel());
     double t1 = now_s();
     loss.backward();
     double t2 = now_s();
@@ -152,19 +188,18 @@ int run_mode(const Args& a) {
   step();  // warm-up: allocations, optimizer state
   t_fwd = t_bwd = t_opt = 0;
   double t0 = now_s();
+  const std::clock_t c0 = std::clock();  // process CPU time: on a busy machine, steadier than wall time
   for (int64_t s = 0; s < a.steps; ++s) step();
   double t = now_s() - t0;
-  std::printf("tokens_per_s=%.6g step_s=%.6g fwd_s=%.6g bwd_s=%.6g opt_s=%.6g trainable=%lld hwm_kib=%lld threads=%d\n",
+  const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+  std::printf("tokens_per_s=%.6g step_s=%.6g fwd_s=%.6g bwd_s=%.6g opt_s=%.6g cpu_step_s=%.6g trainable=%lld hwm_kib=%lld threads=%d\n",
               static_cast<double>(a.batch * a.seq * a.steps) / t, t / a.steps, t_fwd / a.steps, t_bwd / a.steps,
-              t_opt / a.steps, (long long)n_trainable, (long long)vm_hwm_kib(), at::get_num_threads());
+              t_opt / a.steps, cpu / a.steps, (long long)n_trainable, (long long)vm_hwm_kib(), at::get_num_threads());
   return 0;
 }
 
-std::map<std::string, double> run_child(const char* self, const Args& a, const std::string& mode) {
-  const std::string out =
-      run_self({self, "--mode", mode, "--threads", std::to_string(a.threads), "--batch", std::to_string(a.batch), "--seq",
-                std::to_string(a.seq), "--steps", std::to_string(a.steps), "--rank", std::to_string(a.rank)},
-               "child '" + mode + "'");
+// Key=value pairs of a line such as "tokens_per_s=123 hwm_kib=456".
+std::map<std::string, double> parse_kv(const std::string& out) {
   std::map<std::string, double> kv;
   std::istringstream in(out);
   std::string tok;
@@ -175,14 +210,182 @@ std::map<std::string, double> run_child(const char* self, const Args& a, const s
   return kv;
 }
 
+std::map<std::string, double> run_child(const Args& a, const std::string& mode) {
+  std::vector<std::string> args{"bench_train", "--mode", mode, "--size", a.size, "--threads", std::to_string(a.threads),
+                                "--batch", std::to_string(a.batch), "--seq", std::to_string(a.seq), "--steps",
+                                std::to_string(a.steps), "--rank", std::to_string(a.rank)};
+  if (a.plain_loss) args.push_back("--plain-loss");
+  return parse_kv(run_self(args, "child '" + mode + "'"));
+}
+
+// ---- quality: the trained result of a fixed-seed LoRA run ---------------------------------------
+
+// A learnable token process over the first min(vocab, 256) ids: each token follows its predecessor
+// through a fixed random permutation with probability 3/4, else it is uniform (8 bits/token for a
+// model that knows nothing of it, ~2.8 for one that knows it all). The permutation is the same for
+// every stream; `seed` picks the stream, so training and validation streams differ only by seed.
+torch::Tensor synthetic_tokens(int64_t rows, int64_t len, int64_t vocab_in, uint64_t seed) {
+  const int64_t vocab = std::min<int64_t>(vocab_in, 256);
+  std::mt19937_64 perm_rng(7);
+  std::vector<int64_t> perm(static_cast<size_t>(vocab));
+  for (int64_t i = 0; i < vocab; ++i) perm[static_cast<size_t>(i)] = i;
+  std::shuffle(perm.begin(), perm.end(), perm_rng);
+  std::mt19937_64 rng(seed);
+  torch::Tensor t = torch::empty({rows, len}, torch::kInt64);
+  auto acc = t.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t prev = static_cast<int64_t>(rng() % static_cast<uint64_t>(vocab));
+    for (int64_t i = 0; i < len; ++i) {
+      acc[r][i] = prev;
+      prev = (rng() % 4 != 0) ? perm[static_cast<size_t>(prev)] : static_cast<int64_t>(rng() % static_cast<uint64_t>(vocab));
+    }
+  }
+  return t;
+}
+
+// 200 LoRA steps (r=8 on all projections, AdamW lr 3e-3, clip 1.0) of batch x seq tokens on a
+// random-weight model, then the validation bits/token on 16 held-out sequences.
+int run_quality(const Args& a) {
+  set_torch_threads(a.threads);
+  const LlamaConfig cfg = bench_config(a.size, a.seq);
+  LlamaForCausalLM model(cfg);
+  model->init_weights(0);
+  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  LoraConfig lc;
+  lc.r = a.rank;
+  LoraAdapter adapter(model, lc);
+  adapter.attach(model);
+  std::vector<torch::Tensor> params = adapter.parameters();
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(3e-3).betas({0.9, 0.95}));
+  const int64_t steps = 200;
+  auto bits = [&](const torch::Tensor& seqs) {  // mean next-token bits over (rows, seq + 1) tokens
+    torch::Tensor target = seqs.narrow(1, 1, a.seq).reshape({-1});
+    torch::Tensor hidden = model->forward_hidden(seqs.narrow(1, 0, a.seq)).reshape({-1, cfg.hidden_size});
+    if (a.plain_loss)
+      return torch::nn::functional::cross_entropy(torch::linear(hidden, model->lm_head_weight()), target) / std::log(2.0);
+    return linear_cross_entropy(hidden, model->lm_head_weight(), target) / static_cast<double>(target.numel()) / std::log(2.0);
+  };
+  model->train();
+  double t0 = now_s(), last_train = 0;
+  for (int64_t s = 0; s < steps; ++s) {
+    opt.zero_grad();
+    torch::Tensor loss = bits(synthetic_tokens(a.batch, a.seq + 1, cfg.vocab_size, 1000 + static_cast<uint64_t>(s)));
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(params, 1.0);
+    opt.step();
+    last_train = loss.item<double>();
+  }
+  const double train_s = now_s() - t0;
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const double val = bits(synthetic_tokens(16, a.seq + 1, cfg.vocab_size, 1)).item<double>();
+  std::printf("quality: %lld LoRA steps of %lldx%lld tokens (size %s, r=%lld, %d threads) in %.1f s: "
+              "last train %.4f bits/token, val_bits_per_token=%.6f\n",
+              (long long)steps, (long long)a.batch, (long long)a.seq, a.size.c_str(), (long long)a.rank,
+              at::get_num_threads(), train_s, last_train, val);
+  return 0;
+}
+
+// ---- side by side with the PyTorch-Python peer -----------------------------------------------------
+
+#ifndef LORAZIP_SOURCE_DIR
+#define LORAZIP_SOURCE_DIR "."
+#endif
+
+std::string run_command(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) throw std::runtime_error("cannot run: " + cmd);
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  *status = pclose(f);
+  return out;
+}
+
+// "peer lora: 510 tokens/s, 4.019 s/step, peak RSS 853 MiB, ..." -> tokens_per_s, hwm_kib.
+std::map<std::string, double> run_peer(const std::string& script, const Args& a, const LlamaConfig& c,
+                                       const std::string& mode) {
+  std::ostringstream cmd;
+  cmd << "/usr/bin/python3 '" << script << "' --mode " << mode << " --threads " << a.threads << " --hidden "
+      << c.hidden_size << " --layers " << c.num_hidden_layers << " --heads " << c.num_attention_heads << " --kv-heads "
+      << c.num_key_value_heads << " --intermediate " << c.intermediate_size << " --vocab " << c.vocab_size << " --seq "
+      << a.seq << " --batch " << a.batch << " --rank " << a.rank << " --steps " << a.steps << " 2>&1";
+  int status = 0;
+  const std::string out = run_command(cmd.str(), &status);
+  std::map<std::string, double> kv;
+  double tps = 0, sps = 0, rss = 0;
+  const auto at = out.find("peer " + mode + ":");
+  if (status != 0 || at == std::string::npos ||
+      std::sscanf(out.c_str() + at + mode.size() + 6, " %lf tokens/s, %lf s/step, peak RSS %lf MiB", &tps, &sps, &rss) != 3)
+    throw std::runtime_error("peer '" + mode + "' failed: " + cmd.str() + "\n" + out);
+  kv["tokens_per_s"] = tps;
+  kv["hwm_kib"] = rss * 1024.0;
+  return kv;
+}
+
+int run_side_by_side(Args a) {
+  std::string script = a.peer.empty() ? std::string(LORAZIP_SOURCE_DIR) + "/../shared/bench/peer_torch_lora.py" : a.peer;
+  bool peer = true;
+  if (access(script.c_str(), R_OK) != 0) {
+    std::printf("peer skipped: %s is not readable (give its path with --peer)\n", script.c_str());
+    peer = false;
+  } else {
+    int status = 0;
+    run_command("/usr/bin/python3 -c 'import torch' 2>&1", &status);
+    if (status != 0) {
+      std::printf("peer skipped: /usr/bin/python3 cannot import torch (Debian: apt-get install python3-torch)\n");
+      peer = false;
+    }
+  }
+  const int64_t small_steps = a.steps;
+  std::printf("| size | batch | threads | step | lorazip tokens/s | peer tokens/s | ratio | lorazip peak RSS MiB | peer peak RSS MiB |\n");
+  std::printf("|---|---|---:|---|---:|---:|---:|---:|---:|\n");
+  for (const char* size : {"small", "smollm"}) {
+    a.size = size;
+    const bool big = a.size == "smollm";
+    a.batch = big ? 1 : 8;
+    a.seq = 256;
+    a.steps = big ? std::max<int64_t>(1, small_steps / 3) : small_steps;
+    const LlamaConfig cfg = bench_config(a.size, a.seq);
+    for (int threads : {1, 2}) {
+      a.threads = threads;
+      std::map<std::string, std::map<std::string, double>> ours, theirs;
+      for (const char* mode : {"lora", "full"}) {  // interleaved: ours, peer, ours, peer
+        ours[mode] = run_child(a, mode);
+        if (peer) theirs[mode] = run_peer(script, a, cfg, mode);
+        auto& o = ours[mode];
+        auto& t = theirs[mode];
+        char tp[32] = "-", ratio[32] = "-", trss[32] = "-";
+        if (peer) {
+          std::snprintf(tp, sizeof tp, "%.0f", t["tokens_per_s"]);
+          std::snprintf(ratio, sizeof ratio, "%.2fx", o["tokens_per_s"] / t["tokens_per_s"]);
+          std::snprintf(trss, sizeof trss, "%.0f", t["hwm_kib"] / 1024.0);
+        }
+        std::printf("| %s | %lldx%lld | %d | %s | %.0f | %s | %s | %.0f | %s |\n", size, (long long)a.batch,
+                    (long long)a.seq, threads, mode, o["tokens_per_s"], tp, ratio, o["hwm_kib"] / 1024.0, trss);
+        std::fflush(stdout);
+      }
+      std::printf("| %s | %lldx%lld | %d | LoRA / full | %.2fx | %s | | %.2fx | |\n", size, (long long)a.batch,
+                  (long long)a.seq, threads, ours["lora"]["tokens_per_s"] / ours["full"]["tokens_per_s"],
+                  peer ? (std::to_string(theirs["lora"]["tokens_per_s"] / theirs["full"]["tokens_per_s"]).substr(0, 4) + "x").c_str() : "-",
+                  ours["lora"]["hwm_kib"] / ours["full"]["hwm_kib"]);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("(peer: /usr/bin/python3 %s; its lm_head is untied at every size)\n", script.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     Args a = parse(argc, argv);
+    if (a.mode == "quality") return run_quality(a);
     if (!a.mode.empty()) return run_mode(a);
+    if (a.side_by_side) return run_side_by_side(a);
 
-    const LlamaConfig cfg = small_config(a.seq);
+    const LlamaConfig cfg = bench_config(a.size, a.seq);
     const int64_t C = cfg.hidden_size, L = cfg.num_hidden_layers, I = cfg.intermediate_size;
     const int64_t Hq = cfg.num_attention_heads * cfg.resolved_head_dim();
     const int64_t Hkv = cfg.num_key_value_heads * cfg.resolved_head_dim();
@@ -192,13 +395,15 @@ int main(int argc, char** argv) {
     const double attn = 4.0 * L * a.seq * Hq;
     const double flops_full = 6 * n_mm + 3 * attn, flops_lora = 4 * n_mm + 6 * n_lora + 3 * attn;
 
-    auto mm = run_child(argv[0], a, "matmul");
-    auto lora = run_child(argv[0], a, "lora");
-    auto full = run_child(argv[0], a, "full");
+    auto mm = run_child(a, "matmul");
+    auto lora = run_child(a, "lora");
+    auto full = run_child(a, "full");
     const double peak = mm["flops_per_s"];
 
-    std::printf("bench_train: model-small (vocab 4096, hidden 256, 4 layers, 8/4 heads, intermediate 688), %lld params,\n",
-                (long long)cfg.num_parameters());
+    std::printf("bench_train: %s (vocab %lld, hidden %lld, %lld layers, %lld/%lld heads, intermediate %lld%s), %lld params,\n",
+                a.size == "small" ? "model-small" : "smollm", (long long)cfg.vocab_size, (long long)C, (long long)L,
+                (long long)cfg.num_attention_heads, (long long)cfg.num_key_value_heads, (long long)I,
+                cfg.tie_word_embeddings ? ", tied" : "", (long long)cfg.num_parameters());
     std::printf("  batch %lld x seq %lld = %lld tokens/step, %lld timed steps, %d threads, LoRA r=%lld on all 7 projections\n",
                 (long long)a.batch, (long long)a.seq, (long long)(a.batch * a.seq), (long long)a.steps,
                 (int)lora["threads"], (long long)a.rank);

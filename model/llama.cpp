@@ -128,6 +128,7 @@ struct LlamaForCausalLMImpl::Impl {
   // that rotate_half(x) * sin == swap_halves(x) * sin_signed. Not parameters: the state dict stays
   // the HF key list.
   torch::Tensor cos, sin_signed;
+  torch::Tensor cos_q, sin_q;  // cos and sin_signed times scale, for the queries in forward()
   torch::Tensor causal_mask;  // (P, P) bool, true above the diagonal
   bool fast_step = true;      // fused CPU kernels in step(); false = plain libtorch ops
 
@@ -139,6 +140,8 @@ struct LlamaForCausalLMImpl::Impl {
     if (cos.device() != dev) {
       cos = cos.to(dev);
       sin_signed = sin_signed.to(dev);
+      cos_q = cos_q.to(dev);
+      sin_q = sin_q.to(dev);
       causal_mask = causal_mask.to(dev);
     }
   }
@@ -343,6 +346,8 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& cfg) : cfg_(cfg), 
   m.cos = emb.cos().contiguous();
   torch::Tensor sin = emb.sin();
   m.sin_signed = torch::cat({-sin.narrow(-1, 0, m.D / 2), sin.narrow(-1, m.D / 2, m.D / 2)}, -1).contiguous();
+  m.cos_q = (m.cos * m.scale).contiguous();
+  m.sin_q = (m.sin_signed * m.scale).contiguous();
   m.causal_mask = torch::ones({P, P}, torch::kBool).triu(1);
 
   for (size_t i = 0; i < m.layers.size(); ++i) {
@@ -361,7 +366,15 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& cfg) : cfg_(cfg), 
 
 std::vector<std::pair<std::string, Linear>> LlamaForCausalLMImpl::projections() const { return projections_; }
 
-torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens_in) {
+torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens) {
+  return torch::linear(forward_hidden(tokens), lm_head_weight());  // (B, T, C) -> (B, T, V)
+}
+
+torch::Tensor LlamaForCausalLMImpl::lm_head_weight() const {
+  return impl_->lm_head ? impl_->lm_head->weight : impl_->model->embed_tokens->weight;
+}
+
+torch::Tensor LlamaForCausalLMImpl::forward_hidden(const torch::Tensor& tokens_in) {
   Impl& m = *impl_;
   if (tokens_in.dim() != 2)
     throw std::invalid_argument("LlamaForCausalLM::forward: tokens must be (B, T), got " + std::to_string(tokens_in.dim()) + " dims");
@@ -375,6 +388,7 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens_in) {
   const int64_t H = m.H, K = m.K, G = m.G, D = m.D;
 
   torch::Tensor cos = m.cos.narrow(0, 0, T), sin = m.sin_signed.narrow(0, 0, T);  // (T, D)
+  torch::Tensor cos_q = m.cos_q.narrow(0, 0, T), sin_q = m.sin_q.narrow(0, 0, T);  // (T, D), times 1/sqrt(D)
   torch::Tensor mask = m.causal_mask.narrow(0, 0, T).narrow(1, 0, T);              // (T, T)
 
   torch::Tensor x = m.model->embed_tokens->forward(tokens);  // (B, T) -> (B, T, C)
@@ -384,23 +398,23 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& tokens_in) {
     torch::Tensor q = at->q_proj->forward(h).view({B, T, H, D}).transpose(1, 2);  // (B, H, T, D)
     torch::Tensor k = at->k_proj->forward(h).view({B, T, K, D}).transpose(1, 2);  // (B, K, T, D)
     torch::Tensor v = at->v_proj->forward(h).view({B, T, K, D}).transpose(1, 2);  // (B, K, T, D)
-    q = apply_rope(q, cos, sin);
+    // 1/sqrt(D) rides in q's RoPE tables: scaling (B, H, T, D) instead of the (B, H, T, T) scores.
+    q = apply_rope(q, cos_q, sin_q);
     k = apply_rope(k, cos, sin);
     if (G > 1) {  // each kv head serves G consecutive query heads: (B, K, T, D) -> (B, H, T, D)
       k = k.unsqueeze(2).expand({B, K, G, T, D}).reshape({B, H, T, D});
       v = v.unsqueeze(2).expand({B, K, G, T, D}).reshape({B, H, T, D});
     }
-    torch::Tensor att = torch::matmul(q, k.transpose(2, 3)) * m.scale;  // (B, H, T, T)
-    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
+    torch::Tensor att = torch::matmul(q, k.transpose(2, 3));  // (B, H, T, T), already scaled
+    // In place: matmul's backward needs its inputs, not its output, so no (B, H, T, T) copy.
+    att.masked_fill_(mask, -std::numeric_limits<float>::infinity());
     att = torch::softmax(att, -1);
     torch::Tensor y = torch::matmul(att, v);                                  // (B, H, T, D)
     y = y.transpose(1, 2).reshape({B, T, H * D});                             // (B, T, H*D)
     x = x + at->o_proj->forward(y);
     x = x + layer->mlp->forward(layer->post_attention_layernorm->forward(x));
   }
-  x = m.model->norm->forward(x);
-  if (m.lm_head) return m.lm_head->forward(x);                   // (B, T, C) -> (B, T, V)
-  return torch::linear(x, m.model->embed_tokens->weight);        // tied
+  return m.model->norm->forward(x);  // (B, T, C)
 }
 
 KVCache LlamaForCausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {
@@ -560,6 +574,71 @@ void LlamaForCausalLMImpl::init_weights(uint64_t seed, double std) {
       p.copy_(torch::empty(p.sizes(), torch::kFloat).normal_(0.0, std, gen));
     }
   }
+}
+
+// ---- the LM head and the loss, fused and chunked ---------------------------------------------------
+
+namespace {
+
+struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntropyFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
+                               const torch::Tensor& weight, const torch::Tensor& targets, int64_t ignore_index,
+                               int64_t chunk_rows, bool with_grads) {
+    // Gradients are formed here only for what autograd will ask for (apply() turns grad mode off,
+    // so the caller's grad mode comes in as with_grads).
+    const bool grad_h = with_grads && hidden.requires_grad(), grad_w = with_grads && weight.requires_grad();
+    const int64_t N = hidden.size(0);
+    torch::Tensor d_hidden = grad_h ? torch::empty_like(hidden) : torch::Tensor();
+    torch::Tensor d_weight = grad_w ? torch::zeros_like(weight) : torch::Tensor();
+    double total = 0;  // nats; chunks summed in double
+    for (int64_t s = 0; s < N; s += chunk_rows) {
+      const int64_t n = std::min(chunk_rows, N - s);
+      torch::Tensor h = hidden.narrow(0, s, n);                       // (n, C)
+      torch::Tensor t = targets.narrow(0, s, n);                      // (n)
+      torch::Tensor logits = torch::mm(h, weight.t());                // (n, V)
+      torch::Tensor lse = torch::logsumexp(logits, 1, true);          // (n, 1)
+      torch::Tensor valid = t.ne(ignore_index);                       // (n)
+      torch::Tensor safe_t = t.masked_fill(valid.logical_not(), 0).unsqueeze(1);  // (n, 1)
+      torch::Tensor nll = (lse - logits.gather(1, safe_t)).squeeze(1);            // (n)
+      total += nll.masked_fill(valid.logical_not(), 0).sum().item<double>();
+      if (!grad_h && !grad_w) continue;
+      // d(sum nll)/d logits = softmax(logits) - one_hot(t), zero on ignored rows; in place in logits.
+      torch::Tensor g = logits.sub_(lse).exp_();
+      g.scatter_add_(1, safe_t, torch::full({n, 1}, -1.0f, g.options()));
+      g.mul_(valid.unsqueeze(1).to(g.scalar_type()));
+      if (grad_h) d_hidden.narrow(0, s, n).copy_(torch::mm(g, weight));  // (n, V) x (V, C) -> (n, C)
+      if (grad_w) d_weight.addmm_(g.t(), h);                            // (V, n) x (n, C) -> (V, C)
+    }
+    ctx->save_for_backward({d_hidden, d_weight});
+    return torch::full({}, total, hidden.options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor& g = grad_out[0];  // 0-dim
+    torch::Tensor dh = saved[0].defined() ? saved[0] * g : torch::Tensor();
+    torch::Tensor dw = saved[1].defined() ? saved[1] * g : torch::Tensor();
+    return {dh, dw, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
+                                   int64_t ignore_index, int64_t chunk_rows) {
+  if (hidden.dim() != 2 || weight.dim() != 2 || targets.dim() != 1 || hidden.size(1) != weight.size(1) ||
+      targets.size(0) != hidden.size(0))
+    throw std::invalid_argument("linear_cross_entropy: expected hidden (N, C), weight (V, C), targets (N); got hidden " +
+                                std::to_string(hidden.dim()) + "-d, weight " + std::to_string(weight.dim()) +
+                                "-d, targets " + std::to_string(targets.dim()) + "-d with mismatched sizes");
+  if (chunk_rows <= 0) throw std::invalid_argument("linear_cross_entropy: chunk_rows must be positive");
+  torch::Tensor t = targets.to(torch::kLong);
+  const torch::Tensor bad = t.ne(ignore_index).logical_and(t.lt(0).logical_or(t.ge(weight.size(0))));
+  if (bad.any().item<bool>())
+    throw std::invalid_argument("linear_cross_entropy: a target is outside [0, " + std::to_string(weight.size(0)) +
+                                ") and is not ignore_index " + std::to_string(ignore_index));
+  return LinearCrossEntropyFn::apply(hidden, weight, t, ignore_index, chunk_rows, torch::GradMode::is_enabled());
 }
 
 int set_torch_threads(int n) {

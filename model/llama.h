@@ -59,7 +59,13 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   explicit LlamaForCausalLMImpl(const LlamaConfig& cfg);
 
   // tokens [B, T] int64 -> logits [B, T, vocab] float32. Positions are 0..T-1.
+  // forward(t) == torch::linear(forward_hidden(t), lm_head_weight()).
   torch::Tensor forward(const torch::Tensor& tokens);
+  // tokens [B, T] -> the final-normed hidden states [B, T, hidden], what the LM head reads; with
+  // linear_cross_entropy the [B, T, vocab] logits are never held at once (training).
+  torch::Tensor forward_hidden(const torch::Tensor& tokens);
+  // lm_head.weight [vocab, hidden], or model.embed_tokens.weight when tied.
+  torch::Tensor lm_head_weight() const;
 
   // An empty cache for `batch` streams, room for `capacity` positions (<= max_position_embeddings).
   KVCache new_cache(int64_t batch, int64_t capacity) const;
@@ -92,6 +98,16 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   std::shared_ptr<Impl> impl_;
 };
 TORCH_MODULE(LlamaForCausalLM);
+
+// Summed next-token cross-entropy in nats of logits = hidden W^T, without the [N, V] logits, their
+// log-softmax and their gradient existing at once: rows go through in chunks of `chunk_rows`, and
+// when autograd will need them the gradients for hidden (and W, when it requires grad) are formed
+// chunk by chunk in the forward pass (softmax - one-hot is known there), so backward only scales them.
+// Equal to torch::nn::functional::cross_entropy(linear(hidden, W), targets, reduction sum,
+// ignore_index) up to float rounding. hidden [N, C] float, W [V, C], targets [N] int64 in
+// [0, V) or == ignore_index. Returns a 0-dim float tensor. std::invalid_argument on bad shapes.
+torch::Tensor linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
+                                   int64_t ignore_index = -100, int64_t chunk_rows = 256);
 
 // Set intra-op threads for this process (0 = all cores). Returns the number in force.
 int set_torch_threads(int n);

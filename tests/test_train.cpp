@@ -512,3 +512,55 @@ TEST(TrainConfigYaml, SectionsAreStrict) {
   e = error_of([&] { TrainConfig::from_yaml(nt, "."); });
   EXPECT_NE(e.find("train.min_lr"), std::string::npos) << e;
 }
+
+// ---- linear_cross_entropy: the fused, chunked LM head + loss ------------------------------------
+
+// Value and gradients (hidden and weight) equal plain cross_entropy(linear(h, W)) with reduction
+// sum and ignore_index, in float64 so that only a wrong formula can fail; chunk sizes that do and
+// do not divide N.
+TEST(TrainLinearCrossEntropy, MatchesPlainOpsValueAndGradients) {
+  torch::manual_seed(3);
+  const int64_t N = 13, C = 6, V = 11;
+  for (int64_t chunk : {1, 4, 13, 64}) {
+    torch::Tensor h = torch::randn({N, C}, torch::kDouble).requires_grad_(true);
+    torch::Tensor w = torch::randn({V, C}, torch::kDouble).requires_grad_(true);
+    torch::Tensor t = torch::randint(V, {N}, torch::kInt64);
+    t[2] = -100;
+    t[7] = -100;
+    torch::Tensor fused = lorazip::linear_cross_entropy(h, w, t, -100, chunk);
+    fused.mul(0.7).backward();  // a non-unit upstream gradient
+    torch::Tensor gh = h.grad().clone(), gw = w.grad().clone();
+    h.grad().zero_();
+    w.grad().zero_();
+    torch::Tensor plain = torch::nn::functional::cross_entropy(
+        torch::linear(h, w), t, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
+    plain.mul(0.7).backward();
+    EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-10) << "chunk " << chunk;
+    EXPECT_TRUE(torch::allclose(gh, h.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
+    EXPECT_TRUE(torch::allclose(gw, w.grad(), 1e-10, 1e-12)) << "chunk " << chunk;
+  }
+}
+
+// A frozen weight gets no gradient and the hidden gradient is still right; under NoGradGuard the
+// value is unchanged.
+TEST(TrainLinearCrossEntropy, FrozenWeightAndNoGrad) {
+  torch::manual_seed(4);
+  torch::Tensor h = torch::randn({9, 5}, torch::kDouble).requires_grad_(true);
+  torch::Tensor w = torch::randn({7, 5}, torch::kDouble);
+  torch::Tensor t = torch::randint(7, {9}, torch::kInt64);
+  lorazip::linear_cross_entropy(h, w, t, -100, 4).backward();
+  EXPECT_FALSE(w.grad().defined());
+  torch::Tensor gh = h.grad().clone();
+  h.grad().zero_();
+  torch::nn::functional::cross_entropy(torch::linear(h, w), t,
+                                       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+      .backward();
+  EXPECT_TRUE(torch::allclose(gh, h.grad(), 1e-10, 1e-12));
+  torch::NoGradGuard no_grad;
+  EXPECT_NEAR(lorazip::linear_cross_entropy(h, w, t).item<double>(),
+              torch::nn::functional::cross_entropy(torch::linear(h, w), t,
+                                                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                  .item<double>(),
+              1e-10);
+  EXPECT_THROW(lorazip::linear_cross_entropy(h, w, torch::full({9}, 7, torch::kInt64)), std::invalid_argument);
+}

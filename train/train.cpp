@@ -333,7 +333,7 @@ class Loop {
     torch::manual_seed(mix_seed(cfg_.seed, 0x5eed0000ULL + static_cast<uint64_t>(st_.step)));  // dropout
     optim_->zero_grad();
     const int64_t B = cfg_.batch_size, T = seq_len_, A = cfg_.grad_accum;
-    const int64_t V = model_->config().vocab_size;
+    const int64_t C = model_->config().hidden_size;
 
     // Build every micro-batch first: the loss is normalised by the step's total target count.
     std::vector<torch::Tensor> inputs, targets;
@@ -360,10 +360,10 @@ class Loop {
     if (n_targets == 0) throw std::invalid_argument(std::string(kind_) + ": a training step has no target tokens");
     double nats = 0;
     for (int64_t m = 0; m < A; ++m) {
-      torch::Tensor logits = model_->forward(inputs[m]);  // (B, T, V)
-      torch::Tensor loss_sum = torch::nn::functional::cross_entropy(
-          logits.view({B * T, V}), targets[m].view({B * T}),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
+      // The LM head and the loss fused, in row chunks: the (B*T, V) logits never exist at once.
+      torch::Tensor hidden = model_->forward_hidden(inputs[m]);  // (B, T, C)
+      torch::Tensor loss_sum =
+          linear_cross_entropy(hidden.view({B * T, C}), model_->lm_head_weight(), targets[m].view({B * T}), -100);
       (loss_sum / static_cast<double>(n_targets)).backward();
       nats += loss_sum.item<double>();
     }
