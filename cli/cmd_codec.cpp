@@ -44,13 +44,21 @@ std::string output_path(const CodecCliOptions& o, const std::string& in, bool co
 
 void report(const std::string& name, const CodeStats& s, bool compress) {
   double ratio = s.bytes ? static_cast<double>(s.file_bytes) / s.bytes : 0;
-  double overhead = s.ideal_bits > 0 ? 100.0 * (s.coded_bits() / s.ideal_bits - 1.0) : 0;
+  // The decoder does not score the text, so only the encoder knows the ideal code length.
+  char ideal[96] = "";
+  if (compress) {
+    double overhead = s.ideal_bits > 0 ? 100.0 * (s.coded_bits() / s.ideal_bits - 1.0) : 0;
+    std::snprintf(ideal, sizeof ideal, "ideal %.1f bits, coded %.0f bits (overhead %+.3f%%)", s.ideal_bits, s.coded_bits(), overhead);
+  } else {
+    std::snprintf(ideal, sizeof ideal, "coded %.0f bits", s.coded_bits());
+  }
   std::fprintf(stderr,
-               "%s: %lld bytes, %lld tokens, %lld chunks | ideal %.1f bits, coded %.0f bits (overhead %+.3f%%), file %lld bytes | "
-               "%.4f bits/byte, %.3f bits/token, ratio %.4f | %.2f s (%.0f tokens/s) %s\n",
-               name.c_str(), (long long)s.bytes, (long long)s.tokens, (long long)s.chunks, s.ideal_bits, s.coded_bits(), overhead,
-               (long long)s.file_bytes, s.bytes ? 8.0 * s.file_bytes / s.bytes : 0.0, s.tokens ? s.coded_bits() / s.tokens : 0.0, ratio,
-               s.seconds, s.seconds > 0 ? s.tokens / s.seconds : 0.0, compress ? "compressed" : "decompressed");
+               "%s: %lld bytes, %lld tokens, %lld chunks | %s, file %lld bytes | "
+               "%.4f bits/byte, %.3f bits/token, ratio %.4f | %.2f s (%.0f tokens/s, %.0f bytes/s) %s\n",
+               name.c_str(), (long long)s.bytes, (long long)s.tokens, (long long)s.chunks, ideal, (long long)s.file_bytes,
+               s.bytes ? 8.0 * s.file_bytes / s.bytes : 0.0, s.tokens ? s.coded_bits() / s.tokens : 0.0, ratio, s.seconds,
+               s.seconds > 0 ? s.tokens / s.seconds : 0.0, s.seconds > 0 ? s.bytes / s.seconds : 0.0,
+               compress ? "compressed" : "decompressed");
 }
 
 void check_targets(const CodecCliOptions& o) {

@@ -55,6 +55,22 @@ class E2eCodec : public ::testing::Test {
   std::string base_, adapters_, math_, code_;
 };
 
+TEST_F(E2eCodec, VerboseReportsIdealOnlyWhenCompressingAndSpeedBoth) {
+  const std::string text = sample_text();
+  spill(t_ / "v.txt", text);
+  Result c = lz({"compress", "-v", "-m", base_, "v.txt"});
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  EXPECT_TRUE(has(c.err, "ideal ") && has(c.err, "overhead ")) << "compress -v lacks the ideal code length:\n" << c.err;
+  EXPECT_TRUE(has(c.err, "tokens/s, ") && has(c.err, " bytes/s) compressed")) << c.err;
+  fs::remove(t_ / "v.txt");
+  Result d = lz({"decompress", "-v", "-m", base_, "v.txt.lz"});
+  ASSERT_EQ(d.rc, 0) << d.describe();
+  // The decoder never scores the text: it must not print a made-up ideal length or overhead.
+  EXPECT_FALSE(has(d.err, "ideal ") || has(d.err, "overhead")) << d.err;
+  EXPECT_TRUE(has(d.err, "coded ") && has(d.err, " bytes/s) decompressed")) << d.err;
+  EXPECT_EQ(slurp(t_ / "v.txt"), text);
+}
+
 TEST_F(E2eCodec, FilesWithDefaultSuffixKeepTheInput) {
   const std::string text = sample_text();
   spill(t_ / "notes.txt", text);

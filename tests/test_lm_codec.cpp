@@ -804,7 +804,7 @@ TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
   EXPECT_NE(Container::parse(file, "story").flags & kFlagDummyPrefix, 0u);
   ASSERT_EQ(cs.tokens, static_cast<int64_t>(ids.size()));
   ASSERT_EQ(cs.chunks, 1);
-  // Issue 17: the native tokenization keeps the story at the model's own 255 tokens and ~328 bits.
+  // The native tokenization keeps the story at the model's own 255 tokens and ~328 bits.
   EXPECT_LE(cs.coded_bits(), 345.0) << "the story's payload";
   CodeStats ss;
   const std::string spaced_file = codec.compress(spaced, opts(0, 32, 2), &ss);
