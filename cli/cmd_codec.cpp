@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <stdexcept>
 
 #include "cli/commands.h"
+#include "cluster/router.h"
 #include "codec/model_setup.h"
 #include "codec/container.h"
 #include "codec/routing.h"
@@ -67,6 +69,15 @@ void check_targets(const CodecCliOptions& o) {
   if (o.model_dir.empty()) throw std::invalid_argument("no base model: pass -m DIR (a Hugging Face Llama directory with tokenizer.model) or -m FILE.gguf");
   if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
   if (o.remove_input && o.to_stdout) throw std::invalid_argument("--rm cannot be combined with -c");
+  if (!o.router.empty() && o.adapters_dir.empty()) throw std::invalid_argument("--router needs -A, the directory of the clusters' adapters");
+  if (!o.prompt_file.empty() && o.router.empty()) throw std::invalid_argument("--prompt-file needs --router");
+  if (!o.prompt_file.empty() && o.inputs.size() > 1) throw std::invalid_argument("--prompt-file routes one input, but " + std::to_string(o.inputs.size()) + " were given");
+}
+
+// The prompt-routed coder when --router is given (the prompt itself is read by the caller).
+std::unique_ptr<RoutedCodec> routed_codec(const CodecCliOptions& o, LoadedBase& base) {
+  if (o.router.empty()) return nullptr;
+  return std::make_unique<RoutedCodec>(base, PromptRouter::load(o.router), o.adapters_dir);
 }
 
 // Writes `data` to `out` (refusing to overwrite without -f), then removes `in` when asked.
@@ -86,8 +97,10 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   check_targets(o);
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
   LoadedBase base = load_base(o.model_dir);
+  std::unique_ptr<RoutedCodec> routed = routed_codec(o, base);
+  if (routed && o.prompt_file.empty()) throw std::invalid_argument("--router needs the prompt: --prompt-file FILE");
   std::vector<AdapterEntry> candidates;
-  if (!o.adapters_dir.empty()) candidates = list_adapters(o.adapters_dir);
+  if (!o.adapters_dir.empty() && !routed) candidates = list_adapters(o.adapters_dir);
 
   CodecSet codecs(base);
 
@@ -108,7 +121,14 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
       if (o.verbose) log_info(name + ": -A picked " + (adapter.empty() ? std::string("the base model") : "adapter " + adapter));
     }
     CodeStats stats;
-    std::string packed = codecs.get(adapter).compress(data, opt, &stats);
+    std::string packed;
+    if (routed) {
+      std::string chosen;
+      packed = routed->compress(read_file(o.prompt_file), data, opt, &stats, &chosen);
+      if (o.verbose) log_info(name + ": the prompt routes to cluster " + chosen + " (not stored in the file)");
+    } else {
+      packed = codecs.get(adapter).compress(data, opt, &stats);
+    }
     deliver(o, in, out, packed);
     if (o.verbose) report(name, stats, true);
   }
@@ -120,6 +140,8 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
+  std::unique_ptr<RoutedCodec> routed = routed_codec(o, base);
+  const std::string prompt = o.prompt_file.empty() ? "" : read_file(o.prompt_file);
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
     if (!is_stdin(in) && !fs::is_regular_file(in)) throw std::invalid_argument("'" + in + "' is not a regular file");
@@ -127,6 +149,16 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
     if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
     std::string file = is_stdin(in) ? read_stdin() : read_file(in);
     Container header = Container::parse(file, name);
+    if (header.flags & kFlagPromptRouted) {
+      if (!routed)
+        throw std::runtime_error(name + ": the adapter was chosen from the document's prompt, which the file does not hold: "
+                                        "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");
+      CodeStats stats;
+      std::string data = routed->decompress(o.prompt_file.empty() ? nullptr : &prompt, file, name, g.threads, &stats);
+      deliver(o, in, out, data);
+      if (o.verbose) report(name, stats, false);
+      continue;
+    }
     std::string adapter_dir = o.adapter_dir;
     if (!o.adapters_dir.empty())
       adapter_dir = find_adapter_dir(base, o.adapters_dir, header.adapter_fingerprint, header.adapter_domain, name);
@@ -152,8 +184,9 @@ int cmd_info(const std::vector<std::string>& files) {
     std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
     std::printf("  base model         %s\n", c.base_fingerprint.c_str());
     std::printf("  tokenizer          %s\n", c.tokenizer_fingerprint.c_str());
-    std::printf("  adapter            %s%s\n", c.adapter_fingerprint.empty() ? "(none)" : c.adapter_fingerprint.c_str(),
-                c.adapter_domain.empty() ? "" : (" (domain " + c.adapter_domain + ")").c_str());
+    std::printf("  adapter            %s%s%s\n", c.adapter_fingerprint.empty() ? "(none)" : c.adapter_fingerprint.c_str(),
+                c.adapter_domain.empty() ? "" : (" (domain " + c.adapter_domain + ")").c_str(),
+                (c.flags & kFlagPromptRouted) ? " (an adapter set: the adapter is chosen from the prompt, which is not stored)" : "");
     std::printf("  coder              %d-bit frequencies, chunks of <= %lld tokens, %lld streams per group, adapter %s\n",
                 c.total_bits, (long long)c.chunk_tokens, (long long)c.group_streams, adapter_mode_name(c.adapter_mode).c_str());
     std::printf("  chunk context      %s\n", c.context_tokens > 0

@@ -73,6 +73,18 @@ int cmd_eval(const PipelineOptions& o, const GlobalOptions& g0) {
   return 0;
 }
 
+int cmd_cluster(const PipelineOptions& o, const GlobalOptions& g0) {
+  GlobalOptions g;
+  JobConfig j = load_job(o, g0, g);
+  ClusterOverrides co;
+  co.inputs = o.inputs;
+  co.model = o.base_dir;
+  co.k = o.k;
+  co.out_dir = o.out_dir;
+  std::printf("%s\n", cluster_stage(j, g.threads, co).to_markdown().c_str());
+  return 0;
+}
+
 int cmd_export(const PipelineOptions& o, const GlobalOptions& g) {
   if (!o.force && fs::exists(o.out_dir)) throw std::invalid_argument("'" + o.out_dir + "' already exists; use -f to replace it");
   LoadedBase base = load_base(o.base_dir);

@@ -29,6 +29,8 @@ struct CodecCliOptions {
   int64_t group_streams = 32;
   int64_t chunk_tokens = 0;
   int64_t context_tokens = kDefaultContextTokens;  // W: tokens a chunk after the first reads first; 0 = independent chunks; -1 = chunk/4
+  std::string router;       // --router: router.json of `lorazip cluster`; the adapter (under -A) comes from the prompt
+  std::string prompt_file;  // --prompt-file: the prompt that routes (one input only)
 };
 
 int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g);
@@ -50,6 +52,8 @@ struct PipelineOptions {
   std::string adapters_dir;
   std::vector<std::string> extra;  // eval: extra corpora name=path
   int64_t sample_docs = -1;
+  // cluster
+  int64_t k = 0;
   // export
   std::string adapter_dir;
   std::string out_dir;
@@ -66,5 +70,6 @@ int cmd_train(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_eval(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_export(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_run(const PipelineOptions& o, const GlobalOptions& g);
+int cmd_cluster(const PipelineOptions& o, const GlobalOptions& g);
 
 }  // namespace lorazip

@@ -111,8 +111,15 @@ int main(int argc, char** argv) {
                        "tokens of the previous chunk each later chunk reads before coding (-1 = a quarter of the chunk; "
                        "0 = independent chunks, decoded in parallel; > 0 saves bits on long files, decoded chunk after chunk)")
       ->capture_default_str();
+  auto add_routing_options = [&](CLI::App* c) {
+    c->add_option("--router", co.router, "router.json from 'lorazip cluster': the adapter under -A is the one the prompt routes to "
+                                         "(the file stores only the adapter set's identity)");
+    c->add_option("--prompt-file", co.prompt_file, "the prompt of the (one) input, which routes it (with --router)");
+  };
+  add_routing_options(compress);
   auto* decompress = app.add_subcommand("decompress", "restore files compressed by lorazip, byte for byte");
   add_codec_options(decompress, co);
+  add_routing_options(decompress);
   auto* info = app.add_subcommand("info", "print the header of compressed files");
   info->add_option("files", info_files, "compressed files")->required();
 
@@ -122,6 +129,15 @@ int main(int argc, char** argv) {
   exp->add_option("-o,--output", p.out_dir, "output directory")->required();
   exp->add_flag("--merged", p.merged, "write base + adapter merged into one HF Llama model (default: the PEFT adapter and its llama.cpp GGUF)");
   exp->add_flag("-f,--force", p.force, "replace an existing output directory");
+
+  auto* cluster = app.add_subcommand("cluster", "embed every document (its prompt) with the base model and k-means them -> WORK/clusters "
+                                                 "(one JSONL per cluster, router.json for routing by prompt)");
+  cluster->add_option("config", p.config, "YAML config (data.inputs, cluster:)")->capture_default_str();
+  cluster->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
+  cluster->add_option("-i,--input", p.inputs, "LABEL=PATH (JSONL with prompt and text fields, or text); repeatable; replaces the config's inputs");
+  cluster->add_option("-m,--model", p.base_dir, "model to embed with (default: cluster.model, else base_model)");
+  cluster->add_option("-k", p.k, "clusters (default: cluster.k)");
+  cluster->add_option("-o,--output", p.out_dir, "output directory (default: WORK/clusters)");
 
   auto* run = app.add_subcommand("run", "the main job: prepare -> tokenizer -> pretrain -> adapters -> eval -> codec check, each stage cached");
   run->add_option("config", p.config, "YAML config")->capture_default_str();
@@ -134,7 +150,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (app.get_subcommands().empty()) {
-    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, info, export, run "
+    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, info, export, run, cluster "
                          "(see lorazip --help)\n");
     return 2;
   }
@@ -151,6 +167,7 @@ int main(int argc, char** argv) {
     if (*info) return cmd_info(info_files);
     if (*exp) return cmd_export(p, g);
     if (*run) return cmd_run(p, g);
+    if (*cluster) return cmd_cluster(p, g);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "lorazip: %s\n", e.what());
     return 2;

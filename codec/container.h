@@ -29,7 +29,11 @@ constexpr uint32_t kFlagDummyPrefix = 1u << 0;
 // Bit 1: chunks after the first continue from the document's previous `context_tokens` tokens;
 // the header then holds the context_tokens field after the chunk table.
 constexpr uint32_t kFlagChunkContext = 1u << 1;
-constexpr uint32_t kContainerKnownRequiredFlags = kFlagDummyPrefix | kFlagChunkContext;
+// Bit 8: the adapter was chosen from the document's prompt (cluster/router.h); adapter_fingerprint
+// then holds the adapter set's identity (router + adapters), not one adapter's, and the decoder
+// repeats the choice from the prompt. (Bits 2..7 are left for the container's own features.)
+constexpr uint32_t kFlagPromptRouted = 1u << 8;
+constexpr uint32_t kContainerKnownRequiredFlags = kFlagDummyPrefix | kFlagChunkContext | kFlagPromptRouted;
 
 // How the adapter took part in coding (it changes the floats, so the decoder must do the same).
 enum class AdapterMode : uint8_t {

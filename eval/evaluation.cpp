@@ -7,6 +7,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "cluster/router.h"
 #include "codec/model_setup.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
@@ -25,6 +26,7 @@ struct Row {
   std::vector<std::string> bytes;      // their original bytes (same order as idx)
   std::vector<double> best;            // per document: fewest bits so far
   std::vector<std::string> best_name;  // ... and which configuration gave it
+  std::map<std::string, std::vector<double>> doc_bits;  // configuration -> bits per document (the coder's W)
 };
 
 DocSet tokenize_docs(const std::vector<Document>& docs, const Tokenizer& tok) {
@@ -54,6 +56,7 @@ void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const s
     sum += bits[i];
     if (coder && bits[i] < row.best[i]) row.best[i] = bits[i], row.best_name[i] = config_name;
   }
+  if (coder) row.doc_bits[config_name] = bits;
   *total = sum;
 }
 
@@ -82,6 +85,34 @@ bool code_sample(Row& row, LmCodec& codec, const EvaluationOptions& opt, double*
   return ok;
 }
 
+// The prompt-routed column: each document under the adapter its prompt picks (the base alone
+// where the router's cluster has no adapter), from the per-document bits already scored.
+void score_prompt_routed(std::vector<Row>& rows, LoadedBase& base, const EvaluationOptions& opt) {
+  PromptRouter router = PromptRouter::load(opt.router_path);
+  router.check_base(base.fingerprint, base.tokenizer->sha256());
+  std::shared_ptr<const engine::Model> model = engine_model(base.model);
+  for (auto& r : rows) {
+    double total = 0;
+    std::map<std::string, int64_t> choice;
+    bool all = !r.bytes.empty();
+    for (size_t k = 0; k < r.bytes.size() && all; ++k) {
+      auto p = opt.prompts.find(r.bytes[k]);
+      if (p == opt.prompts.end()) {
+        all = false;
+        break;
+      }
+      const std::string name = router.name(router.route(*model, *base.tokenizer, p->second));
+      auto bits = r.doc_bits.find(name);
+      const std::string used = bits == r.doc_bits.end() ? "base" : name;
+      total += r.doc_bits.at(used)[k];
+      ++choice[used];
+    }
+    if (!all) continue;
+    r.result.prompt_routed_bits = total;
+    r.result.prompt_routed_choice = choice;
+  }
+}
+
 }  // namespace
 
 Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
@@ -99,6 +130,7 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
   report.base_name = base.dir;
   report.base_fingerprint = base.fingerprint;
   report.tokenizer_fingerprint = tok.sha256();
+  report.vocab_size = tok.vocab_size();
   for (const auto& a : adapters) report.adapters.push_back(a.domain);
 
   std::vector<Row> rows;
@@ -183,6 +215,8 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
       r.result.routed_choice[r.best_name[i]] += 1;
     }
   }
+
+  if (!opt.router_path.empty()) score_prompt_routed(rows, base, opt);
 
   if (opt.classical) {
     for (auto& r : rows) {

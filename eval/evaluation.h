@@ -2,6 +2,7 @@
 // Every ideal code length comes from the codec's code_length_bits (codec/lm_codec.h) on the coding
 // engine, with the codec's chunking, so the report's ideal and coded sizes share one formula.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,11 @@ struct EvaluationOptions {
   int64_t chunk_tokens = 0;
   int64_t context_tokens = kDefaultContextTokens;  // W of the coder (codec/lm_codec.h); the report also scores W = 0
   int threads = 0;
+  // Routing by prompt (cluster/router.h): with a router.json, each test document whose bytes are a
+  // key of `prompts` is scored under the adapter its prompt routes to (the report's prompt-routed
+  // column); a row is measured only when every one of its documents has a prompt.
+  std::string router_path;
+  std::map<std::string, std::string> prompts;  // document bytes -> its prompt
 };
 
 // std::runtime_error when the store was prepared with another tokenizer than the base's.

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/fs.h"
+#include "eval/paper_table.h"
 
 namespace lorazip {
 namespace {
@@ -99,8 +100,12 @@ nlohmann::json Report::to_json() const {
     };
     e["classical_per_doc_bytes"] = d.classical_per_doc;
     e["classical_concat_bytes"] = d.classical_concat;
+    if (std::isfinite(d.prompt_routed_bits))
+      e["prompt_routed"] = {{"bits", d.prompt_routed_bits}, {"bits_per_token", d.bits_per_token(d.prompt_routed_bits)},
+                            {"choice", d.prompt_routed_choice}};
     j["domains"].push_back(e);
   }
+  j["paper_metric"] = paper_table_json(*this);
   return j;
 }
 
@@ -208,6 +213,7 @@ std::string Report::to_markdown() const {
     }
     o << "\n(lorazip columns: ideal code length of each document coded alone.)\n";
   }
+  o << paper_table_markdown(*this);
   return o.str();
 }
 

@@ -3,6 +3,7 @@
 // (what `compress -A` picks), and classical compressors on the same documents. Torch-free: this
 // file only holds, derives and writes the numbers (Markdown, JSON, CSV, SVG).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,10 @@ struct DomainResult {
   std::string own_adapter;                 // adapter trained on this domain ("" if none)
   double routed_bits = 0;                  // per document, the best of base and every adapter
   std::map<std::string, int64_t> routed_choice;  // "base" / adapter -> documents routed to it
+  // Routing by prompt (cluster/router.h): the ideal bits of each document under the adapter its
+  // prompt picks; NaN when not measured (no router, or documents without prompts).
+  double prompt_routed_bits = NAN;
+  std::map<std::string, int64_t> prompt_routed_choice;  // adapter -> documents routed to it
 
   // Real coded size on a sample of documents (each compressed alone as a lorazip file).
   int64_t sample_docs = 0, sample_tokens = 0, sample_bytes = 0;
@@ -48,6 +53,7 @@ struct DomainResult {
 struct Report {
   std::string base_name, base_fingerprint, tokenizer_fingerprint;
   std::vector<std::string> adapters;  // adapter domains evaluated
+  int64_t vocab_size = 0;             // the tokenizer's V, for the paper's bits / (tokens x log2 V)
   std::vector<DomainResult> domains;
   double seconds = 0;
 

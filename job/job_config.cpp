@@ -105,6 +105,10 @@ JobConfig JobConfig::load(const std::string& path) {
   j.lora = LoraConfig::from_yaml(lora, j.base_dir);
   YamlMap tr = m.sub("train");
   j.train = TrainConfig::from_yaml(tr, j.base_dir);
+  YamlMap cl = m.sub("cluster");
+  j.cluster = ClusterConfig::from_yaml(cl, j.base_dir);
+  if (j.cluster.k > 0 && j.cluster_model().empty())
+    m.fail("cluster", "clustering embeds documents with a model: set base_model, or cluster.model");
   m.get("adapters", j.adapters);
 
   YamlMap ev = m.sub("eval");
@@ -153,6 +157,7 @@ JobConfig JobConfig::load(const std::string& path) {
   r["pretrain"] = j.pretrain.to_json();
   r["lora"] = j.lora.to_json();
   r["train"] = j.train.to_json();
+  if (j.cluster.k > 0) r["cluster"] = j.cluster.to_json();
   r["adapters"] = j.adapters;
   r["eval"] = j.eval.to_json();
   r["codec"] = j.codec.to_json();

@@ -9,6 +9,8 @@
 //   pretrain: {...}               # train/train.h PretrainConfig
 //   lora: {...}                   # adapters/lora_config.h LoraConfig
 //   train: {...}                  # train/train.h TrainConfig
+//   cluster: {...}                # cluster/cluster.h ClusterConfig; k > 0: domains are found by k-means
+//                                 # on the base model's embeddings instead of the inputs' labels
 //   adapters: [math, code]        # domains that get an adapter (default: every domain)
 //   eval: {...}                   # EvalConfig below
 //   codec: {...}                  # CodecConfig below
@@ -20,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/lora_config.h"
+#include "cluster/cluster.h"
 #include "codec/lm_codec.h"  // kDefaultContextTokens
 #include "data/prepare.h"
 #include "model/config.h"
@@ -63,6 +66,7 @@ struct JobConfig {
   PretrainConfig pretrain;
   LoraConfig lora;
   TrainConfig train;
+  ClusterConfig cluster;  // k > 0: cluster -> prepare takes the clusters as its domains
   std::vector<std::string> adapters;
   EvalConfig eval;
   CodecConfig codec;
@@ -75,6 +79,9 @@ struct JobConfig {
   std::string tokenizer_path() const;  // data.tokenizer.model, or work_dir/tokenizer.model
   std::string base_path() const { return base_model.empty() ? work_dir + "/base" : base_model; }
   std::string adapters_path() const { return work_dir + "/adapters"; }
+  std::string clusters_path() const { return work_dir + "/clusters"; }
+  // The model documents are embedded with for clustering: cluster.model, else base_model.
+  std::string cluster_model() const { return cluster.model.empty() ? base_model : cluster.model; }
 };
 
 }  // namespace lorazip

@@ -182,8 +182,26 @@ void run_job(const JobConfig& j, const RunJobOptions& o) {
   fs::create_directories(j.work_dir);
   StageCache cache(j.work_dir + "/stages.json");
 
+  // 0. clusters as domains (only with cluster.k > 0): the inputs embedded by the cluster model
+  std::string s_cluster;
+  if (j.cluster.k > 0) {
+    Sha256 h;
+    h.update_field("cluster");
+    h.update_field(j.cluster.to_json().dump());
+    for (const auto& in : j.data.inputs) {
+      h.update_field(nlohmann::json{{"domain", in.domain}, {"path", in.path}, {"format", in.format}, {"text_field", in.text_field},
+                                    {"max_docs", in.max_docs}}.dump());
+      hash_input_files(h, in.path);
+    }
+    h.update_field(external_base_stamp(j.cluster_model()));
+    s_cluster = h.hex();
+    run_stage(cache, o, "cluster", s_cluster, file_exists(j.clusters_path() + "/router.json"), "[0/5] cluster",
+              "k-means on " + j.cluster_model() + "'s embeddings -> " + j.clusters_path(),
+              [&](bool) { output(cluster_stage(j, o.threads).to_markdown()); });
+  }
+
   // 1. prepare (+ tokenizer)
-  const std::string s_prep = prepare_stamp(j);
+  const std::string s_prep = s_cluster.empty() ? prepare_stamp(j) : stamp_of({prepare_stamp(j), s_cluster});
   run_stage(cache, o, "prepare", s_prep, file_exists(j.store_path()) && file_exists(j.tokenizer_path()), "[1/5] prepare",
             "corpus -> " + j.store_path(), [&](bool) { output(prepare_stage(j, o.threads).to_markdown()); });
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "adapters/adapter.h"
+#include "cluster/router.h"
 #include "codec/model_setup.h"
 #include "common/log.h"
 #include "data/token_store.h"
@@ -37,8 +38,42 @@ RunOptions run_options(const JobConfig& j, const std::string& run_name, bool res
 
 }  // namespace
 
+ClusterStats cluster_stage(const JobConfig& j, int threads, const ClusterOverrides& o) {
+  ClusterConfig cfg = j.cluster;
+  if (o.k > 0) cfg.k = o.k;
+  std::vector<InputSpec> inputs = j.data.inputs;
+  if (!o.inputs.empty()) {
+    inputs.clear();
+    for (const auto& arg : o.inputs) inputs.push_back(PrepareConfig::parse_input_arg(arg));
+  }
+  const std::string model_path = !o.model.empty() ? o.model : j.cluster_model();
+  if (model_path.empty()) throw std::invalid_argument("cluster: no model to embed with: pass -m, or set base_model or cluster.model in the config");
+  if (cfg.k < 1) throw std::invalid_argument("cluster: no k: pass -k, or set cluster.k in the config");
+  LoadedBase base = load_base(model_path);
+  std::shared_ptr<const engine::Model> model = engine_model(base.model);
+  ClusterStats st = cluster_corpus(*model, *base.tokenizer, base.fingerprint, inputs, cfg,
+                                   o.out_dir.empty() ? j.clusters_path() : o.out_dir, threads);
+  log_info("cluster: " + std::to_string(st.docs) + " documents -> " + std::to_string(st.k) + " clusters (purity " + fmt3(st.purity) +
+           ", adjusted Rand index " + fmt3(st.adjusted_rand_index) + " against the inputs' labels)");
+  return st;
+}
+
+std::vector<InputSpec> cluster_inputs(const JobConfig& j) {
+  std::vector<InputSpec> out;
+  for (int64_t c = 0; c < j.cluster.k; ++c) {
+    InputSpec in;
+    in.domain = cluster_name(c, j.cluster.k);
+    in.path = j.clusters_path() + "/" + in.domain + ".jsonl";
+    in.format = "jsonl";
+    in.text_field = "text";
+    out.push_back(in);
+  }
+  return out;
+}
+
 PrepareStats prepare_stage(const JobConfig& j, int threads, const PrepareOverrides& o) {
   PrepareConfig cfg = j.data;
+  if (j.cluster.k > 0) cfg.inputs = cluster_inputs(j);
   if (!o.inputs.empty()) {
     cfg.inputs.clear();
     for (const auto& arg : o.inputs) cfg.inputs.push_back(PrepareConfig::parse_input_arg(arg));
@@ -111,6 +146,19 @@ Report eval_stage(const JobConfig& j, int threads, const EvalOverrides& o) {
   for (const auto& arg : o.extra) {
     InputSpec in = PrepareConfig::parse_input_arg(arg);
     eo.extra.push_back({in.domain, in, ""});
+  }
+  const std::string router = j.clusters_path() + "/router.json";
+  if (j.cluster.k > 0 && fs::exists(router)) {
+    // Routing by prompt is measured where the router was made with this base (it embeds with it).
+    PromptRouter pr = PromptRouter::load(router);
+    try {
+      pr.check_base(base.fingerprint, base.tokenizer->sha256());
+      eo.router_path = router;
+      for (const ClusterRecord& rec : read_cluster_records(cluster_inputs(j), "prompt"))
+        if (rec.has_prompt) eo.prompts.emplace(rec.text, rec.prompt);
+    } catch (const std::runtime_error& e) {
+      log_info(std::string("eval: no prompt-routed column: ") + e.what());
+    }
   }
   Report r = run_evaluation(base, eo);
   r.write(j.work_dir);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/cluster.h"
 #include "data/prepare.h"
 #include "eval/report.h"
 #include "job/job_config.h"
@@ -28,7 +29,22 @@ struct EvalOverrides {
   int64_t sample_docs = -1;
 };
 
-// The corpus -> WORK/data.h5 (+ WORK/tokenizer.model when one is trained).
+// What `lorazip cluster` may override; empty / 0 = the config's value.
+struct ClusterOverrides {
+  std::vector<std::string> inputs;  // "label=path" arguments; replace the config's inputs
+  std::string model;                // the model to embed with
+  int64_t k = 0;
+  std::string out_dir;              // default: WORK/clusters
+};
+
+// The config's inputs (their labels kept only to measure agreement) -> clusters in WORK/clusters
+// (cluster/cluster.h), embedded with j.cluster_model().
+ClusterStats cluster_stage(const JobConfig& j, int threads, const ClusterOverrides& o = {});
+// With clustering on (cluster.k > 0): prepare's inputs, one per cluster (WORK/clusters/cNN.jsonl).
+std::vector<InputSpec> cluster_inputs(const JobConfig& j);
+
+// The corpus -> WORK/data.h5 (+ WORK/tokenizer.model when one is trained); with clustering on,
+// the corpus is the clusters (cluster_inputs) unless inputs are given.
 PrepareStats prepare_stage(const JobConfig& j, int threads, const PrepareOverrides& o = {});
 // A base of the config's size pretrained on the store -> WORK/base; `resume` continues from
 // WORK/runs/pretrain's checkpoint.

@@ -4,6 +4,7 @@
 #   fuzz_container    bytes -> Container::parse -> range-decode every chunk (seeds: codec/fuzz/corpus/)
 #   fuzz_range_coder  bytes -> arbitrary intervals -> encode -> decode, checked symbol by symbol
 #   fuzz_tokenizer_json  bytes -> tokenizer.json reader -> BPE tokenizer -> round trips (seeds: model/fuzz/corpus/)
+#   fuzz_router       bytes -> PromptRouter::parse, router.json of lorazip cluster (seeds: cluster/fuzz/corpus/)
 #   fuzz_gguf         bytes -> GgufFile::parse -> every getter, dequantize, Llama config (seeds: make_gguf_seeds)
 # Inputs the fuzzer finds go to <build-dir>/<target>-corpus (the committed seeds are only read),
 # crashes to <build-dir>/fuzz-artifacts/. The exit status is non-zero on a finding.
@@ -19,6 +20,7 @@ mkdir -p "$BUILD_DIR/$TARGET-corpus" "$BUILD_DIR/fuzz-artifacts"
 SEEDS=()
 if [[ "$TARGET" == fuzz_container ]]; then SEEDS=(codec/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_tokenizer_json ]]; then SEEDS=(model/fuzz/corpus); fi
+if [[ "$TARGET" == fuzz_router ]]; then SEEDS=(cluster/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_gguf ]]; then
   cmake --build "$BUILD_DIR" --target make_gguf_seeds -j"$(nproc)"
   mkdir -p "$BUILD_DIR/fuzz_gguf-seeds"

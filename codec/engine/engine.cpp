@@ -318,6 +318,20 @@ void Model::extend(const int32_t* tokens, int64_t T, Cache& cache, int64_t strea
   len += T;
 }
 
+void Model::hidden_states(const int32_t* tokens, int64_t T, int64_t layers, float* hidden) const {
+  if (layers < 0 || layers > cfg_.num_hidden_layers)
+    throw std::invalid_argument("engine: hidden states after " + std::to_string(layers) + " blocks: the model has " +
+                                std::to_string(cfg_.num_hidden_layers) + " (ask for 0.." + std::to_string(cfg_.num_hidden_layers) + ")");
+  if (T < 0 || T > cfg_.max_position_embeddings)
+    throw std::invalid_argument("engine: " + std::to_string(T) + " positions exceed max_position_embeddings = " +
+                                std::to_string(cfg_.max_position_embeddings));
+  if (T == 0) return;
+  Cache cache = new_cache(1, T);
+  std::vector<Row> rows(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) rows[static_cast<size_t>(t)] = {0, t, tokens[t]};
+  run_rows(rows.data(), T, cache, hidden, layers);
+}
+
 void Model::check_cache(const Cache& cache) const {
   if (cache.batch < 1 || cache.length.size() != static_cast<size_t>(cache.batch) ||
       cache.k.size() != static_cast<size_t>(cfg_.num_hidden_layers * cache.batch * cfg_.num_key_value_heads *
@@ -338,7 +352,7 @@ void Model::step(const int32_t* tokens, Cache& cache, float* logits) const {
   for (auto& l : cache.length) ++l;
 }
 
-void Model::run_rows(const Row* rows, int64_t M, Cache& cache, float* logits) const {
+void Model::run_rows(const Row* rows, int64_t M, Cache& cache, float* logits, int64_t stop_layers) const {
   const Config& c = cfg_;
   const int64_t V = c.vocab_size, C = c.hidden_size, I = c.intermediate_size, H = c.num_attention_heads,
                 Kv = c.num_key_value_heads, G = H / Kv, D = c.head_dim, half = D / 2;
@@ -370,6 +384,7 @@ void Model::run_rows(const Row* rows, int64_t M, Cache& cache, float* logits) co
     std::memcpy(x + m * C, embed_.data() + static_cast<int64_t>(rows[m].token) * C, static_cast<size_t>(C) * sizeof(float));
 
   for (size_t li = 0; li < layers_.size(); ++li) {
+    if (stop_layers >= 0 && static_cast<int64_t>(li) == stop_layers) break;
     const Layer& L = layers_[li];
     for (int64_t m = 0; m < M; ++m) rms_norm(kn, x + m * C, L.input_norm.data(), C, eps, h + m * C);
     project(kn, h, C, M, L.q, q);  // (M, C) -> (M, H*D)
@@ -420,6 +435,10 @@ void Model::run_rows(const Row* rows, int64_t M, Cache& cache, float* logits) co
     kn.silu_mul(g, u, M * I, g);
     project(kn, g, I, M, L.down, o);  // (M, I) -> (M, C)
     for (int64_t i = 0; i < M * C; ++i) x[i] = x[i] + o[i];
+  }
+  if (stop_layers >= 0) {  // the residual stream itself: (M, C)
+    std::memcpy(logits, x, static_cast<size_t>(M * C) * sizeof(float));
+    return;
   }
   for (int64_t m = 0; m < M; ++m) rms_norm(kn, x + m * C, final_norm_.data(), C, eps, h + m * C);
   project(kn, h, C, M, lm_head_, logits);  // (M, C) -> (M, V)

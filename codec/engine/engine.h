@@ -101,6 +101,12 @@ class Model {
   // on a fresh cache; cutting a sequence into several extend() calls gives the same bits.
   void extend(const int32_t* tokens, int64_t T, Cache& cache, int64_t stream, float* logits) const;
 
+  // The residual stream after the first `layers` decoder blocks (0 = the token embeddings;
+  // num_hidden_layers = what the final norm reads): tokens[0..T) at positions 0..T-1 -> hidden
+  // [T, C]. The same arithmetic as forward(), so the same bits on every machine (what a router
+  // that both ends of a file must agree on needs). std::invalid_argument for `layers` out of range.
+  void hidden_states(const int32_t* tokens, int64_t T, int64_t layers, float* hidden) const;
+
   // An empty cache for `batch` streams with room for `capacity` positions each.
   Cache new_cache(int64_t batch, int64_t capacity) const;
   // One new token per stream (tokens [B], stream b at position cache.length[b]) -> logits [B, V];
@@ -116,7 +122,8 @@ class Model {
     int64_t stream, pos;
     int32_t token;
   };
-  void run_rows(const Row* rows, int64_t M, Cache& cache, float* logits) const;
+  // logits [M, V]; with stop_layers >= 0, the residual stream after that many blocks [M, C] instead.
+  void run_rows(const Row* rows, int64_t M, Cache& cache, float* logits, int64_t stop_layers = -1) const;
   void check_cache(const Cache& cache) const;
 
   Config cfg_;

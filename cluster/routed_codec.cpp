@@ -1,0 +1,104 @@
+// Routing a prompt to its cluster, and coding with the adapter it picks (see router.h).
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+
+#include "adapters/adapter.h"
+#include "cluster/kmeans.h"
+#include "cluster/router.h"
+#include "codec/container.h"
+#include "codec/lm_codec.h"
+#include "codec/model_setup.h"
+#include "model/tokenizer.h"
+
+namespace lorazip {
+
+int64_t PromptRouter::route(const engine::Model& model, const Tokenizer& tok, std::string_view prompt) const {
+  if (model.config().hidden_size != dim_)
+    throw std::runtime_error("the router's centroids have " + std::to_string(dim_) + " dimensions, the model " +
+                             std::to_string(model.config().hidden_size) + " (another base model?)");
+  if (embed_.layer > model.config().num_hidden_layers)
+    throw std::runtime_error("the router embeds after " + std::to_string(embed_.layer) + " blocks; the model has " +
+                             std::to_string(model.config().num_hidden_layers));
+  std::vector<double> e = embed_tokens(model, tok.encode(prompt), tok.bos_id(), embed_);
+  return nearest_centroid(e.data(), centroids_, k_, dim_);
+}
+
+
+RoutedCodec::RoutedCodec(LoadedBase& base, PromptRouter router, std::string adapters_dir)
+    : base_(base), router_(std::move(router)), adapters_dir_(std::move(adapters_dir)) {
+  router_.check_base(base_.fingerprint, base_.tokenizer->sha256());
+  std::vector<AdapterEntry> entries;
+  if (!adapters_dir_.empty()) entries = list_adapters(adapters_dir_);
+  for (AdapterEntry& e : entries)
+    if (e.fingerprint.empty()) e.fingerprint = LoraAdapter::load(e.dir, base_.model).fingerprint();
+  std::map<std::string, std::string> fingerprints;
+  for (const AdapterEntry& e : entries) fingerprints[std::filesystem::path(e.dir).filename().string()] = e.fingerprint;
+  identity_ = adapter_set_identity(router_, fingerprints);
+  for (const std::string& name : router_.names()) {
+    std::string dir;
+    for (const auto& e : entries)
+      if (std::filesystem::path(e.dir).filename().string() == name) dir = e.dir;
+    adapter_dirs_.push_back(dir);
+  }
+  codecs_.resize(static_cast<size_t>(router_.k()));
+  base_engine_ = engine_model(base_.model);
+}
+
+RoutedCodec::~RoutedCodec() = default;
+
+int64_t RoutedCodec::route(std::string_view prompt) const { return router_.route(*base_engine_, *base_.tokenizer, prompt); }
+
+LmCodec& RoutedCodec::codec_for(int64_t cluster) {
+  std::unique_ptr<LmCodec>& c = codecs_[static_cast<size_t>(cluster)];
+  if (c) return *c;
+  // The identity every prompt-routed file of this set records, whichever adapter codes it.
+  CodecIdentity id{base_.fingerprint, base_.tokenizer->sha256(), identity_, ""};
+  const std::string& dir = adapter_dirs_[static_cast<size_t>(cluster)];
+  if (dir.empty()) {
+    c = std::make_unique<LmCodec>(base_engine_, *base_.tokenizer, id);
+  } else {
+    LoraAdapter a = LoraAdapter::load(dir, base_.model);
+    c = std::make_unique<LmCodec>(engine_model(base_.model, &a), *base_.tokenizer, id);
+  }
+  return *c;
+}
+
+std::string RoutedCodec::compress(std::string_view prompt, std::string_view text, const LmCodecOptions& opt, CodeStats* stats,
+                                  std::string* chosen) {
+  const int64_t c = route(prompt);
+  if (chosen) *chosen = router_.name(c);
+  Container file = Container::parse(codec_for(c).compress(text, opt, stats), "(prompt-routed output)");
+  file.flags |= kFlagPromptRouted;
+  const std::string out = file.serialize();
+  if (stats) stats->file_bytes = static_cast<int64_t>(out.size());
+  return out;
+}
+
+std::string RoutedCodec::decompress(const std::string* prompt, std::string_view file, const std::string& name, int threads,
+                                    CodeStats* stats) {
+  const Container header = Container::parse_header_only(file, name);
+  if (!(header.flags & kFlagPromptRouted))
+    throw std::runtime_error(name + ": was not compressed with routing by prompt (decompress it with -a or -A, without --router)");
+  if (!prompt)
+    throw std::runtime_error(name + ": the adapter was chosen from the document's prompt, which the file does not hold: "
+                                    "pass the same prompt with --prompt-file (and the same --router and -A)");
+  if (header.adapter_fingerprint != identity_)
+    throw std::runtime_error(name + ": compressed with adapter set " + short_fp(header.adapter_fingerprint) +
+                             ", but this router and adapter directory make set " + short_fp(identity_) +
+                             " (pass the router.json and adapters that compressed it)");
+  const int64_t c = route(*prompt);
+  try {
+    return codec_for(c).decompress(file, name, threads, stats);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(name + ": decoding with adapter '" + router_.name(c) +
+                             "', the one this prompt routes to, failed; the file was most likely compressed with another prompt "
+                             "(" + e.what() + ")");
+  }
+}
+
+bool is_prompt_routed(std::string_view file, const std::string& name) {
+  return (Container::parse_header_only(file, name).flags & kFlagPromptRouted) != 0;
+}
+
+}  // namespace lorazip
