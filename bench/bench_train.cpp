@@ -7,6 +7,10 @@
 //   bench_train [--size small|smollm] [--threads N] [--batch B] [--seq T] [--steps S] [--rank R]
 //   bench_train --side-by-side [--peer PATH] [--steps S]   lorazip vs the PyTorch-Python peer
 //               (bench/peer_torch_lora.py of ../shared), both sizes, 1 and 2 threads, one table
+//   bench_train --ddp [--size S] [--batch B] [--seq T] [--steps S]   the trainer (train_lora and
+//               pretrain on random tokens) as 1 process x 1 thread, 1 process x 2 threads and
+//               2 data-parallel processes x 1 thread (c10d/Gloo on localhost, global batch B split
+//               B/2 per rank): tokens/s and all-reduce seconds per step (rank 0's, waiting included)
 //   bench_train --quality [--threads 1]   a fixed-seed 200-step LoRA run on a learnable synthetic
 //               token process; prints the validation bits/token (compare before / after a change)
 //
@@ -24,6 +28,7 @@
 #include <cstdio>
 #include <ctime>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <algorithm>
 #include <cmath>
@@ -37,6 +42,8 @@
 #include "adapters/adapter.h"
 #include "model/config.h"
 #include "model/llama.h"
+#include "train/distributed.h"
+#include "train/train.h"
 
 using namespace lorazip;
 
@@ -51,6 +58,7 @@ struct Args {
   int64_t rank = 8;
   std::string mode;  // internal: "lora", "full", "matmul"; "quality" (--quality)
   bool side_by_side = false;
+  bool ddp = false;  // --ddp
   bool plain_loss = false;  // --plain-loss: cross_entropy over whole logits instead of linear_cross_entropy
   std::string peer;  // the peer script; empty = the default next to the source tree
 };
@@ -72,12 +80,14 @@ Args parse(int argc, char** argv) {
     else if (k == "--size") a.size = next();
     else if (k == "--peer") a.peer = next();
     else if (k == "--side-by-side") a.side_by_side = true;
+    else if (k == "--ddp") a.ddp = true;
     else if (k == "--plain-loss") a.plain_loss = true;
     else if (k == "--quality") a.mode = "quality";
     else if (k == "-h" || k == "--help") {
       std::printf("usage: bench_train [--size small|smollm] [--threads N (0 = all cores)] [--batch B] [--seq T] [--steps S] [--rank R]\n"
                   "       bench_train --side-by-side [--peer PATH] [--steps S]\n"
-                  "       bench_train --quality [--threads N]\n");
+                  "       bench_train --quality [--threads N]\n"
+                  "       bench_train --ddp [--size S] [--batch B] [--seq T] [--steps S]\n");
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown argument " + k);
@@ -216,6 +226,138 @@ std::map<std::string, double> run_child(const Args& a, const std::string& mode) 
                                 std::to_string(a.steps), "--rank", std::to_string(a.rank)};
   if (a.plain_loss) args.push_back("--plain-loss");
   return parse_kv(run_self(args, "child '" + mode + "'"));
+}
+
+// ---- data parallelism: the real trainer on 1 or 2 processes ---------------------------------------
+
+// Child "ddp-lora" / "ddp-full": one rank (or the only process) of train_lora / pretrain on random
+// documents, steps+1 steps (the first is not timed), no validation, checkpoint only at the end.
+// Rank 0 prints tokens_per_s (global tokens over the timed steps' wall time) and comm_s per step.
+int run_ddp_rank(const Args& a) {
+  set_torch_threads(a.threads);
+  std::shared_ptr<DistGroup> group = init_process_group_from_env(600);
+  const LlamaConfig cfg = bench_config(a.size, a.seq);
+  TrainData data;
+  data.train.offsets.push_back(0);
+  std::mt19937_64 rng(11);
+  const int64_t docs = std::max<int64_t>(16, 2 * a.batch * (a.steps + 1));
+  for (int64_t d = 0; d < docs; ++d) {
+    for (int64_t t = 0; t < a.seq; ++t) data.train.tokens.push_back(3 + static_cast<int32_t>(rng() % (cfg.vocab_size - 3)));
+    data.train.offsets.push_back(data.train.tokens.size());
+    data.train.byte_lengths.push_back(static_cast<uint64_t>(a.seq) * 4);
+  }
+  char dir[] = "/tmp/bench_train_ddp_XXXXXX";
+  if (!::mkdtemp(dir)) throw std::runtime_error("cannot create a temporary directory");
+  RunOptions ro;
+  ro.run_dir = std::string(dir) + "/run";
+  ro.threads = a.threads;
+  ro.dist = group;
+  std::vector<double> elapsed, comm;
+  ro.on_step = [&](const nlohmann::json& line) {
+    elapsed.push_back(line.at("elapsed_s").get<double>());
+    comm.push_back(line.value("comm_s", 0.0));
+  };
+  auto loop = [&](LoopConfig& c) {
+    c.steps = a.steps + 1;
+    c.batch_size = a.batch;
+    c.seq_len = a.seq;
+    c.warmup_steps = 0;
+    c.eval_every = 0;
+    c.checkpoint_every = 0;
+  };
+  if (a.mode == "ddp-lora") {
+    LlamaForCausalLM base(cfg);
+    base->init_weights(1);
+    LoraConfig lora;
+    lora.r = a.rank;
+    TrainConfig tc;
+    loop(tc);
+    train_lora(base, lora, tc, data, AdapterInfo{}, std::string(dir) + "/out", ro);
+  } else {
+    PretrainConfig pc;
+    loop(pc);
+    pretrain(cfg, pc, data, "", std::string(dir) + "/out", ro);
+  }
+  if (!group || group->rank() == 0) {
+    const double timed_s = elapsed.back() - elapsed.front();
+    double comm_s = 0;
+    for (size_t i = 1; i < comm.size(); ++i) comm_s += comm[i];
+    std::printf("tokens_per_s=%.6g step_s=%.6g comm_s=%.6g\n", static_cast<double>(a.batch * a.seq * a.steps) / timed_s,
+                timed_s / a.steps, comm_s / a.steps);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return 0;
+}
+
+// Runs `world` copies of this program as the ranks of one job on localhost; returns rank 0's output.
+std::map<std::string, double> run_ranks(const Args& a, const std::string& mode, int world, int threads) {
+  std::vector<std::string> args{"bench_train", "--mode", mode, "--size", a.size, "--threads", std::to_string(threads),
+                                "--batch", std::to_string(a.batch), "--seq", std::to_string(a.seq), "--steps",
+                                std::to_string(a.steps), "--rank", std::to_string(a.rank)};
+  if (world == 1) return parse_kv(run_self(args, "child '" + mode + "'"));
+  const int port = 29700 + static_cast<int>(::getpid() % 200);
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe() failed");
+  std::fflush(stdout);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < world; ++r) {
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork() failed");
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      if (r == 0) dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& s : args) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      execv("/proc/self/exe", argv.data());
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  for (pid_t p : pids) {
+    int status = 0;
+    waitpid(p, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      throw std::runtime_error("a data-parallel rank failed (status " + std::to_string(status) + ")");
+  }
+  return parse_kv(out);
+}
+
+int run_ddp(const Args& a) {
+  const LlamaConfig cfg = bench_config(a.size, a.seq);
+  std::printf("bench_train --ddp: %s, %lld params, global batch %lld x seq %lld, %lld timed steps (after one untimed), "
+              "the trainer (train_lora / pretrain), random tokens, no validation\n\n",
+              a.size == "small" ? "model-small" : "smollm", (long long)cfg.num_parameters(), (long long)a.batch, (long long)a.seq,
+              (long long)a.steps);
+  std::printf("| step | processes x threads | tokens/s | s/step | all-reduce s/step | vs 1 x 1 |\n|---|---|---:|---:|---:|---:|\n");
+  for (const char* kind : {"lora", "full"}) {
+    const std::string mode = std::string("ddp-") + kind;
+    auto one = run_ranks(a, mode, 1, 1);
+    auto two_threads = run_ranks(a, mode, 1, 2);
+    auto two_procs = run_ranks(a, mode, 2, 1);
+    auto row = [&](const char* who, std::map<std::string, double>& r, bool dist) {
+      char comm[32] = "-";
+      if (dist) std::snprintf(comm, sizeof comm, "%.3f", r["comm_s"]);
+      std::printf("| %s | %s | %.0f | %.3f | %s | %.2fx |\n", kind == std::string("lora") ? "LoRA" : "full", who, r["tokens_per_s"],
+                  r["step_s"], comm, r["tokens_per_s"] / one["tokens_per_s"]);
+    };
+    row("1 x 1", one, false);
+    row("1 x 2", two_threads, false);
+    row("2 x 1 (Gloo)", two_procs, true);
+  }
+  return 0;
 }
 
 // ---- quality: the trained result of a fixed-seed LoRA run ---------------------------------------
@@ -382,6 +524,8 @@ int main(int argc, char** argv) {
   try {
     Args a = parse(argc, argv);
     if (a.mode == "quality") return run_quality(a);
+    if (a.mode == "ddp-lora" || a.mode == "ddp-full") return run_ddp_rank(a);
+    if (a.ddp) return run_ddp(a);
     if (!a.mode.empty()) return run_mode(a);
     if (a.side_by_side) return run_side_by_side(a);
 

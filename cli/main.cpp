@@ -2,16 +2,20 @@
 // main() parses the command line (CLI11), sets the thread count, runs one subcommand and turns
 // errors into exit codes: 1 = error in the input or the environment, 2 = bad usage.
 #include <CLI/CLI.hpp>
+#include <torch/cuda.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <stdexcept>
+#include <thread>
 
 #include "cli/commands.h"
 #include "common/log.h"
 #include "model/llama.h"
+#include "train/distributed.h"
 
 using namespace lorazip;
 
@@ -71,6 +75,13 @@ int main(int argc, char** argv) {
   GlobalOptions g;
   app.add_option("-t,--threads", g.threads, "threads to use (0 = all cores)")->capture_default_str();
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
+  app.add_option("--dist-timeout", g.dist_timeout_s,
+                 "data-parallel training (torchrun, or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set): seconds a rank waits "
+                 "for the others before the job fails naming the missing rank")
+      ->capture_default_str();
+  app.add_option("--device", g.device, "where pretrain / train / eval compute: cpu (coding always runs on the CPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
 
   PipelineOptions p;
   CodecCliOptions co;
@@ -157,6 +168,28 @@ int main(int argc, char** argv) {
   set_quiet(g.quiet);
   try {
     g.threads_given = app.get_option("--threads")->count() > 0;
+    if (g.device == "cuda")
+      throw std::invalid_argument(torch::cuda::is_available()
+                                      ? "--device cuda: training and evaluation on CUDA are not implemented yet; use --device cpu"
+                                      : "--device cuda: this lorazip is built against a libtorch without CUDA (Debian's libtorch-dev "
+                                        "is CPU-only; docs/training.md, 'CUDA', gives the steps for a CUDA build); use --device cpu");
+    // Data-parallel launch (torchrun --no-python lorazip ...): pretrain, train and run train on
+    // every rank; the other subcommands run in one process.
+    const DistOptions dist = dist_options_from_env();
+    if (dist.world_size > 1) {
+      if (!(*pretrain || *train || *run))
+        throw std::invalid_argument(std::string(app.get_subcommands().front()->get_name()) +
+                                    " runs in one process (only pretrain, train and run are data-parallel); WORLD_SIZE is " +
+                                    std::to_string(dist.world_size) + ": start it without torchrun");
+      // Without -t, the processes on this machine share its cores (LOCAL_WORLD_SIZE, set by torchrun).
+      if (!g.threads_given && g.threads == 0) {
+        const char* lws = std::getenv("LOCAL_WORLD_SIZE");
+        const int local = lws && std::atoi(lws) > 0 ? std::atoi(lws) : dist.world_size;
+        g.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
+      }
+      if (dist.rank != 0) set_quiet(true);  // rank 0 alone logs and draws the progress bar; errors still print
+      init_process_group_from_env(g.dist_timeout_s);
+    }
     g.threads = set_torch_threads(g.threads);
     if (*prepare) return cmd_prepare(p, g);
     if (*pretrain) return cmd_pretrain(p, g);

@@ -14,6 +14,7 @@
 #include "data/corpus.h"
 #include "data/token_store.h"
 #include "job/stages.h"
+#include "train/distributed.h"
 
 namespace fs = std::filesystem;
 
@@ -23,7 +24,8 @@ namespace {
 // WORK/stages.json: {stage: {stamp, done, seconds}}. An unreadable file means nothing is cached.
 class StageCache {
  public:
-  explicit StageCache(std::string path) : path_(std::move(path)) {
+  // `write` = false: a data-parallel rank other than 0, which follows the cache in memory only.
+  StageCache(std::string path, bool write) : path_(std::move(path)), write_(write) {
     state_ = nlohmann::json::object();
     if (!file_exists(path_)) return;
     try {
@@ -41,13 +43,20 @@ class StageCache {
   }
   void mark(const std::string& stage, const std::string& stamp, bool done, double seconds = 0) {
     state_[stage] = {{"stamp", stamp}, {"done", done}, {"seconds", seconds}};
-    write_file_atomic(path_, state_.dump(2) + "\n");
+    if (write_) write_file_atomic(path_, state_.dump(2) + "\n");
   }
 
  private:
   std::string path_;
+  bool write_ = true;
   nlohmann::json state_;
 };
+
+// Data-parallel `run` (launched by torchrun): the training stages run on every rank; prepare runs
+// on rank 0 while the others wait; eval and the codec check run on rank 0 alone. Every rank takes
+// the same cache decisions: all read stages.json before rank 0 writes it, and each stage ends with
+// a barrier, so the outputs they test for are the same files.
+enum class Ranks { kAll, kLeaderThenBarrier, kLeaderOnly };
 
 std::string stamp_of(std::initializer_list<std::string> parts) {
   Sha256 h;
@@ -90,7 +99,7 @@ double since(std::chrono::steady_clock::time_point t) {
 // `body(resume)` resumes when the same stamp was started before. Returns true when it ran.
 template <class Body>
 bool run_stage(StageCache& cache, const RunJobOptions& o, const std::string& stage, const std::string& stamp, bool outputs_exist,
-               const std::string& tag, const std::string& what, Body&& body) {
+               const std::string& tag, const std::string& what, Body&& body, Ranks ranks = Ranks::kLeaderThenBarrier) {
   if (!o.force && outputs_exist && cache.done(stage, stamp)) {
     log_info(tag + ": cached");
     return false;
@@ -99,7 +108,11 @@ bool run_stage(StageCache& cache, const RunJobOptions& o, const std::string& sta
   log_info(tag + ": " + what + (resume ? " (resuming)" : ""));
   auto t = std::chrono::steady_clock::now();
   cache.mark(stage, stamp, false);
-  body(resume);
+  const std::shared_ptr<DistGroup> pg = process_group();
+  if (!pg || pg->rank() == 0 || ranks == Ranks::kAll) body(resume);
+  // After a stage rank 0 ran alone the others may wait long (tokenizer training): a day's timeout;
+  // a rank 0 that dies still ends the wait at once (its connections close).
+  if (pg && ranks != Ranks::kLeaderOnly) pg->barrier("stage " + stage, ranks == Ranks::kAll ? 0.0 : 86400.0);
   cache.mark(stage, stamp, true, since(t));
   return true;
 }
@@ -176,11 +189,14 @@ std::string eval_stamp(const JobConfig& j, const std::string& base_stamp, const 
 
 void run_job(const JobConfig& j, const RunJobOptions& o) {
   auto t_all = std::chrono::steady_clock::now();
+  const std::shared_ptr<DistGroup> pg = process_group();
+  const bool leader = !pg || pg->rank() == 0;
   auto output = [&](const std::string& text) {
-    if (o.output) o.output(text);
+    if (o.output && leader) o.output(text);
   };
   fs::create_directories(j.work_dir);
-  StageCache cache(j.work_dir + "/stages.json");
+  StageCache cache(j.work_dir + "/stages.json", leader);
+  if (pg) pg->barrier("every rank reading " + j.work_dir + "/stages.json");
 
   // 0. clusters as domains (only with cluster.k > 0): the inputs embedded by the cluster model
   std::string s_cluster;
@@ -213,7 +229,8 @@ void run_job(const JobConfig& j, const RunJobOptions& o) {
   } else {
     s_base = stamp_of({"pretrain", s_prep, j.model.to_hf_json().dump(), j.pretrain.to_json().dump()});
     run_stage(cache, o, "pretrain", s_base, file_exists(j.base_path() + "/config.json"), "[2/5] pretrain",
-              "a small base model -> " + j.base_path(), [&](bool resume) { pretrain_stage(j, resume, o.threads); });
+              "a small base model -> " + j.base_path(), [&](bool resume) { pretrain_stage(j, resume, o.threads); },
+              Ranks::kAll);
   }
 
   // 3. adapters
@@ -226,7 +243,11 @@ void run_job(const JobConfig& j, const RunJobOptions& o) {
     s_adapters += s;
     const std::string tag = "[3/5] adapter " + std::to_string(i + 1) + "/" + std::to_string(domains.size()) + " '" + d + "'";
     run_stage(cache, o, "adapter:" + d, s, file_exists(j.adapters_path() + "/" + d + "/adapter_config.json"), tag, "training",
-              [&](bool resume) { adapter_stage(j, d, j.base_path(), resume, o.threads); });
+              [&](bool resume) { adapter_stage(j, d, j.base_path(), resume, o.threads); }, Ranks::kAll);
+  }
+  if (!leader) {
+    log_info("rank " + std::to_string(pg->rank()) + ": training stages done; rank 0 evaluates");
+    return;
   }
 
   // 4. eval
@@ -234,7 +255,7 @@ void run_job(const JobConfig& j, const RunJobOptions& o) {
   const std::string report_md = j.work_dir + "/report.md";
   const bool ran = run_stage(cache, o, "eval", s_eval, file_exists(report_md), "[4/5] eval",
                              "bits/token per domain, base vs adapters vs classical compressors",
-                             [&](bool) { output(eval_stage(j, o.threads).to_markdown()); });
+                             [&](bool) { output(eval_stage(j, o.threads).to_markdown()); }, Ranks::kLeaderOnly);
   if (!ran) {
     log_info("report " + report_md);
     output(read_file(report_md));

@@ -14,6 +14,7 @@
 #include "data/token_store.h"
 #include "eval/evaluation.h"
 #include "model/tokenizer.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 
 namespace fs = std::filesystem;
@@ -33,6 +34,7 @@ RunOptions run_options(const JobConfig& j, const std::string& run_name, bool res
   ro.resume = resume;
   ro.threads = threads;
   ro.eval_batch_tokens = j.eval.batch_tokens;
+  ro.dist = process_group();  // data-parallel when the program joined a torchrun job
   return ro;
 }
 

@@ -8,6 +8,8 @@ BUILD_DIR="${1:-build}"
 PACKAGES=(
   build-essential cmake pkg-config git
   libtorch-dev            # libtorch 1.13 (CPU); links the generic libblas.so.3
+  libgloo-dev             # the Gloo headers that libtorch's c10d ProcessGroupGloo.hpp includes (data-parallel training)
+  python3-torch           # torchrun (the same 1.13), which launches data-parallel lorazip; the ddp tests use it
   libopenblas0-openmp     # ...which this makes OpenBLAS (about 7x faster than the reference BLAS)
   libsentencepiece-dev
   libhdf5-dev

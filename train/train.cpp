@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -20,6 +21,7 @@
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/llama.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/packing.h"
 
@@ -168,6 +170,16 @@ class Loop {
     metrics_path_ = opt.run_dir + "/metrics.jsonl";
     val_idx_ = spread_indices(data.val.num_docs(), cfg.eval_docs);
     if (val_idx_.empty()) log_info(std::string(kind) + ": no validation documents; validation figures will be empty");
+    if (opt.dist) {
+      dist_ = opt.dist.get();
+      rank_ = dist_->rank();
+      world_ = dist_->world_size();
+      if (cfg.batch_size % world_ != 0)
+        throw std::invalid_argument(std::string(kind) + ".batch_size " + std::to_string(cfg.batch_size) +
+                                    " is not a multiple of the " + std::to_string(world_) +
+                                    " data-parallel processes (WORLD_SIZE): each rank computes batch_size / WORLD_SIZE "
+                                    "sequences of every micro-batch; choose a batch_size that divides");
+    }
 
     std::vector<torch::Tensor> dec, nodec;
     for (size_t i = 0; i < tr.tensors.size(); ++i) (tr.decay[i] ? dec : nodec).push_back(tr.tensors[i]);
@@ -192,14 +204,18 @@ class Loop {
     if (opt_.resume && file_exists(ckpt_path_)) {
       load_checkpoint();
       res.resumed = true;
-      trim_metrics(st_.step);
+      if (leader()) trim_metrics(st_.step);
       log_info(std::string(kind_) + ": resuming from " + ckpt_path_ + " at step " + std::to_string(st_.step) + "/" +
                std::to_string(cfg_.steps));
-    } else {
+    } else if (leader()) {
       write_file_atomic(metrics_path_, "");
     }
-    metrics_ = std::fopen(metrics_path_.c_str(), "a");
-    if (!metrics_) throw std::runtime_error("cannot open " + metrics_path_ + " for appending");
+    if (dist_) check_ranks_agree();
+    // Rank 0 alone writes the run directory (metrics, checkpoints) and the progress bar.
+    if (leader()) {
+      metrics_ = std::fopen(metrics_path_.c_str(), "a");
+      if (!metrics_) throw std::runtime_error("cannot open " + metrics_path_ + " for appending");
+    }
     struct Closer {
       FILE*& f;
       ~Closer() {
@@ -224,9 +240,12 @@ class Loop {
       write_metrics({{"step", 0}, {"val_bits_per_token", jnum(st_.last_val)}, {"val_bits_per_byte", jnum(st_.last_val_bpb)}});
     }
 
-    Progress bar(kind_, cfg_.steps);
+    std::optional<Progress> bar;
+    if (leader()) bar.emplace(kind_, cfg_.steps);
     const double elapsed_before = st_.elapsed_s;
     auto t0 = std::chrono::steady_clock::now();
+    elapsed_before_ = elapsed_before;
+    t0_ = t0;
     // An early-stopped run stays stopped; one that ran out of time may continue when resumed.
     bool stop = st_.stop_reason == "early_stopping";
     if (!stop) st_.stop_reason.clear();
@@ -238,12 +257,16 @@ class Loop {
       auto ts = std::chrono::steady_clock::now();
       double grad_norm = 0;
       const double lr = learning_rate(cfg_, st_.step);
+      const double comm_before = dist_ ? dist_->comm_seconds() : 0.0;
       const double bits = train_step(stream, lr, &grad_norm);
       ++st_.step;
       const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
-      const int64_t step_tokens = cfg_.batch_size * cfg_.grad_accum * seq_len_;
+      const int64_t step_tokens = cfg_.batch_size * cfg_.grad_accum * seq_len_;  // all ranks together
       st_.tokens += step_tokens;
       st_.elapsed_s = elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      // Data-parallel: rank 0's clock, shared in the step's all-reduce, so every rank takes the same
+      // time-limit decision.
+      if (dist_) st_.elapsed_s = shared_elapsed_;
       st_.interval_train.push_back(bits);
 
       bool time_up = cfg_.time_limit_s > 0 && st_.elapsed_s >= cfg_.time_limit_s;
@@ -254,6 +277,10 @@ class Loop {
                              {"grad_norm", jnum(grad_norm)},
                              {"tokens_per_s", step_tokens / std::max(step_s, 1e-9)},
                              {"elapsed_s", st_.elapsed_s}};
+      if (dist_) {
+        line["world_size"] = world_;
+        line["comm_s"] = dist_->comm_seconds() - comm_before;  // rank 0's time in this step's all-reduces
+      }
       if (last || (cfg_.eval_every > 0 && st_.step % cfg_.eval_every == 0)) {
         evaluate_now();
         line["val_bits_per_token"] = jnum(st_.last_val);
@@ -285,12 +312,12 @@ class Loop {
       if (std::isfinite(st_.last_val)) std::snprintf(val, sizeof val, "%.3f b/t", st_.last_val);
       char detail[200];
       std::snprintf(detail, sizeof detail, "train %.3f b/t | val %s | %.0f tok/s", bits, val, step_tokens / std::max(step_s, 1e-9));
-      bar.update(st_.step, detail);
+      if (bar) bar->update(st_.step, detail);
 
       bool final_step = stop || st_.step == cfg_.steps;
       if (final_step || (cfg_.checkpoint_every > 0 && st_.step % cfg_.checkpoint_every == 0)) {
         if (final_step && st_.stop_reason.empty()) st_.stop_reason = "steps";
-        save_checkpoint();
+        if (leader()) save_checkpoint();
       }
       if (opt_.halt_after_step > 0 && st_.step == opt_.halt_after_step && !final_step) {
         model_->train(was_training);
@@ -300,7 +327,7 @@ class Loop {
       }
     }
     if (st_.stop_reason.empty()) st_.stop_reason = "steps";
-    bar.finish("val " + (std::isfinite(st_.last_val) ? std::to_string(st_.last_val) : std::string("n/a")) +
+    if (bar) bar->finish("val " + (std::isfinite(st_.last_val) ? std::to_string(st_.last_val) : std::string("n/a")) +
                " b/t, best " + (std::isfinite(st_.best_val) ? std::to_string(st_.best_val) : std::string("n/a")) +
                " at step " + std::to_string(st_.best_step));
     model_->train(was_training);
@@ -313,6 +340,20 @@ class Loop {
   const LoopState& state() const { return st_; }
 
  private:
+  bool leader() const { return rank_ == 0; }
+
+  // Data-parallel start: every rank must stand at the same step (a rank that cannot see rank 0's
+  // checkpoint would start over while the others resume).
+  void check_ranks_agree() {
+    double v[2] = {static_cast<double>(st_.step), -static_cast<double>(st_.step)};
+    dist_->all_reduce_max(v, 2, st_.step);
+    if (v[0] != -v[1])
+      throw std::runtime_error(std::string(kind_) + ": the data-parallel ranks start at different steps (" +
+                               std::to_string(static_cast<int64_t>(-v[1])) + " to " + std::to_string(static_cast<int64_t>(v[0])) +
+                               "): with --resume every rank must read rank 0's checkpoint " + ckpt_path_ +
+                               " (the run directory must be on a file system all ranks share)");
+  }
+
   void fill(TrainResult& r) const {
     r.steps = st_.step;
     r.tokens = st_.tokens;
@@ -330,9 +371,13 @@ class Loop {
   // One optimizer step over grad_accum micro-batches; returns the step's bits/token.
   double train_step(PackedStream& stream, double lr, double* grad_norm) {
     for (auto& g : optim_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    torch::manual_seed(mix_seed(cfg_.seed, 0x5eed0000ULL + static_cast<uint64_t>(st_.step)));  // dropout
+    // Dropout: reseeded from (seed, step); each data-parallel rank draws its own masks.
+    const uint64_t dropout_seed = mix_seed(cfg_.seed, 0x5eed0000ULL + static_cast<uint64_t>(st_.step));
+    torch::manual_seed(world_ > 1 ? mix_seed(dropout_seed, static_cast<uint64_t>(rank_)) : dropout_seed);
     optim_->zero_grad();
+    // This rank's rows of each micro-batch: [b0, b0 + Bl) of the global batch B.
     const int64_t B = cfg_.batch_size, T = seq_len_, A = cfg_.grad_accum;
+    const int64_t Bl = B / world_, b0 = rank_ * Bl;
     const int64_t C = model_->config().hidden_size;
 
     // Build every micro-batch first: the loss is normalised by the step's total target count.
@@ -341,16 +386,21 @@ class Loop {
     std::vector<int32_t> win(T + 1);
     std::vector<uint8_t> is_bos(T + 1);
     for (int64_t m = 0; m < A; ++m) {
-      torch::Tensor in = torch::empty({B, T}, torch::kInt64), tg = torch::empty({B, T}, torch::kInt64);
+      torch::Tensor in = torch::empty({Bl, T}, torch::kInt64), tg = torch::empty({Bl, T}, torch::kInt64);
       auto ia = in.accessor<int64_t, 2>();
       auto ta = tg.accessor<int64_t, 2>();
+      // Every rank reads all B windows to count the step's targets (the loss's normaliser) without
+      // a round of communication, and keeps its own rows.
       for (int64_t b = 0; b < B; ++b) {
         const int64_t g = (st_.step * A + m) * B + b;  // global window index: pure function of (seed, step)
         stream.window(g, T + 1, T, win.data(), is_bos.data());
+        const bool mine = b >= b0 && b < b0 + Bl;
         for (int64_t t = 0; t < T; ++t) {
-          ia[b][t] = win[t];
-          // A BOS separator is never a target: the codec never codes one.
-          ta[b][t] = is_bos[t + 1] ? -100 : win[t + 1];
+          if (mine) {
+            ia[b - b0][t] = win[t];
+            // A BOS separator is never a target: the codec never codes one.
+            ta[b - b0][t] = is_bos[t + 1] ? -100 : win[t + 1];
+          }
           n_targets += is_bos[t + 1] ? 0 : 1;
         }
       }
@@ -361,11 +411,26 @@ class Loop {
     double nats = 0;
     for (int64_t m = 0; m < A; ++m) {
       // The LM head and the loss fused, in row chunks: the (B*T, V) logits never exist at once.
-      torch::Tensor hidden = model_->forward_hidden(inputs[m]);  // (B, T, C)
+      torch::Tensor hidden = model_->forward_hidden(inputs[m]);  // (Bl, T, C)
       torch::Tensor loss_sum =
-          linear_cross_entropy(hidden.view({B * T, C}), model_->lm_head_weight(), targets[m].view({B * T}), -100);
+          linear_cross_entropy(hidden.view({Bl * T, C}), model_->lm_head_weight(), targets[m].view({Bl * T}), -100);
       (loss_sum / static_cast<double>(n_targets)).backward();
       nats += loss_sum.item<double>();
+    }
+    if (dist_) {
+      // The loss is this rank's share of the global mean, so the sum over ranks is the gradient of
+      // one process with the whole batch (up to float summation order). Only trainable tensors travel.
+      std::vector<torch::Tensor> grads;
+      for (auto& t : tr_.tensors) {
+        if (!t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);
+        grads.push_back(t.grad());
+      }
+      dist_->all_reduce_sum(grads, st_.step + 1);  // labelled with the step's number in metrics.jsonl
+      const double now = elapsed_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+      double v[2] = {nats, leader() ? now : 0.0};
+      dist_->all_reduce_sum(v, 2, st_.step + 1);
+      nats = v[0];
+      shared_elapsed_ = v[1];
     }
     // Clipping and AdamW are a few hundred small elementwise kernels; below ~50M trainable values
     // one thread does them in milliseconds, while an OpenMP team on a busy machine can spend
@@ -390,12 +455,26 @@ class Loop {
     if (val_idx_.empty()) return;
     EvalOptions eo;
     eo.batch_tokens = opt_.eval_batch_tokens;
-    EvalSummary s = evaluate(model_, data_.val, eo, val_idx_);
+    EvalSummary s;
+    if (!dist_) {
+      s = evaluate(model_, data_.val, eo, val_idx_);
+    } else {
+      // Data-parallel: rank r codes validation documents r, r + N, ...; the totals are summed.
+      std::vector<size_t> mine;
+      for (size_t i = static_cast<size_t>(rank_); i < val_idx_.size(); i += static_cast<size_t>(world_)) mine.push_back(val_idx_[i]);
+      if (!mine.empty()) s = evaluate(model_, data_.val, eo, mine);
+      double v[3] = {s.bits, static_cast<double>(s.tokens), static_cast<double>(s.bytes)};
+      dist_->all_reduce_sum(v, 3, st_.step);
+      s.bits = v[0];
+      s.tokens = static_cast<int64_t>(v[1]);
+      s.bytes = static_cast<uint64_t>(v[2]);
+    }
     st_.last_val = s.bits_per_token();
     st_.last_val_bpb = s.bits_per_byte();
   }
 
   void write_metrics(const nlohmann::json& line) {
+    if (!metrics_) return;  // not rank 0
     std::string s = line.dump() + "\n";
     if (std::fwrite(s.data(), 1, s.size(), metrics_) != s.size() || std::fflush(metrics_) != 0)
       throw std::runtime_error("cannot write " + metrics_path_);
@@ -427,6 +506,7 @@ class Loop {
                            {"version", 1},
                            {"kind", kind_},
                            {"fingerprint", fingerprint_},
+                           {"world_size", world_},
                            {"state", st_.to_json()}};
     ar.write("meta", c10::IValue(meta.dump()));
     for (size_t i = 0; i < tr_.tensors.size(); ++i) ar.write("t." + tr_.names[i], tr_.tensors[i].detach(), true);
@@ -460,6 +540,12 @@ class Loop {
       throw std::runtime_error(ckpt_path_ + ": written for another config, model or corpus (fingerprint " +
                                meta.value("fingerprint", "") + ", this run " + fingerprint_ +
                                "); run without --resume or delete the checkpoint to start over");
+    const int saved_world = meta.value("world_size", 1);
+    if (saved_world != world_)
+      throw std::runtime_error(ckpt_path_ + ": written by a run on " + std::to_string(saved_world) +
+                               " data-parallel process(es) (WORLD_SIZE), this run has " + std::to_string(world_) +
+                               "; resume with the same number of processes (torchrun --nproc_per_node=" +
+                               std::to_string(saved_world) + " ...), or run without --resume to start over");
     st_ = LoopState::from_json(meta.at("state"));
     torch::NoGradGuard ng;
     for (size_t i = 0; i < tr_.tensors.size(); ++i) {
@@ -495,6 +581,11 @@ class Loop {
   std::unique_ptr<torch::optim::AdamW> optim_;
   LoopState st_;
   FILE* metrics_ = nullptr;
+  DistGroup* dist_ = nullptr;  // null: this process trains alone
+  int rank_ = 0, world_ = 1;
+  double elapsed_before_ = 0;  // training time before this run() (resume)
+  std::chrono::steady_clock::time_point t0_;
+  double shared_elapsed_ = 0;  // rank 0's elapsed time at the last step's all-reduce
 };
 
 void copy_metrics(const std::string& from, const std::string& to_dir) {
@@ -533,10 +624,13 @@ TrainResult pretrain(const LlamaConfig& model_cfg, const PretrainConfig& cfg, co
   TrainResult res = loop.run();
   if (res.stop_reason == "halted") return res;
 
-  save_hf_model(model, out_dir, tokenizer_model_bytes);
-  copy_metrics(loop.metrics_path(), out_dir);
+  if (!opt.dist || opt.dist->rank() == 0) {
+    save_hf_model(model, out_dir, tokenizer_model_bytes);
+    copy_metrics(loop.metrics_path(), out_dir);
+    log_info("pretrain: wrote " + out_dir);
+  }
+  if (opt.dist) opt.dist->barrier("rank 0 writing " + out_dir);
   res.output_dir = out_dir;
-  log_info("pretrain: wrote " + out_dir);
   return res;
 }
 
@@ -624,12 +718,16 @@ TrainResult train_lora(LlamaForCausalLM& base, const LoraConfig& lora, const Tra
   nlohmann::json cfg_json = info.config.is_object() ? info.config : nlohmann::json::object();
   cfg_json["train"] = cfg.to_json();
   info.config = cfg_json;
-  adapter.save(adapter_dir, info);
-  copy_metrics(loop.metrics_path(), adapter_dir);
+  if (!opt.dist || opt.dist->rank() == 0) {
+    adapter.save(adapter_dir, info);
+    copy_metrics(loop.metrics_path(), adapter_dir);
+  }
+  if (opt.dist) opt.dist->barrier("rank 0 writing " + adapter_dir);
   res.output_dir = adapter_dir;
-  log_info("train: wrote " + adapter_dir + " (step " + std::to_string(info.steps) + ", val " +
-           std::to_string(info.val_bits_per_token) + " bits/token, base " +
-           std::to_string(res.base_val_bits_per_token) + ")");
+  if (!opt.dist || opt.dist->rank() == 0)
+    log_info("train: wrote " + adapter_dir + " (step " + std::to_string(info.steps) + ", val " +
+             std::to_string(info.val_bits_per_token) + " bits/token, base " +
+             std::to_string(res.base_val_bits_per_token) + ")");
   return res;
 }
 

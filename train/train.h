@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@ struct LlamaConfig;
 struct LoraConfig;
 struct AdapterInfo;
 class TokenStore;
+class DistGroup;
 
 // Loop settings shared by `pretrain:` and `train:`.
 struct LoopConfig {
@@ -104,6 +106,11 @@ struct RunOptions {
   int64_t halt_after_step = 0;
   // Called after every step with that step's metrics line (the JSON written to metrics.jsonl).
   std::function<void(const nlohmann::json&)> on_step;
+  // Data parallelism (train/distributed.h); null = this process trains alone. With N ranks each
+  // rank computes batch_size / N sequences of every micro-batch (batch_size must divide), the
+  // gradients are summed over the ranks before clipping, and rank 0 alone writes run_dir and the
+  // outputs. Every rank must call with the same config and data.
+  std::shared_ptr<DistGroup> dist;
 };
 
 struct TrainResult {
