@@ -2,6 +2,8 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs one for a given time.
 # Usage: bash scripts/fuzz.sh [seconds=180] [build-dir=build-fuzz] [target=fuzz_container]
 #   fuzz_container    bytes -> Container::parse -> range-decode every chunk (seeds: codec/fuzz/corpus/)
+#   fuzz_compact      bytes -> CompactFile::parse (compact single files, version 3) -> serialize -> parse (seeds: codec/fuzz/corpus/)
+#   fuzz_archive      bytes -> read_archive_layout (archive header, footer, zstd index) -> member ranges; and as a JSONL line -> split/join
 #   fuzz_range_coder  bytes -> arbitrary intervals -> encode -> decode, checked symbol by symbol
 #   fuzz_tokenizer_json  bytes -> tokenizer.json reader -> BPE tokenizer -> round trips (seeds: model/fuzz/corpus/)
 #   fuzz_gguf         bytes -> GgufFile::parse -> every getter, dequantize, Llama config (seeds: make_gguf_seeds)
@@ -17,7 +19,7 @@ CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInf
 cmake --build "$BUILD_DIR" --target "$TARGET" -j"$(nproc)"
 mkdir -p "$BUILD_DIR/$TARGET-corpus" "$BUILD_DIR/fuzz-artifacts"
 SEEDS=()
-if [[ "$TARGET" == fuzz_container ]]; then SEEDS=(codec/fuzz/corpus); fi
+if [[ "$TARGET" == fuzz_container || "$TARGET" == fuzz_compact ]]; then SEEDS=(codec/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_tokenizer_json ]]; then SEEDS=(model/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_gguf ]]; then
   cmake --build "$BUILD_DIR" --target make_gguf_seeds -j"$(nproc)"

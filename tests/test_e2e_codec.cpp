@@ -186,8 +186,8 @@ TEST_F(E2eCodec, RmRemovesTheInputAfterSuccess) {
 TEST_F(E2eCodec, AdapterChoiceAndHeader) {
   const std::string text = sample_text();
   spill(t_ / "m.txt", text);
-  // -a: the header names the adapter; info prints the fingerprints.
-  Result c = lz({"compress", "-m", base_, "-a", math_, "-o", "m.lz", "m.txt"});
+  // -a --format full: the header names the adapter; info prints the fingerprints.
+  Result c = lz({"compress", "-m", base_, "-a", math_, "--format", "full", "-o", "m.lz", "m.txt"});
   ASSERT_EQ(c.rc, 0) << c.describe();
   Result i = lz({"info", "m.lz"});
   ASSERT_EQ(i.rc, 0) << i.describe();
@@ -201,6 +201,17 @@ TEST_F(E2eCodec, AdapterChoiceAndHeader) {
   EXPECT_TRUE(has(i.out, math_fp)) << "info does not print the adapter fingerprint " << math_fp << "\n" << i.out;
   EXPECT_TRUE(has(i.out, "math")) << i.out;
   EXPECT_TRUE(has(i.out, std::to_string(text.size()))) << "info does not print the original size\n" << i.out;
+  // The default compact file: info prints the fingerprints' first digits, which name what it needs.
+  Result cc = lz({"compress", "-m", base_, "-a", math_, "-o", "mc.lz", "m.txt"});
+  ASSERT_EQ(cc.rc, 0) << cc.describe();
+  Result ic = lz({"info", "mc.lz"});
+  ASSERT_EQ(ic.rc, 0) << ic.describe();
+  EXPECT_TRUE(has(ic.out, "begins " + base_fp.substr(0, 4))) << ic.out;
+  EXPECT_TRUE(has(ic.out, "begins " + math_fp.substr(0, 4))) << ic.out;
+  EXPECT_TRUE(has(ic.out, std::to_string(text.size()))) << ic.out;
+  Result dc = lz({"decompress", "-m", base_, "-A", adapters_, "-c", "mc.lz"});
+  ASSERT_EQ(dc.rc, 0) << dc.describe();
+  EXPECT_EQ(dc.out, text);
 
   // decompress -A finds the adapter from the header.
   Result d = lz({"decompress", "-m", base_, "-A", adapters_, "-o", "m.out", "m.lz"});
