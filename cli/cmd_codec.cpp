@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cluster/router.h"
 #include "codec/model_setup.h"
+#include "codec/compact.h"
 #include "codec/container.h"
 #include "codec/routing.h"
 #include "common/fs.h"
@@ -45,6 +46,11 @@ std::string output_path(const CodecCliOptions& o, const std::string& in, bool co
 }
 
 void report(const std::string& name, const CodeStats& s, bool compress) {
+  if (s.stored) {
+    std::fprintf(stderr, "%s: %lld bytes, stored as they are (the model's code was not shorter), file %lld bytes | %.2f s %s\n",
+                 name.c_str(), (long long)s.bytes, (long long)s.file_bytes, s.seconds, compress ? "compressed" : "decompressed");
+    return;
+  }
   double ratio = s.bytes ? static_cast<double>(s.file_bytes) / s.bytes : 0;
   // The decoder does not score the text, so only the encoder knows the ideal code length.
   char ideal[96] = "";
@@ -109,6 +115,9 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   opt.chunk_tokens = o.chunk_tokens;
   opt.context_tokens = o.context_tokens;
   opt.threads = g.threads;
+  if (o.format == "compact") opt.format = ContainerFormat::Compact;
+  else if (o.format == "full") opt.format = ContainerFormat::Full;
+  else throw std::invalid_argument("--format must be 'compact' or 'full', got '" + o.format + "'");
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
     if (!is_stdin(in) && !fs::is_regular_file(in)) throw std::invalid_argument("'" + in + "' is not a regular file");
@@ -122,12 +131,20 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     }
     CodeStats stats;
     std::string packed;
+    std::string prompt;
     if (routed) {
       std::string chosen;
-      packed = routed->compress(read_file(o.prompt_file), data, opt, &stats, &chosen);
+      prompt = read_file(o.prompt_file);
+      packed = routed->compress(prompt, data, opt, &stats, &chosen);
       if (o.verbose) log_info(name + ": the prompt routes to cluster " + chosen + " (not stored in the file)");
     } else {
       packed = codecs.get(adapter).compress(data, opt, &stats);
+    }
+    // --verify (and always before --rm removes the input): decode what was written and compare.
+    if (o.verify || o.remove_input) {
+      std::string back = routed ? routed->decompress(&prompt, packed, name + " (verify)", g.threads)
+                                : codecs.get(adapter).decompress(packed, name + " (verify)", g.threads);
+      if (back != data) throw std::runtime_error(name + ": verification failed: the compressed file does not decode to the input; nothing written");
     }
     deliver(o, in, out, packed);
     if (o.verbose) report(name, stats, true);
@@ -148,8 +165,7 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
     std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, false);
     if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
     std::string file = is_stdin(in) ? read_stdin() : read_file(in);
-    Container header = Container::parse(file, name);
-    if (header.flags & kFlagPromptRouted) {
+    if (container_version(file, name) == 2 && (Container::parse_header_only(file, name).flags & kFlagPromptRouted)) {
       if (!routed)
         throw std::runtime_error(name + ": the adapter was chosen from the document's prompt, which the file does not hold: "
                                         "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");
@@ -159,21 +175,75 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
       if (o.verbose) report(name, stats, false);
       continue;
     }
-    std::string adapter_dir = o.adapter_dir;
-    if (!o.adapters_dir.empty())
-      adapter_dir = find_adapter_dir(base, o.adapters_dir, header.adapter_fingerprint, header.adapter_domain, name);
     CodeStats stats;
-    std::string data = codecs.get(adapter_dir).decompress(file, name, g.threads, &stats);
+    std::string data = decode_file(codecs, o.adapter_dir, o.adapters_dir, file, name, g.threads, &stats);
     deliver(o, in, out, data);
     if (o.verbose) report(name, stats, false);
   }
   return 0;
 }
 
+int cmd_test(const CodecCliOptions& o, const GlobalOptions& g) {
+  if (o.inputs.empty()) throw std::invalid_argument("test: name at least one compressed file");
+  if (o.model_dir.empty()) throw std::invalid_argument("no base model: pass -m DIR or -m FILE.gguf (the model the files were compressed with)");
+  if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
+  LoadedBase base = load_base(o.model_dir);
+  CodecSet codecs(base);
+  int bad = 0;
+  for (const auto& in : o.inputs) {
+    std::string name = is_stdin(in) ? "(stdin)" : in;
+    try {
+      std::string file = is_stdin(in) ? read_stdin() : read_file(in);
+      CodeStats stats;
+      decode_file(codecs, o.adapter_dir, o.adapters_dir, file, name, g.threads, &stats);  // checks the content checksum
+      if (o.verbose) std::fprintf(stderr, "%s: OK (%lld bytes%s)\n", name.c_str(), (long long)stats.bytes, stats.stored ? ", stored" : "");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lorazip: %s: FAILED: %s\n", name.c_str(), e.what());
+      ++bad;
+    }
+  }
+  return bad ? 1 : 0;
+}
+
+namespace {
+
+void print_compact_info(const std::string& name, const std::string& data) {
+  const CompactFile c = CompactFile::parse(data, name);
+  std::printf("%s\n", name.c_str());
+  std::printf("  format version     %u (compact)%s\n", static_cast<unsigned>(kCompactVersion),
+              c.stored ? "" : (", engine arithmetic version " + std::to_string(c.arithmetic_version)).c_str());
+  std::printf("  original bytes     %llu (xxh64 low 32 bits %08x)\n", (unsigned long long)c.original_bytes, c.original_check);
+  std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
+  if (c.stored) {
+    std::printf("  coding             stored: the input as it is (the model's code was not shorter); needs no model\n");
+    return;
+  }
+  uint64_t payload = 0;
+  for (const auto& p : c.chunks) payload += p.size();
+  std::printf("  coding             language model (arithmetic coded)\n");
+  std::printf("  base model         fingerprint begins %04x\n", c.base_tag);
+  std::printf("  tokenizer          fingerprint begins %02x\n", c.tokenizer_tag);
+  if (c.has_adapter) std::printf("  adapter            fingerprint begins %04x (decompress with -a that adapter, or -A a directory holding it)\n", c.adapter_tag);
+  else std::printf("  adapter            (none)\n");
+  if (c.chunk_tokens > 0)
+    std::printf("  chunking           chunks of <= %lld tokens, context %lld tokens\n", (long long)c.chunk_tokens, (long long)c.context_tokens);
+  else
+    std::printf("  chunking           the model's defaults (context length - 1 per chunk, a quarter of it as context)\n");
+  std::printf("  tokenization       %s\n", c.dummy_prefix ? "with the model's dummy-prefix space" : "as the bytes are");
+  std::printf("  chunks             %zu (%llu tokens, %llu payload bytes, %.3f bits/token)\n", c.chunks.size(),
+              (unsigned long long)c.n_tokens, (unsigned long long)payload, c.n_tokens ? 8.0 * payload / c.n_tokens : 0.0);
+}
+
+}  // namespace
+
 int cmd_info(const std::vector<std::string>& files) {
   if (files.empty()) throw std::invalid_argument("info: name at least one compressed file");
   for (const auto& f : files) {
     std::string data = is_stdin(f) ? read_stdin() : read_file(f);
+    if (container_version(data, f) == kCompactVersion) {
+      print_compact_info(f, data);
+      continue;
+    }
     Container c = Container::parse(data, f);
     int64_t payload = 0, tokens = 0;
     for (const auto& ch : c.chunks) payload += static_cast<int64_t>(ch.payload.size()), tokens += ch.n_tokens;

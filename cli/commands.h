@@ -28,6 +28,8 @@ struct CodecCliOptions {
   bool force = false;               // -f
   bool remove_input = false;        // --rm
   bool verbose = false;             // -v
+  bool verify = false;              // compress --verify: decode before reporting success (always with --rm)
+  std::string format = "compact";   // compress --format: compact (version 3) or full (version 2)
   int64_t group_streams = 32;
   int64_t chunk_tokens = 0;
   int64_t context_tokens = kDefaultContextTokens;  // W: tokens a chunk after the first reads first; 0 = independent chunks; -1 = chunk/4
@@ -38,6 +40,25 @@ struct CodecCliOptions {
 int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g);
 int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g);
 int cmd_info(const std::vector<std::string>& files);
+// `lorazip test FILE...`: decodes each file and checks its checksum, writes nothing; 1 when any fails.
+int cmd_test(const CodecCliOptions& o, const GlobalOptions& g);
+
+// `lorazip archive ACTION ARCHIVE [INPUTS...]` (cli/cmd_archive.cpp).
+struct ArchiveCliOptions {
+  std::string action;               // create, add, list, extract, test
+  std::string archive;
+  std::vector<std::string> inputs;  // create/add: paths; extract/test: member names
+  std::string model_dir, adapter_dir, adapters_dir;
+  bool jsonl = false;
+  std::string directory = ".";      // extract -C
+  bool to_stdout = false;           // extract -c
+  std::string output;               // extract -o
+  bool force = false;
+  bool verbose = false;
+  int64_t chunk_tokens = 0;
+  int64_t context_tokens = kDefaultContextTokens;
+};
+int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g);
 
 struct PipelineOptions {
   std::string config = "configs/default.yaml";

@@ -19,6 +19,10 @@
 
 using namespace lorazip;
 
+namespace lorazip {
+CLI::App* add_archive_subcommand(CLI::App& app, ArchiveCliOptions& o);  // cli/cmd_archive.cpp
+}
+
 namespace {
 
 // Debian's OpenBLAS (0.3.21) does not recognise recent Xeon models (Sapphire Rapids) and falls
@@ -128,9 +132,21 @@ int main(int argc, char** argv) {
     c->add_option("--prompt-file", co.prompt_file, "the prompt of the (one) input, which routes it (with --router)");
   };
   add_routing_options(compress);
+  compress->add_flag("--verify", co.verify, "decode each compressed file and compare it with the input before writing it (always done with --rm)");
+  compress->add_option("--format", co.format, "compact (version 3: 10-24 bytes of overhead, stored when the model does not help) or full "
+                                              "(version 2: every fingerprint in the file)")->capture_default_str();
   auto* decompress = app.add_subcommand("decompress", "restore files compressed by lorazip, byte for byte");
   add_codec_options(decompress, co);
   add_routing_options(decompress);
+  CodecCliOptions to;
+  auto* test = app.add_subcommand("test", "check compressed files: decode each and compare its checksum, write nothing (like gzip -t)");
+  test->add_option("files", to.inputs, "compressed files")->required();
+  test->add_option("-m,--model", to.model_dir, "base model the files were compressed with");
+  test->add_option("-a,--adapter", to.adapter_dir, "adapter directory");
+  test->add_option("-A,--adapters", to.adapters_dir, "directory of adapters: each file's adapter is found there");
+  test->add_flag("-v,--verbose", to.verbose, "say OK for each good file");
+  ArchiveCliOptions ao;
+  CLI::App* archive = add_archive_subcommand(app, ao);
   auto* info = app.add_subcommand("info", "print the header of compressed files");
   info->add_option("files", info_files, "compressed files")->required();
 
@@ -161,7 +177,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (app.get_subcommands().empty()) {
-    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, info, export, run, cluster "
+    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, test, archive, info, export, run, cluster "
                          "(see lorazip --help)\n");
     return 2;
   }
@@ -198,6 +214,8 @@ int main(int argc, char** argv) {
     if (*compress) return cmd_compress(co, g);
     if (*decompress) return cmd_decompress(co, g);
     if (*info) return cmd_info(info_files);
+    if (*test) return cmd_test(to, g);
+    if (*archive) return cmd_archive(ao, g);
     if (*exp) return cmd_export(p, g);
     if (*run) return cmd_run(p, g);
     if (*cluster) return cmd_cluster(p, g);

@@ -68,7 +68,10 @@ std::string RoutedCodec::compress(std::string_view prompt, std::string_view text
                                   std::string* chosen) {
   const int64_t c = route(prompt);
   if (chosen) *chosen = router_.name(c);
-  Container file = Container::parse(codec_for(c).compress(text, opt, stats), "(prompt-routed output)");
+  // The routing flag lives in the full container's header (version 2), so such files are never compact.
+  LmCodecOptions full = opt;
+  full.format = ContainerFormat::Full;
+  Container file = Container::parse(codec_for(c).compress(text, full, stats), "(prompt-routed output)");
   file.flags |= kFlagPromptRouted;
   const std::string out = file.serialize();
   if (stats) stats->file_bytes = static_cast<int64_t>(out.size());

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "codec/byte_io.h"
 #include "codec/range_coder.h"
 #include "common/hash.h"
 
@@ -26,20 +27,6 @@ constexpr bool kVerifyChecksums = true;
 
 // ---- writing ----
 
-void put_u8(std::string& out, uint8_t v) { out.push_back(static_cast<char>(v)); }
-
-void put_le(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
-void put_varint(std::string& out, uint64_t v) {  // unsigned LEB128
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
 // A fingerprint goes to disk as its 32 raw bytes after a length byte (0 = none, 32 = SHA-256).
 void put_fingerprint(std::string& out, const std::string& hex) {
   out.push_back(static_cast<char>(hex.size() / 2));
@@ -49,90 +36,28 @@ void put_fingerprint(std::string& out, const std::string& hex) {
   }
 }
 
-void put_str(std::string& out, std::string_view s) {
-  put_varint(out, s.size());
-  out.append(s);
-}
-
 // ---- reading ----
 
-// A cursor over [pos, end) of the file; every read checks the bytes left first.
-class Reader {
+// Reader: ByteReader (codec/byte_io.h) plus the 0-or-32-byte fingerprint field.
+class Reader : public ByteReader {
  public:
-  Reader(std::string_view bytes, size_t pos, size_t end, const std::string& name)
-      : b_(bytes), pos_(pos), end_(end), name_(name) {}
-
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error(name_ + ": " + what);
-  }
-  size_t left() const { return end_ - pos_; }
-  size_t pos() const { return pos_; }
-
-  void need(size_t n, const char* field) const {
-    if (n > left()) {
-      fail(std::string("truncated header: field '") + field + "' needs " + std::to_string(n) +
-           " bytes, " + std::to_string(left()) + " left");
-    }
-  }
-  uint8_t u8(const char* field) {
-    need(1, field);
-    return static_cast<uint8_t>(b_[pos_++]);
-  }
-  uint64_t le(int bytes, const char* field) {
-    need(static_cast<size_t>(bytes), field);
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= uint64_t{static_cast<uint8_t>(b_[pos_ + i])} << (8 * i);
-    pos_ += static_cast<size_t>(bytes);
-    return v;
-  }
-  uint64_t varint(const char* field) {
-    uint64_t v = 0;
-    for (int i = 0; i < 10; ++i) {
-      const uint8_t byte = u8(field);
-      if (i == 9 && byte > 1) fail(std::string("header field '") + field + "': varint overflows 64 bits");
-      v |= uint64_t{byte & 0x7Fu} << (7 * i);
-      if ((byte & 0x80) == 0) {
-        if (byte == 0 && i > 0) {
-          fail(std::string("header field '") + field + "': non-canonical varint (trailing zero group)");
-        }
-        return v;
-      }
-    }
-    fail(std::string("header field '") + field + "': varint longer than 10 bytes");
-  }
+  using ByteReader::ByteReader;
   std::string fingerprint(const char* field) {
     const uint8_t n = u8(field);
     if (n != 0 && n != 32) {
       fail(std::string("invalid header: field '") + field + "' has length " + std::to_string(n) +
            " (a SHA-256 fingerprint has 32 bytes, or 0 for none)");
     }
-    need(n, field);
+    const std::string_view raw = bytes(n, field);
     static const char* digits = "0123456789abcdef";
     std::string hex;
-    for (size_t i = 0; i < n; ++i) {
-      const auto b = static_cast<uint8_t>(b_[pos_ + i]);
+    for (char ch : raw) {
+      const auto b = static_cast<uint8_t>(ch);
       hex.push_back(digits[b >> 4]);
       hex.push_back(digits[b & 15]);
     }
-    pos_ += n;
     return hex;
   }
-  std::string str(const char* field, size_t max_len) {
-    const uint64_t n = varint(field);
-    if (n > max_len) {
-      fail(std::string("header field '") + field + "': length " + std::to_string(n) +
-           " exceeds the limit of " + std::to_string(max_len) + " bytes");
-    }
-    need(static_cast<size_t>(n), field);
-    std::string s(b_.substr(pos_, static_cast<size_t>(n)));
-    pos_ += static_cast<size_t>(n);
-    return s;
-  }
-
- private:
-  std::string_view b_;
-  size_t pos_, end_;
-  const std::string& name_;
 };
 
 bool is_fingerprint(const std::string& s) {

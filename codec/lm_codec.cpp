@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
 #include <thread>
 
@@ -202,6 +203,31 @@ void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const 
   }
 }
 
+void LmCodec::check_identity(const CompactFile& f, const CodecIdentity& id, const std::string& name) {
+  if (f.stored) return;
+  auto hex = [](uint32_t v, int digits) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%0*x", digits, v);
+    return std::string(buf);
+  };
+  if (f.base_tag != fingerprint_tag16(id.base_fingerprint))
+    throw std::runtime_error(name + ": compressed with a base model whose fingerprint begins " + hex(f.base_tag, 4) +
+                             ", but the given base model is " + short_fp(id.base_fingerprint) +
+                             " (pass the same -m base, directory or GGUF file, that compressed it)");
+  if (f.tokenizer_tag != fingerprint_tag8(id.tokenizer_fingerprint))
+    throw std::runtime_error(name + ": compressed with a tokenizer whose fingerprint begins " + hex(f.tokenizer_tag, 2) +
+                             ", but the given model's tokenizer is " + short_fp(id.tokenizer_fingerprint));
+  const bool id_adapter = !id.adapter_fingerprint.empty();
+  if (f.has_adapter != id_adapter || (id_adapter && f.adapter_tag != fingerprint_tag16(id.adapter_fingerprint))) {
+    const std::string want = f.has_adapter ? "an adapter whose fingerprint begins " + hex(f.adapter_tag, 4) : std::string("no adapter");
+    const std::string have = id_adapter ? "adapter " + short_fp(id.adapter_fingerprint) +
+                                              (id.adapter_domain.empty() ? "" : " (domain '" + id.adapter_domain + "')")
+                                        : std::string("no adapter");
+    throw std::runtime_error(name + ": compressed with " + want + ", but decompressing with " + have +
+                             (f.has_adapter ? " (pass -a with that adapter, or -A with a directory holding it)" : " (drop -a)"));
+  }
+}
+
 std::vector<int32_t> LmCodec::tokenize(std::string_view input) const {
   bool prefixed = false;
   return tok_.encode_native(input, &prefixed);
@@ -265,8 +291,44 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
     chunk_ideal[ci] = ideal;
   });
 
-  std::string out = c.serialize();
+  std::string out;
+  bool stored = false;
+  if (opt.format == ContainerFormat::Full) {
+    out = c.serialize();
+  } else {
+    CompactFile f;
+    f.dummy_prefix = dummy_prefix;
+    f.arithmetic_version = c.arithmetic_version;
+    f.base_tag = fingerprint_tag16(id_.base_fingerprint);
+    f.tokenizer_tag = fingerprint_tag8(id_.tokenizer_fingerprint);
+    f.has_adapter = !id_.adapter_fingerprint.empty();
+    f.adapter_tag = fingerprint_tag16(id_.adapter_fingerprint);
+    // The model's defaults need no bytes; anything else is written out.
+    int64_t default_context = -1;
+    const int64_t default_chunk = resolve_chunk(cfg, 0, default_context);
+    if (chunk != default_chunk || (plan.size() > 1 && context_tokens != default_context)) {
+      f.chunk_tokens = chunk;
+      f.context_tokens = context_tokens;
+    }
+    f.original_bytes = input.size();
+    f.n_tokens = tokens.size();
+    f.original_check = check32(input);
+    for (auto& ch : c.chunks) f.chunks.push_back(std::move(ch.payload));
+    out = f.serialize();
+    for (size_t i = 0; i < n_chunks; ++i) c.chunks[i].payload = std::move(f.chunks[i]);
+    // Never worse than storing: keep the input itself when the model's code is not shorter.
+    CompactFile raw;
+    raw.stored = true;
+    raw.stored_bytes = std::string(input);
+    std::string stored_file = raw.serialize();
+    if (stored_file.size() <= out.size()) {
+      out = std::move(stored_file);
+      stored = true;
+    }
+  }
   if (stats) {
+    stats->stored = stored;
+    stats->format_version = opt.format == ContainerFormat::Full ? kContainerVersion : kCompactVersion;
     stats->bytes = static_cast<int64_t>(input.size());
     stats->tokens = static_cast<int64_t>(tokens.size());
     stats->chunks = static_cast<int64_t>(n_chunks);
@@ -282,10 +344,96 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   return out;
 }
 
+Container LmCodec::expand(const CompactFile& f, const std::string& name) const {
+  const engine::Config& cfg = model_->config();
+  Container c;
+  c.base_fingerprint = id_.base_fingerprint;
+  c.tokenizer_fingerprint = id_.tokenizer_fingerprint;
+  c.adapter_fingerprint = id_.adapter_fingerprint;
+  c.adapter_domain = id_.adapter_domain;
+  c.adapter_mode = id_.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged;
+  c.arithmetic_version = f.arithmetic_version;
+  c.total_bits = choose_total_bits(cfg.vocab_size);
+  c.group_streams = LmCodecOptions{}.group_streams;  // the decoder's batch: speed only
+  c.flags = f.dummy_prefix ? kFlagDummyPrefix : 0u;
+  c.original_bytes = f.original_bytes;
+  int64_t context = f.chunk_tokens > 0 ? f.context_tokens : -1;
+  if (f.chunk_tokens > cfg.max_position_embeddings - 1)
+    throw std::runtime_error(name + ": chunk length " + std::to_string(f.chunk_tokens) + " exceeds this model's context");
+  const int64_t chunk = resolve_chunk(cfg, f.chunk_tokens, context);
+  c.chunk_tokens = chunk;
+  // The token count must be what the recorded chunks can hold before the plan is laid out, so a
+  // forged count cannot make the reader allocate more than the file's size allows.
+  const uint64_t n_chunks = f.chunks.size();
+  const uint64_t room = n_chunks == 0 ? 0 : static_cast<uint64_t>(chunk) + (n_chunks - 1) * static_cast<uint64_t>(chunk - context);
+  if (f.n_tokens > room)
+    throw std::runtime_error(name + ": " + std::to_string(f.n_tokens) + " tokens cannot fit " + std::to_string(n_chunks) +
+                             " chunks of this model (the header was altered)");
+  const std::vector<ChunkSpan> plan = plan_chunks(static_cast<size_t>(f.n_tokens), chunk, context);
+  if (plan.size() != n_chunks)
+    throw std::runtime_error(name + ": " + std::to_string(f.n_tokens) + " tokens make " + std::to_string(plan.size()) +
+                             " chunks under this model, but the file has " + std::to_string(n_chunks) + " (the header was altered)");
+  c.context_tokens = plan.size() > 1 ? context : 0;
+  if (c.context_tokens > 0) c.flags |= kFlagChunkContext;
+  c.chunks.resize(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    c.chunks[i].n_tokens = static_cast<uint32_t>(plan[i].n);
+    c.chunks[i].payload = f.chunks[i];
+  }
+  return c;
+}
+
 std::string LmCodec::decompress(std::string_view file, const std::string& name, int threads, CodeStats* stats) const {
   auto t0 = std::chrono::steady_clock::now();
-  Container c = Container::parse(file, name);
-  check_identity(c, id_, name);
+  std::string out;
+  Container c;
+  bool stored = false;
+  const int version = container_version(file, name);
+  if (version == kCompactVersion) {
+    const CompactFile f = CompactFile::parse(file, name);
+    check_identity(f, id_, name);
+    if (f.stored) {
+      out = f.stored_bytes;
+      stored = true;
+    } else {
+      c = expand(f, name);
+      out = decode(c, name, threads);
+      if (out.size() != f.original_bytes || check32(out) != f.original_check)
+        throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
+                                 std::to_string(f.original_bytes) +
+                                 "): decoding diverged from encoding, so the model is not the one the file was coded with "
+                                 "(another base, adapter or tokenizer whose fingerprint begins with the same tag, or a "
+                                 "lorazip whose engine computes differently) or the file was altered and its checksum forged");
+    }
+  } else {
+    c = Container::parse(file, name);
+    check_identity(c, id_, name);
+    out = decode(c, name, threads);
+    if (out.size() != c.original_bytes || xxh64(out) != c.original_xxh64)
+      throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
+                               std::to_string(c.original_bytes) +
+                               "): decoding diverged from encoding, so the probabilities differ from the encoder's (weights "
+                               "other than the fingerprints say, or a lorazip whose engine computes differently) or the "
+                               "payload was altered and its checksum forged");
+  }
+  if (stats) {
+    stats->bytes = static_cast<int64_t>(out.size());
+    stats->tokens = 0;
+    for (const auto& ch : c.chunks) stats->tokens += ch.n_tokens;
+    stats->chunks = static_cast<int64_t>(c.chunks.size());
+    stats->context_tokens = c.context_tokens;
+    stats->dummy_prefix = (c.flags & kFlagDummyPrefix) != 0;
+    stats->payload_bytes = 0;
+    for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
+    stats->file_bytes = static_cast<int64_t>(file.size());
+    stats->stored = stored;
+    stats->format_version = version;
+    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return out;
+}
+
+std::string LmCodec::decode(const Container& c, const std::string& name, int threads) const {
   const engine::Config& cfg = model_->config();
   const int64_t V = cfg.vocab_size;
   if (c.arithmetic_version != engine::kArithmeticVersion)
@@ -374,25 +522,7 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
       if (dec[s].overrun()) throw overrun(g.first_chunk + s);
   });
 
-  std::string out = tok_.decode_native(tokens.data(), tokens.size(), (c.flags & kFlagDummyPrefix) != 0);
-  if (out.size() != c.original_bytes || xxh64(out) != c.original_xxh64)
-    throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
-                             std::to_string(c.original_bytes) +
-                             "): decoding diverged from encoding, so the probabilities differ from the encoder's (weights "
-                             "other than the fingerprints say, or a lorazip whose engine computes differently) or the "
-                             "payload was altered and its checksum forged");
-  if (stats) {
-    stats->bytes = static_cast<int64_t>(out.size());
-    stats->tokens = static_cast<int64_t>(tokens.size());
-    stats->chunks = static_cast<int64_t>(c.chunks.size());
-    stats->context_tokens = c.context_tokens;
-    stats->dummy_prefix = (c.flags & kFlagDummyPrefix) != 0;
-    stats->payload_bytes = 0;
-    for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
-    stats->file_bytes = static_cast<int64_t>(file.size());
-    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return out;
+  return tok_.decode_native(tokens.data(), tokens.size(), (c.flags & kFlagDummyPrefix) != 0);
 }
 
 }  // namespace lorazip

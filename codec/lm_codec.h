@@ -23,6 +23,7 @@
 
 #include <memory>
 
+#include "codec/compact.h"
 #include "codec/container.h"
 #include "codec/engine/engine.h"
 #include "model/tokenizer.h"
@@ -42,11 +43,17 @@ struct CodecIdentity {
 constexpr int64_t kDefaultContextTokens = -1;
 constexpr int64_t kAutoContextDivisor = 4;
 
+// What compress() writes: the full container (version 2: every fingerprint and coder parameter in
+// the file) or the compact file (version 3: identity tags, 10-24 bytes of fixed overhead, and the
+// input stored as it is whenever that is shorter than the model's code). decompress() reads both.
+enum class ContainerFormat { Full, Compact };
+
 struct LmCodecOptions {
   int64_t chunk_tokens = 0;    // positions per stream (context + coded); 0 = max_position_embeddings - 1
   int64_t context_tokens = kDefaultContextTokens;  // W, 0..chunk_tokens-1; 0 = independent chunks; < 0 = default
   int64_t group_streams = 32;  // streams the decoder steps together (1..1024); speed and memory only
   int threads = 0;             // worker threads; 0 = all cores. Does not change the output.
+  ContainerFormat format = ContainerFormat::Full;
 };
 
 struct CodeStats {
@@ -58,6 +65,8 @@ struct CodeStats {
   double ideal_bits = 0;     // sum of -log2 p(token) under the engine's float32 softmax (code_length_bits)
   int64_t payload_bytes = 0; // arithmetic-coded payload, all chunks
   int64_t file_bytes = 0;    // whole container
+  bool stored = false;       // compact file holding the input itself (the model's code was longer)
+  int format_version = 0;    // container version of the file (2 full, 3 compact)
   double seconds = 0;
   double coded_bits() const { return 8.0 * static_cast<double>(payload_bytes); }
 };
@@ -83,11 +92,19 @@ class LmCodec {
 
   // Throws std::runtime_error when `c` was not made with this identity.
   static void check_identity(const Container& c, const CodecIdentity& id, const std::string& name);
+  // The same for a compact file's tags, naming which of base, tokenizer and adapter differs. A
+  // stored file matches every identity.
+  static void check_identity(const CompactFile& f, const CodecIdentity& id, const std::string& name);
 
   const CodecIdentity& identity() const { return id_; }
   const engine::Model& model() const { return *model_; }
 
  private:
+  // The compact file `f` as the container it abbreviates, under this codec's identity and model.
+  Container expand(const CompactFile& f, const std::string& name) const;
+  // Decodes a parsed container's tokens and detokenizes them (no checksum test: the caller's).
+  std::string decode(const Container& c, const std::string& name, int threads) const;
+
   std::shared_ptr<const engine::Model> model_;
   const Tokenizer& tok_;
   CodecIdentity id_;

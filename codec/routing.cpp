@@ -1,7 +1,11 @@
 // Adapter routing by ideal code length, and adapter lookup by fingerprint (see routing.h).
 #include "codec/routing.h"
 
+#include <cstdio>
 #include <stdexcept>
+
+#include "codec/compact.h"
+#include "codec/container.h"
 
 #include "adapters/adapter.h"
 
@@ -34,6 +38,47 @@ std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, 
   }
   throw std::runtime_error(file_name + ": needs adapter " + short_fp(fingerprint) +
                            (domain.empty() ? "" : " (domain '" + domain + "')") + ", which is not in '" + adapters_dir + "'");
+}
+
+std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag) {
+  std::vector<std::string> dirs;
+  for (AdapterEntry e : list_adapters(adapters_dir)) {
+    if (e.fingerprint.empty()) {
+      try {
+        e.fingerprint = LoraAdapter::load(e.dir, base.model).fingerprint();
+      } catch (const std::exception&) {
+        continue;  // made for another base
+      }
+    }
+    if (fingerprint_tag16(e.fingerprint) == tag) dirs.push_back(e.dir);
+  }
+  return dirs;
+}
+
+std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
+                        std::string_view file, const std::string& name, int threads, CodeStats* stats) {
+  if (!adapter_dir.empty() || adapters_dir.empty()) return codecs.get(adapter_dir).decompress(file, name, threads, stats);
+  if (container_version(file, name) != kCompactVersion) {
+    const Container header = Container::parse_header_only(file, name);
+    const std::string dir = find_adapter_dir(codecs.base(), adapters_dir, header.adapter_fingerprint, header.adapter_domain, name);
+    return codecs.get(dir).decompress(file, name, threads, stats);
+  }
+  const CompactFile f = CompactFile::parse(file, name);
+  if (f.stored || !f.has_adapter) return codecs.get("").decompress(file, name, threads, stats);
+  const std::vector<std::string> dirs = find_adapter_dirs_by_tag(codecs.base(), adapters_dir, f.adapter_tag);
+  char tag[8];
+  std::snprintf(tag, sizeof tag, "%04x", f.adapter_tag);
+  if (dirs.empty())
+    throw std::runtime_error(name + ": needs an adapter whose fingerprint begins " + std::string(tag) + ", which is not in '" +
+                             adapters_dir + "'");
+  for (size_t i = 0; i + 1 < dirs.size(); ++i) {
+    try {
+      return codecs.get(dirs[i]).decompress(file, name, threads, stats);
+    } catch (const std::runtime_error&) {
+      // another adapter sharing the 16-bit tag: its output fails the checksum; try the next
+    }
+  }
+  return codecs.get(dirs.back()).decompress(file, name, threads, stats);
 }
 
 }  // namespace lorazip

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "codec/model_setup.h"
@@ -28,5 +29,17 @@ RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const
 // fingerprint and `domain` (when known) if no adapter matches.
 std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, const std::string& fingerprint,
                              const std::string& domain, const std::string& file_name);
+
+// The adapter directories under `adapters_dir` whose fingerprint begins with the compact file's
+// 16-bit `tag` (codec/compact.h), in name order; adapters that do not fit `base` are passed over.
+std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag);
+
+// Decodes a lorazip file of either format with the base of `codecs` and the adapter it needs:
+// `adapter_dir` when given (may be ""), else, when `adapters_dir` is not empty, the one found
+// there by fingerprint (full container) or tag (compact file; adapters sharing the tag are tried
+// in name order and the first whose output passes the file's checksum is the one). Every refusal
+// of LmCodec::decompress; std::runtime_error naming `name` when no adapter there fits.
+std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
+                        std::string_view file, const std::string& name, int threads, CodeStats* stats = nullptr);
 
 }  // namespace lorazip

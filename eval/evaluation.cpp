@@ -71,6 +71,7 @@ bool code_sample(Row& row, LmCodec& codec, const EvaluationOptions& opt, double*
   co.chunk_tokens = opt.chunk_tokens;
   co.context_tokens = opt.context_tokens;
   co.threads = opt.threads;
+  co.format = ContainerFormat::Compact;  // the files `lorazip compress` writes
   bool ok = true;
   size_t n = std::min<size_t>(static_cast<size_t>(opt.sample_docs), row.bytes.size());
   for (size_t i = 0; i < n; ++i) {

@@ -2,6 +2,8 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs one for a given time.
 # Usage: bash scripts/fuzz.sh [seconds=180] [build-dir=build-fuzz] [target=fuzz_container]
 #   fuzz_container    bytes -> Container::parse -> range-decode every chunk (seeds: codec/fuzz/corpus/)
+#   fuzz_compact      bytes -> CompactFile::parse (compact single files, version 3) -> serialize -> parse (seeds: make_fuzz_corpus)
+#   fuzz_archive      bytes -> read_archive_layout (archive header, footer, zstd index) -> member ranges; and as a JSONL line -> split/join (seeds: make_fuzz_corpus)
 #   fuzz_range_coder  bytes -> arbitrary intervals -> encode -> decode, checked symbol by symbol
 #   fuzz_tokenizer_json  bytes -> tokenizer.json reader -> BPE tokenizer -> round trips (seeds: model/fuzz/corpus/)
 #   fuzz_router       bytes -> PromptRouter::parse, router.json of lorazip cluster (seeds: cluster/fuzz/corpus/)
@@ -19,6 +21,13 @@ cmake --build "$BUILD_DIR" --target "$TARGET" -j"$(nproc)"
 mkdir -p "$BUILD_DIR/$TARGET-corpus" "$BUILD_DIR/fuzz-artifacts"
 SEEDS=()
 if [[ "$TARGET" == fuzz_container ]]; then SEEDS=(codec/fuzz/corpus); fi
+if [[ "$TARGET" == fuzz_compact || "$TARGET" == fuzz_archive ]]; then
+  # Seeds: compact files and archives written by make_fuzz_corpus (plus the version-2 corpus).
+  cmake --build "$BUILD_DIR" --target make_fuzz_corpus -j"$(nproc)"
+  mkdir -p "$BUILD_DIR/seeds-v2" "$BUILD_DIR/seeds-new"
+  "$BUILD_DIR/bin/make_fuzz_corpus" "$BUILD_DIR/seeds-v2" "$BUILD_DIR/seeds-new" >/dev/null
+  SEEDS=("$BUILD_DIR/seeds-new" codec/fuzz/corpus)
+fi
 if [[ "$TARGET" == fuzz_tokenizer_json ]]; then SEEDS=(model/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_router ]]; then SEEDS=(cluster/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_gguf ]]; then

@@ -14,7 +14,7 @@ TEST(E2eCli, HelpListsEverySubcommand) {
   TempDir t;
   Result r = lorazip({"--help"}, t.path());
   EXPECT_EQ(r.rc, 0) << r.describe();
-  for (const char* sub : {"prepare", "pretrain", "train", "eval", "compress", "decompress", "info", "export", "run"})
+  for (const char* sub : {"prepare", "pretrain", "train", "eval", "compress", "decompress", "test", "info", "export", "run"})
     EXPECT_TRUE(std::regex_search(r.out, std::regex(std::string("\\n\\s+") + sub + "\\s"))) << "--help does not list '" << sub << "':\n" << r.out;
 }
 

@@ -202,8 +202,8 @@ TEST_F(E2eCodec, RmRemovesTheInputAfterSuccess) {
 TEST_F(E2eCodec, AdapterChoiceAndHeader) {
   const std::string text = sample_text();
   spill(t_ / "m.txt", text);
-  // -a: the header names the adapter; info prints the fingerprints.
-  Result c = lz({"compress", "-m", base_, "-a", math_, "-o", "m.lz", "m.txt"});
+  // -a --format full: the header names the adapter; info prints the fingerprints.
+  Result c = lz({"compress", "-m", base_, "-a", math_, "--format", "full", "-o", "m.lz", "m.txt"});
   ASSERT_EQ(c.rc, 0) << c.describe();
   Result i = lz({"info", "m.lz"});
   ASSERT_EQ(i.rc, 0) << i.describe();
@@ -217,6 +217,17 @@ TEST_F(E2eCodec, AdapterChoiceAndHeader) {
   EXPECT_TRUE(has(i.out, math_fp)) << "info does not print the adapter fingerprint " << math_fp << "\n" << i.out;
   EXPECT_TRUE(has(i.out, "math")) << i.out;
   EXPECT_TRUE(has(i.out, std::to_string(text.size()))) << "info does not print the original size\n" << i.out;
+  // The default compact file: info prints the fingerprints' first digits, which name what it needs.
+  Result cc = lz({"compress", "-m", base_, "-a", math_, "-o", "mc.lz", "m.txt"});
+  ASSERT_EQ(cc.rc, 0) << cc.describe();
+  Result ic = lz({"info", "mc.lz"});
+  ASSERT_EQ(ic.rc, 0) << ic.describe();
+  EXPECT_TRUE(has(ic.out, "begins " + base_fp.substr(0, 4))) << ic.out;
+  EXPECT_TRUE(has(ic.out, "begins " + math_fp.substr(0, 4))) << ic.out;
+  EXPECT_TRUE(has(ic.out, std::to_string(text.size()))) << ic.out;
+  Result dc = lz({"decompress", "-m", base_, "-A", adapters_, "-c", "mc.lz"});
+  ASSERT_EQ(dc.rc, 0) << dc.describe();
+  EXPECT_EQ(dc.out, text);
 
   // decompress -A finds the adapter from the header.
   Result d = lz({"decompress", "-m", base_, "-A", adapters_, "-o", "m.out", "m.lz"});
@@ -444,3 +455,79 @@ TEST(E2eHubModel, CompressWithAHuggingFaceLlamaDirectory) {
 }
 
 }  // namespace
+
+// lorazip test (like gzip -t): good files pass and nothing is written; a damaged one fails the run,
+// named on stderr, while the good ones are still checked. compress --verify decodes before success.
+TEST_F(E2eCodec, TestChecksFilesAndVerifyDecodesBeforeSuccess) {
+  const std::string text = sample_text();
+  spill(t_ / "v.txt", text);
+  Result c = lz({"compress", "-m", base_, "-a", math_, "--verify", "-v", "v.txt"});
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  spill(t_ / "noise.bin", std::string(3000, '\x9c') + "\x01\x02\xff");
+  ASSERT_EQ(lz({"compress", "-m", base_, "--rm", "noise.bin"}).rc, 0);
+  EXPECT_FALSE(fs::exists(t_ / "noise.bin")) << "--rm kept the input after a verified compress";
+  std::string damaged = slurp(t_ / "v.txt.lz");
+  damaged[damaged.size() / 2] ^= 0x08;
+  spill(t_ / "bad.lz", damaged);
+  const std::vector<std::string> before = listing(t_.path());
+  Result ok = lz({"test", "-m", base_, "-A", adapters_, "-v", "v.txt.lz", "noise.bin.lz"});
+  EXPECT_EQ(ok.rc, 0) << ok.describe();
+  EXPECT_TRUE(has(ok.err, "v.txt.lz: OK")) << ok.describe();
+  Result bad = lz({"test", "-m", base_, "-A", adapters_, "v.txt.lz", "bad.lz", "noise.bin.lz"});
+  EXPECT_EQ(bad.rc, 1) << bad.describe();
+  EXPECT_TRUE(has(bad.err, "bad.lz")) << bad.describe();
+  EXPECT_FALSE(has(bad.err, "v.txt.lz:")) << "a good file was reported\n" << bad.describe();
+  EXPECT_TRUE(bad.out.empty());
+  EXPECT_EQ(listing(t_.path()), before) << "lorazip test wrote a file";
+}
+
+// lorazip archive: create from a directory tree, list, extract one member or all under -C,
+// append, a JSONL file in and out byte for byte, and a damaged member named while others extract.
+TEST_F(E2eCodec, ArchiveCreateListExtractAddAndJsonl) {
+  fs::create_directories(t_ / "tree/sub");
+  spill(t_ / "tree/a.txt", sample_text());
+  spill(t_ / "tree/sub/b.txt", "A short answer.\n");
+  spill(t_ / "tree/sub/empty.txt", "");
+  spill(t_ / "tree/bin.dat", std::string("\x00\xff\x10\x80", 4) + std::string(500, '\x07'));
+  Result c = lz({"archive", "create", "docs.lza", "tree", "-m", base_, "-A", adapters_, "-v"});
+  ASSERT_EQ(c.rc, 0) << c.describe();
+  Result l = lz({"archive", "list", "docs.lza"});
+  ASSERT_EQ(l.rc, 0) << l.describe();
+  EXPECT_EQ(l.out, "a.txt\nbin.dat\nsub/b.txt\nsub/empty.txt\n");
+  Result again = lz({"archive", "create", "docs.lza", "tree", "-m", base_});
+  EXPECT_NE(again.rc, 0) << "create replaced an archive without -f\n" << again.describe();
+
+  Result one = lz({"archive", "extract", "docs.lza", "sub/b.txt", "-m", base_, "-A", adapters_, "-c"});
+  ASSERT_EQ(one.rc, 0) << one.describe();
+  EXPECT_EQ(one.out, "A short answer.\n");
+  Result all = lz({"archive", "extract", "docs.lza", "-m", base_, "-A", adapters_, "-C", "out"});
+  ASSERT_EQ(all.rc, 0) << all.describe();
+  for (const char* f : {"a.txt", "bin.dat", "sub/b.txt", "sub/empty.txt"})
+    EXPECT_EQ(slurp(t_ / "out" / f), slurp(t_ / "tree" / f)) << f;
+
+  spill(t_ / "late.txt", "Appended later.\n");
+  ASSERT_EQ(lz({"archive", "add", "docs.lza", "late.txt", "-m", base_}).rc, 0);
+  Result late = lz({"archive", "extract", "docs.lza", "late.txt", "-m", base_, "-c"});
+  ASSERT_EQ(late.rc, 0) << late.describe();
+  EXPECT_EQ(late.out, "Appended later.\n");
+  EXPECT_EQ(lz({"archive", "test", "docs.lza", "-m", base_, "-A", adapters_}).rc, 0);
+
+  std::string jsonl;
+  for (int i = 0; i < 5; ++i)
+    jsonl += "{\"text\": \"Answer " + std::to_string(i) + ":\\nthe value is " + std::to_string(i * 7) + ".\", \"model\": \"m\"}\n";
+  spill(t_ / "r.jsonl", jsonl);
+  ASSERT_EQ(lz({"archive", "create", "r.lza", "--jsonl", "r.jsonl", "-m", base_}).rc, 0);
+  Result back = lz({"archive", "extract", "r.lza", "-m", base_, "-o", "back.jsonl"});
+  ASSERT_EQ(back.rc, 0) << back.describe();
+  EXPECT_EQ(slurp(t_ / "back.jsonl"), jsonl);
+
+  // Damage the middle of a.txt's data (the first member): it is named, the others extract.
+  std::string bytes = slurp(t_ / "docs.lza");
+  bytes[40] ^= 0x20;
+  spill(t_ / "hurt.lza", bytes);
+  Result hurt = lz({"archive", "extract", "hurt.lza", "-m", base_, "-A", adapters_, "-C", "hurt"});
+  EXPECT_EQ(hurt.rc, 1) << hurt.describe();
+  EXPECT_TRUE(has(hurt.err, "member 'a.txt'")) << hurt.describe();
+  EXPECT_EQ(slurp(t_ / "hurt/sub/b.txt"), "A short answer.\n");
+  EXPECT_FALSE(fs::exists(t_ / "hurt/a.txt"));
+}

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "adapters/adapter.h"
+#include "codec/archive_io.h"
 #include "codec/container.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
@@ -885,4 +887,338 @@ TEST(LmCodecTinyStories, WindowedChunksSaveBitsOnALongDocument) {
   EXPECT_LT(sw.coded_bits(), s0.coded_bits()) << "the window must save coded bits";
   for (int t : {1, 2, 0}) EXPECT_EQ(codec.decompress(fw, "windowed.lrz", t), text) << "threads " << t;
   EXPECT_TRUE(codec.compress(text, opts(128, 8, 1, 32)) == fw) << "threads 1 vs 2";
+}
+
+// ---- the compact file (container version 3) ------------------------------------------------------
+
+LmCodecOptions compact_opts(int64_t chunk, int threads, int64_t context = -1) {
+  LmCodecOptions o = opts(chunk, 4, threads, context);
+  o.format = ContainerFormat::Compact;
+  return o;
+}
+
+TEST(LmCodecCompact, EdgeCasesAndManyChunksRoundTrip) {
+  World& w = world();
+  AdaptedCodec chat = adapted_codec(make_adapter("chat", 21));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"empty", ""}, {"one byte", "a"}, {"leading space", " the model"}, {"random binary 3000", random_bytes(5, 3000)},
+      {"text", make_text(2100, 2500)}, {"NUL bytes", std::string("a\0b\0\0c", 6) + std::string(40, '\0')}};
+  for (const auto& [name, input] : cases) {
+    for (int64_t context : {int64_t{-1}, int64_t{0}, int64_t{5}}) {
+      for (int64_t chunk : {int64_t{0}, int64_t{32}}) {
+        for (const LmCodec* codec : {w.codec.get(), chat.codec.get()}) {
+          const std::string what = name + " chunk " + std::to_string(chunk) + " context " + std::to_string(context);
+          CodeStats cs;
+          const std::string file = codec->compress(input, compact_opts(chunk, 2, context), &cs);
+          EXPECT_EQ(container_version(file, "c"), kCompactVersion) << what;
+          EXPECT_EQ(codec->decompress(file, "c", 1), input) << what;
+          EXPECT_EQ(codec->compress(input, compact_opts(chunk, 1, context)), file) << what << ": depends on the thread count";
+        }
+      }
+    }
+  }
+}
+
+TEST(LmCodecCompact, OverheadWithAdapterIsAtMost24BytesOnShortText) {
+  AdaptedCodec chat = adapted_codec(make_adapter("chat", 21));
+  for (size_t n : {200, 1000, 3000}) {
+    CodeStats s;
+    const std::string file = chat.codec->compress(make_text(2200 + static_cast<uint32_t>(n), n), compact_opts(0, 1), &s);
+    ASSERT_FALSE(s.stored) << n;
+    const CompactFile f = CompactFile::parse(file, "c");
+    EXPECT_TRUE(f.has_adapter);
+    EXPECT_LE(s.file_bytes - s.payload_bytes, 24 + 2 * (static_cast<int64_t>(f.chunks.size()) - 1))
+        << n << " bytes in " << f.chunks.size() << " chunks";
+  }
+}
+
+TEST(LmCodecCompact, NeverMoreThanTenBytesOverStoring) {
+  World& w = world();
+  // Random bytes cost the model more than 8 bits a byte: the file holds them as they are.
+  const std::string noise = random_bytes(31, 64 * 1024);
+  CodeStats s;
+  const std::string file = w.codec->compress(noise, compact_opts(0, 2), &s);
+  EXPECT_TRUE(s.stored);
+  EXPECT_LE(file.size(), noise.size() + kCompactMinBytes);
+  EXPECT_TRUE(CompactFile::parse(file, "n").stored);
+  CodeStats d;
+  EXPECT_EQ(w.codec->decompress(file, "n", 1, &d), noise);
+  EXPECT_TRUE(d.stored);
+  // Text the model predicts is coded, not stored.
+  CodeStats t;
+  w.codec->compress(make_text(2300, 3000), compact_opts(0, 2), &t);
+  EXPECT_FALSE(t.stored);
+  EXPECT_LT(t.file_bytes, t.bytes);
+}
+
+TEST(LmCodecCompact, AnotherBaseAdapterOrTokenizerIsRefusedNamingWhich) {
+  World& w = world();
+  AdaptedCodec chat = adapted_codec(make_adapter("chat", 21));
+  AdaptedCodec code = adapted_codec(make_adapter("code", 22));
+  const std::string text = make_text(2400, 1500);
+  const std::string afile = chat.codec->compress(text, compact_opts(0, 1));
+  const std::string bfile = w.codec->compress(text, compact_opts(0, 1));
+  char tag[8];
+  std::snprintf(tag, sizeof tag, "%04x", fingerprint_tag16(chat.entry.fingerprint));
+
+  std::string msg = refusal_of([&] { w.codec->decompress(afile, "a.lz", 1); });
+  EXPECT_NE(msg.find("a.lz"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::string("adapter whose fingerprint begins ") + tag), std::string::npos) << msg;
+  EXPECT_NE(msg.find("no adapter"), std::string::npos) << msg;
+  if (fingerprint_tag16(code.entry.fingerprint) != fingerprint_tag16(chat.entry.fingerprint)) {
+    msg = refusal_of([&] { code.codec->decompress(afile, "a.lz", 1); });
+    EXPECT_NE(msg.find(short_fp(code.entry.fingerprint)), std::string::npos) << msg;
+  }
+  msg = refusal_of([&] { chat.codec->decompress(bfile, "b.lz", 1); });
+  EXPECT_NE(msg.find("no adapter"), std::string::npos) << msg;
+
+  LlamaForCausalLM other = tiny_model(*w.tok, 12);
+  const std::string dir = temp_root() + "/base2";
+  if (!dir_exists(dir)) save_hf_model(other, dir, w.tok->model_bytes());
+  LoadedBase b2 = load_base(dir);
+  LmCodec codec2(engine_model(b2.model), *b2.tokenizer, identity_for(b2, nullptr));
+  if (fingerprint_tag16(b2.fingerprint) != fingerprint_tag16(w.base.fingerprint)) {
+    msg = refusal_of([&] { codec2.decompress(bfile, "b.lz", 1); });
+    EXPECT_NE(msg.find("base model"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(short_fp(b2.fingerprint)), std::string::npos) << msg;
+  }
+  // A base whose tag collides: forge the identity so the tags match; the content checksum refuses.
+  CodecIdentity forged_id = identity_for(b2, nullptr);
+  forged_id.base_fingerprint = w.base.fingerprint;
+  LmCodec collided(engine_model(b2.model), *b2.tokenizer, forged_id);
+  msg = refusal_of([&] { collided.decompress(bfile, "b.lz", 1); });
+  EXPECT_NE(msg.find("checksum"), std::string::npos) << msg;
+
+  std::unique_ptr<Tokenizer> tok2 = train_tokenizer(temp_root() + "/tok2.model", 77, w.tok->vocab_size());
+  CodecIdentity tid = identity_for(w.base, nullptr);
+  tid.tokenizer_fingerprint = tok2->sha256();
+  LmCodec tcodec(engine_model(w.base.model), *tok2, tid);
+  if (fingerprint_tag8(tok2->sha256()) != fingerprint_tag8(w.tok->sha256())) {
+    msg = refusal_of([&] { tcodec.decompress(bfile, "t.lz", 1); });
+    EXPECT_NE(msg.find("tokenizer"), std::string::npos) << msg;
+  }
+}
+
+TEST(LmCodecCompact, EveryByteFlipAndTruncationIsRefused) {
+  World& w = world();
+  const std::string text = make_text(2500, 900);
+  const std::string file = w.codec->compress(text, compact_opts(32, 1));
+  ASSERT_GT(CompactFile::parse(file, "f").chunks.size(), 2u);
+  for (size_t pos = 0; pos < file.size(); ++pos)
+    for (uint8_t x : {0x01, 0x80}) {
+      std::string bad = file;
+      bad[pos] = static_cast<char>(bad[pos] ^ x);
+      refused_or_exact(*w.codec, bad, text, false, "flip at " + std::to_string(pos));
+    }
+  for (size_t n = 0; n < file.size(); ++n) refused_or_exact(*w.codec, file.substr(0, n), text, false, "truncated to " + std::to_string(n));
+}
+
+TEST(LmCodecCompact, ForgedHeadersWithValidChecksumsAreRefused) {
+  World& w = world();
+  const std::string text = make_text(2600, 900);
+  const std::string file = w.codec->compress(text, compact_opts(32, 1));
+  const CompactFile good = CompactFile::parse(file, "f");
+  auto forged = [&](const std::function<void(CompactFile&)>& change) {
+    CompactFile f = good;
+    change(f);
+    return f.serialize();
+  };
+  const std::vector<std::pair<std::string, std::function<void(CompactFile&)>>> changes = {
+      {"one token more", [](CompactFile& f) { f.n_tokens += 1; }},
+      {"one token less", [](CompactFile& f) { f.n_tokens -= 1; }},
+      {"a huge token count", [](CompactFile& f) { f.n_tokens = uint64_t{1} << 60; }},
+      {"another chunk length", [](CompactFile& f) { f.chunk_tokens = 31; f.context_tokens = 8; }},
+      {"chunks merged", [](CompactFile& f) { f.chunks[0] += f.chunks[1]; f.chunks.erase(f.chunks.begin() + 1); }},
+      {"another original size", [](CompactFile& f) { f.original_bytes += 1; }},
+      {"another content checksum", [](CompactFile& f) { f.original_check ^= 1; }},
+      {"dummy prefix flipped", [](CompactFile& f) { f.dummy_prefix = !f.dummy_prefix; }},
+      {"arithmetic version 2", [](CompactFile& f) { f.arithmetic_version = 2; }},
+      {"chunk longer than the model's context", [](CompactFile& f) { f.chunk_tokens = 64; f.context_tokens = 0; }},
+  };
+  for (const auto& [what, change] : changes) refused_or_exact(*w.codec, forged(change), text, false, what);
+}
+
+// ---- archives (codec/archive_io.h) ---------------------------------------------------------------
+
+namespace {
+
+// Records every byte range read through it.
+class CountingFile : public ByteSource {
+ public:
+  explicit CountingFile(const std::string& path) : inner_(open_file_source(path)) {}
+  uint64_t size() const override { return inner_->size(); }
+  std::string read(uint64_t offset, size_t n) const override {
+    reads.emplace_back(offset, offset + n);
+    return inner_->read(offset, n);
+  }
+  mutable std::vector<std::pair<uint64_t, uint64_t>> reads;
+
+ private:
+  std::unique_ptr<ByteSource> inner_;
+};
+
+std::vector<ArchiveDocument> docs_of(const std::vector<std::string>& bodies) {
+  std::vector<ArchiveDocument> docs;
+  for (size_t i = 0; i < bodies.size(); ++i) docs.push_back(file_document("dir/doc" + std::to_string(i) + ".txt", bodies[i]));
+  return docs;
+}
+
+std::vector<std::string> extract_all(const std::string& path, CodecSet& codecs, const std::string& adapters_dir = "") {
+  auto src = open_file_source(path);
+  const ArchiveLayout L = read_archive_layout(*src, path);
+  std::vector<std::string> out;
+  for (size_t k = 0; k < L.index.members.size(); ++k)
+    out.push_back(archive_extract_member(*src, L, k, codecs, "", adapters_dir, 1, path));
+  return out;
+}
+
+std::string archive_path(const std::string& name) { return temp_root() + "/" + name; }
+
+}  // namespace
+
+TEST(LmArchive, ZeroOneAndManyDocumentsWithEmptyAndBinaryMembersRoundTrip) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  ArchiveCodingOptions opt;
+  opt.threads = 1;
+  const std::vector<std::vector<std::string>> sets = {
+      {},
+      {make_text(3000, 700)},
+      {"", make_text(3001, 300), random_bytes(3002, 2000), std::string(1, '\0'), "", make_text(3003, 90)},
+  };
+  for (size_t s = 0; s < sets.size(); ++s) {
+    const std::string path = archive_path("set" + std::to_string(s) + ".lza");
+    const ArchiveWriteStats st = archive_create(path, codecs, docs_of(sets[s]), opt, true);
+    EXPECT_EQ(st.members, sets[s].size());
+    EXPECT_EQ(extract_all(path, codecs), sets[s]) << "set " << s;
+  }
+  // The binary member is stored as it is; text is coded.
+  auto src = open_file_source(archive_path("set2.lza"));
+  const ArchiveLayout L = read_archive_layout(*src, "set2.lza");
+  EXPECT_FALSE(L.index.members[2].coded);
+  EXPECT_EQ(L.index.members[2].data_len, 2000u);
+  EXPECT_TRUE(L.index.members[1].coded);
+  EXPECT_EQ(L.index.members[1].name, "dir/doc1.txt");
+}
+
+TEST(LmArchive, TenThousandDocuments) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  std::vector<std::string> bodies;
+  for (uint32_t i = 0; i < 10000; ++i) bodies.push_back(i % 97 == 0 ? std::string() : make_text(40000 + i, 8 + i % 40));
+  const std::string path = archive_path("many.lza");
+  ArchiveCodingOptions opt;
+  opt.threads = 1;
+  archive_create(path, codecs, docs_of(bodies), opt, true);
+  EXPECT_EQ(extract_all(path, codecs), bodies);
+}
+
+TEST(LmArchive, ExtractingOneMemberReadsOnlyItsBytesAndSurvivesOthersDamage) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  std::vector<std::string> bodies;
+  for (uint32_t i = 0; i < 8; ++i) bodies.push_back(make_text(5000 + i, 200 + 50 * i));
+  bodies.push_back(random_bytes(5100, 400));  // a stored member
+  const std::string path = archive_path("ra.lza");
+  ArchiveCodingOptions opt;
+  archive_create(path, codecs, docs_of(bodies), opt, true);
+  const size_t k = 5;
+  {
+    CountingFile src(path);
+    const ArchiveLayout L = read_archive_layout(src, path);
+    const ArchiveMember& m = L.index.members[k];
+    src.reads.clear();
+    EXPECT_EQ(archive_extract_member(src, L, k, codecs, "", "", 1, path), bodies[k]);
+    for (const auto& [from, to] : src.reads) EXPECT_TRUE(from >= m.offset && to <= m.offset + m.data_len) << from << ".." << to;
+  }
+  // Damage every other member's data: member k still extracts; each damaged one is refused by name.
+  std::string bytes = read_file(path);
+  auto src0 = open_file_source(path);
+  const ArchiveLayout L = read_archive_layout(*src0, path);
+  for (size_t j = 0; j < bodies.size(); ++j)
+    if (j != k) bytes[static_cast<size_t>(L.index.members[j].offset + L.index.members[j].data_len / 2)] ^= 0x10;
+  const std::string bad_path = archive_path("ra-damaged.lza");
+  write_file_atomic(bad_path, bytes);
+  auto src = open_file_source(bad_path);
+  const ArchiveLayout L2 = read_archive_layout(*src, bad_path);
+  EXPECT_EQ(archive_extract_member(*src, L2, k, codecs, "", "", 1, bad_path), bodies[k]);
+  ASSERT_FALSE(L2.index.members.back().coded);
+  for (size_t j = 0; j < bodies.size(); ++j) {
+    if (j == k) continue;
+    const std::string msg = refusal_of([&] { archive_extract_member(*src, L2, j, codecs, "", "", 1, bad_path); });
+    EXPECT_NE(msg.find("member '" + L2.index.members[j].name + "'"), std::string::npos) << msg;
+  }
+}
+
+TEST(LmArchive, AppendingKeepsTheOldBytesAndAddsMembers) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  const std::string path = archive_path("append.lza");
+  ArchiveCodingOptions opt;
+  std::vector<std::string> first = {make_text(6000, 300), "", random_bytes(6001, 100)};
+  archive_create(path, codecs, docs_of(first), opt, true);
+  const std::string before = read_file(path);
+  std::vector<std::string> second = {make_text(6002, 400), make_text(6003, 50)};
+  std::vector<ArchiveDocument> more = docs_of(second);
+  for (auto& d : more) d.name = "more/" + d.name;
+  archive_add(path, codecs, more, opt);
+  const std::string after = read_file(path);
+  ASSERT_GT(after.size(), before.size());
+  EXPECT_EQ(after.substr(0, before.size()), before) << "appending rewrote earlier bytes";
+  std::vector<std::string> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  EXPECT_EQ(extract_all(path, codecs), all);
+  archive_add(path, codecs, docs_of({"third time"}), opt);
+  all.push_back("third time");
+  EXPECT_EQ(extract_all(path, codecs), all);
+  // A JSONL record cannot join an archive of files; the archive is left as it was.
+  const std::string kept = read_file(path);
+  EXPECT_THROW(archive_add(path, codecs, documents_from_jsonl("{\"text\": \"x\"}\n"), opt), std::invalid_argument);
+  EXPECT_EQ(read_file(path), kept);
+}
+
+TEST(LmArchive, JsonlRoundTripsByteForByte) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  std::string jsonl;
+  for (uint32_t i = 0; i < 20; ++i)
+    jsonl += "{\"text\": " + json_string_literal(make_text(7000 + i, 100 + 30 * i), i % 2) + ", \"prompt\": \"p" + std::to_string(i) +
+             "\", \"model\": \"m\"}\n";
+  jsonl += "not json at all\n\n{\"text\": \"\\u00E9 upper-case escape\"}\n{\"text\": \"last, no newline\"}";
+  const std::string path = archive_path("records.lza");
+  ArchiveCodingOptions opt;
+  archive_create(path, codecs, documents_from_jsonl(jsonl), opt, true);
+  std::string back;
+  for (const auto& line : extract_all(path, codecs)) back += line;
+  EXPECT_EQ(back, jsonl);
+  // Appending records continues the JSONL file.
+  archive_add(path, codecs, documents_from_jsonl("{\"text\": \"appended\"}\n"), opt);
+  back.clear();
+  for (const auto& line : extract_all(path, codecs)) back += line;
+  EXPECT_EQ(back, jsonl + "{\"text\": \"appended\"}\n");
+}
+
+TEST(LmArchive, PerDocumentAdaptersAreFoundOnExtract) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  const std::string chat = make_adapter("chat", 21);
+  std::vector<std::string> bodies;
+  for (uint32_t i = 0; i < 6; ++i) bodies.push_back(make_text(8000 + i, 300));
+  ArchiveCodingOptions opt;
+  opt.adapter_dir = chat;
+  const std::string path = archive_path("adapted.lza");
+  archive_create(path, codecs, docs_of(bodies), opt, true);
+  auto src = open_file_source(path);
+  const ArchiveLayout L = read_archive_layout(*src, path);
+  ASSERT_EQ(L.index.adapters.size(), 1u);
+  EXPECT_EQ(L.index.adapters[0].domain, "chat");
+  EXPECT_EQ(extract_all(path, codecs, temp_root() + "/adapters"), bodies);
+  // Without the adapter, the member is refused by name.
+  const std::string msg = refusal_of([&] { archive_extract_member(*src, L, 0, codecs, "", "", 1, path); });
+  EXPECT_NE(msg.find("doc0.txt"), std::string::npos) << msg;
+  // -A routing: each document gets the cheaper of the base and the adapter; all extract.
+  ArchiveCodingOptions routed;
+  routed.candidates = list_adapters(temp_root() + "/adapters");
+  archive_create(path, codecs, docs_of(bodies), routed, true);
+  EXPECT_EQ(extract_all(path, codecs, temp_root() + "/adapters"), bodies);
 }

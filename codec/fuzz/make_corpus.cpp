@@ -1,15 +1,81 @@
-// Writes the fuzz target's seed corpus (and the container golden files): one valid container
-// per file, from codec/fuzz/seeds.h. Usage: make_fuzz_corpus <output-dir>
+// Writes the fuzz targets' seed corpora: one valid container per file from codec/fuzz/seeds.h
+// (also the container golden files), and with a second directory, compact files and archives
+// for fuzz_compact and fuzz_archive. Usage: make_fuzz_corpus <output-dir> [<compact-and-archive-dir>]
 #include <cstdio>
 #include <exception>
 #include <string>
 
+#include "codec/archive.h"
+#include "codec/compact.h"
 #include "codec/fuzz/seeds.h"
 #include "common/fs.h"
 
+namespace {
+
+void write_seed(const std::string& path, const std::string& bytes) {
+  lorazip::write_file_atomic(path, bytes);
+  std::printf("%s  %zu bytes\n", path.c_str(), bytes.size());
+}
+
+void write_new_format_seeds(const std::string& dir) {
+  using namespace lorazip;
+  CompactFile stored;
+  stored.stored = true;
+  stored.stored_bytes = "stored bytes \x01\x02\xff";
+  write_seed(dir + "/stored.lrz", stored.serialize());
+  CompactFile coded;
+  coded.dummy_prefix = true;
+  coded.arithmetic_version = 1;
+  coded.base_tag = 0xa1b2;
+  coded.tokenizer_tag = 0xc3;
+  coded.has_adapter = true;
+  coded.adapter_tag = 0xd4e5;
+  coded.chunk_tokens = 40;
+  coded.context_tokens = 10;
+  coded.original_bytes = 300;
+  coded.n_tokens = 90;
+  coded.original_check = 0x12345678;
+  coded.chunks = {"first chunk payload", "second", "third and last"};
+  write_seed(dir + "/coded3.lrz", coded.serialize());
+
+  for (bool jsonl : {false, true}) {
+    ArchiveHeader h;
+    h.flags = jsonl ? kArchiveJsonl : 0;
+    h.arithmetic_version = 1;
+    h.base_tag = 0xa1b2;
+    h.tokenizer_tag = 0xc3;
+    std::string file = h.serialize();
+    ArchiveIndex ix;
+    ix.adapters.push_back({0xd4e5, "chat"});
+    ArchiveMember stored_member;
+    stored_member.name = jsonl ? "line 1" : "a/stored.bin";
+    stored_member.data_len = 5;
+    stored_member.original_bytes = 5;
+    stored_member.check = check32("hello");
+    stored_member.prefix = "{\"text\": ";
+    stored_member.suffix = ", \"model\": \"m\"}";
+    file += "hello";
+    ArchiveMember coded_member;
+    coded_member.name = jsonl ? "line 2" : "b/coded.txt";
+    coded_member.coded = true;
+    coded_member.adapter = 1;
+    coded_member.original_bytes = 100;
+    coded_member.n_tokens = 30;
+    coded_member.chunk_lens = {6, 4};
+    coded_member.data_len = 10;
+    coded_member.raw_line = jsonl;
+    file += "0123456789";
+    ix.members = {stored_member, coded_member};
+    file += ix.serialize_with_footer(jsonl);
+    write_seed(dir + (jsonl ? "/records.lza" : "/files.lza"), file);
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s <output-dir>\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: %s <output-dir> [<compact-and-archive-dir>]\n", argv[0]);
     return 2;
   }
   try {
@@ -19,6 +85,7 @@ int main(int argc, char** argv) {
       lorazip::write_file_atomic(path, bytes);
       std::printf("%s  %zu bytes, %zu chunks\n", path.c_str(), bytes.size(), c.chunks.size());
     }
+    if (argc == 3) write_new_format_seeds(argv[2]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_fuzz_corpus: %s\n", e.what());
     return 1;

@@ -1,0 +1,165 @@
+// lorazip archive create|add|list|extract|test: many documents in one .lza file, with tar's and
+// zip's habits (create refuses to overwrite without -f, extract writes under -C DIR or to
+// standard output with -c, never outside DIR, and names every member it cannot restore).
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+
+#include "cli/commands.h"
+#include "codec/archive_io.h"
+#include "codec/compact.h"
+#include "common/fs.h"
+#include "common/log.h"
+
+namespace fs = std::filesystem;
+
+namespace lorazip {
+
+CLI::App* add_archive_subcommand(CLI::App& app, ArchiveCliOptions& o) {
+  auto* a = app.add_subcommand("archive", "many documents in one file: create | add | list | extract | test ARCHIVE [...]");
+  a->add_option("action", o.action, "create, add, list, extract or test")->required()->check(CLI::IsMember({"create", "add", "list", "extract", "test"}));
+  a->add_option("archive", o.archive, "the archive file (.lza)")->required();
+  a->add_option("inputs", o.inputs, "create/add: files or directories (or one JSONL file with --jsonl); extract/test: member names (default: all)");
+  a->add_option("-m,--model", o.model_dir, "base model (directory or .gguf)");
+  a->add_option("-a,--adapter", o.adapter_dir, "adapter directory to code (or decode) every document with");
+  a->add_option("-A,--adapters", o.adapters_dir, "directory of adapters: create/add pick per document; extract finds each member's");
+  a->add_flag("--jsonl", o.jsonl, "create/add: the input is a JSONL file whose records' \"text\" fields are the documents");
+  a->add_option("-C,--directory", o.directory, "extract: write members under this directory")->capture_default_str();
+  a->add_flag("-c,--stdout", o.to_stdout, "extract: write the members to standard output, one after another");
+  a->add_option("-o,--output", o.output, "extract: write the members, one after another, to this file (a JSONL archive gives its JSONL file back)");
+  a->add_flag("-f,--force", o.force, "create: replace an existing archive; extract: overwrite existing files");
+  a->add_option("--chunk", o.chunk_tokens, "create: positions per stream (0 = the model's context - 1)")->capture_default_str();
+  a->add_option("--context-tokens", o.context_tokens, "create: tokens each later chunk reads first (-1 = a quarter of the chunk)")->capture_default_str();
+  a->add_flag("-v,--verbose", o.verbose, "create/add: sizes and ratio; list: per-member details");
+  return a;
+}
+
+namespace {
+
+std::vector<ArchiveDocument> read_inputs(const ArchiveCliOptions& o) {
+  if (o.inputs.empty()) throw std::invalid_argument("archive " + o.action + ": name the files, directories or (--jsonl) JSONL file to store");
+  if (!o.jsonl) return documents_from_paths(o.inputs);
+  std::vector<ArchiveDocument> docs;
+  for (const auto& in : o.inputs) {
+    std::vector<ArchiveDocument> d = documents_from_jsonl(read_file(in));
+    docs.insert(docs.end(), d.begin(), d.end());
+  }
+  // Records are named by their position in the archive's JSONL file; add renumbers them there.
+  return docs;
+}
+
+void report_write(const ArchiveCliOptions& o, const ArchiveWriteStats& st) {
+  if (!o.verbose) return;
+  std::fprintf(stderr, "%s: %zu documents (%zu stored as they are), %llu bytes in, %llu data bytes (ideal %.0f bytes for the coded ones), "
+               "file %llu bytes, ratio %.4f\n", o.archive.c_str(), st.members, st.stored, (unsigned long long)st.input_bytes,
+               (unsigned long long)st.data_bytes, st.ideal_bits / 8, (unsigned long long)st.file_bytes,
+               st.input_bytes ? double(st.file_bytes) / double(st.input_bytes) : 0.0);
+}
+
+ArchiveCodingOptions coding_options(const ArchiveCliOptions& o, const GlobalOptions& g) {
+  ArchiveCodingOptions c;
+  c.adapter_dir = o.adapter_dir;
+  if (!o.adapters_dir.empty()) c.candidates = list_adapters(o.adapters_dir);
+  c.chunk_tokens = o.chunk_tokens;
+  c.context_tokens = o.context_tokens;
+  c.threads = g.threads;
+  return c;
+}
+
+int list_members(const ArchiveCliOptions& o) {
+  auto src = open_file_source(o.archive);
+  const ArchiveLayout L = read_archive_layout(*src, o.archive);
+  if (o.verbose) {
+    std::printf("# base model fingerprint begins %04x, tokenizer %02x, %s, %zu members\n", L.header.base_tag, L.header.tokenizer_tag,
+                L.header.flags & kArchiveJsonl ? "JSONL records" : "files", L.index.members.size());
+    for (size_t i = 0; i < L.index.adapters.size(); ++i)
+      std::printf("# adapter %zu: fingerprint begins %04x, domain '%s'\n", i + 1, L.index.adapters[i].tag, L.index.adapters[i].domain.c_str());
+  }
+  for (const auto& m : L.index.members) {
+    if (!o.verbose) {
+      std::printf("%s\n", m.name.c_str());
+      continue;
+    }
+    std::string how = !m.coded ? "stored" : m.adapter == 0 ? "base" : "adapter " + L.index.adapters[m.adapter - 1].domain;
+    std::printf("%10llu %10llu  %-16s %s\n", (unsigned long long)m.original_bytes, (unsigned long long)m.data_len, how.c_str(), m.name.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
+  if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
+  if (o.action == "list") return list_members(o);
+  if (o.model_dir.empty()) throw std::invalid_argument("archive " + o.action + ": no base model: pass -m DIR or -m FILE.gguf");
+  LoadedBase base = load_base(o.model_dir);
+  CodecSet codecs(base);
+  if (o.action == "create" || o.action == "add") {
+    std::vector<ArchiveDocument> docs = read_inputs(o);
+    const ArchiveCodingOptions c = coding_options(o, g);
+    report_write(o, o.action == "create" ? archive_create(o.archive, codecs, docs, c, o.force) : archive_add(o.archive, codecs, docs, c));
+    return 0;
+  }
+  // extract / test
+  if (o.action == "extract" && (o.to_stdout + !o.output.empty()) > 1) throw std::invalid_argument("-c and -o cannot be combined");
+  auto src = open_file_source(o.archive);
+  const ArchiveLayout L = read_archive_layout(*src, o.archive);
+  const bool jsonl = (L.header.flags & kArchiveJsonl) != 0;
+  std::vector<size_t> which;
+  if (o.inputs.empty()) {
+    for (size_t k = 0; k < L.index.members.size(); ++k) which.push_back(k);
+  } else {
+    std::map<std::string, size_t> by_name;
+    for (size_t k = 0; k < L.index.members.size(); ++k) by_name.emplace(L.index.members[k].name, k);
+    for (const auto& n : o.inputs) {
+      auto it = by_name.find(n);
+      if (it == by_name.end()) throw std::invalid_argument("'" + n + "' is not a member of " + o.archive + " (see lorazip archive list)");
+      which.push_back(it->second);
+    }
+  }
+  const bool one_stream = o.action == "extract" && (o.to_stdout || !o.output.empty() || jsonl);
+  if (o.action == "extract" && jsonl && !o.to_stdout && o.output.empty())
+    throw std::invalid_argument(o.archive + " holds JSONL records: extract them with -o FILE.jsonl or -c");
+  if (one_stream && o.to_stdout && ::isatty(STDOUT_FILENO)) throw std::invalid_argument("refusing to write to a terminal: redirect stdout or use -o");
+  if (!o.output.empty() && !o.force && fs::exists(o.output)) throw std::invalid_argument("'" + o.output + "' already exists; use -f to overwrite");
+  std::string stream;
+  int bad = 0;
+  for (size_t k : which) {
+    const ArchiveMember& m = L.index.members[k];
+    try {
+      std::string doc = archive_extract_member(*src, L, k, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive);
+      if (o.action == "test") continue;
+      if (one_stream) {
+        stream += doc;
+        continue;
+      }
+      const fs::path out = fs::path(o.directory) / m.name;
+      if (m.name.empty() || m.name[0] == '/' || m.name.find("..") != std::string::npos)
+        throw std::runtime_error(o.archive + ": member name '" + m.name + "' would be written outside " + o.directory + "; not extracted");
+      if (!o.force && fs::exists(out)) throw std::invalid_argument("'" + out.string() + "' already exists; use -f to overwrite");
+      write_file_atomic(out.string(), doc);
+    } catch (const std::invalid_argument&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lorazip: %s\n", e.what());
+      ++bad;
+    }
+  }
+  if (one_stream && o.to_stdout) {
+    if (std::fwrite(stream.data(), 1, stream.size(), stdout) != stream.size() || std::fflush(stdout) != 0)
+      throw std::runtime_error("write error on standard output");
+  } else if (one_stream) {
+    write_file_atomic(o.output, stream);
+  }
+  if (bad) {
+    std::fprintf(stderr, "lorazip: %s: %d of %zu members failed\n", o.archive.c_str(), bad, which.size());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace lorazip

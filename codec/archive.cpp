@@ -1,0 +1,516 @@
+// The archive format (codec/archive.h): header, zstd-compressed index, footer, reads by byte
+// range, and the JSONL record splitter. Every length read from the file is checked against the
+// bytes present before anything is allocated or read.
+#include "codec/archive.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "codec/byte_io.h"
+#include "codec/classical.h"
+#include "codec/compact.h"
+#include "codec/container.h"
+
+namespace lorazip {
+namespace {
+
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+constexpr bool kVerifyChecksums = false;
+#else
+constexpr bool kVerifyChecksums = true;
+#endif
+
+// Member flag bits.
+constexpr uint8_t kMemberCoded = 1u << 0;
+constexpr uint8_t kMemberDummyPrefix = 1u << 1;
+constexpr uint8_t kMemberAsciiEscapes = 1u << 2;
+constexpr uint8_t kMemberRawLine = 1u << 3;
+constexpr uint8_t kMemberNoNewline = 1u << 4;
+constexpr uint8_t kMemberKnown = kMemberCoded | kMemberDummyPrefix | kMemberAsciiEscapes | kMemberRawLine | kMemberNoNewline;
+constexpr size_t kMaxIndexBytes = size_t{1} << 32;  // decompressed index limit (4 GiB)
+
+class FileSource : public ByteSource {
+ public:
+  explicit FileSource(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+    const off_t end = ::lseek(fd_, 0, SEEK_END);
+    if (end < 0) {
+      ::close(fd_);
+      throw std::runtime_error(path + ": cannot seek: " + std::strerror(errno));
+    }
+    size_ = static_cast<uint64_t>(end);
+  }
+  ~FileSource() override { ::close(fd_); }
+  uint64_t size() const override { return size_; }
+  std::string read(uint64_t offset, size_t n) const override {
+    if (offset > size_ || n > size_ - offset)
+      throw std::runtime_error(path_ + ": read of " + std::to_string(n) + " bytes at " + std::to_string(offset) + " runs past the end (" +
+                               std::to_string(size_) + " bytes)");
+    std::string out(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(fd_, &out[got], n - got, static_cast<off_t>(offset + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) throw std::runtime_error(path_ + ": read error at byte " + std::to_string(offset + got));
+      got += static_cast<size_t>(r);
+    }
+    return out;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+class MemorySource : public ByteSource {
+ public:
+  explicit MemorySource(std::string b) : b_(std::move(b)) {}
+  uint64_t size() const override { return b_.size(); }
+  std::string read(uint64_t offset, size_t n) const override {
+    if (offset > b_.size() || n > b_.size() - offset) throw std::runtime_error("read past the end of an in-memory archive");
+    return b_.substr(static_cast<size_t>(offset), n);
+  }
+
+ private:
+  std::string b_;
+};
+
+void put_tag16(std::string& out, uint16_t tag) {
+  put_u8(out, static_cast<uint8_t>(tag >> 8));
+  put_u8(out, static_cast<uint8_t>(tag & 0xFF));
+}
+uint16_t read_tag16(ByteReader& r, const char* field) {
+  const uint8_t hi = r.u8(field);
+  return static_cast<uint16_t>(hi << 8 | r.u8(field));
+}
+
+// ---- JSON strings ----
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Position after the JSON string starting at s[i] == '"', or npos when it is not one.
+size_t skip_string(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') ++i;
+    else if (s[i] == '"') return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+size_t skip_ws(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+  return i;
+}
+
+// Position after the JSON value at s[i] (strings, nesting; scalars up to a delimiter); npos if malformed.
+size_t skip_value(std::string_view s, size_t i) {
+  if (i >= s.size()) return std::string_view::npos;
+  if (s[i] == '"') return skip_string(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+      if (s[i] == '"') {
+        i = skip_string(s, i);
+        if (i == std::string_view::npos) return i;
+        --i;
+      } else if (s[i] == '{' || s[i] == '[') {
+        ++depth;
+      } else if (s[i] == '}' || s[i] == ']') {
+        if (--depth == 0) return i + 1;
+      }
+    }
+    return std::string_view::npos;
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t') ++i;
+  return i;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The bytes a JSON string literal (quotes included) stands for; false for a malformed one or a
+// lone surrogate (which no UTF-8 text can rebuild).
+bool decode_json_string(std::string_view lit, std::string* out) {
+  out->clear();
+  for (size_t i = 1; i + 1 < lit.size(); ++i) {
+    const char c = lit[i];
+    if (c != '\\') {
+      out->push_back(c);
+      continue;
+    }
+    if (++i >= lit.size() - 1) return false;  // a backslash right before the closing quote
+    switch (lit[i]) {
+      case '"': out->push_back('"'); break;
+      case '\\': out->push_back('\\'); break;
+      case '/': out->push_back('/'); break;
+      case 'b': out->push_back('\b'); break;
+      case 'f': out->push_back('\f'); break;
+      case 'n': out->push_back('\n'); break;
+      case 'r': out->push_back('\r'); break;
+      case 't': out->push_back('\t'); break;
+      case 'u': {
+        auto read4 = [&](size_t at, uint32_t* v) {
+          if (at + 4 > lit.size() - 1) return false;
+          *v = 0;
+          for (size_t k = 0; k < 4; ++k) {
+            const int d = hex_digit(lit[at + k]);
+            if (d < 0) return false;
+            *v = *v * 16 + static_cast<uint32_t>(d);
+          }
+          return true;
+        };
+        uint32_t cp = 0;
+        if (!read4(i + 1, &cp)) return false;
+        i += 4;
+        if (cp >= 0xD800 && cp < 0xDC00) {
+          uint32_t lo = 0;
+          if (i + 2 >= lit.size() || lit[i + 1] != '\\' || lit[i + 2] != 'u' || !read4(i + 3, &lo) || lo < 0xDC00 || lo >= 0xE000) return false;
+          i += 6;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp < 0xE000) {
+          return false;
+        }
+        append_utf8(*out, cp);
+        break;
+      }
+      default: return false;
+    }
+  }
+  return true;
+}
+
+// Next UTF-8 code point of s at i (advancing i); false for invalid UTF-8.
+bool next_code_point(std::string_view s, size_t& i, uint32_t* cp) {
+  const auto b = static_cast<uint8_t>(s[i]);
+  int n = b < 0x80 ? 0 : (b & 0xE0) == 0xC0 ? 1 : (b & 0xF0) == 0xE0 ? 2 : (b & 0xF8) == 0xF0 ? 3 : -1;
+  if (n < 0 || i + static_cast<size_t>(n) >= s.size()) return false;
+  uint32_t v = n == 0 ? b : b & (0x3F >> n);
+  for (int k = 1; k <= n; ++k) {
+    const auto c = static_cast<uint8_t>(s[i + static_cast<size_t>(k)]);
+    if ((c & 0xC0) != 0x80) return false;
+    v = v << 6 | (c & 0x3F);
+  }
+  static const uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
+  if (v < kMin[n] || v > 0x10FFFF || (v >= 0xD800 && v < 0xE000)) return false;
+  i += static_cast<size_t>(n) + 1;
+  *cp = v;
+  return true;
+}
+
+}  // namespace
+
+// The JSON string literal for `text` as Python's json.dumps writes it: ensure_ascii=False
+// (`ascii_escapes` false: only quotes, backslashes and control characters escaped) or the default
+// ensure_ascii=True (every character outside space..'~' as \uXXXX, surrogate pairs above U+FFFF).
+// Throws std::invalid_argument for ascii escapes of bytes that are not UTF-8.
+std::string json_string_literal(std::string_view text, bool ascii_escapes) {
+  std::string out = "\"";
+  char buf[8];
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<uint8_t>(text[i]);
+    switch (c) {
+      case '"': out += "\\\""; ++i; continue;
+      case '\\': out += "\\\\"; ++i; continue;
+      case '\n': out += "\\n"; ++i; continue;
+      case '\r': out += "\\r"; ++i; continue;
+      case '\t': out += "\\t"; ++i; continue;
+      case '\b': out += "\\b"; ++i; continue;
+      case '\f': out += "\\f"; ++i; continue;
+      default: break;
+    }
+    if (c < 0x20) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      ++i;
+    } else if (!ascii_escapes || (c >= 0x20 && c < 0x7F)) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else {
+      uint32_t cp = 0;
+      if (!next_code_point(text, i, &cp)) throw std::invalid_argument("text is not UTF-8");
+      if (cp >= 0x10000) {
+        cp -= 0x10000;
+        std::snprintf(buf, sizeof buf, "\\u%04x", 0xD800 + (cp >> 10));
+        out += buf;
+        std::snprintf(buf, sizeof buf, "\\u%04x", 0xDC00 + (cp & 0x3FF));
+        out += buf;
+      } else {
+        std::snprintf(buf, sizeof buf, "\\u%04x", cp);
+        out += buf;
+      }
+    }
+  }
+  return out + "\"";
+}
+
+bool split_jsonl_record(std::string_view line, std::string* text, std::string* prefix, std::string* suffix, bool* ascii_escapes) {
+  size_t i = skip_ws(line, 0);
+  if (i >= line.size() || line[i] != '{') return false;
+  i = skip_ws(line, i + 1);
+  while (i < line.size() && line[i] == '"') {
+    const size_t key_end = skip_string(line, i);
+    if (key_end == std::string_view::npos) return false;
+    const std::string_view key = line.substr(i, key_end - i);
+    i = skip_ws(line, key_end);
+    if (i >= line.size() || line[i] != ':') return false;
+    i = skip_ws(line, i + 1);
+    const size_t value_end = skip_value(line, i);
+    if (value_end == std::string_view::npos) return false;
+    if (key == "\"text\"" && line[i] == '"') {
+      const std::string_view lit = line.substr(i, value_end - i);
+      if (!decode_json_string(lit, text)) return false;
+      for (bool ascii : {false, true}) {
+        try {
+          if (json_string_literal(*text, ascii) == lit) {
+            *prefix = std::string(line.substr(0, i));
+            *suffix = std::string(line.substr(value_end));
+            *ascii_escapes = ascii;
+            return true;
+          }
+        } catch (const std::invalid_argument&) {
+        }
+      }
+      return false;
+    }
+    i = skip_ws(line, value_end);
+    if (i < line.size() && line[i] == ',') i = skip_ws(line, i + 1);
+    else break;
+  }
+  return false;
+}
+
+std::string join_jsonl_record(std::string_view text, const std::string& prefix, const std::string& suffix, bool ascii_escapes) {
+  return prefix + json_string_literal(text, ascii_escapes) + suffix;
+}
+
+std::unique_ptr<ByteSource> open_file_source(const std::string& path) { return std::make_unique<FileSource>(path); }
+std::unique_ptr<ByteSource> memory_source(std::string bytes) { return std::make_unique<MemorySource>(std::move(bytes)); }
+
+// ---- header ----
+
+std::string ArchiveHeader::serialize() const {
+  if (arithmetic_version < 1 || arithmetic_version > 255)
+    throw std::invalid_argument("ArchiveHeader::serialize: arithmetic_version " + std::to_string(arithmetic_version) + " outside [1, 255]");
+  if (chunk_tokens < 0 || chunk_tokens > kMaxChunkTokens || (chunk_tokens > 0 && (context_tokens < 0 || context_tokens >= chunk_tokens)))
+    throw std::invalid_argument("ArchiveHeader::serialize: chunk_tokens " + std::to_string(chunk_tokens) + " / context_tokens " +
+                                std::to_string(context_tokens) + " out of range");
+  if (flags & ~kArchiveJsonl) throw std::invalid_argument("ArchiveHeader::serialize: unknown flags");
+  std::string out(kArchiveMagic, 4);
+  put_u8(out, kArchiveVersion);
+  put_u8(out, flags);
+  put_u8(out, static_cast<uint8_t>(arithmetic_version));
+  put_tag16(out, base_tag);
+  put_u8(out, tokenizer_tag);
+  put_varint(out, static_cast<uint64_t>(chunk_tokens));
+  if (chunk_tokens > 0) put_varint(out, static_cast<uint64_t>(context_tokens));
+  put_le(out, check32(out), 4);
+  return out;
+}
+
+ArchiveHeader ArchiveHeader::parse(std::string_view b, const std::string& name, size_t* header_bytes) {
+  auto fail = [&](const std::string& what) { throw std::runtime_error(name + ": " + what); };
+  if (b.empty()) fail("truncated: the file is empty (not a lorazip archive)");
+  const size_t m = b.size() < 4 ? b.size() : 4;
+  if (b.substr(0, m) != std::string_view(kArchiveMagic, m)) fail("not a lorazip archive (bad magic: expected \"LRZA\")");
+  ByteReader r(b, 4, b.size(), name);
+  const uint8_t version = r.u8("version");
+  if (version != kArchiveVersion)
+    fail("unsupported archive version " + std::to_string(version) + " (this lorazip reads version " + std::to_string(kArchiveVersion) + ")");
+  ArchiveHeader h;
+  h.flags = r.u8("flags");
+  if (h.flags & ~kArchiveJsonl) fail("archive flags name features this lorazip does not know (written by a newer version?)");
+  h.arithmetic_version = r.u8("arithmetic_version");
+  if (h.arithmetic_version < 1) fail("invalid archive header: arithmetic_version 0 outside [1, 255]");
+  h.base_tag = read_tag16(r, "base_tag");
+  h.tokenizer_tag = r.u8("tokenizer_tag");
+  h.chunk_tokens = static_cast<int64_t>(r.varint_in("chunk_tokens", 0, static_cast<uint64_t>(kMaxChunkTokens)));
+  if (h.chunk_tokens > 0)
+    h.context_tokens = static_cast<int64_t>(r.varint_in("context_tokens", 0, static_cast<uint64_t>(h.chunk_tokens - 1)));
+  const size_t end = r.pos();
+  const uint32_t stored = static_cast<uint32_t>(r.le(4, "header_check"));
+  if (kVerifyChecksums && stored != check32(b.substr(0, end))) fail("archive header checksum mismatch (file corrupted)");
+  *header_bytes = r.pos();
+  return h;
+}
+
+// ---- index ----
+
+uint64_t ArchiveIndex::layout(uint64_t data_start) {
+  uint64_t pos = data_start;
+  for (auto& m : members) {
+    m.offset = pos + m.gap;
+    pos = m.offset + m.data_len;
+  }
+  return pos;
+}
+
+std::string ArchiveIndex::serialize_with_footer(bool jsonl) const {
+  std::string block;
+  put_varint(block, adapters.size());
+  for (const auto& a : adapters) {
+    put_tag16(block, a.tag);
+    put_str(block, a.domain.substr(0, kMaxDomainBytes));
+  }
+  put_varint(block, members.size());
+  for (const auto& m : members) {
+    if (m.name.size() > kMaxMemberName) throw std::invalid_argument("archive member name longer than " + std::to_string(kMaxMemberName) + " bytes: " + m.name.substr(0, 80));
+    if (m.adapter > adapters.size()) throw std::invalid_argument("archive member '" + m.name + "' names adapter " + std::to_string(m.adapter) + " of " + std::to_string(adapters.size()));
+    uint8_t flags = (m.coded ? kMemberCoded : 0) | (m.dummy_prefix ? kMemberDummyPrefix : 0) | (m.ascii_escapes ? kMemberAsciiEscapes : 0) |
+                    (m.raw_line ? kMemberRawLine : 0) | (m.no_newline ? kMemberNoNewline : 0);
+    put_str(block, m.name);
+    put_u8(block, flags);
+    put_varint(block, m.gap);
+    put_varint(block, m.data_len);
+    put_le(block, m.check, 4);
+    if (m.coded) {
+      uint64_t sum = 0;
+      for (uint64_t l : m.chunk_lens) sum += l;
+      if (sum != m.data_len || (m.n_tokens == 0) != m.chunk_lens.empty() || m.chunk_lens.size() > m.n_tokens)
+        throw std::invalid_argument("archive member '" + m.name + "': chunk lengths do not fit its data or tokens");
+      put_varint(block, m.adapter);
+      put_varint(block, m.original_bytes);
+      put_varint(block, m.n_tokens);
+      if (m.n_tokens > 0) {
+        put_varint(block, m.chunk_lens.size() - 1);
+        for (size_t i = 0; i + 1 < m.chunk_lens.size(); ++i) put_varint(block, m.chunk_lens[i]);
+      }
+    }
+    if (jsonl && !m.raw_line) {
+      put_str(block, m.prefix);
+      put_str(block, m.suffix);
+    }
+  }
+  std::string packed = classical_compress(Classical::Zstd19, block);
+  std::string out = packed;
+  put_le(out, packed.size(), 8);
+  put_le(out, check32(packed), 4);
+  out.append(kArchiveFooterMagic, 4);
+  return out;
+}
+
+ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& name, uint64_t data_start, uint64_t data_end,
+                                 bool jsonl) {
+  if (data_start > data_end) throw std::invalid_argument("ArchiveIndex::parse: data_start after data_end");
+  std::string block;
+  try {
+    block = classical_decompress(Classical::Zstd19, packed, kMaxIndexBytes);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(name + ": archive index does not decompress (file corrupted): " + e.what());
+  }
+  ByteReader r(block, 0, block.size(), name);
+  ArchiveIndex ix;
+  const uint64_t n_adapters = r.varint_in("n_adapters", 0, kMaxArchiveAdapters);
+  for (uint64_t i = 0; i < n_adapters; ++i) {
+    ArchiveAdapter a;
+    a.tag = read_tag16(r, "adapter tag");
+    a.domain = r.str("adapter domain", kMaxDomainBytes);
+    ix.adapters.push_back(a);
+  }
+  // Every member takes at least 8 bytes of the index (name length, flags, gap, length, check).
+  const uint64_t n_members = r.varint("n_members");
+  if (n_members > r.left() / 8) r.fail("invalid archive index: " + std::to_string(n_members) + " members cannot fit its " + std::to_string(r.left()) + " bytes");
+  ix.members.reserve(static_cast<size_t>(n_members));
+  uint64_t pos = data_start;
+  for (uint64_t k = 0; k < n_members; ++k) {
+    ArchiveMember m;
+    m.name = r.str("member name", kMaxMemberName);
+    const std::string who = "archive member " + std::to_string(k) + " '" + m.name + "'";
+    const uint8_t flags = r.u8("member flags");
+    if (flags & ~kMemberKnown) r.fail("invalid archive index: " + who + " has unknown flags");
+    m.coded = flags & kMemberCoded;
+    m.dummy_prefix = flags & kMemberDummyPrefix;
+    m.ascii_escapes = flags & kMemberAsciiEscapes;
+    m.raw_line = flags & kMemberRawLine;
+    m.no_newline = flags & kMemberNoNewline;
+    if (!m.coded && m.dummy_prefix) r.fail("invalid archive index: " + who + " is stored but has the dummy-prefix flag");
+    if (!jsonl && (m.raw_line || m.ascii_escapes || m.no_newline)) r.fail("invalid archive index: " + who + " has JSONL flags in an archive of files");
+    m.gap = r.varint("member gap");
+    m.data_len = r.varint("member data_len");
+    if (m.gap > data_end - pos || m.data_len > data_end - pos - m.gap)
+      r.fail("invalid archive index: " + who + "'s data runs past the start of the index");
+    m.offset = pos + m.gap;
+    pos = m.offset + m.data_len;
+    m.check = static_cast<uint32_t>(r.le(4, "member check"));
+    m.original_bytes = m.data_len;
+    if (m.coded) {
+      m.adapter = static_cast<uint32_t>(r.varint_in("member adapter", 0, ix.adapters.size()));
+      m.original_bytes = r.varint("member original_bytes");
+      m.n_tokens = r.varint("member n_tokens");
+      if (m.n_tokens > 0) {
+        const uint64_t extra = r.varint("member n_chunks");
+        if (extra > r.left() || extra >= m.n_tokens) r.fail("invalid archive index: " + who + " has more chunks than tokens or bytes");
+        uint64_t listed = 0;
+        for (uint64_t i = 0; i < extra; ++i) {
+          const uint64_t l = r.varint("member chunk length");
+          if (l > m.data_len - listed) r.fail("invalid archive index: " + who + "'s chunk lengths exceed its data");
+          listed += l;
+          m.chunk_lens.push_back(l);
+        }
+        m.chunk_lens.push_back(m.data_len - listed);
+      } else if (m.data_len != 0) {
+        r.fail("invalid archive index: " + who + " has data but no tokens");
+      }
+    }
+    if (jsonl && !m.raw_line) {
+      m.prefix = r.str("member prefix", kMaxIndexBytes);
+      m.suffix = r.str("member suffix", kMaxIndexBytes);
+    }
+    ix.members.push_back(std::move(m));
+  }
+  if (r.left() != 0) r.fail("invalid archive index: " + std::to_string(r.left()) + " bytes after the last member");
+  return ix;
+}
+
+ArchiveLayout read_archive_layout(const ByteSource& src, const std::string& name) {
+  auto fail = [&](const std::string& what) { throw std::runtime_error(name + ": " + what); };
+  const uint64_t size = src.size();
+  ArchiveLayout L;
+  // The header is at most 4 + 1 + 1 + 1 + 2 + 1 + 5 + 5 + 4 bytes.
+  const std::string head = src.read(0, static_cast<size_t>(std::min<uint64_t>(size, 24)));
+  L.header = ArchiveHeader::parse(head, name, &L.header_bytes);
+  if (size < L.header_bytes + kArchiveFooterBytes)
+    fail("truncated: " + std::to_string(size) + " bytes, too short for the archive's header and footer");
+  const std::string foot = src.read(size - kArchiveFooterBytes, kArchiveFooterBytes);
+  if (foot.compare(12, 4, kArchiveFooterMagic, 4) != 0)
+    fail("truncated or damaged archive: the last bytes are not its footer (\"LRZE\")");
+  ByteReader fr(foot, 0, 12, name);
+  const uint64_t index_len = fr.le(8, "index_len");
+  const uint32_t index_check = static_cast<uint32_t>(fr.le(4, "index_check"));
+  if (index_len > size - kArchiveFooterBytes - L.header_bytes) fail("invalid archive footer: an index of " + std::to_string(index_len) + " bytes does not fit the file");
+  L.index_offset = size - kArchiveFooterBytes - index_len;
+  const std::string block = src.read(L.index_offset, static_cast<size_t>(index_len));
+  if (kVerifyChecksums && check32(block) != index_check) fail("archive index checksum mismatch (file corrupted)");
+  L.index = ArchiveIndex::parse(block, name, L.header_bytes, L.index_offset, (L.header.flags & kArchiveJsonl) != 0);
+  return L;
+}
+
+std::string read_member_data(const ByteSource& src, const ArchiveMember& m) { return src.read(m.offset, static_cast<size_t>(m.data_len)); }
+
+}  // namespace lorazip

@@ -1,0 +1,110 @@
+// lorazip archives (.lza): many documents in one file, each coded on its own (a compact coded
+// stream or the bytes themselves) with its adapter, behind one header; an index at the end says
+// where each member's bytes lie, so one member is read and decoded without touching the others,
+// and members are appended without rewriting the ones before. This header is the format alone
+// (no model): header, index, footer, and reading through a ByteSource. Layout and refusals:
+// docs/container-format.md ("Archives").
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lorazip {
+
+constexpr char kArchiveMagic[4] = {'L', 'R', 'Z', 'A'};
+constexpr char kArchiveFooterMagic[4] = {'L', 'R', 'Z', 'E'};
+constexpr uint8_t kArchiveVersion = 1;
+constexpr uint8_t kArchiveJsonl = 1u << 0;  // members are the "text" fields of JSONL records; the index holds the rest
+constexpr size_t kArchiveFooterBytes = 16;  // index_len u64, index check32 u32, "LRZE"
+constexpr size_t kMaxMemberName = 4096;
+constexpr size_t kMaxArchiveAdapters = 4096;
+
+// Read access by offset (a file, or bytes in memory). Archive readers go through it so that what
+// they touch can be counted (tests check that extracting one member reads only its bytes).
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual uint64_t size() const = 0;
+  // Exactly n bytes at `offset`; std::runtime_error when they are not there.
+  virtual std::string read(uint64_t offset, size_t n) const = 0;
+};
+// A file opened read-only (pread); std::runtime_error naming it when it cannot be opened or read.
+std::unique_ptr<ByteSource> open_file_source(const std::string& path);
+std::unique_ptr<ByteSource> memory_source(std::string bytes);
+
+struct ArchiveHeader {
+  uint8_t flags = 0;             // kArchiveJsonl
+  int arithmetic_version = 0;    // 1..255
+  uint16_t base_tag = 0;         // fingerprint tags as in the compact file (codec/compact.h)
+  uint8_t tokenizer_tag = 0;
+  int64_t chunk_tokens = 0;      // 0: the model's defaults (then context_tokens is ignored)
+  int64_t context_tokens = 0;
+  std::string serialize() const;  // magic, version, fields, check32
+  // From the archive's first bytes (`bytes` may run past the header); sets *header_bytes.
+  static ArchiveHeader parse(std::string_view bytes, const std::string& name, size_t* header_bytes);
+};
+
+struct ArchiveAdapter {
+  uint16_t tag = 0;     // first two bytes of the adapter's fingerprint
+  std::string domain;   // informational, <= 255 bytes
+};
+
+struct ArchiveMember {
+  std::string name;             // path inside the archive, or "line N" for JSONL records
+  bool coded = false;           // false: the data is the document itself
+  bool dummy_prefix = false;    // coded with the tokenizer's dummy-prefix space
+  uint32_t adapter = 0;         // 0 = the base alone, i = adapters[i - 1]
+  uint64_t gap = 0;             // bytes between the previous member's data (or the header) and this one's
+  uint64_t data_len = 0;        // bytes of this member's data
+  uint64_t original_bytes = 0;  // the document's length (stored: data_len)
+  uint64_t n_tokens = 0;        // coded: tokens, all chunks
+  std::vector<uint64_t> chunk_lens;  // coded: every chunk's payload size (they add up to data_len)
+  uint32_t check = 0;           // check32 of the document
+  std::string prefix, suffix;   // JSONL: the record's bytes before and after the text's JSON string
+  bool ascii_escapes = false;   // JSONL: the text was written with \uXXXX for every non-ASCII character
+  bool raw_line = false;        // JSONL: the member is the whole line (no "text" string lorazip can rebuild)
+  bool no_newline = false;      // JSONL: the record ends the file without a newline
+  uint64_t offset = 0;          // computed by ArchiveIndex::parse / layout(): where the data starts
+};
+
+struct ArchiveIndex {
+  std::vector<ArchiveAdapter> adapters;
+  std::vector<ArchiveMember> members;
+
+  // Sets every member's offset from the gaps, starting at `data_start` (the header's end);
+  // returns the end of the last member's data.
+  uint64_t layout(uint64_t data_start);
+  // The index block (zstd-compressed) and the 16-byte footer that follows it.
+  // `jsonl`: the members carry their records' prefix and suffix (kArchiveJsonl).
+  std::string serialize_with_footer(bool jsonl) const;
+  // The index block `block` (its check32 already verified); members' offsets laid out from
+  // `data_start`, each range checked against `data_end` (where the index starts).
+  static ArchiveIndex parse(std::string_view block, const std::string& name, uint64_t data_start, uint64_t data_end, bool jsonl);
+};
+
+// An archive's header and index, read through `src`: the header, the footer, the index block,
+// nothing else. std::runtime_error naming `name` for anything malformed.
+struct ArchiveLayout {
+  ArchiveHeader header;
+  size_t header_bytes = 0;
+  ArchiveIndex index;
+  uint64_t index_offset = 0;  // where the index block starts (appends write their data here)
+};
+ArchiveLayout read_archive_layout(const ByteSource& src, const std::string& name);
+
+// The member's data, read from its own byte range only.
+std::string read_member_data(const ByteSource& src, const ArchiveMember& m);
+
+// JSONL records: `line` (without its newline) split into the text field's value and the bytes
+// around its JSON string, when they rebuild the line exactly (join_jsonl_record); false when the
+// line has no top-level "text" string or its escaping is neither of the two styles lorazip writes
+// back (then the whole line is the member).
+// The JSON string literal for `text` as Python's json.dumps writes it (ensure_ascii false or true).
+std::string json_string_literal(std::string_view text, bool ascii_escapes);
+bool split_jsonl_record(std::string_view line, std::string* text, std::string* prefix, std::string* suffix, bool* ascii_escapes);
+std::string join_jsonl_record(std::string_view text, const std::string& prefix, const std::string& suffix, bool ascii_escapes);
+
+}  // namespace lorazip

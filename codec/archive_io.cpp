@@ -1,0 +1,261 @@
+// Archives with the model (codec/archive_io.h): documents in, members out, and back.
+#include "codec/archive_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "codec/compact.h"
+#include "codec/routing.h"
+#include "common/fs.h"
+
+namespace fs = std::filesystem;
+
+namespace lorazip {
+namespace {
+
+// The member for `doc`, its data appended to `data`, coded under the archive's chunking.
+ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
+                          ArchiveIndex& index, std::string& data, ArchiveWriteStats& st) {
+  std::string adapter = opt.adapter_dir;
+  if (!opt.candidates.empty())
+    adapter = route_by_ideal_bits(codecs, doc.bytes, opt.candidates, h.chunk_tokens, h.chunk_tokens > 0 ? h.context_tokens : -1).adapter_dir;
+  LmCodec& codec = codecs.get(adapter);
+  LmCodecOptions co;
+  co.chunk_tokens = h.chunk_tokens;
+  co.context_tokens = h.chunk_tokens > 0 ? h.context_tokens : -1;
+  co.threads = opt.threads;
+  co.format = ContainerFormat::Compact;
+  CodeStats cs;
+  const CompactFile f = CompactFile::parse(codec.compress(doc.bytes, co, &cs), doc.name);
+  ArchiveMember m;
+  m.name = doc.name;
+  m.raw_line = doc.raw_line;
+  m.ascii_escapes = doc.ascii_escapes;
+  m.no_newline = doc.no_newline;
+  m.prefix = doc.prefix;
+  m.suffix = doc.suffix;
+  m.check = f.original_check;
+  m.original_bytes = f.original_bytes;
+  if (f.stored) {
+    m.data_len = f.stored_bytes.size();
+    data += f.stored_bytes;
+    ++st.stored;
+  } else {
+    m.coded = true;
+    m.dummy_prefix = f.dummy_prefix;
+    m.n_tokens = f.n_tokens;
+    for (const auto& c : f.chunks) {
+      m.chunk_lens.push_back(c.size());
+      m.data_len += c.size();
+      data += c;
+    }
+    st.ideal_bits += cs.ideal_bits;
+    if (f.has_adapter) {
+      // The archive's adapter table: one entry per adapter tag and domain.
+      const CodecIdentity& id = codec.identity();
+      const uint16_t tag = fingerprint_tag16(id.adapter_fingerprint);
+      auto it = std::find_if(index.adapters.begin(), index.adapters.end(),
+                             [&](const ArchiveAdapter& a) { return a.tag == tag && a.domain == id.adapter_domain; });
+      if (it == index.adapters.end()) {
+        index.adapters.push_back({tag, id.adapter_domain});
+        it = index.adapters.end() - 1;
+      }
+      m.adapter = static_cast<uint32_t>(it - index.adapters.begin()) + 1;
+    }
+  }
+  ++st.members;
+  st.input_bytes += doc.bytes.size();
+  st.data_bytes += m.data_len;
+  return m;
+}
+
+void check_base(const ArchiveHeader& h, CodecSet& codecs, const std::string& name) {
+  const CodecIdentity& id = codecs.get("").identity();
+  if (h.base_tag != fingerprint_tag16(id.base_fingerprint) || h.tokenizer_tag != fingerprint_tag8(id.tokenizer_fingerprint)) {
+    char want[32];
+    std::snprintf(want, sizeof want, "%04x / tokenizer %02x", h.base_tag, h.tokenizer_tag);
+    throw std::runtime_error(name + ": the archive was made with a base model whose fingerprint begins " + want +
+                             ", but the given base model is " + short_fp(id.base_fingerprint) + " / tokenizer " +
+                             short_fp(id.tokenizer_fingerprint) + " (pass the -m that created it)");
+  }
+}
+
+bool safe_member_name(const std::string& n) {
+  if (n.empty() || n[0] == '/') return false;
+  for (const auto& part : fs::path(n)) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>& paths) {
+  std::vector<ArchiveDocument> docs;
+  for (const auto& p : paths) {
+    if (fs::is_regular_file(p)) {
+      docs.push_back(file_document(fs::path(p).filename().string(), read_file(p)));
+      continue;
+    }
+    if (!fs::is_directory(p)) throw std::invalid_argument("'" + p + "' is neither a file nor a directory");
+    std::vector<std::string> files;
+    for (const auto& e : fs::recursive_directory_iterator(p))
+      if (e.is_regular_file()) files.push_back(fs::relative(e.path(), p).generic_string());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) docs.push_back(file_document(f, read_file((fs::path(p) / f).string())));
+  }
+  for (const auto& d : docs)
+    if (!safe_member_name(d.name) || d.name.size() > kMaxMemberName) throw std::invalid_argument("unsafe or too long member name '" + d.name + "'");
+  return docs;
+}
+
+std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes) {
+  std::vector<ArchiveDocument> docs;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    size_t nl = bytes.find('\n', pos);
+    ArchiveDocument d;
+    d.jsonl = true;
+    d.name = "line " + std::to_string(docs.size() + 1);
+    if (nl == std::string::npos) {
+      d.no_newline = true;
+      nl = bytes.size();
+    }
+    const std::string_view line(bytes.data() + pos, nl - pos);
+    if (!split_jsonl_record(line, &d.bytes, &d.prefix, &d.suffix, &d.ascii_escapes)) {
+      d.raw_line = true;
+      d.bytes = std::string(line);
+      d.prefix.clear();
+      d.suffix.clear();
+    }
+    docs.push_back(std::move(d));
+    pos = nl + 1;
+  }
+  return docs;
+}
+
+ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+                                 const ArchiveCodingOptions& opt, bool force) {
+  if (!force && fs::exists(path)) throw std::invalid_argument("'" + path + "' already exists; use -f to overwrite");
+  const bool jsonl = !docs.empty() && docs[0].jsonl;
+  for (const auto& d : docs)
+    if (d.jsonl != jsonl) throw std::invalid_argument("an archive holds JSONL records or files, not both");
+  const CodecIdentity& id = codecs.get("").identity();
+  ArchiveHeader h;
+  h.flags = jsonl ? kArchiveJsonl : 0;
+  h.arithmetic_version = engine::kArithmeticVersion;
+  h.base_tag = fingerprint_tag16(id.base_fingerprint);
+  h.tokenizer_tag = fingerprint_tag8(id.tokenizer_fingerprint);
+  const int64_t max_chunk = codecs.get("").model().config().max_position_embeddings - 1;
+  if (opt.chunk_tokens != 0 && opt.chunk_tokens != max_chunk) {
+    h.chunk_tokens = opt.chunk_tokens;
+    h.context_tokens = resolve_context_tokens(opt.chunk_tokens, opt.context_tokens);
+  } else if (opt.context_tokens >= 0 && opt.context_tokens != max_chunk / kAutoContextDivisor) {
+    h.chunk_tokens = max_chunk;
+    h.context_tokens = opt.context_tokens;
+  }
+  std::string file = h.serialize();
+  ArchiveIndex index;
+  ArchiveWriteStats st;
+  for (const auto& d : docs) index.members.push_back(code_member(codecs, d, h, opt, index, file, st));
+  file += index.serialize_with_footer(jsonl);
+  st.file_bytes = file.size();
+  write_file_atomic(path, file);
+  return st;
+}
+
+ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+                              const ArchiveCodingOptions& opt) {
+  ArchiveLayout L;
+  {
+    auto src = open_file_source(path);
+    L = read_archive_layout(*src, path);
+  }
+  check_base(L.header, codecs, path);
+  const bool jsonl = (L.header.flags & kArchiveJsonl) != 0;
+  for (const auto& d : docs)
+    if (d.jsonl != jsonl)
+      throw std::invalid_argument("'" + path + "' holds " + (jsonl ? "JSONL records" : "files") + "; add " + (jsonl ? "a JSONL file with --jsonl" : "files"));
+  uint64_t old_size = 0;
+  {
+    auto src = open_file_source(path);
+    old_size = src->size();
+  }
+  std::string data;
+  ArchiveWriteStats st;
+  const size_t first_new = L.index.members.size();
+  const uint64_t old_end = L.index.layout(L.header_bytes);  // end of the last member's data
+  for (const auto& d : docs) L.index.members.push_back(code_member(codecs, d, L.header, opt, L.index, data, st));
+  // The old index and footer stay where they are, as a gap before the first new member.
+  if (first_new < L.index.members.size()) L.index.members[first_new].gap = old_size - old_end;
+  const std::string tail = data + L.index.serialize_with_footer(jsonl);
+
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(path + ": cannot open for appending: " + std::strerror(errno));
+  try {
+    size_t done = 0;
+    while (done < tail.size()) {
+      const ssize_t w = ::pwrite(fd, tail.data() + done, tail.size() - done, static_cast<off_t>(old_size + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) throw std::runtime_error(path + ": write error while appending: " + std::strerror(errno));
+      done += static_cast<size_t>(w);
+    }
+    if (::fsync(fd) != 0) throw std::runtime_error(path + ": fsync failed while appending: " + std::strerror(errno));
+  } catch (...) {
+    if (::ftruncate(fd, static_cast<off_t>(old_size)) != 0) {
+      // nothing more to do: the error below names the file
+    }
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  st.file_bytes = old_size + tail.size();
+  return st;
+}
+
+std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L, size_t k, CodecSet& codecs,
+                                   const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+                                   const std::string& archive_name) {
+  if (k >= L.index.members.size()) throw std::invalid_argument("member " + std::to_string(k) + " is not in " + archive_name);
+  const ArchiveMember& m = L.index.members[k];
+  const std::string who = archive_name + ": member '" + m.name + "'";
+  const std::string data = read_member_data(src, m);
+  std::string doc;
+  if (!m.coded) {
+    if (check32(data) != m.check) throw std::runtime_error(who + ": checksum mismatch (member corrupted)");
+    doc = data;
+  } else {
+    CompactFile f;
+    f.dummy_prefix = m.dummy_prefix;
+    f.arithmetic_version = L.header.arithmetic_version;
+    f.base_tag = L.header.base_tag;
+    f.tokenizer_tag = L.header.tokenizer_tag;
+    f.has_adapter = m.adapter > 0;
+    if (f.has_adapter) f.adapter_tag = L.index.adapters[m.adapter - 1].tag;
+    f.chunk_tokens = L.header.chunk_tokens;
+    f.context_tokens = L.header.context_tokens;
+    f.original_bytes = m.original_bytes;
+    f.n_tokens = m.n_tokens;
+    f.original_check = m.check;
+    size_t pos = 0;
+    for (uint64_t len : m.chunk_lens) {
+      f.chunks.push_back(data.substr(pos, static_cast<size_t>(len)));
+      pos += static_cast<size_t>(len);
+    }
+    // A member coded with the base alone decodes with the base whatever -a / -A say.
+    doc = decode_file(codecs, f.has_adapter ? adapter_dir : "", f.has_adapter ? adapters_dir : "", f.serialize(), who, threads);
+  }
+  if (!(L.header.flags & kArchiveJsonl)) return doc;
+  std::string line = m.raw_line ? doc : join_jsonl_record(doc, m.prefix, m.suffix, m.ascii_escapes);
+  if (!m.no_newline) line += '\n';
+  return line;
+}
+
+}  // namespace lorazip

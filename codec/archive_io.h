@@ -1,0 +1,70 @@
+// Archives with the model: coding documents into members (per-document adapter routing, the
+// stored fallback), creating an archive, appending to one without rewriting its members, and
+// decoding one member from its own bytes. The format itself is codec/archive.h; the CLI
+// (`lorazip archive create|add|list|extract|test`) calls these functions.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "codec/archive.h"
+#include "codec/model_setup.h"
+
+namespace lorazip {
+
+// One document to store: its name inside the archive and its bytes. JSONL records carry the
+// bytes around their text (see split_jsonl_record) and `bytes` is the text alone.
+struct ArchiveDocument {
+  std::string name;
+  std::string bytes;
+  bool jsonl = false;
+  bool raw_line = false, ascii_escapes = false, no_newline = false;
+  std::string prefix, suffix;
+};
+inline ArchiveDocument file_document(std::string name, std::string bytes) {
+  ArchiveDocument d;
+  d.name = std::move(name);
+  d.bytes = std::move(bytes);
+  return d;
+}
+
+// Every regular file under each path (a file names itself), in sorted order, named by its path
+// relative to the directory given (a file given directly: its file name). std::invalid_argument
+// for a path that does not exist.
+std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>& paths);
+// The records of a JSONL file, one per line, each split into its text and the bytes around it
+// (or kept whole when its text cannot be rebuilt byte for byte); named "line N" (from 1).
+std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes);
+
+struct ArchiveCodingOptions {
+  std::string adapter_dir;               // -a: every document with this adapter ("" = the base)
+  std::vector<AdapterEntry> candidates;  // -A: per document, the cheapest of the base and these
+  int64_t chunk_tokens = 0;              // 0 = the model's default; used by create only (add keeps the archive's)
+  int64_t context_tokens = -1;
+  int threads = 0;
+};
+
+struct ArchiveWriteStats {
+  size_t members = 0, stored = 0;
+  uint64_t input_bytes = 0, data_bytes = 0, file_bytes = 0;
+  double ideal_bits = 0;  // summed over coded members (the model's code length of their tokens)
+};
+
+// Writes a new archive at `path` (temporary file + rename; an existing file is replaced only with
+// `force`). All documents must be JSONL records or none.
+ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+                                 const ArchiveCodingOptions& opt, bool force);
+// Appends documents: their data goes after the archive's last bytes, then a new index and footer;
+// the members already there are not rewritten. On an error the file is cut back to its old size.
+ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+                              const ArchiveCodingOptions& opt);
+
+// Member k's document (a JSONL record: the whole line with its newline), read from the member's
+// own byte range only, decoded with the adapter it names (found in `adapter_dir` / `adapters_dir`
+// as decode_file does). std::runtime_error naming the member when its data or checksum is wrong.
+std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& layout, size_t k, CodecSet& codecs,
+                                   const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+                                   const std::string& archive_name);
+
+}  // namespace lorazip

@@ -1,0 +1,172 @@
+// Writing and checked reading of the compact single-file format (container version 3; layout in
+// docs/container-format.md). Like the version-2 reader, every length is compared with the bytes
+// that remain before anything is sliced, and the trailer checksum is verified before any field.
+#include "codec/compact.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "codec/byte_io.h"
+#include "codec/container.h"
+#include "common/hash.h"
+
+namespace lorazip {
+namespace {
+
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+constexpr bool kVerifyChecksums = false;  // the fuzz target reaches the fields behind the trailer
+#else
+constexpr bool kVerifyChecksums = true;
+#endif
+
+uint32_t hex_prefix(const std::string& hex, size_t digits) {
+  if (hex.size() < digits) return 0;
+  uint32_t v = 0;
+  for (size_t i = 0; i < digits; ++i) {
+    const char ch = hex[i];
+    const int nib = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+    if (nib < 0) throw std::invalid_argument("fingerprint '" + hex.substr(0, 80) + "' is not hexadecimal");
+    v = v * 16 + static_cast<uint32_t>(nib);
+  }
+  return v;
+}
+
+// Tags go to disk in the digest's own byte order (the first two bytes of the SHA-256).
+void put_tag16(std::string& out, uint16_t tag) {
+  put_u8(out, static_cast<uint8_t>(tag >> 8));
+  put_u8(out, static_cast<uint8_t>(tag & 0xFF));
+}
+uint16_t read_tag16(ByteReader& r, const char* field) {
+  const uint8_t hi = r.u8(field);
+  return static_cast<uint16_t>(hi << 8 | r.u8(field));
+}
+
+std::string flags_hex(uint8_t f) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02x", f);
+  return buf;
+}
+
+}  // namespace
+
+uint16_t fingerprint_tag16(const std::string& hex) { return static_cast<uint16_t>(hex_prefix(hex, 4)); }
+uint8_t fingerprint_tag8(const std::string& hex) { return static_cast<uint8_t>(hex_prefix(hex, 2)); }
+uint32_t check32(std::string_view bytes) { return static_cast<uint32_t>(xxh64(bytes) & 0xFFFFFFFFu); }
+
+int container_version(std::string_view b, const std::string& name) {
+  if (b.empty()) throw std::runtime_error(name + ": truncated: the file is empty (not a lorazip file)");
+  const size_t m = b.size() < 4 ? b.size() : 4;
+  if (b.substr(0, m) != std::string_view(kContainerMagic, m))
+    throw std::runtime_error(name + ": not a lorazip file (bad magic: expected \"LRZP\")");
+  if (b.size() < 5)
+    throw std::runtime_error(name + ": truncated: " + std::to_string(b.size()) + " bytes, too short to hold the version byte");
+  return static_cast<uint8_t>(b[4]);
+}
+
+std::string CompactFile::serialize() const {
+  auto bad = [](const std::string& what) { return std::invalid_argument("CompactFile::serialize: " + what); };
+  std::string out(kContainerMagic, 4);
+  put_u8(out, kCompactVersion);
+  if (stored) {
+    put_u8(out, kCompactStored);
+    out.append(stored_bytes);
+    put_le(out, check32(out), 4);
+    return out;
+  }
+  if (arithmetic_version < 1 || arithmetic_version > 255)
+    throw bad("arithmetic_version " + std::to_string(arithmetic_version) + " outside [1, 255]");
+  if (chunk_tokens < 0 || chunk_tokens > kMaxChunkTokens)
+    throw bad("chunk_tokens " + std::to_string(chunk_tokens) + " outside [0 (model default), " + std::to_string(kMaxChunkTokens) + "]");
+  if (chunk_tokens > 0 && (context_tokens < 0 || context_tokens >= chunk_tokens))
+    throw bad("context_tokens " + std::to_string(context_tokens) + " outside [0, chunk_tokens - 1]");
+  if ((n_tokens == 0) != chunks.empty())
+    throw bad(std::to_string(n_tokens) + " tokens in " + std::to_string(chunks.size()) + " chunks (no tokens exactly when no chunks)");
+  if (chunks.size() > n_tokens) throw bad("more chunks than tokens (every chunk codes at least one)");
+  uint8_t flags = (dummy_prefix ? kCompactDummyPrefix : 0) | (has_adapter ? kCompactAdapter : 0) |
+                  (chunk_tokens > 0 ? kCompactChunking : 0) | (chunks.size() > 1 ? kCompactMultiChunk : 0);
+  put_u8(out, flags);
+  put_u8(out, static_cast<uint8_t>(arithmetic_version));
+  put_tag16(out, base_tag);
+  put_u8(out, tokenizer_tag);
+  if (has_adapter) put_tag16(out, adapter_tag);
+  if (chunk_tokens > 0) {
+    put_varint(out, static_cast<uint64_t>(chunk_tokens));
+    put_varint(out, static_cast<uint64_t>(context_tokens));
+  }
+  put_varint(out, original_bytes);
+  put_varint(out, n_tokens);
+  put_le(out, original_check, 4);
+  if (chunks.size() > 1) {
+    put_varint(out, chunks.size() - 2);
+    for (size_t i = 0; i + 1 < chunks.size(); ++i) put_varint(out, chunks[i].size());
+  }
+  for (const auto& p : chunks) out.append(p);
+  put_le(out, check32(out), 4);
+  return out;
+}
+
+CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
+  auto fail = [&](const std::string& what) { throw std::runtime_error(name + ": " + what); };
+  const int version = container_version(b, name);
+  if (version != kCompactVersion)
+    fail("version " + std::to_string(version) + " is not the compact format (version " + std::to_string(kCompactVersion) + ")");
+  if (b.size() < kCompactMinBytes)
+    fail("truncated: " + std::to_string(b.size()) + " bytes, shorter than the " + std::to_string(kCompactMinBytes) +
+         "-byte minimum of a compact file");
+  const size_t end = b.size() - kCompactTrailerBytes;
+  ByteReader trailer(b, end, b.size(), name);
+  const uint32_t stored_check = static_cast<uint32_t>(trailer.le(4, "file_check"));
+  if (kVerifyChecksums && stored_check != check32(b.substr(0, end)))
+    fail("file checksum mismatch (file corrupted, truncated or concatenated)");
+
+  CompactFile f;
+  ByteReader r(b, 5, end, name);
+  const uint8_t flags = r.u8("flags");
+  if (flags & ~kCompactKnownFlags)
+    fail("flags " + flags_hex(flags) + " name features this lorazip does not know (file written by a newer version?)");
+  if (flags & kCompactStored) {
+    if (flags != kCompactStored) fail("invalid header: flags " + flags_hex(flags) + " combine 'stored' with coding flags");
+    f.stored = true;
+    f.stored_bytes = std::string(r.bytes(r.left(), "stored bytes"));
+    f.original_bytes = f.stored_bytes.size();
+    f.original_check = check32(f.stored_bytes);
+    return f;
+  }
+  f.dummy_prefix = flags & kCompactDummyPrefix;
+  f.has_adapter = flags & kCompactAdapter;
+  f.arithmetic_version = r.u8("arithmetic_version");
+  if (f.arithmetic_version < 1) fail("invalid header: arithmetic_version 0 outside [1, 255]");
+  f.base_tag = read_tag16(r, "base_tag");
+  f.tokenizer_tag = r.u8("tokenizer_tag");
+  if (f.has_adapter) f.adapter_tag = read_tag16(r, "adapter_tag");
+  if (flags & kCompactChunking) {
+    f.chunk_tokens = static_cast<int64_t>(r.varint_in("chunk_tokens", 1, static_cast<uint64_t>(kMaxChunkTokens)));
+    f.context_tokens = static_cast<int64_t>(r.varint_in("context_tokens", 0, static_cast<uint64_t>(f.chunk_tokens - 1)));
+  }
+  f.original_bytes = r.varint("original_bytes");
+  f.n_tokens = r.varint("n_tokens");
+  f.original_check = static_cast<uint32_t>(r.le(4, "original_check"));
+  uint64_t n_chunks = f.n_tokens == 0 ? 0 : 1;
+  if (flags & kCompactMultiChunk) {
+    // Each of the n_chunks - 1 lengths takes at least one byte, so the file bounds the count.
+    const uint64_t extra = r.varint("n_chunks");
+    if (extra >= r.left()) fail("invalid header: " + std::to_string(extra) + " + 2 chunks cannot fit the " + std::to_string(r.left()) + " bytes left");
+    n_chunks = extra + 2;
+    if (n_chunks > f.n_tokens)
+      fail("invalid header: " + std::to_string(n_chunks) + " chunks for " + std::to_string(f.n_tokens) + " tokens (every chunk codes at least one)");
+  }
+  std::vector<uint64_t> sizes;
+  for (uint64_t i = 0; i + 1 < n_chunks; ++i) sizes.push_back(r.varint("chunk payload_len"));
+  uint64_t listed = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] > r.left() - listed) fail("invalid header: chunk " + std::to_string(i) + "'s payload runs past the end of the file");
+    listed += sizes[i];
+  }
+  if (n_chunks == 0 && r.left() > 0)
+    fail(std::to_string(r.left()) + " unexpected bytes after the header of a file without tokens (file corrupted or concatenated)");
+  for (uint64_t s : sizes) f.chunks.emplace_back(r.bytes(static_cast<size_t>(s), "chunk payload"));
+  if (n_chunks > 0) f.chunks.emplace_back(r.bytes(r.left(), "chunk payload"));
+  return f;
+}
+
+}  // namespace lorazip

@@ -1,0 +1,216 @@
+// The compact single-file format (container version 3, codec/compact.h) on its own: what the
+// writer writes the reader reads back field for field; the fixed overhead with base + adapter is
+// at most 24 bytes and a stored file adds 10; every flipped byte, every truncation, unknown flags
+// and hostile counts are refused with the file's name; version 2 files still go to their reader.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "codec/compact.h"
+#include "codec/container.h"
+
+using namespace lorazip;
+
+namespace {
+
+std::string random_bytes(uint32_t seed, size_t n) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng() & 0xFF);
+  return s;
+}
+
+// An LM-coded file as the codec writes one: base + adapter, model-default chunking.
+CompactFile coded(size_t n_chunks, size_t payload_each) {
+  CompactFile f;
+  f.dummy_prefix = true;
+  f.arithmetic_version = 1;
+  f.base_tag = fingerprint_tag16("a1b2c3d4");
+  f.tokenizer_tag = fingerprint_tag8("e5f6");
+  f.has_adapter = true;
+  f.adapter_tag = fingerprint_tag16("0f9e");
+  f.original_bytes = 3000;
+  f.n_tokens = 700;
+  f.original_check = 0xDEADBEEF;
+  for (size_t i = 0; i < n_chunks; ++i) f.chunks.push_back(random_bytes(static_cast<uint32_t>(i + 1), payload_each + i));
+  return f;
+}
+
+void expect_same(const CompactFile& a, const CompactFile& b) {
+  EXPECT_EQ(a.stored, b.stored);
+  EXPECT_EQ(a.stored_bytes, b.stored_bytes);
+  EXPECT_EQ(a.dummy_prefix, b.dummy_prefix);
+  EXPECT_EQ(a.arithmetic_version, b.arithmetic_version);
+  EXPECT_EQ(a.base_tag, b.base_tag);
+  EXPECT_EQ(a.tokenizer_tag, b.tokenizer_tag);
+  EXPECT_EQ(a.has_adapter, b.has_adapter);
+  EXPECT_EQ(a.adapter_tag, b.adapter_tag);
+  EXPECT_EQ(a.chunk_tokens, b.chunk_tokens);
+  EXPECT_EQ(a.context_tokens, b.context_tokens);
+  EXPECT_EQ(a.original_bytes, b.original_bytes);
+  EXPECT_EQ(a.n_tokens, b.n_tokens);
+  EXPECT_EQ(a.original_check, b.original_check);
+  EXPECT_EQ(a.chunks, b.chunks);
+}
+
+void expect_refused(const std::string& bytes, const std::string& what) {
+  try {
+    CompactFile::parse(bytes, "f.lz");
+    ADD_FAILURE() << what << ": accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("f.lz: ", 0), 0u) << what << ": message does not start with the name: " << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(CompactFile, TagsAreTheFingerprintsFirstBytes) {
+  EXPECT_EQ(fingerprint_tag16("a1b2c3"), 0xa1b2);
+  EXPECT_EQ(fingerprint_tag8("e5f6"), 0xe5);
+  EXPECT_EQ(fingerprint_tag16(""), 0);
+}
+
+TEST(CompactFile, RoundTripsEveryShape) {
+  std::vector<CompactFile> shapes;
+  shapes.push_back(coded(1, 300));
+  shapes.push_back(coded(5, 40));
+  CompactFile explicit_chunking = coded(3, 10);
+  explicit_chunking.chunk_tokens = 300;
+  explicit_chunking.context_tokens = 0;
+  explicit_chunking.has_adapter = false;
+  explicit_chunking.adapter_tag = 0;
+  explicit_chunking.dummy_prefix = false;
+  shapes.push_back(explicit_chunking);
+  CompactFile empty_chunks = coded(0, 0);
+  empty_chunks.n_tokens = 0;
+  shapes.push_back(empty_chunks);
+  CompactFile stored;
+  stored.stored = true;
+  stored.stored_bytes = random_bytes(9, 1000);
+  stored.original_bytes = 1000;
+  stored.original_check = check32(stored.stored_bytes);
+  shapes.push_back(stored);
+  CompactFile stored_empty;
+  stored_empty.stored = true;
+  stored_empty.original_check = check32("");
+  shapes.push_back(stored_empty);
+  for (const auto& f : shapes) {
+    const std::string bytes = f.serialize();
+    EXPECT_EQ(container_version(bytes, "f.lz"), kCompactVersion);
+    const CompactFile back = CompactFile::parse(bytes, "f.lz");
+    expect_same(f, back);
+    EXPECT_EQ(back.serialize(), bytes) << "same file, same bytes";
+  }
+}
+
+TEST(CompactFile, FixedOverheadWithBaseAndAdapterIsAtMost24Bytes) {
+  // One chunk, input and token count below 16 KiB: the 24-byte budget of issue 11.
+  CompactFile f = coded(1, 400);
+  f.original_bytes = 16383;
+  f.n_tokens = 16383;
+  EXPECT_LE(f.serialize().size() - 400, 24u);
+  f.original_bytes = 900;
+  f.n_tokens = 120;
+  EXPECT_EQ(f.serialize().size() - 400, 23u);
+  f.original_bytes = 120;
+  f.n_tokens = 30;
+  EXPECT_EQ(f.serialize().size() - 400, 22u);
+  f.has_adapter = false;
+  EXPECT_EQ(f.serialize().size() - 400, 20u);
+}
+
+TEST(CompactFile, StoredFileOfOneMegabyteGrowsByTenBytes) {
+  CompactFile f;
+  f.stored = true;
+  f.stored_bytes = random_bytes(3, 1 << 20);
+  const std::string bytes = f.serialize();
+  EXPECT_EQ(bytes.size(), (1u << 20) + kCompactMinBytes);
+  EXPECT_EQ(CompactFile::parse(bytes, "f.lz").stored_bytes, f.stored_bytes);
+}
+
+TEST(CompactFile, EverySingleByteFlipIsRefused) {
+  for (const CompactFile& f : {coded(1, 30), coded(3, 8)}) {
+    const std::string good = f.serialize();
+    for (size_t i = 0; i < good.size(); ++i) {
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ 0x20);
+      expect_refused(bad, "byte " + std::to_string(i) + " flipped");
+    }
+  }
+}
+
+TEST(CompactFile, EveryTruncationAndAppendedByteIsRefused) {
+  const std::string good = coded(2, 20).serialize();
+  for (size_t n = 0; n < good.size(); ++n) expect_refused(good.substr(0, n), "truncated to " + std::to_string(n));
+  expect_refused(good + "x", "one byte appended");
+}
+
+// A file whose trailer is recomputed: the checks behind the checksum must hold on their own.
+std::string resealed(std::string body_without_trailer) {
+  body_without_trailer.resize(body_without_trailer.size());
+  uint32_t c = check32(body_without_trailer);
+  for (int i = 0; i < 4; ++i) body_without_trailer.push_back(static_cast<char>((c >> (8 * i)) & 0xFF));
+  return body_without_trailer;
+}
+
+TEST(CompactFile, ForgedFieldsWithValidChecksumsAreRefused) {
+  const std::string pre = std::string(kContainerMagic, 4) + static_cast<char>(kCompactVersion);
+  // Unknown flag bits; stored combined with coding flags.
+  expect_refused(resealed(pre + static_cast<char>(0x10) + std::string(20, '\1')), "unknown flag 0x10");
+  expect_refused(resealed(pre + static_cast<char>(kCompactStored | kCompactAdapter) + "abc"), "stored + adapter");
+  // arithmetic version 0.
+  expect_refused(resealed(pre + std::string("\0\0\1\2\3\5\5\0\0\0\0", 11)), "arithmetic version 0");
+  // A chunk count far beyond what the file can hold.
+  std::string hostile = pre + static_cast<char>(kCompactMultiChunk) + std::string("\1\1\2\3", 4);
+  hostile += std::string("\x7f\x7f", 2);                      // original_bytes 127, n_tokens 127
+  hostile += std::string(4, '\0');                          // original_check
+  hostile += std::string("\xff\xff\xff\xff\x0f", 5);         // n_chunks - 2 = 2^32 - 1
+  expect_refused(resealed(hostile), "hostile chunk count");
+  // More chunks than tokens.
+  std::string few = pre + static_cast<char>(kCompactMultiChunk) + std::string("\1\1\2\3", 4) + std::string("\x05\x02", 2) +
+                    std::string(4, '\0') + std::string("\x01\x01\x01", 3) + "abc";
+  expect_refused(resealed(few), "3 chunks for 2 tokens");
+  // A chunk length running past the end.
+  std::string past = pre + static_cast<char>(kCompactMultiChunk) + std::string("\1\1\2\3", 4) + std::string("\x05\x09", 2) +
+                     std::string(4, '\0') + std::string("\x00\x40", 2) + "abc";
+  expect_refused(resealed(past), "chunk length past the end");
+  // Bytes after the header of a file without tokens.
+  std::string tokenless = pre + std::string("\0\1\2\3\4", 5) + std::string("\x00\x00", 2) + std::string(4, '\0') + "zz";
+  expect_refused(resealed(tokenless), "payload without tokens");
+  // Explicit chunking with context >= chunk.
+  std::string ctx = pre + static_cast<char>(kCompactChunking) + std::string("\1\1\2\3", 4) + std::string("\x08\x08", 2) +
+                    std::string("\x00\x00", 2) + std::string(4, '\0');
+  expect_refused(resealed(ctx), "context_tokens 8 with chunk_tokens 8");
+}
+
+TEST(CompactFile, WriterRefusesWhatTheReaderWould) {
+  CompactFile f = coded(1, 10);
+  f.arithmetic_version = 0;
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+  f = coded(2, 10);
+  f.n_tokens = 1;
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+  f = coded(0, 0);  // tokens but no chunks
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+  f = coded(1, 10);
+  f.chunk_tokens = 10;
+  f.context_tokens = 10;
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+}
+
+TEST(CompactFile, VersionByteSendsFilesToTheirReader) {
+  Container c;
+  c.arithmetic_version = 1;
+  c.total_bits = 16;
+  c.chunk_tokens = 10;
+  c.group_streams = 1;
+  const std::string v2 = c.serialize();
+  EXPECT_EQ(container_version(v2, "v2.lz"), kContainerVersion);
+  EXPECT_NO_THROW(Container::parse(v2, "v2.lz"));
+  EXPECT_THROW(CompactFile::parse(v2, "v2.lz"), std::runtime_error);
+  EXPECT_THROW(container_version("", "e.lz"), std::runtime_error);
+  EXPECT_THROW(container_version("LRZ", "e.lz"), std::runtime_error);
+  EXPECT_THROW(container_version("GZIP", "e.lz"), std::runtime_error);
+}
