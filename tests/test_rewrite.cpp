@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <set>
 
 #include "codec/lm_codec.h"
 #include "gen/rewrite.h"
@@ -22,19 +24,32 @@ TEST(Rewrite, StripsTheFinalAnswer) {
 }
 
 TEST(Rewrite, KeepsTheShortestSampleAndCodesIt) {
-  const ChatModel m = test::tiny_chat_model(7);
-  CodecIdentity id;
-  const LmCodec codec(m.model, *m.tokenizer, id);
   RewriteConfig cfg;
   cfg.samples = 5;
-  cfg.temperature = 1.0;
+  cfg.temperature = 1.5;
   cfg.max_tokens = 40;
   cfg.infer_tokens = 16;
   LmCodecOptions copt;
   copt.threads = 1;
   const std::string solution = "We add 12 and 30 to get 42, so \\boxed{42}.";
-  const RewriteResult r = rewrite_solution(m, codec, copt, "Add 12 and 30.", solution, cfg, 1, &m, "42");
+  // The first tiny model (by seed) whose five samples differ in length, so the choice shows.
+  std::unique_ptr<ChatModel> mp;
+  std::unique_ptr<LmCodec> cp;
+  RewriteResult r;
+  for (uint64_t seed = 1; seed < 40; ++seed) {
+    mp = std::make_unique<ChatModel>(test::tiny_chat_model(seed));
+    cp = std::make_unique<LmCodec>(mp->model, *mp->tokenizer, CodecIdentity{});
+    r = rewrite_solution(*mp, *cp, copt, "Add 12 and 30.", solution, cfg, 1, mp.get(), "42");
+    std::set<size_t> sizes;
+    for (const std::string& s : r.samples) sizes.insert(s.size());
+    if (sizes.size() >= 3) break;
+  }
+  const ChatModel& m = *mp;
+  const LmCodec& codec = *cp;
   ASSERT_EQ(r.samples.size(), 5u);
+  std::set<size_t> sizes;
+  for (const std::string& s : r.samples) sizes.insert(s.size());
+  ASSERT_GE(sizes.size(), 3u) << "no tiny model gave samples of different lengths";
   for (const std::string& s : r.samples)
     if (!s.empty()) EXPECT_LE(r.rewrite.size(), s.size());
   EXPECT_EQ(r.rewrite, r.samples[r.chosen]);
