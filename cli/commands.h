@@ -7,6 +7,10 @@
 
 #include "codec/lm_codec.h"  // kDefaultContextTokens
 
+namespace CLI {
+class App;
+}
+
 namespace lorazip {
 
 struct GlobalOptions {
@@ -94,5 +98,11 @@ int cmd_eval(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_export(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_run(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_cluster(const PipelineOptions& o, const GlobalOptions& g);
+
+// generate, qa encode|decode|eval, rewrite (cli/cmd_lossy.cpp): added to `app`; run_lossy_command
+// returns -1 when none of them was selected.
+struct LossyCommands;
+LossyCommands* add_lossy_commands(CLI::App& app);
+int run_lossy_command(LossyCommands* c, const GlobalOptions& g);
 
 }  // namespace lorazip

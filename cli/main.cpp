@@ -171,13 +171,15 @@ int main(int argc, char** argv) {
   run->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
   run->add_flag("--force", p.force, "rerun every stage even when its inputs are unchanged");
 
+  LossyCommands* lossy = add_lossy_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (app.get_subcommands().empty()) {
-    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, test, archive, info, export, run, cluster "
+    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, test, archive, info, export, run, cluster, generate, qa, rewrite "
                          "(see lorazip --help)\n");
     return 2;
   }
@@ -219,6 +221,7 @@ int main(int argc, char** argv) {
     if (*exp) return cmd_export(p, g);
     if (*run) return cmd_run(p, g);
     if (*cluster) return cmd_cluster(p, g);
+    if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "lorazip: %s\n", e.what());
     return 2;

@@ -7,6 +7,7 @@
 #   fuzz_range_coder  bytes -> arbitrary intervals -> encode -> decode, checked symbol by symbol
 #   fuzz_tokenizer_json  bytes -> tokenizer.json reader -> BPE tokenizer -> round trips (seeds: model/fuzz/corpus/)
 #   fuzz_router       bytes -> PromptRouter::parse, router.json of lorazip cluster (seeds: cluster/fuzz/corpus/)
+#   fuzz_lossy_text   bytes -> chat template / QA code / answer parsers (gen/fuzz)
 #   fuzz_gguf         bytes -> GgufFile::parse -> every getter, dequantize, Llama config (seeds: make_gguf_seeds)
 # Inputs the fuzzer finds go to <build-dir>/<target>-corpus (the committed seeds are only read),
 # crashes to <build-dir>/fuzz-artifacts/. The exit status is non-zero on a finding.

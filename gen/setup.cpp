@@ -1,0 +1,27 @@
+// load_chat_model: GGUF -> engine model + tokenizer + chat template (see setup.h).
+#include "gen/setup.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "codec/model_setup.h"
+#include "model/gguf.h"
+#include "model/gguf_model.h"
+
+namespace lorazip::gen {
+
+ChatModel load_chat_model(const std::string& path, CodecIdentity* identity_out) {
+  if (!is_gguf_path(path))
+    throw std::runtime_error("'" + path + "' is not a GGUF file: generation needs a GGUF instruct model with a "
+                             "tokenizer.chat_template (e.g. scripts/fetch_smollm2.sh)");
+  ChatModel m;
+  m.name = std::filesystem::path(path).filename().string();
+  m.chat = ChatTemplate::from_gguf(GgufFile::open(path));
+  LoadedBase base = load_base(path);
+  m.model = engine_model(base.model);
+  if (identity_out) *identity_out = identity_for(base, nullptr);
+  m.tokenizer = std::shared_ptr<const Tokenizer>(std::move(base.tokenizer));
+  return m;
+}
+
+}  // namespace lorazip::gen
