@@ -270,9 +270,22 @@ TEST_F(E2eCodec, AdapterChoiceAndHeader) {
 TEST_F(E2eCodec, WrongOrMissingAdapterIsRefusedNamingTheExpectedOne) {
   const std::string text = sample_text();
   spill(t_ / "x.txt", text);
-  ASSERT_EQ(lz({"compress", "-m", base_, "-a", math_, "-o", "x.lz", "x.txt"}).rc, 0);
+  // The full container (version 2) carries the adapter's whole fingerprint and domain: both are named.
+  ASSERT_EQ(lz({"compress", "--format", "full", "-m", base_, "-a", math_, "-o", "x.lz", "x.txt"}).rc, 0);
   const std::string math_fp = nlohmann::json::parse(slurp(fs::path(math_) / "lorazip.json")).value("adapter_fingerprint", "?");
   const std::string short_math = math_fp.substr(0, 12);
+
+  // A compact file (the default) carries a 16-bit tag of it: the refusal names that prefix.
+  ASSERT_EQ(lz({"compress", "-m", base_, "-a", math_, "-o", "xc.lz", "x.txt"}).rc, 0);
+  for (const std::vector<std::string>& with : {std::vector<std::string>{"-a", code_}, std::vector<std::string>{}}) {
+    std::vector<std::string> args{"decompress", "-m", base_, "-o", "x.out", "xc.lz"};
+    args.insert(args.begin() + 3, with.begin(), with.end());
+    Result r = lz(args);
+    EXPECT_NE(r.rc, 0) << r.describe();
+    EXPECT_TRUE(has(r.err, "adapter") && has(r.err, math_fp.substr(0, 4))) << "the message does not name the expected adapter's tag\n"
+                                                                          << r.describe();
+    EXPECT_FALSE(fs::exists(t_ / "x.out"));
+  }
 
   Result wrong = lz({"decompress", "-m", base_, "-a", code_, "-o", "x.out", "x.lz"});
   EXPECT_NE(wrong.rc, 0) << wrong.describe();
@@ -293,6 +306,10 @@ TEST_F(E2eCodec, WrongOrMissingAdapterIsRefusedNamingTheExpectedOne) {
   EXPECT_NE(missing.rc, 0) << missing.describe();
   EXPECT_TRUE(has(missing.err, "math")) << missing.describe();
   EXPECT_TRUE(has(missing.err, short_math)) << missing.describe();
+  EXPECT_FALSE(fs::exists(t_ / "x.out"));
+  Result missing_c = lz({"decompress", "-m", base_, "-A", "only-code", "-o", "x.out", "xc.lz"});
+  EXPECT_NE(missing_c.rc, 0) << missing_c.describe();
+  EXPECT_TRUE(has(missing_c.err, math_fp.substr(0, 4)) && has(missing_c.err, "only-code")) << missing_c.describe();
   EXPECT_FALSE(fs::exists(t_ / "x.out"));
   fs::remove_all(t_ / "only-code");
 
