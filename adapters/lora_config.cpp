@@ -28,10 +28,7 @@ LoraConfig LoraConfig::from_yaml(YamlMap& m, const std::string& /*base_dir*/) {
   m.get("alpha", c.alpha);
   m.get("dropout", c.dropout);
   m.get("targets", c.targets);
-  int64_t seed = static_cast<int64_t>(c.seed);
-  m.get("seed", seed);
-  if (seed < 0) m.fail("seed", "must be >= 0");
-  c.seed = static_cast<uint64_t>(seed);
+  m.get("seed", c.seed);
   m.finish();
   std::string where = m.file().empty() ? std::string("lora") : m.file();
   c.validate(where);

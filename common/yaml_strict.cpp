@@ -88,6 +88,14 @@ void YamlMap::get(const std::string& key, int& out) {
   out = static_cast<int>(v);
 }
 
+void YamlMap::get(const std::string& key, uint64_t& out) {
+  if (!has(key)) return seen_.insert(key), void();
+  int64_t v = 0;
+  get(key, v);
+  if (v < 0) fail(key, "must be >= 0");
+  out = static_cast<uint64_t>(v);
+}
+
 void YamlMap::get(const std::string& key, double& out) {
   if (!has(key)) return seen_.insert(key), void();
   YAML::Node n = scalar(key, "a number");

@@ -31,6 +31,8 @@ class YamlMap {
   void get(const std::string& key, bool& out);
   void get(const std::string& key, int& out);
   void get(const std::string& key, int64_t& out);
+  // A non-negative integer (seeds): a negative value fails with "must be >= 0".
+  void get(const std::string& key, uint64_t& out);
   void get(const std::string& key, double& out);
   void get(const std::string& key, std::string& out);
   void get(const std::string& key, std::vector<std::string>& out);

@@ -260,10 +260,7 @@ PrepareConfig PrepareConfig::from_yaml(YamlMap& m, const std::string& base_dir) 
   YamlMap s = m.sub("split");
   s.get("val", c.split.val);
   s.get("test", c.split.test);
-  int64_t seed = static_cast<int64_t>(c.split.seed);
-  s.get("seed", seed);
-  if (seed < 0) s.fail("seed", "must be >= 0");
-  c.split.seed = static_cast<uint64_t>(seed);
+  s.get("seed", c.split.seed);
   if (c.split.val < 0 || c.split.val >= 1) s.fail("val", "must be in [0, 1)");
   if (c.split.test < 0 || c.split.test >= 1) s.fail("test", "must be in [0, 1)");
   if (c.split.val + c.split.test >= 1) s.fail("test", "val + test must be below 1 (something must be left to train on)");

@@ -133,10 +133,7 @@ QaConfig load_qa_config(const std::string& path) {
   m.get("judge_tokens", c.judge_tokens);
   m.get("candidate_samples", c.candidate_samples);
   m.get("candidate_temperature", c.candidate_temperature);
-  int64_t seed = static_cast<int64_t>(c.seed);
-  m.get("seed", seed);
-  if (seed < 0) m.fail("seed", "must be >= 0");
-  c.seed = static_cast<uint64_t>(seed);
+  m.get("seed", c.seed);
   m.get("accept_bit", c.accept_bit);
   m.get("check_bits", c.check_bits);
   m.get("solve_prompt", c.solve_prompt);

@@ -30,10 +30,7 @@ RewriteConfig load_rewrite_config(const std::string& path) {
   m.get("temperature", c.temperature);
   m.get("top_k", c.top_k);
   m.get("top_p", c.top_p);
-  int64_t seed = static_cast<int64_t>(c.seed);
-  m.get("seed", seed);
-  if (seed < 0) m.fail("seed", "must be >= 0");
-  c.seed = static_cast<uint64_t>(seed);
+  m.get("seed", c.seed);
   m.get("max_tokens", c.max_tokens);
   m.get("infer_tokens", c.infer_tokens);
   m.finish();

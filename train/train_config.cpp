@@ -24,10 +24,7 @@ void read_loop(YamlMap& m, LoopConfig& c) {
   m.get("eval_every", c.eval_every);
   m.get("eval_docs", c.eval_docs);
   m.get("checkpoint_every", c.checkpoint_every);
-  int64_t seed = static_cast<int64_t>(c.seed);
-  m.get("seed", seed);
-  if (seed < 0) m.fail("seed", "must be >= 0");
-  c.seed = static_cast<uint64_t>(seed);
+  m.get("seed", c.seed);
   m.get("time_limit_s", c.time_limit_s);
 }
 
