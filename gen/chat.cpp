@@ -4,6 +4,7 @@
 // anything else is refused. Bounds: every index is checked against the source length.
 #include "gen/chat.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "model/gguf.h"
@@ -207,6 +208,30 @@ std::vector<int32_t> ChatTemplate::apply(const Tokenizer& tok, const std::vector
 
 std::vector<int32_t> ChatTemplate::user_prompt(const Tokenizer& tok, const std::string& text) const {
   return apply(tok, {{"user", text}}, true);
+}
+
+std::string fill_template(std::string_view t, const std::vector<std::pair<std::string, std::string>>& vars) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < t.size()) {
+    const size_t open = t.find('{', pos);
+    if (open == std::string_view::npos) break;
+    out.append(t, pos, open - pos);
+    const std::pair<std::string, std::string>* hit = nullptr;
+    for (const auto& kv : vars)
+      if (t.compare(open + 1, kv.first.size(), kv.first) == 0 && open + 1 + kv.first.size() < t.size() &&
+          t[open + 1 + kv.first.size()] == '}')
+        hit = &kv;
+    if (hit) {
+      out += hit->second;
+      pos = open + hit->first.size() + 2;
+    } else {
+      out += '{';
+      pos = open + 1;
+    }
+  }
+  out.append(t.substr(std::min(pos, t.size())));
+  return out;
 }
 
 }  // namespace lorazip::gen

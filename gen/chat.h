@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "model/tokenizer.h"
@@ -52,5 +53,9 @@ class ChatTemplate {
   int32_t im_start_, im_end_;
   std::string default_system_;
 };
+
+// A prompt template's {key} placeholders filled in one pass: text put in for one key (a problem
+// that happens to contain "{solution}") is never scanned for another; an unknown {word} stays.
+std::string fill_template(std::string_view t, const std::vector<std::pair<std::string, std::string>>& vars);
 
 }  // namespace lorazip::gen

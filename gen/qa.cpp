@@ -9,21 +9,10 @@
 
 #include "common/yaml_strict.h"
 #include "gen/answer.h"
+#include "gen/chat.h"
 
 namespace lorazip::gen {
 namespace {
-
-std::string fill(std::string t, const std::vector<std::pair<std::string, std::string>>& vars) {
-  for (const auto& [key, value] : vars) {
-    const std::string k = "{" + key + "}";
-    size_t pos = 0;
-    while ((pos = t.find(k, pos)) != std::string::npos) {
-      t.replace(pos, k.size(), value);
-      pos += value.size();
-    }
-  }
-  return t;
-}
 
 std::string trim(const std::string& s) {
   size_t a = 0, b = s.size();
@@ -56,7 +45,7 @@ std::string qa_list(const std::vector<std::string>& questions, const std::vector
 // Steps 1-2 of the protocol: the SLM's attempt and the questions (and candidates).
 void ask(const ChatModel& slm, const ChatModel& questioner, const std::string& problem, const QaConfig& cfg, int threads,
          QaTrace& t) {
-  const std::string solve = fill(cfg.solve_prompt, {{"problem", problem}});
+  const std::string solve = fill_template(cfg.solve_prompt, {{"problem", problem}});
   t.initial_response = chat_reply(slm, solve, greedy(slm, cfg.answer_tokens), threads, &t.positions);
   t.initial_answer = extract_answer(t.initial_response);
   t.initial_positions = t.positions;
@@ -77,7 +66,7 @@ void ask(const ChatModel& slm, const ChatModel& questioner, const std::string& p
     if (static_cast<int64_t>(t.candidates.size()) > cfg.n_questions) t.candidates.resize(static_cast<size_t>(cfg.n_questions));
     for (const std::string& c : t.candidates) t.questions.push_back("Is the final answer " + c + "?");
   } else {
-    const std::string q = fill(cfg.question_prompt, {{"problem", problem}, {"attempt", t.initial_response},
+    const std::string q = fill_template(cfg.question_prompt, {{"problem", problem}, {"attempt", t.initial_response},
                                                      {"n", std::to_string(cfg.n_questions)}});
     t.questions = parse_questions(chat_reply(questioner, q, greedy(questioner, cfg.question_tokens), threads, &t.positions),
                                   cfg.n_questions);
@@ -93,7 +82,7 @@ void conclude(const ChatModel& slm, const std::string& problem, const QaConfig& 
         t.final_response = "The final answer is \\boxed{" + t.candidates[i] + "}.";
         return;
       }
-  const std::string r = fill(cfg.revise_prompt, {{"problem", problem}, {"qa", qa_list(t.questions, t.bits)}});
+  const std::string r = fill_template(cfg.revise_prompt, {{"problem", problem}, {"qa", qa_list(t.questions, t.bits)}});
   t.final_response = chat_reply(slm, r, greedy(slm, cfg.answer_tokens), threads, &t.positions);
   t.final_answer = extract_answer(t.final_response);
 }
@@ -168,8 +157,8 @@ bool OracleAnswerer::accept(const QaProblem& p, const std::string& final_answer,
 }
 
 bool ModelAnswerer::answer(const QaProblem& p, const std::string&, const std::string& question, int64_t* positions) {
-  const std::string prompt = knows_gold_ ? fill(cfg_.answer_prompt, {{"problem", p.problem}, {"gold", p.gold}, {"question", question}})
-                                         : fill(cfg_.self_answer_prompt, {{"problem", p.problem}, {"question", question}});
+  const std::string prompt = knows_gold_ ? fill_template(cfg_.answer_prompt, {{"problem", p.problem}, {"gold", p.gold}, {"question", question}})
+                                         : fill_template(cfg_.self_answer_prompt, {{"problem", p.problem}, {"question", question}});
   return says_yes(chat_reply(m_, prompt, greedy(m_, cfg_.judge_tokens), threads_, positions));
 }
 

@@ -5,21 +5,9 @@
 
 #include "common/yaml_strict.h"
 #include "gen/answer.h"
+#include "gen/chat.h"
 
 namespace lorazip::gen {
-namespace {
-
-std::string fill(std::string t, const std::string& key, const std::string& value) {
-  const std::string k = "{" + key + "}";
-  size_t pos = 0;
-  while ((pos = t.find(k, pos)) != std::string::npos) {
-    t.replace(pos, k.size(), value);
-    pos += value.size();
-  }
-  return t;
-}
-
-}  // namespace
 
 RewriteConfig load_rewrite_config(const std::string& path) {
   RewriteConfig c;
@@ -81,7 +69,7 @@ RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, co
                                const std::string& gold) {
   check_config(cfg);
   RewriteResult r;
-  const std::string prompt = fill(fill(cfg.prompt, "problem", problem), "solution", strip_final_answer(solution));
+  const std::string prompt = fill_template(cfg.prompt, {{"problem", problem}, {"solution", strip_final_answer(solution)}});
   SamplingOptions o;
   o.temperature = cfg.temperature;
   o.top_k = cfg.top_k;
@@ -112,7 +100,7 @@ RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, co
     SamplingOptions g;
     g.max_tokens = cfg.infer_tokens;
     g.stop_tokens = inferer->chat.stop_tokens();
-    const std::string ask = fill(fill(cfg.infer_prompt, "problem", problem), "rewrite", r.rewrite);
+    const std::string ask = fill_template(cfg.infer_prompt, {{"problem", problem}, {"rewrite", r.rewrite}});
     r.inferred_answer = extract_answer(chat_reply(*inferer, ask, g, threads, &r.positions));
     r.inferred_correct = answers_match(r.inferred_answer, gold);
   }

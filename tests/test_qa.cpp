@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gen/answer.h"
+#include "gen/chat.h"
 #include "gen/qa.h"
 #include "tests/gen_tiny.h"
 
@@ -36,6 +37,15 @@ std::vector<std::string> synthetic_problems() {
 }
 
 }  // namespace
+
+TEST(PromptTemplate, FillsEveryPlaceholderInOnePass) {
+  // A problem that itself contains "{solution}" must reach the model as written.
+  EXPECT_EQ(fill_template("P: {problem}\nS: {solution} {problem}", {{"problem", "x {solution} y"}, {"solution", "42"}}),
+            "P: x {solution} y\nS: 42 x {solution} y");
+  EXPECT_EQ(fill_template("{unknown} {a}{a} {a", {{"a", "1"}}), "{unknown} 11 {a");
+  EXPECT_EQ(fill_template("", {{"a", "1"}}), "");
+  EXPECT_EQ(fill_template("{", {{"a", "1"}}), "{");
+}
 
 TEST(Answer, ExtractsBoxedThenCueThenLastNumber) {
   EXPECT_EQ(extract_answer("so \\boxed{\\frac{5}{9}} and \\boxed{18}"), "18");
