@@ -82,7 +82,13 @@ void check_targets(const CodecCliOptions& o) {
 
 // The prompt-routed coder when --router is given (the prompt itself is read by the caller).
 std::unique_ptr<RoutedCodec> routed_codec(const CodecCliOptions& o, LoadedBase& base) {
-  if (o.router.empty()) return nullptr;
+  if (o.router.empty()) {
+    if (!o.prompt_file.empty())
+      throw std::invalid_argument("--prompt-file routes a document only with --router ROUTER.json (from lorazip cluster) and -A ADAPTERS");
+    return nullptr;
+  }
+  if (o.adapters_dir.empty()) throw std::invalid_argument("--router needs -A ADAPTERS: the directory of the clusters' adapters");
+  if (!o.adapter_dir.empty()) throw std::invalid_argument("--router picks the adapter from the prompt: drop -a");
   return std::make_unique<RoutedCodec>(base, PromptRouter::load(o.router), o.adapters_dir);
 }
 

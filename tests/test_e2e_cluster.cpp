@@ -92,6 +92,16 @@ TEST_F(E2eCluster, PromptRoutedFileDecodesOnlyWithItsPrompt) {
   EXPECT_NE(no_router.rc, 0);
   EXPECT_TRUE(has(no_router.err, "pass --router")) << no_router.err;
 
+  // A prompt without a router would be silently ignored: refused, as is a router without -A.
+  Result prompt_only = lz({"compress", "-m", base_, "-A", ads, "--prompt-file", "p0.txt", "-o", "y.lz", "doc.txt"});
+  EXPECT_EQ(prompt_only.rc, 2) << prompt_only.describe();
+  EXPECT_TRUE(has(prompt_only.err, "--prompt-file") && has(prompt_only.err, "--router")) << prompt_only.err;
+  EXPECT_FALSE(fs::exists(t_ / "y.lz"));
+  Result router_only = lz({"compress", "-m", base_, "--router", router, "--prompt-file", "p0.txt", "-o", "y.lz", "doc.txt"});
+  EXPECT_EQ(router_only.rc, 2) << router_only.describe();
+  EXPECT_TRUE(has(router_only.err, "-A")) << router_only.err;
+  EXPECT_FALSE(fs::exists(t_ / "y.lz"));
+
   Result wrong = lz({"decompress", "-m", base_, "--router", router, "-A", ads, "--prompt-file", "p1.txt", "-o", "x3.txt", "doc0.lz"});
   EXPECT_NE(wrong.rc, 0);
   EXPECT_TRUE(has(wrong.err, "compressed with another prompt")) << wrong.err;
