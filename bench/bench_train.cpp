@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "common/alloc.h"
 #include "bench/run_self.h"
 #include "adapters/adapter.h"
 #include "model/config.h"
@@ -521,6 +522,7 @@ int run_side_by_side(Args a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tune_allocator_for_training();  // as lorazip does (LORAZIP_MALLOC_TUNING=0 for glibc's defaults)
   try {
     Args a = parse(argc, argv);
     if (a.mode == "quality") return run_quality(a);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "common/alloc.h"
 #include "common/log.h"
 #include "model/llama.h"
 #include "train/distributed.h"
@@ -66,6 +67,7 @@ void add_codec_options(CLI::App* c, CodecCliOptions& o) {
 
 int main(int argc, char** argv) {
   choose_blas_kernels(argv);
+  tune_allocator_for_training();  // training steps reuse heap memory instead of re-faulting it
   CLI::App app{
       "lorazip: lossless compression of LLM-written text by arithmetic coding under a language model,\n"
       "with one LoRA adapter per domain.\n\n"

@@ -632,7 +632,8 @@ torch::Tensor linear_cross_entropy(const torch::Tensor& hidden, const torch::Ten
     throw std::invalid_argument("linear_cross_entropy: expected hidden (N, C), weight (V, C), targets (N); got hidden " +
                                 std::to_string(hidden.dim()) + "-d, weight " + std::to_string(weight.dim()) +
                                 "-d, targets " + std::to_string(targets.dim()) + "-d with mismatched sizes");
-  if (chunk_rows <= 0) throw std::invalid_argument("linear_cross_entropy: chunk_rows must be positive");
+  if (chunk_rows < 0) throw std::invalid_argument("linear_cross_entropy: chunk_rows must be positive (or 0: automatic)");
+  if (chunk_rows == 0) chunk_rows = std::max<int64_t>(16, std::min<int64_t>(256, (int64_t{4} << 20) / std::max<int64_t>(1, weight.size(0))));
   torch::Tensor t = targets.to(torch::kLong);
   const torch::Tensor bad = t.ne(ignore_index).logical_and(t.lt(0).logical_or(t.ge(weight.size(0))));
   if (bad.any().item<bool>())

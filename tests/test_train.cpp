@@ -517,11 +517,11 @@ TEST(TrainConfigYaml, SectionsAreStrict) {
 
 // Value and gradients (hidden and weight) equal plain cross_entropy(linear(h, W)) with reduction
 // sum and ignore_index, in float64 so that only a wrong formula can fail; chunk sizes that do and
-// do not divide N.
+// do not divide N, and 0 (the automatic size).
 TEST(TrainLinearCrossEntropy, MatchesPlainOpsValueAndGradients) {
   torch::manual_seed(3);
   const int64_t N = 13, C = 6, V = 11;
-  for (int64_t chunk : {1, 4, 13, 64}) {
+  for (int64_t chunk : {0, 1, 4, 13, 64}) {
     torch::Tensor h = torch::randn({N, C}, torch::kDouble).requires_grad_(true);
     torch::Tensor w = torch::randn({V, C}, torch::kDouble).requires_grad_(true);
     torch::Tensor t = torch::randint(V, {N}, torch::kInt64);
@@ -563,4 +563,5 @@ TEST(TrainLinearCrossEntropy, FrozenWeightAndNoGrad) {
                   .item<double>(),
               1e-10);
   EXPECT_THROW(lorazip::linear_cross_entropy(h, w, torch::full({9}, 7, torch::kInt64)), std::invalid_argument);
+  EXPECT_THROW(lorazip::linear_cross_entropy(h, w, t, -100, -1), std::invalid_argument);
 }
