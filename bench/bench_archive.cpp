@@ -9,8 +9,6 @@
 // Test documents: the last N records; dictionary training: the M records before them (disjoint).
 // Round trips are the tests' business (tests/test_lm_codec.cpp); this program only measures.
 #include <unistd.h>
-#include <zdict.h>
-#include <zstd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -40,27 +38,10 @@ std::vector<std::string> texts_of(const std::string& path) {
 
 // Per-document zstd-19 sizes with a dictionary trained on `train`; sets *dict_bytes.
 size_t zstd_dict_total(const std::vector<std::string>& train, const std::vector<std::string>& docs, size_t* dict_bytes) {
-  std::string samples;
-  std::vector<size_t> sizes;
-  for (const auto& t : train) {
-    samples += t;
-    sizes.push_back(t.size());
-  }
-  std::string dict(16 * 1024, '\0');
-  const size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(), static_cast<unsigned>(sizes.size()));
-  if (ZDICT_isError(n)) throw std::runtime_error(std::string("ZDICT_trainFromBuffer: ") + ZDICT_getErrorName(n));
-  dict.resize(n);
-  *dict_bytes = n;
-  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  const std::string dict = train_zstd_dictionary(train);
+  *dict_bytes = dict.size();
   size_t total = 0;
-  std::string buf;
-  for (const auto& d : docs) {
-    buf.resize(ZSTD_compressBound(d.size()));
-    const size_t r = ZSTD_compress_usingDict(cctx, buf.data(), buf.size(), d.data(), d.size(), dict.data(), dict.size(), 19);
-    if (ZSTD_isError(r)) throw std::runtime_error(std::string("ZSTD_compress_usingDict: ") + ZSTD_getErrorName(r));
-    total += r;
-  }
-  ZSTD_freeCCtx(cctx);
+  for (const auto& d : docs) total += zstd19_dict_compressed_size(dict, d);
   return total;
 }
 

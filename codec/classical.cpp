@@ -6,6 +6,7 @@
 #include <brotli/encode.h>
 #include <lzma.h>
 #include <zlib.h>
+#include <zdict.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -214,6 +215,31 @@ std::string classical_decompress(Classical c, std::string_view data, size_t max_
 
 size_t classical_compressed_size(Classical c, std::string_view data) {
   return classical_compress(c, data).size();
+}
+
+std::string train_zstd_dictionary(const std::vector<std::string>& samples, size_t max_bytes) {
+  std::string joined;
+  std::vector<size_t> sizes;
+  for (const auto& t : samples) {
+    joined += t;
+    sizes.push_back(t.size());
+  }
+  std::string dict(max_bytes, '\0');
+  const size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), joined.data(), sizes.data(), static_cast<unsigned>(sizes.size()));
+  if (ZDICT_isError(n))
+    throw std::runtime_error("zstd dictionary training on " + std::to_string(samples.size()) + " samples (" +
+                             std::to_string(joined.size()) + " bytes) failed: " + ZDICT_getErrorName(n));
+  dict.resize(n);
+  return dict;
+}
+
+size_t zstd19_dict_compressed_size(const std::string& dict, std::string_view data) {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  if (!cctx) throw std::runtime_error("zstd-19 with a dictionary: out of memory");
+  std::string buf(ZSTD_compressBound(data.size()), '\0');
+  const size_t r = ZSTD_compress_usingDict(cctx.get(), buf.data(), buf.size(), data.data(), data.size(), dict.data(), dict.size(), 19);
+  if (ZSTD_isError(r)) throw std::runtime_error(std::string("zstd-19 with a dictionary failed: ") + ZSTD_getErrorName(r));
+  return r;
 }
 
 }  // namespace lorazip

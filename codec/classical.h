@@ -32,4 +32,13 @@ std::string classical_decompress(Classical c, std::string_view data,
 // Size in bytes of classical_compress(c, data).
 size_t classical_compressed_size(Classical c, std::string_view data);
 
+// zstd's answer to many small files (as `zstd --train`): a dictionary of at most `max_bytes`
+// trained by ZDICT_trainFromBuffer on `samples`. std::runtime_error with zstd's reason when
+// training fails (e.g. too few or too small samples).
+std::string train_zstd_dictionary(const std::vector<std::string>& samples, size_t max_bytes = 16 * 1024);
+
+// Size in bytes of `data` compressed alone by zstd level 19 with `dict` (a zstd frame, as
+// `zstd -19 -D dict`; the dictionary itself is not counted).
+size_t zstd19_dict_compressed_size(const std::string& dict, std::string_view data);
+
 }  // namespace lorazip

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <stdexcept>
+#include <unistd.h>
 
 #include "cluster/router.h"
+#include "codec/archive_io.h"
 #include "codec/model_setup.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
@@ -84,6 +87,60 @@ bool code_sample(Row& row, LmCodec& codec, const EvaluationOptions& opt, double*
     *payload += s.payload_bytes;
   }
   return ok;
+}
+
+// The sample documents as one archive coded with `adapter_dir` ("" = the base), written to a
+// temporary file, every member extracted again; sets *file to the archive's size and returns
+// whether every member came back equal.
+bool archive_sample(const Row& row, size_t n, CodecSet& codecs, const std::string& adapter_dir, const EvaluationOptions& opt,
+                    int64_t* file) {
+  namespace fs = std::filesystem;
+  std::vector<ArchiveDocument> docs;
+  for (size_t i = 0; i < n; ++i) docs.push_back(file_document("doc" + std::to_string(i), row.bytes[i]));
+  ArchiveCodingOptions ao;
+  ao.adapter_dir = adapter_dir;
+  ao.chunk_tokens = opt.chunk_tokens;
+  ao.context_tokens = opt.context_tokens;
+  ao.threads = opt.threads;
+  const std::string tmp =
+      (fs::temp_directory_path() / ("lorazip-eval-" + std::to_string(::getpid()) + "-" + row.result.domain + ".lza")).string();
+  bool ok = true;
+  try {
+    const ArchiveWriteStats st = archive_create(tmp, codecs, docs, ao, true);
+    *file = static_cast<int64_t>(st.file_bytes);
+    std::unique_ptr<ByteSource> src = open_file_source(tmp);
+    const ArchiveLayout layout = read_archive_layout(*src, tmp);
+    for (size_t k = 0; k < n; ++k)
+      ok = ok && archive_extract_member(*src, layout, k, codecs, adapter_dir, "", opt.threads, tmp) == row.bytes[k];
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  return ok;
+}
+
+// zstd-19 per document with a dictionary trained on the domain's training documents (up to
+// 2,000 of them, spread evenly); false (and a log line) where the training split is missing or
+// too small for zstd to train on.
+bool zstd_dictionary_baseline(Row& row, const TokenStore& store, const Tokenizer& tok) {
+  const std::string& domain = row.result.domain;
+  if (row.result.corpus != "test" || !store.has(domain, "train")) return false;
+  DocSet train = store.read(domain, "train");
+  std::vector<std::string> samples;
+  for (size_t i : spread_indices(train.num_docs(), 2000)) samples.push_back(tok.decode(train.doc(i), train.doc_len(i)));
+  try {
+    const std::string dict = train_zstd_dictionary(samples);
+    row.result.zstd_dict_bytes = static_cast<int64_t>(dict.size());
+    row.result.zstd_dict_per_doc = 0;
+    for (const auto& b : row.bytes) row.result.zstd_dict_per_doc += static_cast<int64_t>(zstd19_dict_compressed_size(dict, b));
+  } catch (const std::runtime_error& e) {
+    log_info("eval: " + domain + ": no zstd dictionary baseline: " + e.what());
+    return false;
+  }
+  return true;
 }
 
 // The prompt-routed column: each document under the adapter its prompt picks (the base alone
@@ -229,6 +286,7 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
         r.result.classical_per_doc[classical_name(c)] = per;
         r.result.classical_concat[classical_name(c)] = static_cast<int64_t>(classical_compressed_size(c, all));
       }
+      zstd_dictionary_baseline(r, store, tok);
     }
   }
 
@@ -248,6 +306,7 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
       const AdapterEntry* entry = nullptr;
       for (const auto& a : adapters)
         if (a.domain == d.own_adapter) entry = &a;
+      ok = archive_sample(r, n, codecs, entry ? entry->dir : "", opt, &d.sample_archive_bytes) && ok;
       if (entry) {
         ok = code_sample(r, codecs.get(entry->dir), opt, &d.sample_adapter_ideal, &d.sample_adapter_file, &d.sample_adapter_payload) && ok;
       } else {

@@ -38,10 +38,16 @@ struct DomainResult {
   double sample_base_ideal = 0, sample_adapter_ideal = 0;  // bits
   int64_t sample_base_file = 0, sample_adapter_file = 0;   // container bytes, all sample docs
   int64_t sample_base_payload = 0, sample_adapter_payload = 0;
-  bool sample_roundtrip_ok = true;
+  // The same sample documents as one lorazip archive (codec/archive_io.h) with the own adapter:
+  // the whole file's bytes (header, members, index, footer); 0 when not measured.
+  int64_t sample_archive_bytes = 0;
+  bool sample_roundtrip_ok = true;  // every sample file and archive member decoded to its document
 
   // Classical compressors: name -> bytes, every document compressed alone / all concatenated.
   std::map<std::string, int64_t> classical_per_doc, classical_concat;
+  // zstd-19 per document with a dictionary (codec/classical.h) trained on the domain's training
+  // documents: bytes, and the dictionary's size; -1 where there is no training split to train on.
+  int64_t zstd_dict_per_doc = -1, zstd_dict_bytes = 0;
 
   double bits_per_token(double bits) const { return tokens ? bits / tokens : 0; }
   double bits_per_byte(double bits) const { return bytes ? bits / bytes : 0; }

@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "codec/classical.h"
 
@@ -74,6 +75,25 @@ TEST(Classical, MalformedStreamsAreRefused) {
     EXPECT_THROW(classical_decompress(c, z + "junk"), std::runtime_error) << classical_name(c) << " trailing";
     EXPECT_THROW(classical_decompress(c, z, 100), std::runtime_error) << classical_name(c) << " limit";
   }
+}
+
+// A dictionary trained on many short documents of one kind makes zstd-19 of another such
+// document smaller than zstd-19 alone; it stays within its size bound; too little data is refused.
+TEST(Classical, ZstdDictionaryHelpsShortDocumentsOfTheSameKind) {
+  std::vector<std::string> train;
+  for (int i = 0; i < 300; ++i)
+    train.push_back("User asked about item " + std::to_string(i * 31 % 97) +
+                    ". The assistant replied: thank you for your question; the answer depends on the context, "
+                    "and here is a short explanation with an example number " + std::to_string(i * 7 % 13) + ".");
+  const std::string dict = train_zstd_dictionary(train, 4096);
+  EXPECT_GT(dict.size(), 0u);
+  EXPECT_LE(dict.size(), 4096u);
+  const std::string doc =
+      "User asked about item 5. The assistant replied: thank you for your question; the answer depends on the "
+      "context, and here is a short explanation with an example number 11.";
+  const size_t with = zstd19_dict_compressed_size(dict, doc), without = classical_compressed_size(Classical::Zstd19, doc);
+  EXPECT_LT(with, without / 2) << "with the dictionary " << with << " bytes, without " << without;
+  EXPECT_THROW(train_zstd_dictionary({"ab", "cd"}, 4096), std::runtime_error);
 }
 
 }  // namespace

@@ -59,6 +59,11 @@ TEST(E2ePipeline, RunWritesEveryArtefact) {
     EXPECT_LT(adapter, 20.0) << name;
     EXPECT_GT(d.value("tokens", 0), 0) << name;
     EXPECT_TRUE(d["coded_sample"].value("roundtrip_ok", false)) << name << ": the sampled documents did not round-trip";
+    // The same sample documents as one archive: header, members and index, never less than its
+    // members' coded data nor more than stored bytes plus the formats' overhead.
+    const int64_t archive = d["coded_sample"].value("archive_bytes", int64_t{0});
+    EXPECT_GT(archive, 0) << name << ": no archive measured";
+    EXPECT_LT(archive, d["coded_sample"].value("bytes", int64_t{0}) + 200) << name;
   }
   for (const auto& name : kAdapterDomains) {
     EXPECT_EQ(by_domain[name].value("own_adapter", ""), name);
@@ -67,6 +72,7 @@ TEST(E2ePipeline, RunWritesEveryArtefact) {
   // The Markdown report names every domain, the CSV has a row per domain and model, the SVG is SVG.
   std::string md = slurp(t / "report.md");
   for (const auto& name : kDomains) EXPECT_TRUE(has(md, name)) << md;
+  EXPECT_TRUE(has(md, "| archive ratio | archive over ideal |")) << md;
   std::string csv = slurp(t / "report.csv");
   EXPECT_TRUE(has(csv, "chat,")) << csv;
   EXPECT_TRUE(has(csv, "adapter:math")) << csv;
