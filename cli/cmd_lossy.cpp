@@ -6,6 +6,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 
@@ -49,6 +50,29 @@ struct LossyOptions {
   int64_t limit = 5;
   bool no_self = false, no_simulate = false;
   std::string out;            // output prefix (qa eval, rewrite)
+  std::vector<std::string> tables;  // qa table: result files
+};
+
+// OUT.jsonl written one record at a time (flushed), so a run stopped early keeps its finished problems.
+class JsonlAppender {
+ public:
+  explicit JsonlAppender(const std::string& prefix) {
+    if (prefix.empty()) return;
+    path_ = prefix + ".jsonl";
+    f_.open(path_, std::ios::binary | std::ios::trunc);
+    if (!f_) throw std::runtime_error("cannot write " + path_ + ": check the -o prefix's directory");
+  }
+  void add(const std::string& line) {
+    if (path_.empty()) return;
+    f_ << line;
+    if (line.empty() || line.back() != '\n') f_ << '\n';
+    f_.flush();
+    if (!f_) throw std::runtime_error("write to " + path_ + " failed (disk full?)");
+  }
+
+ private:
+  std::string path_;
+  std::ofstream f_;
 };
 
 std::string read_text(const std::string& inline_text, const std::string& file, const char* what) {
@@ -186,18 +210,29 @@ int cmd_qa_eval(const LossyOptions& o, const GlobalOptions& g) {
   const auto refs = gen::load_reference_answers(o.reference, o.bench, o.reference_model);
   QaModels q = load_qa_models(o, true);
   auto answerer = make_answerer(o, q, cfg, g.threads);
+  JsonlAppender jsonl(o.out);
   const auto recs = gen::run_qa_eval(q.slm, q.questioner(), *answerer, problems, refs, cfg, !o.no_self, !o.no_simulate, g.threads,
-                                     [](const gen::QaEvalRecord& r) {
+                                     [&](const gen::QaEvalRecord& r) {
+                                       jsonl.add(gen::qa_jsonl({r}, o.bench));
                                        logf("%s: gold '%s' slm '%s' self '%s' qa '%s' llm '%s' code %s", r.problem.id.c_str(),
                                                 r.problem.gold.c_str(), r.slm_answer.c_str(), r.self_answer.c_str(), r.qa_answer.c_str(),
                                                 r.llm_answer.c_str(), r.code.c_str());
                                      });
   const std::string md = gen::qa_markdown(recs);
   std::fwrite(md.data(), 1, md.size(), stdout);
-  if (!o.out.empty()) {
-    write_file_atomic(o.out + ".md", md);
-    write_file_atomic(o.out + ".jsonl", gen::qa_jsonl(recs));
+  if (!o.out.empty()) write_file_atomic(o.out + ".md", md);
+  return 0;
+}
+
+// The QA table of one or more qa eval result files (records in file order).
+int cmd_qa_table(const LossyOptions& o) {
+  std::vector<gen::QaEvalRecord> recs;
+  for (const auto& f : o.tables) {
+    const auto r = gen::parse_qa_jsonl(read_file(f), f);
+    recs.insert(recs.end(), r.begin(), r.end());
   }
+  const std::string md = gen::qa_markdown(recs);
+  std::fwrite(md.data(), 1, md.size(), stdout);
   return 0;
 }
 
@@ -219,6 +254,7 @@ int cmd_rewrite(const LossyOptions& o, const GlobalOptions& g) {
       "|---|---:|---:|---:|---:|---:|---:|---|\n";
   double sum_bytes = 0, sum_coded = 0, sum_rw = 0;
   int n = 0, inferred = 0;
+  JsonlAppender jsonl(o.out);
   for (const auto& p : problems) {
     auto ref = refs.find(p.id);
     if (ref == refs.end()) continue;
@@ -228,6 +264,7 @@ int cmd_rewrite(const LossyOptions& o, const GlobalOptions& g) {
                   r.original_code.coded_bits(), static_cast<long long>(r.rewrite_bytes), r.rewrite_code.coded_bits(), r.ratio_vs_bytes,
                   r.ratio_vs_coded, r.inferred_answer.substr(0, 20).c_str(), r.inferred_correct ? "✓" : "✗");
     md += row;
+    jsonl.add(gen::rewrite_json(p.id, o.bench, o.reference_model, r));
     logf("%s: rewrite (%lld bytes): %s", p.id.c_str(), static_cast<long long>(r.rewrite_bytes), r.rewrite.c_str());
     sum_bytes += 8.0 * static_cast<double>(r.original_bytes);
     sum_coded += r.original_code.coded_bits();
@@ -263,7 +300,7 @@ void add_roles(CLI::App* c, LossyOptions& o, bool answerer) {
 
 struct LossyCommands {
   LossyOptions o;
-  CLI::App *generate = nullptr, *qa = nullptr, *qa_encode = nullptr, *qa_decode = nullptr, *qa_eval = nullptr, *rewrite = nullptr;
+  CLI::App *generate = nullptr, *qa = nullptr, *qa_encode = nullptr, *qa_decode = nullptr, *qa_eval = nullptr, *qa_table = nullptr, *rewrite = nullptr;
 };
 
 LossyCommands* add_lossy_commands(CLI::App& app) {
@@ -300,7 +337,9 @@ LossyCommands* add_lossy_commands(CLI::App& app) {
   c.qa_eval->add_option("--limit", o.limit, "problems to run")->capture_default_str();
   c.qa_eval->add_flag("--no-self", o.no_self, "skip the self-refinement baseline");
   c.qa_eval->add_flag("--no-simulate", o.no_simulate, "skip the simulated receiver (halves the time)");
-  c.qa_eval->add_option("-o,--out", o.out, "also write OUT.md and OUT.jsonl");
+  c.qa_eval->add_option("-o,--out", o.out, "also write OUT.md and OUT.jsonl (one record per problem, written as each finishes)");
+  c.qa_table = c.qa->add_subcommand("table", "the qa eval table (markdown) again from result files (OUT.jsonl of qa eval -o; several are joined)");
+  c.qa_table->add_option("results", o.tables, "OUT.jsonl files of lorazip qa eval -o OUT")->required();
 
   c.rewrite = app.add_subcommand("rewrite", "succinct rewrite of reference solutions (N samples, shortest kept), coded losslessly");
   c.rewrite->add_option("-m,--model", o.model, "GGUF instruct model: writes, codes and infers")->required();
@@ -311,7 +350,7 @@ LossyCommands* add_lossy_commands(CLI::App& app) {
   c.rewrite->add_option("--reference-model", o.reference_model, "whose solutions to rewrite")->required();
   c.rewrite->add_option("--ids", o.ids, "comma-separated problem ids (default: the first --limit)");
   c.rewrite->add_option("--limit", o.limit, "problems to run")->capture_default_str();
-  c.rewrite->add_option("-o,--out", o.out, "also write OUT.md");
+  c.rewrite->add_option("-o,--out", o.out, "also write OUT.md and OUT.jsonl (one record per problem, written as each finishes)");
   return &c;
 }
 
@@ -321,6 +360,7 @@ int run_lossy_command(LossyCommands* c, const GlobalOptions& g) {
   if (*c->qa_encode) return cmd_qa_encode(c->o, g);
   if (*c->qa_decode) return cmd_qa_decode(c->o, g);
   if (*c->qa_eval) return cmd_qa_eval(c->o, g);
+  if (*c->qa_table) return cmd_qa_table(c->o);
   if (*c->rewrite) return cmd_rewrite(c->o, g);
   return -1;
 }

@@ -104,5 +104,10 @@ int cmd_cluster(const PipelineOptions& o, const GlobalOptions& g);
 struct LossyCommands;
 LossyCommands* add_lossy_commands(CLI::App& app);
 int run_lossy_command(LossyCommands* c, const GlobalOptions& g);
+// frontier (cli/cmd_frontier.cpp): the compression–compute chart; run_frontier_command returns -1
+// when it was not selected.
+struct FrontierCommand;
+FrontierCommand* add_frontier_command(CLI::App& app);
+int run_frontier_command(FrontierCommand* c, const GlobalOptions& g);
 
 }  // namespace lorazip

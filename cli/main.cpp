@@ -174,6 +174,7 @@ int main(int argc, char** argv) {
   run->add_flag("--force", p.force, "rerun every stage even when its inputs are unchanged");
 
   LossyCommands* lossy = add_lossy_commands(app);
+  FrontierCommand* frontier = add_frontier_command(app);
 
   try {
     app.parse(argc, argv);
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (app.get_subcommands().empty()) {
-    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, test, archive, info, export, run, cluster, generate, qa, rewrite "
+    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, test, archive, info, export, run, cluster, generate, qa, rewrite, frontier "
                          "(see lorazip --help)\n");
     return 2;
   }
@@ -224,6 +225,7 @@ int main(int argc, char** argv) {
     if (*run) return cmd_run(p, g);
     if (*cluster) return cmd_cluster(p, g);
     if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;
+    if (int rc = run_frontier_command(frontier, g); rc >= 0) return rc;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "lorazip: %s\n", e.what());
     return 2;

@@ -127,16 +127,66 @@ std::string qa_markdown(const std::vector<QaEvalRecord>& recs) {
   return md + sum;
 }
 
-std::string qa_jsonl(const std::vector<QaEvalRecord>& recs) {
+std::string qa_jsonl(const std::vector<QaEvalRecord>& recs, const std::string& bench) {
   std::string out;
   for (const QaEvalRecord& r : recs) {
     nlohmann::json j = {{"id", r.problem.id}, {"gold", r.problem.gold}, {"slm", r.slm_answer}, {"slm_correct", r.row.slm},
                         {"self", r.self_answer}, {"self_correct", r.row.self}, {"qa", r.qa_answer}, {"qa_correct", r.row.qa},
                         {"llm", r.llm_answer}, {"llm_correct", r.row.llm}, {"code", r.code}, {"bits", r.row.bits},
                         {"llm_tokens", r.row.llm_tokens}, {"llm_bytes", r.llm_bytes}, {"vocab", r.row.vocab},
-                        {"qa_positions", r.qa_positions}, {"answerer_positions", r.answerer_positions}};
+                        {"qa_positions", r.qa_positions}, {"answerer_positions", r.answerer_positions}, {"slm_positions", r.slm_positions}};
+    if (!bench.empty()) j["bench"] = bench;
     out += j.dump() + "\n";
   }
+  return out;
+}
+
+std::vector<QaEvalRecord> parse_qa_jsonl(const std::string& text, const std::string& name) {
+  std::vector<QaEvalRecord> out;
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    ++line_no;
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = name + ":" + std::to_string(line_no);
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) throw std::runtime_error(where + ": not a JSON object (expected a record of lorazip qa eval -o OUT: OUT.jsonl)");
+    auto flag = [&](const char* key) {
+      auto it = j.find(key);
+      if (it == j.end() || !it->is_boolean()) throw std::runtime_error(where + ": field '" + key + "' is missing or not true/false");
+      return it->get<bool>();
+    };
+    auto count = [&](const char* key) {
+      auto it = j.find(key);
+      if (it == j.end() || !it->is_number_integer() || (!it->is_number_unsigned() && it->get<int64_t>() < 0))
+        throw std::runtime_error(where + ": field '" + key + "' is missing or not a non-negative integer");
+      return it->get<int64_t>();
+    };
+    QaEvalRecord r;
+    r.problem.id = str_field(j, "id", where);
+    r.problem.gold = str_field(j, "gold", where);
+    r.slm_answer = str_field(j, "slm", where);
+    r.self_answer = str_field(j, "self", where);
+    r.qa_answer = str_field(j, "qa", where);
+    r.llm_answer = str_field(j, "llm", where);
+    r.code = str_field(j, "code", where);
+    r.row.slm = flag("slm_correct");
+    r.row.self = flag("self_correct");
+    r.row.qa = flag("qa_correct");
+    r.row.llm = flag("llm_correct");
+    r.row.bits = count("bits");
+    r.row.llm_tokens = count("llm_tokens");
+    r.row.vocab = count("vocab");
+    r.llm_bytes = count("llm_bytes");
+    r.qa_positions = count("qa_positions");
+    r.answerer_positions = count("answerer_positions");
+    out.push_back(r);
+  }
+  if (out.empty()) throw std::runtime_error(name + ": no records");
   return out;
 }
 

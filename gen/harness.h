@@ -46,7 +46,13 @@ std::vector<QaEvalRecord> run_qa_eval(const ChatModel& slm, const ChatModel& que
 
 // A markdown table: one row per problem, then the summary row (accuracies, gap recovered, ratio).
 std::string qa_markdown(const std::vector<QaEvalRecord>& records);
-// One JSON object per line.
-std::string qa_jsonl(const std::vector<QaEvalRecord>& records);
+// One JSON object per line; a non-empty `bench` is recorded in each (the reference file's bench name,
+// so a later reader such as `lorazip frontier` can find the reference responses).
+std::string qa_jsonl(const std::vector<QaEvalRecord>& records, const std::string& bench = "");
+
+// The records of qa_jsonl read back (for `lorazip qa table`, e.g. on the finished part of a stopped
+// run or on several runs' files concatenated). std::runtime_error "NAME:LINE: field 'F' ..." for a
+// line that is not such a record.
+std::vector<QaEvalRecord> parse_qa_jsonl(const std::string& text, const std::string& name);
 
 }  // namespace lorazip::gen

@@ -1,6 +1,7 @@
 // Succinct rewrite then lossless coding (see rewrite.h).
 #include "gen/rewrite.h"
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "common/yaml_strict.h"
@@ -105,6 +106,24 @@ RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, co
     r.inferred_correct = answers_match(r.inferred_answer, gold);
   }
   return r;
+}
+
+std::string rewrite_json(const std::string& id, const std::string& bench, const std::string& reference_model, const RewriteResult& r) {
+  const nlohmann::json j = {{"id", id},
+                            {"bench", bench},
+                            {"reference_model", reference_model},
+                            {"original_bytes", r.original_bytes},
+                            {"original_tokens", r.original_code.tokens},
+                            {"original_coded_bits", r.original_code.coded_bits()},
+                            {"rewrite_bytes", r.rewrite_bytes},
+                            {"rewrite_tokens", r.rewrite_code.tokens},
+                            {"rewrite_coded_bits", r.rewrite_code.coded_bits()},
+                            {"positions", r.positions},
+                            {"samples", static_cast<int64_t>(r.samples.size())},
+                            {"inferred_answer", r.inferred_answer},
+                            {"inferred_correct", r.inferred_correct},
+                            {"rewrite", r.rewrite}};
+  return j.dump();
 }
 
 }  // namespace lorazip::gen

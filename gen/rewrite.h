@@ -57,4 +57,9 @@ RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, co
                                const std::string& solution, const RewriteConfig& cfg, int threads, const ChatModel* inferer,
                                const std::string& gold);
 
+// One JSON object (no newline) recording a result for later readers (`lorazip frontier`): id, bench,
+// reference_model, original_bytes, original_tokens, original_coded_bits, rewrite_bytes,
+// rewrite_tokens, rewrite_coded_bits, positions, samples, inferred_answer, inferred_correct, rewrite.
+std::string rewrite_json(const std::string& id, const std::string& bench, const std::string& reference_model, const RewriteResult& r);
+
 }  // namespace lorazip::gen
