@@ -8,6 +8,7 @@
 #   fuzz_tokenizer_json  bytes -> tokenizer.json reader -> BPE tokenizer -> round trips (seeds: model/fuzz/corpus/)
 #   fuzz_router       bytes -> PromptRouter::parse, router.json of lorazip cluster (seeds: cluster/fuzz/corpus/)
 #   fuzz_lossy_text   bytes -> chat template / QA code / answer parsers (gen/fuzz)
+#   fuzz_lossy_results  bytes -> the rewrite / qa eval result files of lorazip frontier and qa table (seeds: gen/fuzz/corpus/)
 #   fuzz_gguf         bytes -> GgufFile::parse -> every getter, dequantize, Llama config (seeds: make_gguf_seeds)
 # Inputs the fuzzer finds go to <build-dir>/<target>-corpus (the committed seeds are only read),
 # crashes to <build-dir>/fuzz-artifacts/. The exit status is non-zero on a finding.
@@ -31,6 +32,7 @@ if [[ "$TARGET" == fuzz_compact || "$TARGET" == fuzz_archive ]]; then
 fi
 if [[ "$TARGET" == fuzz_tokenizer_json ]]; then SEEDS=(model/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_router ]]; then SEEDS=(cluster/fuzz/corpus); fi
+if [[ "$TARGET" == fuzz_lossy_results ]]; then SEEDS=(gen/fuzz/corpus); fi
 if [[ "$TARGET" == fuzz_gguf ]]; then
   cmake --build "$BUILD_DIR" --target make_gguf_seeds -j"$(nproc)"
   mkdir -p "$BUILD_DIR/fuzz_gguf-seeds"
