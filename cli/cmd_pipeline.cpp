@@ -21,6 +21,7 @@ namespace {
 JobConfig load_job(const PipelineOptions& o, const GlobalOptions& g0, GlobalOptions& g) {
   JobConfig j = JobConfig::load(o.config);
   if (!o.work_dir.empty()) j.work_dir = o.work_dir;
+  if (g0.device_given) j.device = g0.device;
   g = apply_config_threads(j, g0);
   log_info("config " + o.config + " (resolved), " + std::to_string(g.threads) + " threads:\n" + j.resolved_text);
   return j;
@@ -50,6 +51,7 @@ int cmd_pretrain(const PipelineOptions& o, const GlobalOptions& g0) {
   JobConfig j = load_job(o, g0, g);
   if (!j.base_model.empty())
     log_info("note: the config names base_model '" + j.base_model + "'; pretraining writes " + j.work_dir + "/base anyway");
+  resolve_training_device(j.device, 0);  // a config's device: cuda is refused here, before any work, when it cannot run
   pretrain_stage(j, o.resume, g.threads);
   return 0;
 }
@@ -57,6 +59,7 @@ int cmd_pretrain(const PipelineOptions& o, const GlobalOptions& g0) {
 int cmd_train(const PipelineOptions& o, const GlobalOptions& g0) {
   GlobalOptions g;
   JobConfig j = load_job(o, g0, g);
+  resolve_training_device(j.device, 0);
   adapter_stage(j, o.domain, o.base_dir.empty() ? j.base_path() : o.base_dir, o.resume, g.threads);
   return 0;
 }

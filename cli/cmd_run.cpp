@@ -11,6 +11,8 @@ namespace lorazip {
 int cmd_run(const PipelineOptions& o, const GlobalOptions& g0) {
   JobConfig j = JobConfig::load(o.config);
   if (!o.work_dir.empty()) j.work_dir = o.work_dir;
+  if (g0.device_given) j.device = g0.device;
+  resolve_training_device(j.device, 0);  // device: cuda that cannot run is refused before the first stage
   GlobalOptions g = apply_config_threads(j, g0);
   log_info("lorazip run: config " + o.config + ", work directory " + j.work_dir + ", " + std::to_string(g.threads) + " threads");
   log_info("resolved config:\n" + j.resolved_text);

@@ -17,7 +17,8 @@ struct GlobalOptions {
   int threads = 0;             // in force (main() resolves 0 to all cores)
   bool threads_given = false;  // --threads was on the command line (it wins over a config's threads)
   bool quiet = false;
-  std::string device = "cpu";   // --device: only "cpu" runs (see main.cpp)
+  std::string device = "cpu";   // --device: cpu, or cuda on a CUDA build (train/train.h resolve_training_device)
+  bool device_given = false;    // --device was on the command line (it wins over a config's device:)
   double dist_timeout_s = 300;  // data-parallel runs: seconds a rank waits for the others (train/distributed.h)
 };
 

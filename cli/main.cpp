@@ -2,7 +2,6 @@
 // main() parses the command line (CLI11), sets the thread count, runs one subcommand and turns
 // errors into exit codes: 1 = error in the input or the environment, 2 = bad usage.
 #include <CLI/CLI.hpp>
-#include <torch/cuda.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include "common/log.h"
 #include "model/llama.h"
 #include "train/distributed.h"
+#include "train/train.h"
 
 using namespace lorazip;
 
@@ -85,7 +85,9 @@ int main(int argc, char** argv) {
                  "data-parallel training (torchrun, or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set): seconds a rank waits "
                  "for the others before the job fails naming the missing rank")
       ->capture_default_str();
-  app.add_option("--device", g.device, "where pretrain / train / eval compute: cpu (coding always runs on the CPU)")
+  app.add_option("--device", g.device,
+                 "where pretrain / train / run's training compute: cpu, or cuda on a CUDA build (overrides the config's "
+                 "device:; coding, and eval's coded figures, always run on the CPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
 
@@ -189,11 +191,13 @@ int main(int argc, char** argv) {
   set_quiet(g.quiet);
   try {
     g.threads_given = app.get_option("--threads")->count() > 0;
-    if (g.device == "cuda")
-      throw std::invalid_argument(torch::cuda::is_available()
-                                      ? "--device cuda: training and evaluation on CUDA are not implemented yet; use --device cpu"
-                                      : "--device cuda: this lorazip is built against a libtorch without CUDA (Debian's libtorch-dev "
-                                        "is CPU-only; docs/training.md, 'CUDA', gives the steps for a CUDA build); use --device cpu");
+    g.device_given = app.get_option("--device")->count() > 0;
+    if (g.device != "cpu") {
+      if (!(*pretrain || *train || *eval || *run))
+        throw std::invalid_argument("--device " + g.device + ": only pretrain, train, eval and run compute on a device; coding "
+                                    "(compress, decompress, ...) always runs on the CPU, so that files decode the same everywhere");
+      resolve_training_device(g.device, 0);  // refuses cuda on a CPU-only build, or without a GPU, before any work
+    }
     // Data-parallel launch (torchrun --no-python lorazip ...): pretrain, train and run train on
     // every rank; the other subcommands run in one process.
     const DistOptions dist = dist_options_from_env();

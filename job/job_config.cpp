@@ -76,6 +76,9 @@ JobConfig JobConfig::load(const std::string& path) {
   j.work_dir = resolve(j.base_dir, j.work_dir);
   m.get("threads", j.threads);
   if (j.threads < 0) m.fail("threads", "must be >= 0 (0 = all cores)");
+  m.get("device", j.device);
+  if (j.device != "cpu" && j.device != "cuda")
+    m.fail("device", "must be cpu or cuda (cuda needs a CUDA build, docs/training.md 'CUDA'), not '" + j.device + "'");
 
   YamlMap data = m.sub("data");
   j.data = PrepareConfig::from_yaml(data, j.base_dir);
@@ -151,6 +154,7 @@ JobConfig JobConfig::load(const std::string& path) {
   r["config"] = path;
   r["work_dir"] = j.work_dir;
   r["threads"] = j.threads;
+  r["device"] = j.device;
   r["data"] = nlohmann::json::parse(j.data.to_json());
   r["base_model"] = j.base_model;
   r["model"] = j.model.to_hf_json();

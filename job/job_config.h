@@ -2,6 +2,7 @@
 //
 //   work_dir: ../work/default     # relative paths are relative to this file's directory
 //   threads: 0                    # 0 = all cores; --threads overrides
+//   device: cpu                   # pretrain / train: cpu, or cuda on a CUDA build; --device overrides
 //   data: {...}                   # data/prepare.h PrepareConfig
 //   base_model: ""                # an existing HF Llama directory or llama GGUF file: skips pretrain;
 //                                 # ${VAR} expands (${LORAZIP_CACHE} defaults to ~/.cache/lorazip)
@@ -60,6 +61,7 @@ struct JobConfig {
   std::string base_dir;  // its directory
   std::string work_dir = "work";
   int threads = 0;
+  std::string device = "cpu";  // where training computes (RunOptions::device); coding stays on the CPU
   PrepareConfig data;
   std::string base_model;  // existing HF Llama directory or GGUF file, or empty to pretrain one
   LlamaConfig model;

@@ -35,6 +35,7 @@ RunOptions run_options(const JobConfig& j, const std::string& run_name, bool res
   ro.threads = threads;
   ro.eval_batch_tokens = j.eval.batch_tokens;
   ro.dist = process_group();  // data-parallel when the program joined a torchrun job
+  ro.device = j.device;
   return ro;
 }
 
@@ -126,6 +127,8 @@ TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const s
 }
 
 Report eval_stage(const JobConfig& j, int threads, const EvalOverrides& o) {
+  // The report's bits are what the coding engine codes, and the engine runs on the CPU only.
+  if (j.device != "cpu") log_info("eval: device " + j.device + " is for training; the report is computed on the CPU by the coding engine");
   LoadedBase base = load_base(o.base_dir.empty() ? j.base_path() : o.base_dir);
   EvaluationOptions eo;
   eo.store_path = j.store_path();

@@ -152,6 +152,50 @@ TEST(E2eConfig, WrongTypeNamesFileLineAndKey) {
   EXPECT_TRUE(has(u.err, "targets")) << u.describe();
 }
 
+// --device / device: (docs/training.md, 'CUDA'): coding never leaves the CPU; cuda runs only on a
+// CUDA build with a GPU, and is refused, before any work, with a message saying why.
+TEST(E2eCli, DeviceCudaIsRefusedWhereItCannotRun) {
+  TempDir t;
+  spill(t / "a.txt", "hello");
+  Result c = lorazip({"compress", "--device", "cuda", "-m", (t / "m").string(), "a.txt"}, t.path());
+  EXPECT_EQ(c.rc, 2) << c.describe();
+  EXPECT_TRUE(has(c.err, "coding") && has(c.err, "always runs on the CPU")) << c.describe();
+  EXPECT_FALSE(fs::exists(t / "a.txt.lz"));
+
+  Result p = lorazip({"pretrain", kTinyYaml.string(), "--device", "cuda", "--work-dir", (t / "w").string()}, t.path());
+  EXPECT_EQ(p.rc, 2) << p.describe();
+#ifndef LORAZIP_CUDA
+  EXPECT_TRUE(has(p.err, "built against a libtorch without CUDA")) << p.describe();
+#else
+  if (!has(p.err, "no CUDA GPU is visible")) GTEST_SKIP() << "a GPU is here: pretrain --device cuda may run";
+#endif
+  EXPECT_FALSE(fs::exists(t / "w" / "base"));
+  Result u = lorazip({"train", kTinyYaml.string(), "-d", "math", "--device", "tpu"}, t.path());
+  EXPECT_NE(u.rc, 0) << u.describe();
+  EXPECT_TRUE(has(u.err + u.out, "tpu")) << u.describe();
+}
+
+TEST(E2eConfig, DeviceKeyIsCheckedAndRefusedWithoutCuda) {
+  TempDir t;
+  int line = 0;
+  fs::path bad = config_with(t.path(), "threads: 1", "device: gpu", &line);
+  Result r = lorazip({"pretrain", bad.string(), "--work-dir", (t / "w").string()}, t.path());
+  EXPECT_EQ(r.rc, 2) << r.describe();
+  EXPECT_TRUE(has(r.err, bad.string() + ":" + std::to_string(line))) << r.describe();
+  EXPECT_TRUE(has(r.err, "device") && has(r.err, "cpu or cuda")) << r.describe();
+
+  TempDir t2;
+  fs::path cuda = config_with(t2.path(), "threads: 1", "device: cuda", &line);
+  for (const char* sub : {"pretrain", "run"}) {
+    Result s = lorazip({sub, cuda.string(), "--work-dir", (t2 / "w").string()}, t2.path());
+    EXPECT_EQ(s.rc, 2) << s.describe();
+#ifndef LORAZIP_CUDA
+    EXPECT_TRUE(has(s.err, "device cuda: this lorazip is built against a libtorch without CUDA")) << s.describe();
+#endif
+    EXPECT_FALSE(fs::exists(t2 / "w" / "data.h5")) << sub << " did work before refusing the device";
+  }
+}
+
 TEST(E2eConfig, MissingConfigFileIsNamed) {
   TempDir t;
   Result r = lorazip({"run", (t / "nope.yaml").string(), "--work-dir", (t / "w").string()}, t.path());

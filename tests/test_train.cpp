@@ -565,3 +565,31 @@ TEST(TrainLinearCrossEntropy, FrozenWeightAndNoGrad) {
   EXPECT_THROW(lorazip::linear_cross_entropy(h, w, torch::full({9}, 7, torch::kInt64)), std::invalid_argument);
   EXPECT_THROW(lorazip::linear_cross_entropy(h, w, t, -100, -1), std::invalid_argument);
 }
+
+// Training devices (docs/training.md, 'CUDA'): cpu always; cuda only on a CUDA build with a GPU,
+// refused otherwise with a message that says which of the two is missing.
+TEST(TrainDevice, CpuResolvesAndUnknownOrUnavailableDevicesAreRefused) {
+  EXPECT_EQ(resolve_training_device("cpu", 0), "cpu");
+  EXPECT_EQ(resolve_training_device("cpu", 3), "cpu");
+  try {
+    resolve_training_device("tpu", 0);
+    ADD_FAILURE() << "device tpu accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'tpu' is not known"), std::string::npos) << e.what();
+  }
+#ifndef LORAZIP_CUDA
+  try {
+    resolve_training_device("cuda", 0);
+    ADD_FAILURE() << "device cuda accepted by a build without CUDA";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("built against a libtorch without CUDA"), std::string::npos) << e.what();
+  }
+#else
+  if (!torch::cuda::is_available()) {
+    EXPECT_THROW(resolve_training_device("cuda", 0), std::invalid_argument);
+  } else {
+    EXPECT_EQ(resolve_training_device("cuda", 0), "cuda:0");
+    EXPECT_THROW(resolve_training_device("cuda", static_cast<int>(torch::cuda::device_count())), std::invalid_argument);
+  }
+#endif
+}

@@ -2,6 +2,8 @@
 // TCPStore rendezvous, the Gloo process group, bucketed all-reduces, and errors that name the rank
 // that died or hung. Every rank writes a heartbeat ("alive/<rank>" = collective number and step)
 // into the store before each collective, so a rank whose collective fails can tell who fell behind.
+// On a CUDA build, gradients on the GPU are all-reduced by an NCCL group started on first use; the
+// few doubles and the barriers stay on Gloo.
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO  // ProcessGroupGloo.hpp is empty without it; Debian's libtorch is built with Gloo
 #endif
@@ -11,6 +13,13 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+#ifdef LORAZIP_CUDA  // a CUDA libtorch (CMake LORAZIP_CUDA): CUDA tensors travel through NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL  // ProcessGroupNCCL.hpp is empty without it; PyPI's CUDA libtorch has NCCL
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -48,6 +57,14 @@ std::chrono::milliseconds to_ms(double s) { return std::chrono::milliseconds(sta
 
 std::string bytes_to_string(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
 
+// The process groups' common base: c10d::ProcessGroup in libtorch 1.x (Debian's 1.13); torch 2.x
+// made the backends (Gloo, NCCL) c10d::Backend subclasses with the same collective calls.
+#if TORCH_VERSION_MAJOR >= 2
+using BackendBase = c10d::Backend;
+#else
+using BackendBase = c10d::ProcessGroup;
+#endif
+
 std::shared_ptr<DistGroup> g_group;
 std::mutex g_group_mutex;
 
@@ -73,6 +90,7 @@ struct DistGroup::Impl {
   c10::intrusive_ptr<c10d::TCPStore> tcp;
   c10::intrusive_ptr<c10d::Store> store;  // prefixed: "lorazip/"
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<BackendBase> nccl;  // CUDA builds: created by the first all-reduce of GPU tensors
   int64_t seq = 0;  // collectives started by this rank
   double comm_s = 0;
 
@@ -136,6 +154,29 @@ struct DistGroup::Impl {
   }
   void add_time(std::chrono::steady_clock::time_point t0) {
     comm_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  // The group that all-reduces tensors on `dev`: Gloo for the CPU, NCCL for CUDA.
+  BackendBase& group_for(const at::Device& dev) {
+    if (dev.is_cpu()) return *pg;
+#ifdef LORAZIP_CUDA
+    if (dev.is_cuda()) {
+      if (!nccl) {
+        auto no = c10d::ProcessGroupNCCL::Options::create();
+        no->timeout = to_ms(opt.timeout_s);
+        try {
+          nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store), opt.rank,
+                                                             opt.world_size, no);
+        } catch (const std::exception& e) {
+          throw std::runtime_error("data-parallel training: rank " + std::to_string(opt.rank) +
+                                   " could not start NCCL through the store at " + where() + ": " + e.what());
+        }
+      }
+      return *nccl;
+    }
+#endif
+    throw std::invalid_argument("data-parallel training: tensors on " + dev.str() +
+                                " cannot be all-reduced by this lorazip (Gloo on the CPU; NCCL needs a CUDA build)");
   }
 
   void reduce_doubles(double* v, size_t n, int64_t step, c10d::ReduceOp op) {
@@ -218,6 +259,9 @@ void DistGroup::all_reduce_sum(std::vector<at::Tensor>& tensors, int64_t step) {
     do {
       if (tensors[i].scalar_type() != at::kFloat)
         throw std::invalid_argument("all_reduce_sum: tensor " + std::to_string(i) + " is not float32");
+      if (tensors[i].device() != tensors[0].device())
+        throw std::invalid_argument("all_reduce_sum: tensor " + std::to_string(i) + " is on " + tensors[i].device().str() +
+                                    ", tensor 0 on " + tensors[0].device().str() + "; pass tensors of one device");
       n += tensors[i].numel();
       ++i;
     } while (i < tensors.size() && n + tensors[i].numel() <= kBucketElems);
@@ -225,7 +269,7 @@ void DistGroup::all_reduce_sum(std::vector<at::Tensor>& tensors, int64_t step) {
     std::vector<at::Tensor> parts;
     for (size_t k = b.first; k < b.last; ++k) parts.push_back(tensors[k].reshape({-1}));
     b.flat = {at::cat(parts)};
-    b.work = impl_->pg->allreduce(b.flat);  // the buckets travel concurrently
+    b.work = impl_->group_for(b.flat[0].device()).allreduce(b.flat);  // the buckets travel concurrently
     buckets.push_back(std::move(b));
   }
   for (auto& b : buckets) {

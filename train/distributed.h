@@ -50,6 +50,7 @@ class DistGroup {
 
   // Sums float32 tensors over all ranks, in place, in flat buckets of at most 25 MiB (every rank
   // must pass tensors of the same shapes in the same order). Every rank ends with the same bits.
+  // CPU tensors go through Gloo; CUDA tensors (CUDA builds only) through NCCL, started on first use.
   // `step` only labels errors. std::runtime_error when a peer died or did not arrive within the
   // timeout; the message names the rank(s) that fell behind, as far as the store can tell.
   void all_reduce_sum(std::vector<at::Tensor>& tensors, int64_t step);

@@ -1,5 +1,6 @@
 // Ideal code length of documents under the model, batched: chunks of all documents sorted by
-// length, right-padded into [B, T] batches, padded positions excluded from the sums.
+// length, right-padded into [B, T] batches, padded positions excluded from the sums. Runs on the
+// model's device; the sums come back to the CPU.
 #include "train/evaluate.h"
 
 #include <torch/torch.h>
@@ -83,10 +84,12 @@ std::vector<DocBits> document_bits(LlamaForCausalLM& model, const DocSet& docs, 
         mk_a[b][t] = 1.0;
       }
     }
-    torch::Tensor logits = model->forward(input);                                     // (B, T, V)
+    torch::Tensor logits = model->forward(input);  // (B, T, V), on the model's device (CPU or GPU)
+    target = target.to(logits.device());
+    mask = mask.to(logits.device());
     torch::Tensor lse = torch::logsumexp(logits, -1);                                  // (B, T)
     torch::Tensor picked = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1);       // (B, T)
-    torch::Tensor nats = ((lse - picked).to(torch::kFloat64) * mask).sum(1);          // (B)
+    torch::Tensor nats = ((lse - picked).to(torch::kFloat64) * mask).sum(1).to(torch::kCPU);  // (B)
     auto na = nats.accessor<double, 1>();
     for (int64_t b = 0; b < B; ++b) out[chunks[i + b].slot].bits += na[b] / std::log(2.0);
     i += static_cast<size_t>(B);

@@ -147,12 +147,44 @@ struct LoopState {
   }
 };
 
+// Moves a model (and the extra tensors given, e.g. a LoRA adapter's) to a device for a run and
+// back to the CPU on every exit path; Module::to and set_data keep every handle to the tensors
+// (optimizer, adapter, projections) pointing at the moved data.
+class DeviceScope {
+ public:
+  DeviceScope(LlamaForCausalLM& model, std::vector<torch::Tensor> extra, const torch::Device& dev)
+      : model_(model), extra_(std::move(extra)), dev_(dev) {
+    if (dev_.is_cpu()) return;
+    move(dev_);
+  }
+  ~DeviceScope() {
+    if (dev_.is_cpu()) return;
+    try {
+      move(torch::kCPU);
+    } catch (...) {
+    }
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  void move(const torch::Device& to) {
+    torch::NoGradGuard ng;
+    model_->to(to);
+    for (auto& t : extra_) t.set_data(t.to(to));
+  }
+  LlamaForCausalLM& model_;
+  std::vector<torch::Tensor> extra_;
+  torch::Device dev_;
+};
+
 class Loop {
  public:
   Loop(const char* kind, LlamaForCausalLM& model, const LoopConfig& cfg, int64_t patience, const TrainData& data,
        Trainable& tr, const RunOptions& opt, std::string fingerprint, bool eval_at_start)
       : kind_(kind), model_(model), cfg_(cfg), patience_(patience), data_(data), tr_(tr), opt_(opt),
-        fingerprint_(std::move(fingerprint)), eval_at_start_(eval_at_start) {
+        fingerprint_(std::move(fingerprint)), eval_at_start_(eval_at_start),
+        dev_(resolve_training_device(opt.device, opt.dist ? opt.dist->options().local_rank : 0)) {
     const LlamaConfig& mc = model->config();
     seq_len_ = cfg.seq_len > 0 ? cfg.seq_len : mc.max_position_embeddings;
     if (seq_len_ > mc.max_position_embeddings)
@@ -404,8 +436,8 @@ class Loop {
           n_targets += is_bos[t + 1] ? 0 : 1;
         }
       }
-      inputs.push_back(in);
-      targets.push_back(tg);
+      inputs.push_back(in.to(dev_));
+      targets.push_back(tg.to(dev_));
     }
     if (n_targets == 0) throw std::invalid_argument(std::string(kind_) + ": a training step has no target tokens");
     double nats = 0;
@@ -509,7 +541,7 @@ class Loop {
                            {"world_size", world_},
                            {"state", st_.to_json()}};
     ar.write("meta", c10::IValue(meta.dump()));
-    for (size_t i = 0; i < tr_.tensors.size(); ++i) ar.write("t." + tr_.names[i], tr_.tensors[i].detach(), true);
+    for (size_t i = 0; i < tr_.tensors.size(); ++i) ar.write("t." + tr_.names[i], tr_.tensors[i].detach().to(torch::kCPU), true);
     torch::serialize::OutputArchive oa;
     optim_->save(oa);
     ar.write("optimizer", oa);
@@ -526,7 +558,7 @@ class Loop {
   void load_checkpoint() {
     torch::serialize::InputArchive ar;
     try {
-      ar.load_from(ckpt_path_);
+      ar.load_from(ckpt_path_, dev_);  // tensors (optimizer state too) land on this run's device
     } catch (const c10::Error& e) {
       throw std::runtime_error(ckpt_path_ + ": cannot read the checkpoint (" + std::string(e.what_without_backtrace()) +
                                "); delete it to start over");
@@ -574,6 +606,7 @@ class Loop {
   const RunOptions& opt_;
   std::string fingerprint_;
   bool eval_at_start_;
+  torch::Device dev_;  // where the model and the batches are (RunOptions::device)
   int64_t seq_len_ = 0;
   int64_t trainable_numel_ = 0;
   std::string ckpt_path_, metrics_path_;
@@ -602,7 +635,10 @@ TrainResult pretrain(const LlamaConfig& model_cfg, const PretrainConfig& cfg, co
   if (out_dir.empty()) throw std::invalid_argument("pretrain: the output directory is empty");
   if (opt.threads > 0) set_torch_threads(opt.threads);
   LlamaForCausalLM model(model_cfg);
-  model->init_weights(cfg.seed);
+  model->init_weights(cfg.seed);  // on the CPU: the same initial weights on every device
+  const torch::Device dev(resolve_training_device(opt.device, opt.dist ? opt.dist->options().local_rank : 0));
+  std::optional<DeviceScope> on_device;
+  on_device.emplace(model, std::vector<torch::Tensor>{}, dev);
 
   Trainable tr;
   for (auto& p : model->named_parameters(/*recurse=*/true)) {
@@ -623,6 +659,7 @@ TrainResult pretrain(const LlamaConfig& model_cfg, const PretrainConfig& cfg, co
   Loop loop("pretrain", model, cfg, 0, data, tr, opt, sha256_hex(fp.dump()), /*eval_at_start=*/false);
   TrainResult res = loop.run();
   if (res.stop_reason == "halted") return res;
+  on_device.reset();  // back on the CPU for writing
 
   if (!opt.dist || opt.dist->rank() == 0) {
     save_hf_model(model, out_dir, tokenizer_model_bytes);
@@ -663,6 +700,13 @@ TrainResult train_lora(LlamaForCausalLM& base, const LoraConfig& lora, const Tra
     }
   } restore{frozen, adapter};
   adapter.attach(base);
+  // The base and the adapter on the run's device until the best adapter is chosen (declared after
+  // `restore`, so it moves them back first).
+  std::vector<torch::Tensor> adapter_tensors;
+  for (const auto& [k, t] : adapter.state_dict()) adapter_tensors.push_back(t);
+  std::optional<DeviceScope> on_device;
+  on_device.emplace(base, adapter_tensors,
+                    torch::Device(resolve_training_device(opt.device, opt.dist ? opt.dist->options().local_rank : 0)));
 
   Trainable tr;
   std::map<std::string, torch::Tensor> best;
@@ -699,6 +743,7 @@ TrainResult train_lora(LlamaForCausalLM& base, const LoraConfig& lora, const Tra
             /*eval_at_start=*/true);
   TrainResult res = loop.run();
   if (res.stop_reason == "halted") return res;
+  on_device.reset();  // base and adapter back on the CPU for writing
 
   // Keep the best adapter by validation bits/token (the last one when there is no validation set).
   AdapterInfo info = info_in;
@@ -729,6 +774,29 @@ TrainResult train_lora(LlamaForCausalLM& base, const LoraConfig& lora, const Tra
              std::to_string(info.val_bits_per_token) + " bits/token, base " +
              std::to_string(res.base_val_bits_per_token) + ")");
   return res;
+}
+
+// ---- devices -------------------------------------------------------------------------------
+
+std::string resolve_training_device(const std::string& name, int local_rank) {
+  if (name == "cpu") return "cpu";
+  if (name != "cuda")
+    throw std::invalid_argument("device '" + name + "' is not known: use cpu or cuda");
+#ifndef LORAZIP_CUDA
+  throw std::invalid_argument(
+      "device cuda: this lorazip is built against a libtorch without CUDA (Debian's libtorch-dev is CPU-only; "
+      "docs/training.md, 'CUDA', gives the steps for a CUDA build with scripts/build_cuda.sh); use device cpu");
+#else
+  if (!torch::cuda::is_available())
+    throw std::invalid_argument("device cuda: no CUDA GPU is visible to this process (driver missing, or "
+                                "CUDA_VISIBLE_DEVICES empty); use device cpu");
+  const int n = static_cast<int>(torch::cuda::device_count());
+  if (local_rank < 0 || local_rank >= n)
+    throw std::invalid_argument("device cuda: LOCAL_RANK " + std::to_string(local_rank) + " has no GPU of its own (" +
+                                std::to_string(n) + " visible); start at most " + std::to_string(n) +
+                                " processes per machine (torchrun --nproc_per_node)");
+  return "cuda:" + std::to_string(local_rank);
+#endif
 }
 
 }  // namespace lorazip

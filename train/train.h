@@ -111,7 +111,16 @@ struct RunOptions {
   // gradients are summed over the ranks before clipping, and rank 0 alone writes run_dir and the
   // outputs. Every rank must call with the same config and data.
   std::shared_ptr<DistGroup> dist;
+  // Where the model, the batches and the validation passes compute: "cpu", or "cuda" on a lorazip
+  // built with LORAZIP_CUDA (each data-parallel rank then takes GPU LOCAL_RANK). Checkpoints and the
+  // outputs are written from CPU copies, so a run may resume on the other device.
+  std::string device = "cpu";
 };
+
+// The device `name` ("cpu" or "cuda") resolves to for a process with LOCAL_RANK local_rank, as
+// "cpu" or "cuda:N". std::invalid_argument when the name is unknown, when this lorazip is built
+// against a libtorch without CUDA, or when the GPU is not there; the message says which.
+std::string resolve_training_device(const std::string& name, int local_rank);
 
 struct TrainResult {
   static constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
