@@ -5,65 +5,24 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
 #include "common/fs.h"
+#include "gen/jsonl.h"
 
 namespace lorazip::gen {
 namespace {
 
-// Calls fn(object, "NAME:LINE") for each non-blank line; refuses a line that is not a JSON object.
-template <class Fn>
-size_t each_object(const std::string& text, const std::string& name, Fn fn) {
-  size_t pos = 0, count = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    ++line_no;
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = name + ":" + std::to_string(line_no);
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) throw std::runtime_error(where + ": not a JSON object (is this a result file of lorazip rewrite / qa eval -o?)");
-    fn(j, where);
-    ++count;
-  }
-  if (count == 0) throw std::runtime_error(name + ": no records (the run wrote nothing yet, or this is not its OUT.jsonl)");
-  return count;
-}
-
-const nlohmann::json& field(const nlohmann::json& j, const char* key, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end()) throw std::runtime_error(where + ": field '" + key + "' is missing (written by an older lorazip? rerun it with -o)");
-  return *it;
-}
-std::string text_field(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto& v = field(j, key, where);
-  if (!v.is_string()) throw std::runtime_error(where + ": field '" + key + "' is not a string");
-  return v.get<std::string>();
-}
-int64_t count_field(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto& v = field(j, key, where);
-  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
-    throw std::runtime_error(where + ": field '" + key + "' is not a non-negative integer");
-  if (v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t{1} << 62)) throw std::runtime_error(where + ": field '" + key + "' is out of range");
-  return v.get<int64_t>();
-}
-double bits_field(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto& v = field(j, key, where);
-  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
-    throw std::runtime_error(where + ": field '" + key + "' is not a non-negative number");
-  return v.get<double>();
-}
-bool flag_field(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto& v = field(j, key, where);
-  if (!v.is_boolean()) throw std::runtime_error(where + ": field '" + key + "' is not true/false");
-  return v.get<bool>();
+// fn(object, "NAME:LINE") for each record; a file without records is refused.
+size_t each_object(const std::string& text, const std::string& name,
+                   const std::function<void(const nlohmann::json&, const std::string&)>& fn) {
+  const size_t n = for_each_jsonl_object(text, name, "is this a result file of lorazip rewrite / qa eval -o?", fn);
+  if (n == 0) throw std::runtime_error(name + ": no records (the run wrote nothing yet, or this is not its OUT.jsonl)");
+  return n;
 }
 
 std::string sig(double v, int digits) {
@@ -98,16 +57,16 @@ std::vector<RewriteRecordIn> parse_rewrite_results(const std::string& text, cons
   std::vector<RewriteRecordIn> out;
   each_object(text, name, [&](const nlohmann::json& j, const std::string& where) {
     RewriteRecordIn r;
-    r.id = text_field(j, "id", where);
-    r.bench = text_field(j, "bench", where);
-    r.reference_model = text_field(j, "reference_model", where);
-    r.original_bytes = count_field(j, "original_bytes", where);
+    r.id = json_text(j, "id", where);
+    r.bench = json_text(j, "bench", where);
+    r.reference_model = json_text(j, "reference_model", where);
+    r.original_bytes = json_count(j, "original_bytes", where);
     if (r.original_bytes == 0) throw std::runtime_error(where + ": field 'original_bytes' is 0 (an empty original has no ratio)");
-    r.original_coded_bits = bits_field(j, "original_coded_bits", where);
-    r.rewrite_coded_bits = bits_field(j, "rewrite_coded_bits", where);
-    r.rewrite_tokens = count_field(j, "rewrite_tokens", where);
-    r.positions = count_field(j, "positions", where);
-    r.inferred_correct = flag_field(j, "inferred_correct", where);
+    r.original_coded_bits = json_bits(j, "original_coded_bits", where);
+    r.rewrite_coded_bits = json_bits(j, "rewrite_coded_bits", where);
+    r.rewrite_tokens = json_count(j, "rewrite_tokens", where);
+    r.positions = json_count(j, "positions", where);
+    r.inferred_correct = json_flag(j, "inferred_correct", where);
     out.push_back(r);
   });
   return out;
@@ -117,19 +76,19 @@ std::vector<QaRecordIn> parse_qa_results(const std::string& text, const std::str
   std::vector<QaRecordIn> out;
   each_object(text, name, [&](const nlohmann::json& j, const std::string& where) {
     QaRecordIn r;
-    r.id = text_field(j, "id", where);
-    r.bench = text_field(j, "bench", where);
-    r.bits = count_field(j, "bits", where);
-    r.llm_bytes = count_field(j, "llm_bytes", where);
+    r.id = json_text(j, "id", where);
+    r.bench = json_text(j, "bench", where);
+    r.bits = json_count(j, "bits", where);
+    r.llm_bytes = json_count(j, "llm_bytes", where);
     if (r.llm_bytes == 0) throw std::runtime_error(where + ": field 'llm_bytes' is 0 (an empty reference response has no ratio)");
-    r.llm_tokens = count_field(j, "llm_tokens", where);
-    r.vocab = count_field(j, "vocab", where);
-    r.qa_positions = count_field(j, "qa_positions", where);
-    r.answerer_positions = count_field(j, "answerer_positions", where);
-    r.slm_correct = flag_field(j, "slm_correct", where);
-    r.self_correct = flag_field(j, "self_correct", where);
-    r.qa_correct = flag_field(j, "qa_correct", where);
-    r.llm_correct = flag_field(j, "llm_correct", where);
+    r.llm_tokens = json_count(j, "llm_tokens", where);
+    r.vocab = json_count(j, "vocab", where);
+    r.qa_positions = json_count(j, "qa_positions", where);
+    r.answerer_positions = json_count(j, "answerer_positions", where);
+    r.slm_correct = json_flag(j, "slm_correct", where);
+    r.self_correct = json_flag(j, "self_correct", where);
+    r.qa_correct = json_flag(j, "qa_correct", where);
+    r.llm_correct = json_flag(j, "llm_correct", where);
     out.push_back(r);
   });
   return out;

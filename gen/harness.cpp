@@ -8,32 +8,13 @@
 
 #include "common/fs.h"
 #include "gen/answer.h"
+#include "gen/jsonl.h"
 
 namespace lorazip::gen {
 namespace {
 
-template <class Fn>
-void for_each_json_line(const std::string& path, Fn fn) {
-  const std::string text = read_file(path);
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    ++line_no;
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) throw std::runtime_error(path + ":" + std::to_string(line_no) + ": not a JSON object");
-    fn(j, path + ":" + std::to_string(line_no));
-  }
-}
-
-std::string str_field(const nlohmann::json& j, const char* key, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) throw std::runtime_error(where + ": field '" + key + "' is missing or not a string");
-  return it->get<std::string>();
+void for_each_json_line(const std::string& path, const std::function<void(const nlohmann::json&, const std::string&)>& fn) {
+  for_each_jsonl_object(read_file(path), path, "", fn);
 }
 
 }  // namespace
@@ -41,7 +22,7 @@ std::string str_field(const nlohmann::json& j, const char* key, const std::strin
 std::vector<QaProblem> load_problems(const std::string& path) {
   std::vector<QaProblem> out;
   for_each_json_line(path, [&](const nlohmann::json& j, const std::string& where) {
-    out.push_back({str_field(j, "id", where), str_field(j, "problem", where), str_field(j, "target", where)});
+    out.push_back({json_text(j, "id", where), json_text(j, "problem", where), json_text(j, "target", where)});
   });
   return out;
 }
@@ -49,12 +30,12 @@ std::vector<QaProblem> load_problems(const std::string& path) {
 std::map<std::string, ReferenceAnswer> load_reference_answers(const std::string& path, const std::string& bench, const std::string& model) {
   std::map<std::string, ReferenceAnswer> out;
   for_each_json_line(path, [&](const nlohmann::json& j, const std::string& where) {
-    if (str_field(j, "bench", where) != bench || str_field(j, "model", where) != model) return;
+    if (json_text(j, "bench", where) != bench || json_text(j, "model", where) != model) return;
     ReferenceAnswer r;
-    r.answer = str_field(j, "answer", where);
+    r.answer = json_text(j, "answer", where);
     auto c = j.find("is_correct");
     r.file_correct = c != j.end() && c->is_boolean() && c->get<bool>();
-    out[str_field(j, "id", where)] = r;
+    out[json_text(j, "id", where)] = r;
   });
   return out;
 }
@@ -143,49 +124,27 @@ std::string qa_jsonl(const std::vector<QaEvalRecord>& recs, const std::string& b
 
 std::vector<QaEvalRecord> parse_qa_jsonl(const std::string& text, const std::string& name) {
   std::vector<QaEvalRecord> out;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    ++line_no;
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = name + ":" + std::to_string(line_no);
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) throw std::runtime_error(where + ": not a JSON object (expected a record of lorazip qa eval -o OUT: OUT.jsonl)");
-    auto flag = [&](const char* key) {
-      auto it = j.find(key);
-      if (it == j.end() || !it->is_boolean()) throw std::runtime_error(where + ": field '" + key + "' is missing or not true/false");
-      return it->get<bool>();
-    };
-    auto count = [&](const char* key) {
-      auto it = j.find(key);
-      if (it == j.end() || !it->is_number_integer() || (!it->is_number_unsigned() && it->get<int64_t>() < 0))
-        throw std::runtime_error(where + ": field '" + key + "' is missing or not a non-negative integer");
-      return it->get<int64_t>();
-    };
+  for_each_jsonl_object(text, name, "expected a record of lorazip qa eval -o OUT: OUT.jsonl", [&](const nlohmann::json& j, const std::string& where) {
     QaEvalRecord r;
-    r.problem.id = str_field(j, "id", where);
-    r.problem.gold = str_field(j, "gold", where);
-    r.slm_answer = str_field(j, "slm", where);
-    r.self_answer = str_field(j, "self", where);
-    r.qa_answer = str_field(j, "qa", where);
-    r.llm_answer = str_field(j, "llm", where);
-    r.code = str_field(j, "code", where);
-    r.row.slm = flag("slm_correct");
-    r.row.self = flag("self_correct");
-    r.row.qa = flag("qa_correct");
-    r.row.llm = flag("llm_correct");
-    r.row.bits = count("bits");
-    r.row.llm_tokens = count("llm_tokens");
-    r.row.vocab = count("vocab");
-    r.llm_bytes = count("llm_bytes");
-    r.qa_positions = count("qa_positions");
-    r.answerer_positions = count("answerer_positions");
+    r.problem.id = json_text(j, "id", where);
+    r.problem.gold = json_text(j, "gold", where);
+    r.slm_answer = json_text(j, "slm", where);
+    r.self_answer = json_text(j, "self", where);
+    r.qa_answer = json_text(j, "qa", where);
+    r.llm_answer = json_text(j, "llm", where);
+    r.code = json_text(j, "code", where);
+    r.row.slm = json_flag(j, "slm_correct", where);
+    r.row.self = json_flag(j, "self_correct", where);
+    r.row.qa = json_flag(j, "qa_correct", where);
+    r.row.llm = json_flag(j, "llm_correct", where);
+    r.row.bits = json_count(j, "bits", where);
+    r.row.llm_tokens = json_count(j, "llm_tokens", where);
+    r.row.vocab = json_count(j, "vocab", where);
+    r.llm_bytes = json_count(j, "llm_bytes", where);
+    r.qa_positions = json_count(j, "qa_positions", where);
+    r.answerer_positions = json_count(j, "answerer_positions", where);
     out.push_back(r);
-  }
+  });
   if (out.empty()) throw std::runtime_error(name + ": no records");
   return out;
 }

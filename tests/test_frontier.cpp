@@ -164,6 +164,12 @@ TEST(QaTable, JsonlReadBackGivesTheSameTable) {
   const std::string e = error_of([&] { parse_qa_jsonl(bad, "qa.jsonl"); });
   EXPECT_NE(e.find("qa.jsonl:1"), std::string::npos) << e;
   EXPECT_NE(e.find("'slm_correct'"), std::string::npos) << e;
+  // A count beyond int64 is refused, not wrapped to a negative number.
+  std::string huge = qa_jsonl({a});
+  const size_t at = huge.find("\"bits\":");
+  huge.replace(at, huge.find_first_of(",}", at) - at, "\"bits\":18446744073709551615");
+  const std::string h = error_of([&] { parse_qa_jsonl(huge, "qa.jsonl"); });
+  EXPECT_NE(h.find("'bits'"), std::string::npos) << h;
 }
 
 }  // namespace

@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::runtime_error&) {
   }
   try {
-    (void)lorazip::gen::parse_qa_jsonl(input, "fuzz");
+    for (const auto& r : lorazip::gen::parse_qa_jsonl(input, "fuzz"))
+      if (r.row.bits < 0 || r.llm_bytes < 0 || r.qa_positions < 0 || r.answerer_positions < 0) __builtin_trap();
   } catch (const std::runtime_error&) {
   }
   return 0;
