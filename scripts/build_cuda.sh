@@ -11,8 +11,9 @@ VENV=${LORAZIP_CUDA_VENV:-$CACHE/venv}        # only pip runs from it
 BUILD=${LORAZIP_CUDA_BUILD:-build-cuda}
 JOBS=${JOBS:-2}
 # The wheel pins these (its METADATA); libtorch_cuda.so needs their libraries and the CUDA toolkit
-# (nvcc, cuBLAS, cuDNN, NCCL) does not ship them.
-EXTRA_WHEELS=(nvidia-cusparselt-cu13==0.8.1 nvidia-nvshmem-cu13==3.7.2 nvidia-cufile)
+# (nvcc, cuBLAS, cuDNN, NCCL) does not ship them, or ships an older NCCL than the wheel calls
+# (ncclCommGrow, ncclPutSignal, ... are missing from the toolkit's libnccl.so.2).
+EXTRA_WHEELS=(nvidia-cusparselt-cu13==0.8.1 nvidia-nvshmem-cu13==3.7.2 nvidia-cufile nvidia-nccl-cu13==2.30.7)
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WHEELS=$CACHE/wheels
@@ -33,8 +34,9 @@ if [ ${#wheel[@]} -eq 0 ]; then
   nice -n 19 "$VENV/bin/pip" download --no-deps -d "$WHEELS" "torch==$TORCH_VERSION"
   wheel=("$WHEELS"/torch-"$TORCH_VERSION"-*.whl)
 fi
-for w in nvidia_cusparselt_cu13 nvidia_nvshmem_cu13 nvidia_cufile; do
-  if [ -z "$(ls "$WHEELS"/"$w"-*.whl 2>/dev/null)" ]; then
+for w in nvidia_cusparselt_cu13 nvidia_nvshmem_cu13 nvidia_cufile nvidia_nccl_cu13; do
+  have=("$WHEELS"/"$w"-*.whl)   # nullglob: empty when the wheel is not there yet
+  if [ ${#have[@]} -eq 0 ]; then
     nice -n 19 "$VENV/bin/pip" download --no-deps -d "$WHEELS" "${EXTRA_WHEELS[@]}"
     break
   fi
@@ -44,9 +46,10 @@ if [ ! -f "$TORCH_ROOT/torch/share/cmake/Torch/TorchConfig.cmake" ]; then
   mkdir -p "$TORCH_ROOT"
   nice -n 19 unzip -q -o "${wheel[0]}" 'torch/lib/*' 'torch/include/*' 'torch/share/*' 'torch/version.py' -d "$TORCH_ROOT"
 fi
-if [ ! -d "$NVLIB" ]; then
+if [ ! -e "$NVLIB/libnccl.so.2" ]; then
   tmp=$(mktemp -d)
-  for w in "$WHEELS"/nvidia_cusparselt_cu13-*.whl "$WHEELS"/nvidia_nvshmem_cu13-*.whl "$WHEELS"/nvidia_cufile-*.whl; do
+  for w in "$WHEELS"/nvidia_cusparselt_cu13-*.whl "$WHEELS"/nvidia_nvshmem_cu13-*.whl "$WHEELS"/nvidia_cufile-*.whl \
+           "$WHEELS"/nvidia_nccl_cu13-*.whl; do
     nice -n 19 unzip -q -o "$w" 'nvidia/*' -d "$tmp"
   done
   mkdir -p "$NVLIB"
