@@ -216,10 +216,15 @@ namespace {
 void print_compact_info(const std::string& name, const std::string& data) {
   const CompactFile c = CompactFile::parse(data, name);
   std::printf("%s\n", name.c_str());
-  std::printf("  format version     %u (compact)%s\n", static_cast<unsigned>(kCompactVersion),
+  std::printf("  format version     %d (compact)%s\n", c.version,
               c.stored ? "" : (", engine arithmetic version " + std::to_string(c.arithmetic_version)).c_str());
-  std::printf("  original bytes     %llu (xxh64 low 32 bits %08x)\n", (unsigned long long)c.original_bytes, c.original_check);
-  std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
+  if (c.stored || c.version == kCompactVersionLegacy) {
+    std::printf("  original bytes     %llu (xxh64 low 32 bits %08x)\n", (unsigned long long)c.original_bytes, c.original_check);
+    std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
+  } else {
+    std::printf("  original bytes     not recorded in version 4 (`lorazip test -v` decodes and prints it)\n");
+    std::printf("  compressed bytes   %zu (seal %08x, checked after decoding)\n", data.size(), c.seal);
+  }
   if (c.stored) {
     std::printf("  coding             stored: the input as it is (the model's code was not shorter); needs no model\n");
     return;
@@ -246,7 +251,7 @@ int cmd_info(const std::vector<std::string>& files) {
   if (files.empty()) throw std::invalid_argument("info: name at least one compressed file");
   for (const auto& f : files) {
     std::string data = is_stdin(f) ? read_stdin() : read_file(f);
-    if (container_version(data, f) == kCompactVersion) {
+    if (is_compact_version(container_version(data, f))) {
       print_compact_info(f, data);
       continue;
     }

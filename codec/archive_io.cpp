@@ -41,8 +41,8 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
   m.no_newline = doc.no_newline;
   m.prefix = doc.prefix;
   m.suffix = doc.suffix;
-  m.check = f.original_check;
-  m.original_bytes = f.original_bytes;
+  m.check = check32(doc.bytes);
+  m.original_bytes = doc.bytes.size();
   if (f.stored) {
     m.data_len = f.stored_bytes.size();
     data += f.stored_bytes;
@@ -232,7 +232,8 @@ std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L
     if (check32(data) != m.check) throw std::runtime_error(who + ": checksum mismatch (member corrupted)");
     doc = data;
   } else {
-    CompactFile f;
+    CompactFile f;  // the member as a version-3 file: its index entry holds that version's checksum
+    f.version = kCompactVersionLegacy;
     f.dummy_prefix = m.dummy_prefix;
     f.arithmetic_version = L.header.arithmetic_version;
     f.base_tag = L.header.base_tag;

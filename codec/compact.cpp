@@ -1,6 +1,7 @@
-// Writing and checked reading of the compact single-file format (container version 3; layout in
+// Writing and checked reading of the compact single-file formats (versions 4 and 3; layouts in
 // docs/container-format.md). Like the version-2 reader, every length is compared with the bytes
-// that remain before anything is sliced, and the trailer checksum is verified before any field.
+// that remain before anything is sliced; a checksum over the whole file (version 3, and stored
+// files of version 4) is verified before any field, a version-4 seal after decoding.
 #include "codec/compact.h"
 
 #include <cstdio>
@@ -53,11 +54,16 @@ uint16_t fingerprint_tag16(const std::string& hex) { return static_cast<uint16_t
 uint8_t fingerprint_tag8(const std::string& hex) { return static_cast<uint8_t>(hex_prefix(hex, 2)); }
 uint32_t check32(std::string_view bytes) { return static_cast<uint32_t>(xxh64(bytes) & 0xFFFFFFFFu); }
 
+uint32_t compact_seal(std::string_view file_before_seal, std::string_view original) {
+  return static_cast<uint32_t>(xxh64(original, xxh64(file_before_seal)) & 0xFFFFFFFFu);
+}
+
 int container_version(std::string_view b, const std::string& name) {
   if (b.empty()) throw std::runtime_error(name + ": truncated: the file is empty (not a lorazip file)");
+  if (b.size() >= 2 && b.substr(0, 2) == std::string_view(kCompactMagic, 2)) return kCompactVersion;
   const size_t m = b.size() < 4 ? b.size() : 4;
   if (b.substr(0, m) != std::string_view(kContainerMagic, m))
-    throw std::runtime_error(name + ": not a lorazip file (bad magic: expected \"LRZP\")");
+    throw std::runtime_error(name + ": not a lorazip file (bad magic: expected \"LRZP\" or \"L\\xFA\")");
   if (b.size() < 5)
     throw std::runtime_error(name + ": truncated: " + std::to_string(b.size()) + " bytes, too short to hold the version byte");
   return static_cast<uint8_t>(b[4]);
@@ -65,16 +71,25 @@ int container_version(std::string_view b, const std::string& name) {
 
 std::string CompactFile::serialize() const {
   auto bad = [](const std::string& what) { return std::invalid_argument("CompactFile::serialize: " + what); };
-  std::string out(kContainerMagic, 4);
-  put_u8(out, kCompactVersion);
+  if (version != kCompactVersion && version != kCompactVersionLegacy)
+    throw bad("version " + std::to_string(version) + " is neither 3 nor 4");
+  const bool v4 = version == kCompactVersion;
+  std::string out;
+  if (v4) {
+    out.assign(kCompactMagic, 2);
+  } else {
+    out.assign(kContainerMagic, 4);
+    put_u8(out, kCompactVersionLegacy);
+  }
   if (stored) {
     put_u8(out, kCompactStored);
     out.append(stored_bytes);
     put_le(out, check32(out), 4);
     return out;
   }
-  if (arithmetic_version < 1 || arithmetic_version > 255)
-    throw bad("arithmetic_version " + std::to_string(arithmetic_version) + " outside [1, 255]");
+  const int max_arith = v4 ? kCompactMaxArithmetic4 : 255;
+  if (arithmetic_version < 1 || arithmetic_version > max_arith)
+    throw bad("arithmetic_version " + std::to_string(arithmetic_version) + " outside [1, " + std::to_string(max_arith) + "]");
   if (chunk_tokens < 0 || chunk_tokens > kMaxChunkTokens)
     throw bad("chunk_tokens " + std::to_string(chunk_tokens) + " outside [0 (model default), " + std::to_string(kMaxChunkTokens) + "]");
   if (chunk_tokens > 0 && (context_tokens < 0 || context_tokens >= chunk_tokens))
@@ -84,8 +99,12 @@ std::string CompactFile::serialize() const {
   if (chunks.size() > n_tokens) throw bad("more chunks than tokens (every chunk codes at least one)");
   uint8_t flags = (dummy_prefix ? kCompactDummyPrefix : 0) | (has_adapter ? kCompactAdapter : 0) |
                   (chunk_tokens > 0 ? kCompactChunking : 0) | (chunks.size() > 1 ? kCompactMultiChunk : 0);
-  put_u8(out, flags);
-  put_u8(out, static_cast<uint8_t>(arithmetic_version));
+  if (v4) {
+    put_u8(out, static_cast<uint8_t>(flags | arithmetic_version << kCompactArithmeticShift));
+  } else {
+    put_u8(out, flags);
+    put_u8(out, static_cast<uint8_t>(arithmetic_version));
+  }
   put_tag16(out, base_tag);
   put_u8(out, tokenizer_tag);
   if (has_adapter) put_tag16(out, adapter_tag);
@@ -93,35 +112,61 @@ std::string CompactFile::serialize() const {
     put_varint(out, static_cast<uint64_t>(chunk_tokens));
     put_varint(out, static_cast<uint64_t>(context_tokens));
   }
-  put_varint(out, original_bytes);
+  if (!v4) put_varint(out, original_bytes);
   put_varint(out, n_tokens);
-  put_le(out, original_check, 4);
+  if (!v4) put_le(out, original_check, 4);
   if (chunks.size() > 1) {
     put_varint(out, chunks.size() - 2);
     for (size_t i = 0; i + 1 < chunks.size(); ++i) put_varint(out, chunks[i].size());
   }
   for (const auto& p : chunks) out.append(p);
-  put_le(out, check32(out), 4);
+  put_le(out, v4 ? seal : check32(out), 4);
   return out;
+}
+
+std::string CompactFile::serialize_sealed(std::string_view original) const {
+  std::string out = serialize();
+  if (version != kCompactVersion || stored) return out;
+  const size_t end = out.size() - kCompactTrailerBytes;
+  out.resize(end);
+  put_le(out, compact_seal(out, original), 4);
+  return out;
+}
+
+bool CompactFile::seal_matches(std::string_view file, std::string_view original) {
+  if (file.size() < kCompactMinBytes4 || file.substr(0, 2) != std::string_view(kCompactMagic, 2)) return true;
+  const size_t end = file.size() - kCompactTrailerBytes;
+  uint32_t trailer = 0;
+  for (size_t i = 0; i < kCompactTrailerBytes; ++i) trailer |= uint32_t{static_cast<uint8_t>(file[end + i])} << (8 * i);
+  if (static_cast<uint8_t>(file[2]) & kCompactStored) return trailer == check32(file.substr(0, end));
+  return trailer == compact_seal(file.substr(0, end), original);
 }
 
 CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
   auto fail = [&](const std::string& what) { throw std::runtime_error(name + ": " + what); };
   const int version = container_version(b, name);
-  if (version != kCompactVersion)
-    fail("version " + std::to_string(version) + " is not the compact format (version " + std::to_string(kCompactVersion) + ")");
-  if (b.size() < kCompactMinBytes)
-    fail("truncated: " + std::to_string(b.size()) + " bytes, shorter than the " + std::to_string(kCompactMinBytes) +
-         "-byte minimum of a compact file");
+  if (!is_compact_version(version))
+    fail("version " + std::to_string(version) + " is not a compact format (version " + std::to_string(kCompactVersionLegacy) + " or " +
+         std::to_string(kCompactVersion) + ")");
+  const bool v4 = version == kCompactVersion;
+  const size_t min_bytes = v4 ? kCompactMinBytes4 : kCompactMinBytes;
+  if (b.size() < min_bytes)
+    fail("truncated: " + std::to_string(b.size()) + " bytes, shorter than the " + std::to_string(min_bytes) +
+         "-byte minimum of a compact file (version " + std::to_string(version) + ")");
   const size_t end = b.size() - kCompactTrailerBytes;
   ByteReader trailer(b, end, b.size(), name);
-  const uint32_t stored_check = static_cast<uint32_t>(trailer.le(4, "file_check"));
-  if (kVerifyChecksums && stored_check != check32(b.substr(0, end)))
-    fail("file checksum mismatch (file corrupted, truncated or concatenated)");
+  const uint32_t stored_check = static_cast<uint32_t>(trailer.le(4, v4 ? "seal" : "file_check"));
 
   CompactFile f;
-  ByteReader r(b, 5, end, name);
-  const uint8_t flags = r.u8("flags");
+  f.version = version;
+  ByteReader r(b, v4 ? 2 : 5, end, name);
+  const uint8_t byte = r.u8("flags");
+  const uint8_t flags = v4 ? (byte & kCompactStored ? byte : static_cast<uint8_t>(byte & 0x0F)) : byte;
+  // Version 3 has its file checksum over every byte; version 4 only for stored files (a coded
+  // file's seal needs the decoded bytes).
+  const bool whole_file_check = !v4 || (flags & kCompactStored);
+  if (kVerifyChecksums && whole_file_check && stored_check != check32(b.substr(0, end)))
+    fail("file checksum mismatch (file corrupted, truncated or concatenated)");
   if (flags & ~kCompactKnownFlags)
     fail("flags " + flags_hex(flags) + " name features this lorazip does not know (file written by a newer version?)");
   if (flags & kCompactStored) {
@@ -134,8 +179,8 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
   }
   f.dummy_prefix = flags & kCompactDummyPrefix;
   f.has_adapter = flags & kCompactAdapter;
-  f.arithmetic_version = r.u8("arithmetic_version");
-  if (f.arithmetic_version < 1) fail("invalid header: arithmetic_version 0 outside [1, 255]");
+  f.arithmetic_version = v4 ? byte >> kCompactArithmeticShift : r.u8("arithmetic_version");
+  if (f.arithmetic_version < 1) fail("invalid header: arithmetic_version 0 outside [1, " + std::to_string(v4 ? kCompactMaxArithmetic4 : 255) + "]");
   f.base_tag = read_tag16(r, "base_tag");
   f.tokenizer_tag = r.u8("tokenizer_tag");
   if (f.has_adapter) f.adapter_tag = read_tag16(r, "adapter_tag");
@@ -143,9 +188,10 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
     f.chunk_tokens = static_cast<int64_t>(r.varint_in("chunk_tokens", 1, static_cast<uint64_t>(kMaxChunkTokens)));
     f.context_tokens = static_cast<int64_t>(r.varint_in("context_tokens", 0, static_cast<uint64_t>(f.chunk_tokens - 1)));
   }
-  f.original_bytes = r.varint("original_bytes");
+  if (!v4) f.original_bytes = r.varint("original_bytes");
   f.n_tokens = r.varint("n_tokens");
-  f.original_check = static_cast<uint32_t>(r.le(4, "original_check"));
+  if (!v4) f.original_check = static_cast<uint32_t>(r.le(4, "original_check"));
+  if (v4) f.seal = stored_check;
   uint64_t n_chunks = f.n_tokens == 0 ? 0 : 1;
   if (flags & kCompactMultiChunk) {
     // Each of the n_chunks - 1 lengths takes at least one byte, so the file bounds the count.

@@ -310,11 +310,9 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
       f.chunk_tokens = chunk;
       f.context_tokens = context_tokens;
     }
-    f.original_bytes = input.size();
     f.n_tokens = tokens.size();
-    f.original_check = check32(input);
     for (auto& ch : c.chunks) f.chunks.push_back(std::move(ch.payload));
-    out = f.serialize();
+    out = f.serialize_sealed(input);
     for (size_t i = 0; i < n_chunks; ++i) c.chunks[i].payload = std::move(f.chunks[i]);
     // Never worse than storing: keep the input itself when the model's code is not shorter.
     CompactFile raw;
@@ -389,12 +387,21 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
   Container c;
   bool stored = false;
   const int version = container_version(file, name);
-  if (version == kCompactVersion) {
+  if (is_compact_version(version)) {
     const CompactFile f = CompactFile::parse(file, name);
     check_identity(f, id_, name);
     if (f.stored) {
       out = f.stored_bytes;
       stored = true;
+    } else if (f.version == kCompactVersion) {
+      c = expand(f, name);
+      out = decode(c, name, threads);
+      if (!CompactFile::seal_matches(file, out))
+        throw std::runtime_error(name + ": decoded bytes fail the file's seal (" + std::to_string(out.size()) +
+                                 " bytes decoded): the file was corrupted, truncated or had bytes appended, or decoding "
+                                 "diverged from encoding because the model is not the one the file was coded with (another "
+                                 "base, adapter or tokenizer whose fingerprint begins with the same tag, or a lorazip whose "
+                                 "engine computes differently)");
     } else {
       c = expand(f, name);
       out = decode(c, name, threads);

@@ -58,7 +58,7 @@ std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::s
 std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
                         std::string_view file, const std::string& name, int threads, CodeStats* stats) {
   if (!adapter_dir.empty() || adapters_dir.empty()) return codecs.get(adapter_dir).decompress(file, name, threads, stats);
-  if (container_version(file, name) != kCompactVersion) {
+  if (!is_compact_version(container_version(file, name))) {
     const Container header = Container::parse_header_only(file, name);
     const std::string dir = find_adapter_dir(codecs.base(), adapters_dir, header.adapter_fingerprint, header.adapter_domain, name);
     return codecs.get(dir).decompress(file, name, threads, stats);

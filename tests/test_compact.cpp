@@ -1,7 +1,8 @@
-// The compact single-file format (container version 3, codec/compact.h) on its own: what the
+// The compact single-file formats (versions 4 and 3, codec/compact.h) on their own: what the
 // writer writes the reader reads back field for field; the fixed overhead with base + adapter is
-// at most 24 bytes and a stored file adds 10; every flipped byte, every truncation, unknown flags
-// and hostile counts are refused with the file's name; version 2 files still go to their reader.
+// 14 bytes in version 4 (24 in version 3) and a stored file adds 7 (10); every flipped byte, every
+// truncation and appended byte is refused by the parser or fails the seal; unknown flags and
+// hostile counts are refused with the file's name; version 2 files still go to their reader.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -23,22 +24,29 @@ std::string random_bytes(uint32_t seed, size_t n) {
 }
 
 // An LM-coded file as the codec writes one: base + adapter, model-default chunking.
-CompactFile coded(size_t n_chunks, size_t payload_each) {
+CompactFile coded(size_t n_chunks, size_t payload_each, int version = kCompactVersionLegacy) {
   CompactFile f;
+  f.version = version;
   f.dummy_prefix = true;
   f.arithmetic_version = 1;
   f.base_tag = fingerprint_tag16("a1b2c3d4");
   f.tokenizer_tag = fingerprint_tag8("e5f6");
   f.has_adapter = true;
   f.adapter_tag = fingerprint_tag16("0f9e");
-  f.original_bytes = 3000;
   f.n_tokens = 700;
-  f.original_check = 0xDEADBEEF;
+  if (version == kCompactVersionLegacy) {
+    f.original_bytes = 3000;
+    f.original_check = 0xDEADBEEF;
+  } else {
+    f.seal = 0xC0FFEE11;
+  }
   for (size_t i = 0; i < n_chunks; ++i) f.chunks.push_back(random_bytes(static_cast<uint32_t>(i + 1), payload_each + i));
   return f;
 }
 
 void expect_same(const CompactFile& a, const CompactFile& b) {
+  EXPECT_EQ(a.version, b.version);
+  EXPECT_EQ(a.seal, b.seal);
   EXPECT_EQ(a.stored, b.stored);
   EXPECT_EQ(a.stored_bytes, b.stored_bytes);
   EXPECT_EQ(a.dummy_prefix, b.dummy_prefix);
@@ -53,6 +61,17 @@ void expect_same(const CompactFile& a, const CompactFile& b) {
   EXPECT_EQ(a.n_tokens, b.n_tokens);
   EXPECT_EQ(a.original_check, b.original_check);
   EXPECT_EQ(a.chunks, b.chunks);
+}
+
+// Version 4 coded files: refused by the parser, or parsed but failing the seal for `original`.
+void expect_refused_or_unsealed(const std::string& bytes, const std::string& original, const std::string& what) {
+  try {
+    CompactFile::parse(bytes, "f.lz");
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("f.lz: ", 0), 0u) << what << ": message does not start with the name: " << e.what();
+    return;
+  }
+  EXPECT_FALSE(CompactFile::seal_matches(bytes, original)) << what << ": parsed and sealed";
 }
 
 void expect_refused(const std::string& bytes, const std::string& what) {
@@ -73,61 +92,83 @@ TEST(CompactFile, TagsAreTheFingerprintsFirstBytes) {
 }
 
 TEST(CompactFile, RoundTripsEveryShape) {
-  std::vector<CompactFile> shapes;
-  shapes.push_back(coded(1, 300));
-  shapes.push_back(coded(5, 40));
-  CompactFile explicit_chunking = coded(3, 10);
-  explicit_chunking.chunk_tokens = 300;
-  explicit_chunking.context_tokens = 0;
-  explicit_chunking.has_adapter = false;
-  explicit_chunking.adapter_tag = 0;
-  explicit_chunking.dummy_prefix = false;
-  shapes.push_back(explicit_chunking);
-  CompactFile empty_chunks = coded(0, 0);
-  empty_chunks.n_tokens = 0;
-  shapes.push_back(empty_chunks);
-  CompactFile stored;
-  stored.stored = true;
-  stored.stored_bytes = random_bytes(9, 1000);
-  stored.original_bytes = 1000;
-  stored.original_check = check32(stored.stored_bytes);
-  shapes.push_back(stored);
-  CompactFile stored_empty;
-  stored_empty.stored = true;
-  stored_empty.original_check = check32("");
-  shapes.push_back(stored_empty);
-  for (const auto& f : shapes) {
-    const std::string bytes = f.serialize();
-    EXPECT_EQ(container_version(bytes, "f.lz"), kCompactVersion);
-    const CompactFile back = CompactFile::parse(bytes, "f.lz");
-    expect_same(f, back);
-    EXPECT_EQ(back.serialize(), bytes) << "same file, same bytes";
+  for (int version : {kCompactVersion, kCompactVersionLegacy}) {
+    SCOPED_TRACE("version " + std::to_string(version));
+    std::vector<CompactFile> shapes;
+    shapes.push_back(coded(1, 300, version));
+    shapes.push_back(coded(5, 40, version));
+    CompactFile explicit_chunking = coded(3, 10, version);
+    explicit_chunking.chunk_tokens = 300;
+    explicit_chunking.context_tokens = 0;
+    explicit_chunking.has_adapter = false;
+    explicit_chunking.adapter_tag = 0;
+    explicit_chunking.dummy_prefix = false;
+    shapes.push_back(explicit_chunking);
+    CompactFile empty_chunks = coded(0, 0, version);
+    empty_chunks.n_tokens = 0;
+    shapes.push_back(empty_chunks);
+    CompactFile stored;
+    stored.version = version;
+    stored.stored = true;
+    stored.stored_bytes = random_bytes(9, 1000);
+    stored.original_bytes = 1000;
+    stored.original_check = check32(stored.stored_bytes);
+    shapes.push_back(stored);
+    CompactFile stored_empty;
+    stored_empty.version = version;
+    stored_empty.stored = true;
+    stored_empty.original_check = check32("");
+    shapes.push_back(stored_empty);
+    for (const auto& f : shapes) {
+      const std::string bytes = f.serialize();
+      EXPECT_EQ(container_version(bytes, "f.lz"), version);
+      const CompactFile back = CompactFile::parse(bytes, "f.lz");
+      expect_same(f, back);
+      EXPECT_EQ(back.serialize(), bytes) << "same file, same bytes";
+    }
   }
 }
 
-TEST(CompactFile, FixedOverheadWithBaseAndAdapterIsAtMost24Bytes) {
-  // One chunk, input and token count below 16 KiB: the 24-byte budget of issue 11.
-  CompactFile f = coded(1, 400);
-  f.original_bytes = 16383;
+TEST(CompactFile, Version4FixedOverheadWithBaseAndAdapterIs14Bytes) {
+  // One chunk, token count below 16 Ki: magic 2, flags 1, tags 2 + 1 + 2, n_tokens 2, seal 4.
+  CompactFile f = coded(1, 400, kCompactVersion);
   f.n_tokens = 16383;
-  EXPECT_LE(f.serialize().size() - 400, 24u);
-  f.original_bytes = 900;
-  f.n_tokens = 120;
-  EXPECT_EQ(f.serialize().size() - 400, 23u);
-  f.original_bytes = 120;
+  EXPECT_EQ(f.serialize_sealed("x").size() - 400, 14u);
   f.n_tokens = 30;
-  EXPECT_EQ(f.serialize().size() - 400, 22u);
+  EXPECT_EQ(f.serialize_sealed("x").size() - 400, 13u);
   f.has_adapter = false;
-  EXPECT_EQ(f.serialize().size() - 400, 20u);
+  EXPECT_EQ(f.serialize_sealed("x").size() - 400, 11u);
+  // Version 3 spends 10 bytes more: 4-byte magic + version, original_bytes, a second checksum.
+  CompactFile g = coded(1, 400);
+  g.original_bytes = 16383;
+  g.n_tokens = 16383;
+  EXPECT_EQ(g.serialize().size() - 400, 24u);
+  g.original_bytes = 120;
+  g.n_tokens = 30;
+  EXPECT_EQ(g.serialize().size() - 400, 22u);
 }
 
-TEST(CompactFile, StoredFileOfOneMegabyteGrowsByTenBytes) {
+TEST(CompactFile, StoredFileOfOneMegabyteGrowsBySevenBytes) {
   CompactFile f;
   f.stored = true;
   f.stored_bytes = random_bytes(3, 1 << 20);
   const std::string bytes = f.serialize();
-  EXPECT_EQ(bytes.size(), (1u << 20) + kCompactMinBytes);
+  EXPECT_EQ(bytes.size(), (1u << 20) + 7);
   EXPECT_EQ(CompactFile::parse(bytes, "f.lz").stored_bytes, f.stored_bytes);
+  f.version = kCompactVersionLegacy;
+  EXPECT_EQ(f.serialize().size(), (1u << 20) + 10);
+}
+
+TEST(CompactFile, SealBindsTheFileAndTheDecodedBytes) {
+  const std::string original = "the document the payload stands for";
+  const std::string good = coded(2, 20, kCompactVersion).serialize_sealed(original);
+  EXPECT_TRUE(CompactFile::seal_matches(good, original));
+  EXPECT_EQ(CompactFile::parse(good, "f.lz").seal, compact_seal(good.substr(0, good.size() - 4), original));
+  std::string other = original;
+  other[3] ^= 1;
+  EXPECT_FALSE(CompactFile::seal_matches(good, other)) << "another decoded text";
+  EXPECT_FALSE(CompactFile::seal_matches(good, original + "x")) << "one decoded byte more";
+  EXPECT_FALSE(CompactFile::seal_matches(good, "")) << "nothing decoded";
 }
 
 TEST(CompactFile, EverySingleByteFlipIsRefused) {
@@ -139,24 +180,49 @@ TEST(CompactFile, EverySingleByteFlipIsRefused) {
       expect_refused(bad, "byte " + std::to_string(i) + " flipped");
     }
   }
+  // Version 4: a coded file's flips are caught by the parser or, after decoding, by the seal.
+  const std::string original = "decoded text";
+  for (const CompactFile& f : {coded(1, 30, kCompactVersion), coded(3, 8, kCompactVersion)}) {
+    const std::string good = f.serialize_sealed(original);
+    ASSERT_TRUE(CompactFile::seal_matches(good, original));
+    for (size_t i = 0; i < good.size(); ++i) {
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ 0x20);
+      expect_refused_or_unsealed(bad, original, "version 4, byte " + std::to_string(i) + " flipped");
+    }
+  }
+  CompactFile stored;
+  stored.stored = true;
+  stored.stored_bytes = "stored bytes";
+  const std::string good = stored.serialize();
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x20);
+    expect_refused(bad, "stored version 4, byte " + std::to_string(i) + " flipped");
+  }
 }
 
 TEST(CompactFile, EveryTruncationAndAppendedByteIsRefused) {
   const std::string good = coded(2, 20).serialize();
   for (size_t n = 0; n < good.size(); ++n) expect_refused(good.substr(0, n), "truncated to " + std::to_string(n));
   expect_refused(good + "x", "one byte appended");
+  const std::string original = "decoded text";
+  const std::string good4 = coded(2, 20, kCompactVersion).serialize_sealed(original);
+  for (size_t n = 0; n < good4.size(); ++n)
+    expect_refused_or_unsealed(good4.substr(0, n), original, "version 4 truncated to " + std::to_string(n));
+  expect_refused_or_unsealed(good4 + "x", original, "version 4, one byte appended");
+  expect_refused_or_unsealed(good4 + good4, original, "version 4, the file twice");
 }
 
 // A file whose trailer is recomputed: the checks behind the checksum must hold on their own.
 std::string resealed(std::string body_without_trailer) {
-  body_without_trailer.resize(body_without_trailer.size());
   uint32_t c = check32(body_without_trailer);
   for (int i = 0; i < 4; ++i) body_without_trailer.push_back(static_cast<char>((c >> (8 * i)) & 0xFF));
   return body_without_trailer;
 }
 
 TEST(CompactFile, ForgedFieldsWithValidChecksumsAreRefused) {
-  const std::string pre = std::string(kContainerMagic, 4) + static_cast<char>(kCompactVersion);
+  const std::string pre = std::string(kContainerMagic, 4) + static_cast<char>(kCompactVersionLegacy);
   // Unknown flag bits; stored combined with coding flags.
   expect_refused(resealed(pre + static_cast<char>(0x10) + std::string(20, '\1')), "unknown flag 0x10");
   expect_refused(resealed(pre + static_cast<char>(kCompactStored | kCompactAdapter) + "abc"), "stored + adapter");
@@ -183,6 +249,28 @@ TEST(CompactFile, ForgedFieldsWithValidChecksumsAreRefused) {
   std::string ctx = pre + static_cast<char>(kCompactChunking) + std::string("\1\1\2\3", 4) + std::string("\x08\x08", 2) +
                     std::string("\x00\x00", 2) + std::string(4, '\0');
   expect_refused(resealed(ctx), "context_tokens 8 with chunk_tokens 8");
+
+  // Version 4: the parser checks the fields before any seal (a coded file's seal is checked after
+  // decoding), so these need no valid trailer. Flags byte: arithmetic version 1 in bits 4-6.
+  const std::string m4(kCompactMagic, 2);
+  const char v1 = static_cast<char>(1 << kCompactArithmeticShift);
+  const std::string seal(4, '\0');
+  expect_refused(resealed(m4 + static_cast<char>(kCompactStored | kCompactAdapter) + "abc"), "version 4: stored + adapter");
+  expect_refused(resealed(m4 + static_cast<char>(kCompactStored | 0x10) + "abc"), "version 4: stored + arithmetic bits");
+  expect_refused(m4 + std::string("\0\1\2\3\5", 5) + seal, "version 4: arithmetic version 0");
+  expect_refused(m4 + static_cast<char>(v1 | kCompactMultiChunk) + std::string("\1\2\3", 3) + std::string("\x7f", 1) +
+                     std::string("\xff\xff\xff\xff\x0f", 5) + seal,
+                 "version 4: hostile chunk count");
+  expect_refused(m4 + static_cast<char>(v1 | kCompactMultiChunk) + std::string("\1\2\3", 3) + std::string("\x02", 1) +
+                     std::string("\x01\x01\x01", 3) + "abc" + seal,
+                 "version 4: 3 chunks for 2 tokens");
+  expect_refused(m4 + static_cast<char>(v1 | kCompactMultiChunk) + std::string("\1\2\3", 3) + std::string("\x09", 1) +
+                     std::string("\x00\x40", 2) + "abc" + seal,
+                 "version 4: chunk length past the end");
+  expect_refused(m4 + v1 + std::string("\1\2\3", 3) + std::string("\x00", 1) + "zz" + seal, "version 4: payload without tokens");
+  expect_refused(m4 + static_cast<char>(v1 | kCompactChunking) + std::string("\1\2\3", 3) + std::string("\x08\x08\x01", 3) + "p" + seal,
+                 "version 4: context_tokens 8 with chunk_tokens 8");
+  expect_refused(m4 + v1 + std::string("\1\2", 2), "version 4: shorter than the minimum");
 }
 
 TEST(CompactFile, WriterRefusesWhatTheReaderWould) {
@@ -197,6 +285,13 @@ TEST(CompactFile, WriterRefusesWhatTheReaderWould) {
   f = coded(1, 10);
   f.chunk_tokens = 10;
   f.context_tokens = 10;
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+  f = coded(1, 10, kCompactVersion);
+  f.arithmetic_version = 8;  // version 4 has three bits for it
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+  f.arithmetic_version = 7;
+  EXPECT_NO_THROW(f.serialize());
+  f.version = 5;
   EXPECT_THROW(f.serialize(), std::invalid_argument);
 }
 
@@ -213,4 +308,7 @@ TEST(CompactFile, VersionByteSendsFilesToTheirReader) {
   EXPECT_THROW(container_version("", "e.lz"), std::runtime_error);
   EXPECT_THROW(container_version("LRZ", "e.lz"), std::runtime_error);
   EXPECT_THROW(container_version("GZIP", "e.lz"), std::runtime_error);
+  EXPECT_EQ(container_version(std::string(kCompactMagic, 2), "v4.lz"), kCompactVersion);
+  EXPECT_THROW(CompactFile::parse(std::string(kCompactMagic, 2) + "abc", "v4.lz"), std::runtime_error);
+  EXPECT_THROW(container_version("L\xFB", "e.lz"), std::runtime_error);
 }

@@ -919,7 +919,7 @@ TEST(LmCodecCompact, EdgeCasesAndManyChunksRoundTrip) {
   }
 }
 
-TEST(LmCodecCompact, OverheadWithAdapterIsAtMost24BytesOnShortText) {
+TEST(LmCodecCompact, OverheadWithAdapterIsAtMost14BytesOnShortText) {
   AdaptedCodec chat = adapted_codec(make_adapter("chat", 21));
   for (size_t n : {200, 1000, 3000}) {
     CodeStats s;
@@ -927,19 +927,20 @@ TEST(LmCodecCompact, OverheadWithAdapterIsAtMost24BytesOnShortText) {
     ASSERT_FALSE(s.stored) << n;
     const CompactFile f = CompactFile::parse(file, "c");
     EXPECT_TRUE(f.has_adapter);
-    EXPECT_LE(s.file_bytes - s.payload_bytes, 24 + 2 * (static_cast<int64_t>(f.chunks.size()) - 1))
-        << n << " bytes in " << f.chunks.size() << " chunks";
+    // Version 4: 14 bytes with one chunk; a count byte and a 1-2-byte length per further chunk.
+    const int64_t more = static_cast<int64_t>(f.chunks.size()) - 1;
+    EXPECT_LE(s.file_bytes - s.payload_bytes, 14 + (more > 0 ? 1 + 2 * more : 0)) << n << " bytes in " << f.chunks.size() << " chunks";
   }
 }
 
-TEST(LmCodecCompact, NeverMoreThanTenBytesOverStoring) {
+TEST(LmCodecCompact, NeverMoreThanSevenBytesOverStoring) {
   World& w = world();
   // Random bytes cost the model more than 8 bits a byte: the file holds them as they are.
   const std::string noise = random_bytes(31, 64 * 1024);
   CodeStats s;
   const std::string file = w.codec->compress(noise, compact_opts(0, 2), &s);
   EXPECT_TRUE(s.stored);
-  EXPECT_LE(file.size(), noise.size() + kCompactMinBytes);
+  EXPECT_EQ(file.size(), noise.size() + 7);
   EXPECT_TRUE(CompactFile::parse(file, "n").stored);
   CodeStats d;
   EXPECT_EQ(w.codec->decompress(file, "n", 1, &d), noise);
@@ -982,12 +983,12 @@ TEST(LmCodecCompact, AnotherBaseAdapterOrTokenizerIsRefusedNamingWhich) {
     EXPECT_NE(msg.find("base model"), std::string::npos) << msg;
     EXPECT_NE(msg.find(short_fp(b2.fingerprint)), std::string::npos) << msg;
   }
-  // A base whose tag collides: forge the identity so the tags match; the content checksum refuses.
+  // A base whose tag collides: forge the identity so the tags match; the seal refuses.
   CodecIdentity forged_id = identity_for(b2, nullptr);
   forged_id.base_fingerprint = w.base.fingerprint;
   LmCodec collided(engine_model(b2.model), *b2.tokenizer, forged_id);
   msg = refusal_of([&] { collided.decompress(bfile, "b.lz", 1); });
-  EXPECT_NE(msg.find("checksum"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("fail the file's seal"), std::string::npos) << msg;
 
   std::unique_ptr<Tokenizer> tok2 = train_tokenizer(temp_root() + "/tok2.model", 77, w.tok->vocab_size());
   CodecIdentity tid = identity_for(w.base, nullptr);
@@ -1018,8 +1019,20 @@ TEST(LmCodecCompact, ForgedHeadersWithValidChecksumsAreRefused) {
   const std::string text = make_text(2600, 900);
   const std::string file = w.codec->compress(text, compact_opts(32, 1));
   const CompactFile good = CompactFile::parse(file, "f");
+  ASSERT_EQ(good.version, kCompactVersion);
+  // Version 4 forgeries keep the writer's seal (the seal covers what they change); version 3
+  // forgeries get valid checksums, since its file checksum is checked before any field.
+  for (int version : {kCompactVersion, kCompactVersionLegacy}) {
+  SCOPED_TRACE("version " + std::to_string(version));
+  CompactFile base = good;
+  base.version = version;
+  if (version == kCompactVersionLegacy) {
+    base.original_bytes = text.size();
+    base.original_check = check32(text);
+    EXPECT_EQ(w.codec->decompress(base.serialize(), "v3", 1), text) << "a version-3 file of the same stream decodes";
+  }
   auto forged = [&](const std::function<void(CompactFile&)>& change) {
-    CompactFile f = good;
+    CompactFile f = base;
     change(f);
     return f.serialize();
   };
@@ -1029,13 +1042,14 @@ TEST(LmCodecCompact, ForgedHeadersWithValidChecksumsAreRefused) {
       {"a huge token count", [](CompactFile& f) { f.n_tokens = uint64_t{1} << 60; }},
       {"another chunk length", [](CompactFile& f) { f.chunk_tokens = 31; f.context_tokens = 8; }},
       {"chunks merged", [](CompactFile& f) { f.chunks[0] += f.chunks[1]; f.chunks.erase(f.chunks.begin() + 1); }},
-      {"another original size", [](CompactFile& f) { f.original_bytes += 1; }},
-      {"another content checksum", [](CompactFile& f) { f.original_check ^= 1; }},
+      {"another original size (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(f.seal ^= 0x100) : (void)(f.original_bytes += 1); }},
+      {"another content checksum (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(f.seal ^= 1) : (void)(f.original_check ^= 1); }},
       {"dummy prefix flipped", [](CompactFile& f) { f.dummy_prefix = !f.dummy_prefix; }},
       {"arithmetic version 2", [](CompactFile& f) { f.arithmetic_version = 2; }},
       {"chunk longer than the model's context", [](CompactFile& f) { f.chunk_tokens = 64; f.context_tokens = 0; }},
   };
   for (const auto& [what, change] : changes) refused_or_exact(*w.codec, forged(change), text, false, what);
+  }
 }
 
 // ---- archives (codec/archive_io.h) ---------------------------------------------------------------

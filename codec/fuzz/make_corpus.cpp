@@ -22,8 +22,11 @@ void write_new_format_seeds(const std::string& dir) {
   CompactFile stored;
   stored.stored = true;
   stored.stored_bytes = "stored bytes \x01\x02\xff";
+  write_seed(dir + "/stored4.lrz", stored.serialize());
+  stored.version = kCompactVersionLegacy;
   write_seed(dir + "/stored.lrz", stored.serialize());
   CompactFile coded;
+  coded.version = kCompactVersionLegacy;
   coded.dummy_prefix = true;
   coded.arithmetic_version = 1;
   coded.base_tag = 0xa1b2;
@@ -37,6 +40,13 @@ void write_new_format_seeds(const std::string& dir) {
   coded.original_check = 0x12345678;
   coded.chunks = {"first chunk payload", "second", "third and last"};
   write_seed(dir + "/coded3.lrz", coded.serialize());
+  coded.version = kCompactVersion;
+  write_seed(dir + "/coded4.lrz", coded.serialize_sealed("the original"));
+  coded.chunk_tokens = 0;
+  coded.has_adapter = false;
+  coded.chunks = {"one chunk"};
+  coded.n_tokens = 5;
+  write_seed(dir + "/coded4-one-chunk.lrz", coded.serialize_sealed("other"));
 
   for (bool jsonl : {false, true}) {
     ArchiveHeader h;
