@@ -1,4 +1,4 @@
-// lorazip archive create|add|list|extract|test: many documents in one .lza file, with tar's and
+// lorazip archive create|add|list|extract|test|repair: many documents in one .lza file, with tar's and
 // zip's habits (create refuses to overwrite without -f, extract writes under -C DIR or to
 // standard output with -c, never outside DIR, and names every member it cannot restore).
 #include <CLI/CLI.hpp>
@@ -20,8 +20,10 @@ namespace fs = std::filesystem;
 namespace lorazip {
 
 CLI::App* add_archive_subcommand(CLI::App& app, ArchiveCliOptions& o) {
-  auto* a = app.add_subcommand("archive", "many documents in one file: create | add | list | extract | test ARCHIVE [...]");
-  a->add_option("action", o.action, "create, add, list, extract or test")->required()->check(CLI::IsMember({"create", "add", "list", "extract", "test"}));
+  auto* a = app.add_subcommand("archive", "many documents in one file: create | add | list | extract | test | repair ARCHIVE [...]");
+  a->add_option("action", o.action, "create, add, list, extract, test or repair (cut an interrupted add back to the last complete state)")
+      ->required()
+      ->check(CLI::IsMember({"create", "add", "list", "extract", "test", "repair"}));
   a->add_option("archive", o.archive, "the archive file (.lza)")->required();
   a->add_option("inputs", o.inputs, "create/add: files or directories (or one JSONL file with --jsonl); extract/test: member names (default: all)");
   a->add_option("-m,--model", o.model_dir, "base model (directory or .gguf)");
@@ -90,11 +92,26 @@ int list_members(const ArchiveCliOptions& o) {
   return 0;
 }
 
+// Cuts an archive that ends with an incomplete append back to its last complete state.
+int repair(const ArchiveCliOptions& o) {
+  if (!o.inputs.empty()) throw std::invalid_argument("archive repair takes the archive alone, not member names");
+  const ArchiveRepair r = repair_archive(o.archive);
+  if (r.intact) {
+    std::printf("%s: intact (%zu members, %llu bytes); nothing to repair, nothing changed\n", o.archive.c_str(), r.members,
+                (unsigned long long)r.old_size);
+  } else {
+    std::printf("%s: cut %llu bytes of an incomplete append; kept the last complete state: %zu members, %llu bytes\n", o.archive.c_str(),
+                (unsigned long long)(r.old_size - r.kept_bytes), r.members, (unsigned long long)r.kept_bytes);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
   if (o.action == "list") return list_members(o);
+  if (o.action == "repair") return repair(o);
   if (o.model_dir.empty()) throw std::invalid_argument("archive " + o.action + ": no base model: pass -m DIR or -m FILE.gguf");
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);

@@ -4,6 +4,7 @@
 #include "codec/archive.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -488,6 +489,93 @@ ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& nam
   return ix;
 }
 
+namespace {
+
+// Candidates the backward search reads an index for before it gives up (a bound on the work a
+// hostile file full of "LRZE" can cause); the scan itself reads the file once, in these blocks.
+constexpr int kMaxRecoveryCandidates = 256;
+constexpr uint64_t kRecoveryScanBlock = uint64_t{1} << 20;
+
+// The state sealed by a footer that ends at byte `end`: its footer, index block and parsed index
+// into *L (header fields already set). Returns "" when they form a complete state; otherwise the
+// reason, which is one a cut-off append leaves behind (no footer magic, an index length that does
+// not fit, an index checksum mismatch). A sealed index that does not parse throws.
+std::string read_state_at(const ByteSource& src, const std::string& name, uint64_t end, ArchiveLayout* L) {
+  const std::string foot = src.read(end - kArchiveFooterBytes, kArchiveFooterBytes);
+  if (foot.compare(12, 4, kArchiveFooterMagic, 4) != 0) return "truncated or damaged archive: the last bytes are not its footer (\"LRZE\")";
+  ByteReader fr(foot, 0, 12, name);
+  const uint64_t index_len = fr.le(8, "index_len");
+  const uint32_t index_check = static_cast<uint32_t>(fr.le(4, "index_check"));
+  if (index_len > end - kArchiveFooterBytes - L->header_bytes)
+    return "invalid archive footer: an index of " + std::to_string(index_len) + " bytes does not fit the file";
+  L->index_offset = end - kArchiveFooterBytes - index_len;
+  const std::string block = src.read(L->index_offset, static_cast<size_t>(index_len));
+  if (kVerifyChecksums && check32(block) != index_check) return "archive index checksum mismatch (file corrupted)";
+  L->index = ArchiveIndex::parse(block, name, L->header_bytes, L->index_offset, (L->header.flags & kArchiveJsonl) != 0);
+  return "";
+}
+
+// Whether the state read at *L is one `create` or `add` writes: its index starts right after the
+// last member's data (or the header), or right after an older footer (an `add` of no documents).
+// This turns away an archive stored as a member of the incomplete append: its own footer seals
+// an index whose members, laid out from this archive's header, do not end where it starts.
+bool written_by_lorazip(const ByteSource& src, ArchiveLayout* L) {
+  const uint64_t data_end = L->index.layout(L->header_bytes);
+  if (data_end == L->index_offset) return true;
+  return L->index_offset >= L->header_bytes + kArchiveFooterBytes &&
+         src.read(L->index_offset - 4, 4) == std::string_view(kArchiveFooterMagic, 4);
+}
+
+// The most recent complete state whose footer ends before byte `before`: the search looks
+// backwards for "LRZE" and takes the first footer whose index fits, passes its checksum, parses
+// and is laid out as lorazip writes it. False when there is none (or too many candidates fail).
+bool find_earlier_state(const ByteSource& src, const std::string& name, const ArchiveLayout& head, uint64_t before,
+                        ArchiveLayout* out, uint64_t* end_out) {
+  const uint64_t lowest_end = head.header_bytes + kArchiveFooterBytes;  // a footer ending here seals an empty index
+  if (before <= lowest_end) return false;
+  const uint64_t floor = lowest_end - 4;  // where the lowest possible magic starts
+  int tried = 0;
+  // Candidate ends e with lowest_end <= e < before; a block [a, b) holds the magics of ends in [a + 4, b].
+  uint64_t b = before - 1;
+  while (b >= floor + 4) {
+    const uint64_t a = b - floor > kRecoveryScanBlock ? b - kRecoveryScanBlock : floor;
+    const std::string buf = src.read(a, static_cast<size_t>(b - a));
+    for (size_t i = buf.size(); i >= 4; --i) {
+      if (buf.compare(i - 4, 4, kArchiveFooterMagic, 4) != 0) continue;
+      const uint64_t e = a + i;
+      const std::string foot = src.read(e - kArchiveFooterBytes, 8);
+      ByteReader lr(foot, 0, 8, name);
+      if (lr.le(8, "index_len") > e - kArchiveFooterBytes - head.header_bytes) continue;
+      if (++tried > kMaxRecoveryCandidates) return false;
+      ArchiveLayout L;
+      L.header = head.header;
+      L.header_bytes = head.header_bytes;
+      try {
+        if (!read_state_at(src, name, e, &L).empty() || !written_by_lorazip(src, &L)) continue;
+      } catch (const std::runtime_error&) {
+        continue;  // a sealed block that is not an index: not a state
+      }
+      *out = std::move(L);
+      *end_out = e;
+      return true;
+    }
+    if (a == floor) break;
+    b = a + 3;  // the next block overlaps by 3 bytes, so a magic across the boundary is seen once
+  }
+  return false;
+}
+
+}  // namespace
+
+ArchiveIncompleteAppend::ArchiveIncompleteAppend(const std::string& name, uint64_t size, uint64_t complete_end, size_t members)
+    : std::runtime_error(name + ": the archive ends with an incomplete append after byte " + std::to_string(complete_end) +
+                         " (an `archive add` stopped before its index and footer were complete; the last complete state, " +
+                         std::to_string(members) + " members, ends there and " + std::to_string(size - complete_end) +
+                         " bytes follow it): run `lorazip archive repair " + name + "` to cut the file back to that state"),
+      size(size),
+      complete_end(complete_end),
+      members(members) {}
+
 ArchiveLayout read_archive_layout(const ByteSource& src, const std::string& name) {
   auto fail = [&](const std::string& what) { throw std::runtime_error(name + ": " + what); };
   const uint64_t size = src.size();
@@ -497,18 +585,56 @@ ArchiveLayout read_archive_layout(const ByteSource& src, const std::string& name
   L.header = ArchiveHeader::parse(head, name, &L.header_bytes);
   if (size < L.header_bytes + kArchiveFooterBytes)
     fail("truncated: " + std::to_string(size) + " bytes, too short for the archive's header and footer");
-  const std::string foot = src.read(size - kArchiveFooterBytes, kArchiveFooterBytes);
-  if (foot.compare(12, 4, kArchiveFooterMagic, 4) != 0)
-    fail("truncated or damaged archive: the last bytes are not its footer (\"LRZE\")");
-  ByteReader fr(foot, 0, 12, name);
-  const uint64_t index_len = fr.le(8, "index_len");
-  const uint32_t index_check = static_cast<uint32_t>(fr.le(4, "index_check"));
-  if (index_len > size - kArchiveFooterBytes - L.header_bytes) fail("invalid archive footer: an index of " + std::to_string(index_len) + " bytes does not fit the file");
-  L.index_offset = size - kArchiveFooterBytes - index_len;
-  const std::string block = src.read(L.index_offset, static_cast<size_t>(index_len));
-  if (kVerifyChecksums && check32(block) != index_check) fail("archive index checksum mismatch (file corrupted)");
-  L.index = ArchiveIndex::parse(block, name, L.header_bytes, L.index_offset, (L.header.flags & kArchiveJsonl) != 0);
-  return L;
+  const std::string why = read_state_at(src, name, size, &L);
+  if (why.empty()) return L;
+  // The end is not a complete state: an `add` cut off (killed, power lost) leaves the state
+  // before it intact, its footer somewhere before the end.
+  ArchiveLayout earlier;
+  uint64_t earlier_end = 0;
+  if (find_earlier_state(src, name, L, size, &earlier, &earlier_end))
+    throw ArchiveIncompleteAppend(name, size, earlier_end, earlier.index.members.size());
+  fail(why);
+  return L;  // not reached
+}
+
+ArchiveRepair find_archive_repair(const ByteSource& src, const std::string& name) {
+  ArchiveRepair r;
+  r.old_size = src.size();
+  try {
+    const ArchiveLayout L = read_archive_layout(src, name);
+    r.intact = true;
+    r.kept_bytes = r.old_size;
+    r.members = L.index.members.size();
+  } catch (const ArchiveIncompleteAppend& e) {
+    r.kept_bytes = e.complete_end;
+    r.members = e.members;
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string(e.what()) + "; no earlier complete state of the archive was found, so repair cannot cut back to one (nothing changed)");
+  }
+  return r;
+}
+
+ArchiveRepair repair_archive(const std::string& path) {
+  ArchiveRepair r;
+  {
+    auto src = open_file_source(path);
+    r = find_archive_repair(*src, path);
+  }
+  if (r.intact) return r;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(path + ": cannot open for repair: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != r.old_size) {
+    ::close(fd);
+    throw std::runtime_error(path + ": the file changed while it was being checked; nothing changed (run repair again)");
+  }
+  if (::ftruncate(fd, static_cast<off_t>(r.kept_bytes)) != 0 || ::fsync(fd) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error(path + ": cannot cut the file back to " + std::to_string(r.kept_bytes) + " bytes: " + err);
+  }
+  if (::close(fd) != 0) throw std::runtime_error(path + ": close failed after the repair: " + std::strerror(errno));
+  return r;
 }
 
 std::string read_member_data(const ByteSource& src, const ArchiveMember& m) { return src.read(m.offset, static_cast<size_t>(m.data_len)); }

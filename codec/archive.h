@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,7 +94,33 @@ struct ArchiveLayout {
   ArchiveIndex index;
   uint64_t index_offset = 0;  // where the index block starts (appends write their data here)
 };
+// When the end of the file is not a complete footer + index (no "LRZE", an index that does not
+// fit, an index checksum mismatch) but an earlier complete state is found looking backwards (what
+// an `add` killed mid-write leaves), it throws ArchiveIncompleteAppend, which names
+// `lorazip archive repair`; with no earlier state, the refusal of the end itself.
 ArchiveLayout read_archive_layout(const ByteSource& src, const std::string& name);
+
+// read_archive_layout's refusal of an archive whose last complete state (footer and index, as
+// `create` or `add` wrote them) ends at `complete_end`, before the end of the file (`size`).
+class ArchiveIncompleteAppend : public std::runtime_error {
+ public:
+  ArchiveIncompleteAppend(const std::string& name, uint64_t size, uint64_t complete_end, size_t members);
+  uint64_t size = 0, complete_end = 0;
+  size_t members = 0;  // in that last complete state
+};
+
+// What `lorazip archive repair` finds: an intact archive (nothing to cut), or the end of its last
+// complete state. std::runtime_error (the reader's refusal, and that nothing can be cut back)
+// when the file has neither.
+struct ArchiveRepair {
+  bool intact = false;
+  uint64_t old_size = 0, kept_bytes = 0;
+  size_t members = 0;  // in the state kept
+};
+ArchiveRepair find_archive_repair(const ByteSource& src, const std::string& name);
+// find_archive_repair on the file at `path`, then, for an incomplete append, cuts the file back
+// to its last complete state (ftruncate + fsync). An intact archive is left as it is.
+ArchiveRepair repair_archive(const std::string& path);
 
 // The member's data, read from its own byte range only.
 std::string read_member_data(const ByteSource& src, const ArchiveMember& m);

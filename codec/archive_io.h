@@ -57,6 +57,8 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
                                  const ArchiveCodingOptions& opt, bool force);
 // Appends documents: their data goes after the archive's last bytes, then a new index and footer;
 // the members already there are not rewritten. On an error the file is cut back to its old size.
+// An archive that ends with an incomplete append (an earlier add killed mid-write) is refused
+// (ArchiveIncompleteAppend, naming `lorazip archive repair`) before anything is coded or written.
 ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
                               const ArchiveCodingOptions& opt);
 

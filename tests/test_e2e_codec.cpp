@@ -199,6 +199,33 @@ TEST_F(E2eCodec, RmRemovesTheInputAfterSuccess) {
   EXPECT_TRUE(fs::exists(t_ / "gone.txt"));
 }
 
+// A verification that fails exits non-zero naming the file, writes no output and keeps the input
+// (also with --rm). A correct coder never fails it, so the test-only fault injection
+// LORAZIP_TEST_FAULT=verify (cli/cmd_codec.cpp) adds a byte to the text the verify step decodes.
+TEST_F(E2eCodec, FailedVerificationWritesNothingAndKeepsTheInput) {
+  const std::string text = sample_text();
+  spill(t_ / "v.txt", text);
+  const std::vector<std::string> before = listing(t_.path());
+  ASSERT_EQ(::setenv("LORAZIP_TEST_FAULT", "verify", 1), 0);
+  for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{{"--verify"}, {"--rm"}, {"--verify", "-o", "out.lz"}}) {
+    std::vector<std::string> args{"compress", "-m", base_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("v.txt");
+    Result r = lz(args);
+    EXPECT_NE(r.rc, 0) << r.describe();
+    EXPECT_TRUE(has(r.err, "v.txt: verification failed") && has(r.err, "nothing written")) << r.describe();
+    if (extra[0] == "--rm") EXPECT_TRUE(has(r.err, "input kept")) << r.describe();
+    EXPECT_EQ(listing(t_.path()), before) << "a failed verification left a file behind or removed the input\n" << r.describe();
+    EXPECT_EQ(slurp(t_ / "v.txt"), text);
+  }
+  ::unsetenv("LORAZIP_TEST_FAULT");
+  // Without the fault the same command succeeds: the injected mismatch is what failed it.
+  Result ok = lz({"compress", "-m", base_, "--rm", "v.txt"});
+  ASSERT_EQ(ok.rc, 0) << ok.describe();
+  EXPECT_FALSE(fs::exists(t_ / "v.txt"));
+  EXPECT_TRUE(fs::exists(t_ / "v.txt.lz"));
+}
+
 TEST_F(E2eCodec, AdapterChoiceAndHeader) {
   const std::string text = sample_text();
   spill(t_ / "m.txt", text);
@@ -528,6 +555,32 @@ TEST_F(E2eCodec, ArchiveCreateListExtractAddAndJsonl) {
   ASSERT_EQ(late.rc, 0) << late.describe();
   EXPECT_EQ(late.out, "Appended later.\n");
   EXPECT_EQ(lz({"archive", "test", "docs.lza", "-m", base_, "-A", adapters_}).rc, 0);
+
+  // An add killed halfway through its bytes: every reader and a further add refuse the archive
+  // naming `archive repair`, which cuts it back to the bytes before that add.
+  const std::string before_add = slurp(t_ / "docs.lza");
+  spill(t_ / "later.txt", sample_text());
+  ASSERT_EQ(lz({"archive", "add", "docs.lza", "later.txt", "-m", base_}).rc, 0);
+  const std::string after_add = slurp(t_ / "docs.lza");
+  ASSERT_GT(after_add.size(), before_add.size());
+  spill(t_ / "docs.lza", after_add.substr(0, before_add.size() + (after_add.size() - before_add.size()) / 2));
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"archive", "list", "docs.lza"}, {"archive", "add", "docs.lza", "late.txt", "-m", base_}}) {
+    Result cut = lz(args);
+    EXPECT_NE(cut.rc, 0) << cut.describe();
+    EXPECT_TRUE(has(cut.err, "incomplete append after byte " + std::to_string(before_add.size())) &&
+                has(cut.err, "lorazip archive repair docs.lza"))
+        << cut.describe();
+  }
+  Result fix = lz({"archive", "repair", "docs.lza"});
+  ASSERT_EQ(fix.rc, 0) << fix.describe();
+  EXPECT_TRUE(has(fix.out, "cut " + std::to_string((after_add.size() - before_add.size()) / 2) + " bytes") && has(fix.out, "5 members"))
+      << fix.describe();
+  EXPECT_TRUE(slurp(t_ / "docs.lza") == before_add) << "repair did not give back the archive before the add";
+  Result intact = lz({"archive", "repair", "docs.lza"});
+  ASSERT_EQ(intact.rc, 0) << intact.describe();
+  EXPECT_TRUE(has(intact.out, "nothing changed")) << intact.describe();
+  EXPECT_TRUE(slurp(t_ / "docs.lza") == before_add);
 
   std::string jsonl;
   for (int i = 0; i < 5; ++i)

@@ -1,5 +1,6 @@
 // libFuzzer target: arbitrary bytes as a lorazip archive (header, footer, zstd index) through
-// read_archive_layout, every member's byte range read back; and the same bytes as a JSONL line
+// read_archive_layout, every member's byte range read back, and through the repair search
+// (find_archive_repair: the state it keeps must read on its own); and the same bytes as a JSONL line
 // through split_jsonl_record, whose split must rebuild the line exactly. Built with
 // FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION so checksums do not stop the fuzzer. Any crash,
 // sanitizer report or exception other than std::runtime_error is a finding.
@@ -18,6 +19,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& m : L.index.members) {
       if (m.offset + m.data_len > L.index_offset) __builtin_trap();
       (void)lorazip::read_member_data(*src, m);
+    }
+  } catch (const std::runtime_error&) {
+  }
+  // The recovery path (an archive that ends with an incomplete append): the state it would cut
+  // back to must lie inside the file and read as a complete archive on its own.
+  try {
+    auto src = lorazip::memory_source(bytes);
+    const lorazip::ArchiveRepair r = lorazip::find_archive_repair(*src, "fuzz-input");
+    if (r.old_size != size || r.kept_bytes > size || (r.intact && r.kept_bytes != size)) __builtin_trap();
+    if (!r.intact) {
+      auto kept = lorazip::memory_source(bytes.substr(0, static_cast<size_t>(r.kept_bytes)));
+      size_t members = 0;
+      try {
+        members = lorazip::read_archive_layout(*kept, "fuzz-kept").index.members.size();
+      } catch (const std::runtime_error&) {
+        __builtin_trap();  // repair would leave a file that does not read
+      }
+      if (members != r.members) __builtin_trap();
     }
   } catch (const std::runtime_error&) {
   }
