@@ -72,7 +72,7 @@ TEST(E2ePipeline, RunWritesEveryArtefact) {
   // The Markdown report names every domain, the CSV has a row per domain and model, the SVG is SVG.
   std::string md = slurp(t / "report.md");
   for (const auto& name : kDomains) EXPECT_TRUE(has(md, name)) << md;
-  EXPECT_TRUE(has(md, "| archive ratio | archive over ideal |")) << md;
+  EXPECT_TRUE(has(md, "| files over ideal, bytes/doc | 3% of ideal + 8 B, bytes/doc | archive ratio | archive over ideal |")) << md;
   std::string csv = slurp(t / "report.csv");
   EXPECT_TRUE(has(csv, "chat,")) << csv;
   EXPECT_TRUE(has(csv, "adapter:math")) << csv;
