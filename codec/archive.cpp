@@ -571,7 +571,8 @@ ArchiveIncompleteAppend::ArchiveIncompleteAppend(const std::string& name, uint64
     : std::runtime_error(name + ": the archive ends with an incomplete append after byte " + std::to_string(complete_end) +
                          " (an `archive add` stopped before its index and footer were complete; the last complete state, " +
                          std::to_string(members) + " members, ends there and " + std::to_string(size - complete_end) +
-                         " bytes follow it): run `lorazip archive repair " + name + "` to cut the file back to that state"),
+                         " bytes follow it): run `lorazip archive repair " + name + "` to cut the file back to that state (the bytes after it, the documents of the interrupted add, are dropped: add "
+                         "them again)"),
       size(size),
       complete_end(complete_end),
       members(members) {}
