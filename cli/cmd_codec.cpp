@@ -241,7 +241,9 @@ void print_compact_info(const std::string& name, const std::string& data) {
   std::printf("  coding             language model (arithmetic coded)\n");
   std::printf("  base model         fingerprint begins %04x\n", c.base_tag);
   std::printf("  tokenizer          fingerprint begins %02x\n", c.tokenizer_tag);
-  if (c.has_adapter) std::printf("  adapter            fingerprint begins %04x (decompress with -a that adapter, or -A a directory holding it)\n", c.adapter_tag);
+  if (c.has_adapter)
+    std::printf("  adapter            fingerprint begins %0*x (decompress with -a that adapter, or -A a directory holding it)\n",
+                c.adapter_tag_digits(), c.adapter_tag);
   else std::printf("  adapter            (none)\n");
   if (c.chunk_tokens > 0)
     std::printf("  chunking           chunks of <= %lld tokens, context %lld tokens\n", (long long)c.chunk_tokens, (long long)c.context_tokens);

@@ -52,6 +52,10 @@ std::string flags_hex(uint8_t f) {
 
 uint16_t fingerprint_tag16(const std::string& hex) { return static_cast<uint16_t>(hex_prefix(hex, 4)); }
 uint8_t fingerprint_tag8(const std::string& hex) { return static_cast<uint8_t>(hex_prefix(hex, 2)); }
+uint16_t fingerprint_tag(const std::string& hex, int digits) {
+  if (digits != 2 && digits != 4) throw std::invalid_argument("fingerprint_tag: " + std::to_string(digits) + " digits (2 or 4)");
+  return static_cast<uint16_t>(hex_prefix(hex, static_cast<size_t>(digits)));
+}
 uint32_t check32(std::string_view bytes) { return static_cast<uint32_t>(xxh64(bytes) & 0xFFFFFFFFu); }
 
 uint32_t compact_seal(std::string_view file_before_seal, std::string_view original) {
@@ -60,10 +64,10 @@ uint32_t compact_seal(std::string_view file_before_seal, std::string_view origin
 
 int container_version(std::string_view b, const std::string& name) {
   if (b.empty()) throw std::runtime_error(name + ": truncated: the file is empty (not a lorazip file)");
-  if (b.size() >= 2 && b.substr(0, 2) == std::string_view(kCompactMagic, 2)) return kCompactVersion;
+  if (b[0] == kCompactMagic4) return kCompactVersion;
   const size_t m = b.size() < 4 ? b.size() : 4;
   if (b.substr(0, m) != std::string_view(kContainerMagic, m))
-    throw std::runtime_error(name + ": not a lorazip file (bad magic: expected \"LRZP\" or \"L\\xFA\")");
+    throw std::runtime_error(name + ": not a lorazip file (bad magic: expected 0xFA or \"LRZP\")");
   if (b.size() < 5)
     throw std::runtime_error(name + ": truncated: " + std::to_string(b.size()) + " bytes, too short to hold the version byte");
   return static_cast<uint8_t>(b[4]);
@@ -76,7 +80,7 @@ std::string CompactFile::serialize() const {
   const bool v4 = version == kCompactVersion;
   std::string out;
   if (v4) {
-    out.assign(kCompactMagic, 2);
+    out.assign(1, kCompactMagic4);
   } else {
     out.assign(kContainerMagic, 4);
     put_u8(out, kCompactVersionLegacy);
@@ -107,7 +111,11 @@ std::string CompactFile::serialize() const {
   }
   put_tag16(out, base_tag);
   put_u8(out, tokenizer_tag);
-  if (has_adapter) put_tag16(out, adapter_tag);
+  if (has_adapter) {
+    if (v4 && adapter_tag > 0xFF) throw bad("adapter_tag " + std::to_string(adapter_tag) + " is wider than version 4's 8 bits");
+    if (v4) put_u8(out, static_cast<uint8_t>(adapter_tag));
+    else put_tag16(out, adapter_tag);
+  }
   if (chunk_tokens > 0) {
     put_varint(out, static_cast<uint64_t>(chunk_tokens));
     put_varint(out, static_cast<uint64_t>(context_tokens));
@@ -134,11 +142,11 @@ std::string CompactFile::serialize_sealed(std::string_view original) const {
 }
 
 bool CompactFile::seal_matches(std::string_view file, std::string_view original) {
-  if (file.size() < kCompactMinBytes4 || file.substr(0, 2) != std::string_view(kCompactMagic, 2)) return true;
+  if (file.size() < kCompactMinBytes4 || file[0] != kCompactMagic4) return true;
   const size_t end = file.size() - kCompactTrailerBytes;
   uint32_t trailer = 0;
   for (size_t i = 0; i < kCompactTrailerBytes; ++i) trailer |= uint32_t{static_cast<uint8_t>(file[end + i])} << (8 * i);
-  if (static_cast<uint8_t>(file[2]) & kCompactStored) return trailer == check32(file.substr(0, end));
+  if (static_cast<uint8_t>(file[1]) & kCompactStored) return trailer == check32(file.substr(0, end));
   return trailer == compact_seal(file.substr(0, end), original);
 }
 
@@ -159,7 +167,7 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
 
   CompactFile f;
   f.version = version;
-  ByteReader r(b, v4 ? 2 : 5, end, name);
+  ByteReader r(b, v4 ? 1 : 5, end, name);
   const uint8_t byte = r.u8("flags");
   const uint8_t flags = v4 ? (byte & kCompactStored ? byte : static_cast<uint8_t>(byte & 0x0F)) : byte;
   // Version 3 has its file checksum over every byte; version 4 only for stored files (a coded
@@ -183,7 +191,7 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
   if (f.arithmetic_version < 1) fail("invalid header: arithmetic_version 0 outside [1, " + std::to_string(v4 ? kCompactMaxArithmetic4 : 255) + "]");
   f.base_tag = read_tag16(r, "base_tag");
   f.tokenizer_tag = r.u8("tokenizer_tag");
-  if (f.has_adapter) f.adapter_tag = read_tag16(r, "adapter_tag");
+  if (f.has_adapter) f.adapter_tag = v4 ? r.u8("adapter_tag") : read_tag16(r, "adapter_tag");
   if (flags & kCompactChunking) {
     f.chunk_tokens = static_cast<int64_t>(r.varint_in("chunk_tokens", 1, static_cast<uint64_t>(kMaxChunkTokens)));
     f.context_tokens = static_cast<int64_t>(r.varint_in("context_tokens", 0, static_cast<uint64_t>(f.chunk_tokens - 1)));

@@ -1,11 +1,11 @@
-// lorazip's compact single-file formats. Version 4 (written by default): a 2-byte magic, one byte of
+// lorazip's compact single-file formats. Version 4 (written by default): a 1-byte magic, one byte of
 // flags that also holds the engine arithmetic version, short identity tags instead of full
 // fingerprints (the first bytes of the base's, tokenizer's and adapter's SHA-256, resolved against
 // the models the reader is given), the token count, the chunk table reduced to what the model's
 // chunk plan cannot recompute, the payload, and one 32-bit seal over the file's bytes and the
 // decoded input, checked after decoding. Version 3 (read, and still what archive members expand
-// to) spends 10 more bytes: a 4-byte magic and a version byte, the input's length, and separate
-// content and file checksums. A "stored" file holds the input itself (the fallback when the
+// to) spends 12 more bytes with an adapter: a 4-byte magic and a version byte, a 16-bit adapter
+// tag, the input's length, and separate content and file checksums. A "stored" file holds the input itself (the fallback when the
 // model's code is longer). Layouts, refusals and trade-offs: docs/container-format.md ("Compact
 // files").
 #pragma once
@@ -19,7 +19,7 @@ namespace lorazip {
 
 constexpr uint8_t kCompactVersion = 4;        // what `lorazip compress` writes
 constexpr uint8_t kCompactVersionLegacy = 3;  // read; archive members expand to it
-constexpr char kCompactMagic[2] = {'L', '\xFA'};  // version 4 (0xFA never occurs in UTF-8 text)
+constexpr char kCompactMagic4 = '\xFA';  // version 4's first byte (0xFA never occurs in UTF-8 text)
 // Flag bits (byte 5 of version 3, byte 2 of version 4). A reader refuses any bit it does not know.
 // Version 4 keeps the engine arithmetic version (1..7) in bits 4-6 of the same byte.
 constexpr uint8_t kCompactDummyPrefix = 1u << 0;  // tokens spell U+0020 + the input (container flag bit 0)
@@ -33,12 +33,14 @@ constexpr uint8_t kCompactArithmeticShift = 4;  // version 4: arithmetic version
 constexpr int kCompactMaxArithmetic4 = 7;
 constexpr size_t kCompactTrailerBytes = 4;  // version 3: file checksum; version 4: the seal
 constexpr size_t kCompactMinBytes = 4 + 1 + 1 + kCompactTrailerBytes;  // version 3: magic, version, flags, trailer
-constexpr size_t kCompactMinBytes4 = 2 + 1 + kCompactTrailerBytes;      // version 4: magic, flags, trailer
+constexpr size_t kCompactMinBytes4 = 1 + 1 + kCompactTrailerBytes;      // version 4: magic, flags, trailer
 
 // The identity tags: the first 2 (base, adapter) or 1 (tokenizer) bytes of a SHA-256 fingerprint
 // given as 64 hex digits; 0 for an empty fingerprint.
 uint16_t fingerprint_tag16(const std::string& hex);
 uint8_t fingerprint_tag8(const std::string& hex);
+// The first `digits` hex digits (2 or 4) of a fingerprint as a number; 0 for an empty one.
+uint16_t fingerprint_tag(const std::string& hex, int digits);
 // Low 32 bits of xxh64: the compact file's content and file checksums.
 uint32_t check32(std::string_view bytes);
 
@@ -57,7 +59,7 @@ struct CompactFile {
   uint16_t base_tag = 0;
   uint8_t tokenizer_tag = 0;
   bool has_adapter = false;
-  uint16_t adapter_tag = 0;
+  uint16_t adapter_tag = 0;      // version 3: 16 bits of the adapter's fingerprint; version 4: 8 bits
   // 0: the model's defaults (chunk = context length - 1, W = chunk / 4); else 1..2^31-1 with
   // context_tokens in [0, chunk_tokens - 1].
   int64_t chunk_tokens = 0;
@@ -79,6 +81,10 @@ struct CompactFile {
   static CompactFile parse(std::string_view bytes, const std::string& name);
   // Version 4: whether `file`'s seal is the one for `original` (true for files of other kinds).
   static bool seal_matches(std::string_view file, std::string_view original);
+  // Hex digits of the adapter tag in this version (4 in version 3, 2 in version 4) and the tag an
+  // adapter with fingerprint `hex` has in it.
+  int adapter_tag_digits() const { return version == kCompactVersionLegacy ? 4 : 2; }
+  uint16_t adapter_tag_for(const std::string& hex) const { return fingerprint_tag(hex, adapter_tag_digits()); }
 };
 
 // 4 or 3 for a compact file, 2 for a full container (parse it with Container::parse), after the

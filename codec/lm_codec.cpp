@@ -218,8 +218,9 @@ void LmCodec::check_identity(const CompactFile& f, const CodecIdentity& id, cons
     throw std::runtime_error(name + ": compressed with a tokenizer whose fingerprint begins " + hex(f.tokenizer_tag, 2) +
                              ", but the given model's tokenizer is " + short_fp(id.tokenizer_fingerprint));
   const bool id_adapter = !id.adapter_fingerprint.empty();
-  if (f.has_adapter != id_adapter || (id_adapter && f.adapter_tag != fingerprint_tag16(id.adapter_fingerprint))) {
-    const std::string want = f.has_adapter ? "an adapter whose fingerprint begins " + hex(f.adapter_tag, 4) : std::string("no adapter");
+  if (f.has_adapter != id_adapter || (id_adapter && f.adapter_tag != f.adapter_tag_for(id.adapter_fingerprint))) {
+    const std::string want =
+        f.has_adapter ? "an adapter whose fingerprint begins " + hex(f.adapter_tag, f.adapter_tag_digits()) : std::string("no adapter");
     const std::string have = id_adapter ? "adapter " + short_fp(id.adapter_fingerprint) +
                                               (id.adapter_domain.empty() ? "" : " (domain '" + id.adapter_domain + "')")
                                         : std::string("no adapter");
@@ -302,7 +303,7 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
     f.base_tag = fingerprint_tag16(id_.base_fingerprint);
     f.tokenizer_tag = fingerprint_tag8(id_.tokenizer_fingerprint);
     f.has_adapter = !id_.adapter_fingerprint.empty();
-    f.adapter_tag = fingerprint_tag16(id_.adapter_fingerprint);
+    f.adapter_tag = f.adapter_tag_for(id_.adapter_fingerprint);
     // The model's defaults need no bytes; anything else is written out.
     int64_t default_context = -1;
     const int64_t default_chunk = resolve_chunk(cfg, 0, default_context);

@@ -40,7 +40,7 @@ std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, 
                            (domain.empty() ? "" : " (domain '" + domain + "')") + ", which is not in '" + adapters_dir + "'");
 }
 
-std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag) {
+std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag, int digits) {
   std::vector<std::string> dirs;
   for (AdapterEntry e : list_adapters(adapters_dir)) {
     if (e.fingerprint.empty()) {
@@ -50,7 +50,7 @@ std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::s
         continue;  // made for another base
       }
     }
-    if (fingerprint_tag16(e.fingerprint) == tag) dirs.push_back(e.dir);
+    if (fingerprint_tag(e.fingerprint, digits) == tag) dirs.push_back(e.dir);
   }
   return dirs;
 }
@@ -65,9 +65,9 @@ std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const 
   }
   const CompactFile f = CompactFile::parse(file, name);
   if (f.stored || !f.has_adapter) return codecs.get("").decompress(file, name, threads, stats);
-  const std::vector<std::string> dirs = find_adapter_dirs_by_tag(codecs.base(), adapters_dir, f.adapter_tag);
+  const std::vector<std::string> dirs = find_adapter_dirs_by_tag(codecs.base(), adapters_dir, f.adapter_tag, f.adapter_tag_digits());
   char tag[8];
-  std::snprintf(tag, sizeof tag, "%04x", f.adapter_tag);
+  std::snprintf(tag, sizeof tag, "%0*x", f.adapter_tag_digits(), f.adapter_tag);
   if (dirs.empty())
     throw std::runtime_error(name + ": needs an adapter whose fingerprint begins " + std::string(tag) + ", which is not in '" +
                              adapters_dir + "'");
@@ -75,7 +75,7 @@ std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const 
     try {
       return codecs.get(dirs[i]).decompress(file, name, threads, stats);
     } catch (const std::runtime_error&) {
-      // another adapter sharing the 16-bit tag: its output fails the checksum; try the next
+      // another adapter sharing the tag: its output fails the seal or checksum; try the next
     }
   }
   return codecs.get(dirs.back()).decompress(file, name, threads, stats);

@@ -31,8 +31,9 @@ std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, 
                              const std::string& domain, const std::string& file_name);
 
 // The adapter directories under `adapters_dir` whose fingerprint begins with the compact file's
-// 16-bit `tag` (codec/compact.h), in name order; adapters that do not fit `base` are passed over.
-std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag);
+// `tag` of `digits` hex digits (4 in version 3, 2 in version 4; codec/compact.h), in name order;
+// adapters that do not fit `base` are passed over.
+std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag, int digits);
 
 // Decodes a lorazip file of either format with the base of `codecs` and the adapter it needs:
 // `adapter_dir` when given (may be ""), else, when `adapters_dir` is not empty, the one found

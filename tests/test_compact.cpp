@@ -1,6 +1,6 @@
 // The compact single-file formats (versions 4 and 3, codec/compact.h) on their own: what the
 // writer writes the reader reads back field for field; the fixed overhead with base + adapter is
-// 14 bytes in version 4 (24 in version 3) and a stored file adds 7 (10); every flipped byte, every
+// 12 bytes in version 4 (24 in version 3) and a stored file adds 6 (10); every flipped byte, every
 // truncation and appended byte is refused by the parser or fails the seal; unknown flags and
 // hostile counts are refused with the file's name; version 2 files still go to their reader.
 #include <gtest/gtest.h>
@@ -32,7 +32,7 @@ CompactFile coded(size_t n_chunks, size_t payload_each, int version = kCompactVe
   f.base_tag = fingerprint_tag16("a1b2c3d4");
   f.tokenizer_tag = fingerprint_tag8("e5f6");
   f.has_adapter = true;
-  f.adapter_tag = fingerprint_tag16("0f9e");
+  f.adapter_tag = f.adapter_tag_for("0f9e");
   f.n_tokens = 700;
   if (version == kCompactVersionLegacy) {
     f.original_bytes = 3000;
@@ -89,6 +89,13 @@ TEST(CompactFile, TagsAreTheFingerprintsFirstBytes) {
   EXPECT_EQ(fingerprint_tag16("a1b2c3"), 0xa1b2);
   EXPECT_EQ(fingerprint_tag8("e5f6"), 0xe5);
   EXPECT_EQ(fingerprint_tag16(""), 0);
+  EXPECT_EQ(fingerprint_tag("a1b2c3", 2), 0xa1);
+  EXPECT_EQ(fingerprint_tag("a1b2c3", 4), 0xa1b2);
+  EXPECT_THROW(fingerprint_tag("a1b2c3", 3), std::invalid_argument);
+  CompactFile v3;
+  v3.version = kCompactVersionLegacy;
+  EXPECT_EQ(v3.adapter_tag_for("a1b2c3"), 0xa1b2);
+  EXPECT_EQ(CompactFile{}.adapter_tag_for("a1b2c3"), 0xa1);
 }
 
 TEST(CompactFile, RoundTripsEveryShape) {
@@ -129,16 +136,18 @@ TEST(CompactFile, RoundTripsEveryShape) {
   }
 }
 
-TEST(CompactFile, Version4FixedOverheadWithBaseAndAdapterIs14Bytes) {
-  // One chunk, token count below 16 Ki: magic 2, flags 1, tags 2 + 1 + 2, n_tokens 2, seal 4.
+TEST(CompactFile, Version4FixedOverheadWithBaseAndAdapterIs12Bytes) {
+  // One chunk, token count below 16 Ki: magic 1, flags 1, tags 2 + 1 + 1, n_tokens 2, seal 4.
   CompactFile f = coded(1, 400, kCompactVersion);
+  EXPECT_EQ(f.adapter_tag, 0x0f);
   f.n_tokens = 16383;
-  EXPECT_EQ(f.serialize_sealed("x").size() - 400, 14u);
+  EXPECT_EQ(f.serialize_sealed("x").size() - 400, 12u);
   f.n_tokens = 30;
-  EXPECT_EQ(f.serialize_sealed("x").size() - 400, 13u);
-  f.has_adapter = false;
   EXPECT_EQ(f.serialize_sealed("x").size() - 400, 11u);
-  // Version 3 spends 10 bytes more: 4-byte magic + version, original_bytes, a second checksum.
+  f.has_adapter = false;
+  EXPECT_EQ(f.serialize_sealed("x").size() - 400, 10u);
+  // Version 3 spends 12 bytes more: 4-byte magic + version, a 16-bit adapter tag, original_bytes,
+  // a second checksum.
   CompactFile g = coded(1, 400);
   g.original_bytes = 16383;
   g.n_tokens = 16383;
@@ -148,12 +157,12 @@ TEST(CompactFile, Version4FixedOverheadWithBaseAndAdapterIs14Bytes) {
   EXPECT_EQ(g.serialize().size() - 400, 22u);
 }
 
-TEST(CompactFile, StoredFileOfOneMegabyteGrowsBySevenBytes) {
+TEST(CompactFile, StoredFileOfOneMegabyteGrowsBySixBytes) {
   CompactFile f;
   f.stored = true;
   f.stored_bytes = random_bytes(3, 1 << 20);
   const std::string bytes = f.serialize();
-  EXPECT_EQ(bytes.size(), (1u << 20) + 7);
+  EXPECT_EQ(bytes.size(), (1u << 20) + 6);
   EXPECT_EQ(CompactFile::parse(bytes, "f.lz").stored_bytes, f.stored_bytes);
   f.version = kCompactVersionLegacy;
   EXPECT_EQ(f.serialize().size(), (1u << 20) + 10);
@@ -252,7 +261,7 @@ TEST(CompactFile, ForgedFieldsWithValidChecksumsAreRefused) {
 
   // Version 4: the parser checks the fields before any seal (a coded file's seal is checked after
   // decoding), so these need no valid trailer. Flags byte: arithmetic version 1 in bits 4-6.
-  const std::string m4(kCompactMagic, 2);
+  const std::string m4(1, kCompactMagic4);
   const char v1 = static_cast<char>(1 << kCompactArithmeticShift);
   const std::string seal(4, '\0');
   expect_refused(resealed(m4 + static_cast<char>(kCompactStored | kCompactAdapter) + "abc"), "version 4: stored + adapter");
@@ -291,6 +300,10 @@ TEST(CompactFile, WriterRefusesWhatTheReaderWould) {
   EXPECT_THROW(f.serialize(), std::invalid_argument);
   f.arithmetic_version = 7;
   EXPECT_NO_THROW(f.serialize());
+  f.adapter_tag = 0x100;  // version 4's adapter tag is one byte
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+  f.adapter_tag = 0xFF;
+  EXPECT_NO_THROW(f.serialize());
   f.version = 5;
   EXPECT_THROW(f.serialize(), std::invalid_argument);
 }
@@ -308,7 +321,7 @@ TEST(CompactFile, VersionByteSendsFilesToTheirReader) {
   EXPECT_THROW(container_version("", "e.lz"), std::runtime_error);
   EXPECT_THROW(container_version("LRZ", "e.lz"), std::runtime_error);
   EXPECT_THROW(container_version("GZIP", "e.lz"), std::runtime_error);
-  EXPECT_EQ(container_version(std::string(kCompactMagic, 2), "v4.lz"), kCompactVersion);
-  EXPECT_THROW(CompactFile::parse(std::string(kCompactMagic, 2) + "abc", "v4.lz"), std::runtime_error);
+  EXPECT_EQ(container_version(std::string(1, kCompactMagic4), "v4.lz"), kCompactVersion);
+  EXPECT_THROW(CompactFile::parse(std::string(1, kCompactMagic4) + "abcd", "v4.lz"), std::runtime_error);
   EXPECT_THROW(container_version("L\xFB", "e.lz"), std::runtime_error);
 }

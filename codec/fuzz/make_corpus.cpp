@@ -41,6 +41,7 @@ void write_new_format_seeds(const std::string& dir) {
   coded.chunks = {"first chunk payload", "second", "third and last"};
   write_seed(dir + "/coded3.lrz", coded.serialize());
   coded.version = kCompactVersion;
+  coded.adapter_tag = 0xd4;  // version 4: one byte
   write_seed(dir + "/coded4.lrz", coded.serialize_sealed("the original"));
   coded.chunk_tokens = 0;
   coded.has_adapter = false;
