@@ -12,6 +12,7 @@
 
 #include "codec/archive.h"
 #include "codec/compact.h"
+#include "tests/archive_fixture.h"
 
 using namespace lorazip;
 
@@ -31,28 +32,6 @@ class CountingSource : public ByteSource {
  private:
   std::unique_ptr<ByteSource> inner_;
 };
-
-// An archive of stored members built with the format's own pieces.
-std::string stored_archive(const std::vector<std::string>& docs, ArchiveIndex* index_out = nullptr) {
-  ArchiveHeader h;
-  h.arithmetic_version = 1;
-  h.base_tag = 0x1234;
-  h.tokenizer_tag = 0x56;
-  std::string file = h.serialize();
-  ArchiveIndex ix;
-  for (size_t i = 0; i < docs.size(); ++i) {
-    ArchiveMember m;
-    m.name = "doc" + std::to_string(i);
-    m.data_len = docs[i].size();
-    m.original_bytes = docs[i].size();
-    m.check = check32(docs[i]);
-    ix.members.push_back(m);
-    file += docs[i];
-  }
-  file += ix.serialize_with_footer(false);
-  if (index_out) *index_out = ix;
-  return file;
-}
 
 std::vector<std::string> some_docs(size_t n) {
   std::mt19937 rng(5);

@@ -15,6 +15,7 @@
 
 #include "codec/archive.h"
 #include "codec/compact.h"
+#include "tests/archive_fixture.h"
 
 using namespace lorazip;
 namespace fs = std::filesystem;
@@ -25,30 +26,6 @@ std::string random_bytes(std::mt19937& rng, size_t n) {
   std::string d(n, '\0');
   for (auto& c : d) c = static_cast<char>(rng() & 0xFF);
   return d;
-}
-
-ArchiveMember stored_member(const std::string& name, const std::string& doc) {
-  ArchiveMember m;
-  m.name = name;
-  m.data_len = doc.size();
-  m.original_bytes = doc.size();
-  m.check = check32(doc);
-  return m;
-}
-
-// A fresh archive of stored members, as `create` lays it out.
-std::string make_archive(const std::vector<std::string>& docs) {
-  ArchiveHeader h;
-  h.arithmetic_version = 1;
-  h.base_tag = 0x1234;
-  h.tokenizer_tag = 0x56;
-  std::string file = h.serialize();
-  ArchiveIndex ix;
-  for (size_t i = 0; i < docs.size(); ++i) {
-    ix.members.push_back(stored_member("doc" + std::to_string(i), docs[i]));
-    file += docs[i];
-  }
-  return file + ix.serialize_with_footer(false);
 }
 
 // What `archive add` (codec/archive_io.cpp) appends to `old` for stored documents: their data,
@@ -123,7 +100,7 @@ bool has(const std::string& text, const std::string& what) { return text.find(wh
 
 TEST(ArchiveRecovery, EveryCutOfAnAppendIsRefusedAsIncompleteNamingRepair) {
   std::mt19937 rng(11);
-  const std::string old = make_archive({random_bytes(rng, 200), random_bytes(rng, 50), "plain text member\n"});
+  const std::string old = stored_archive({random_bytes(rng, 200), random_bytes(rng, 50), "plain text member\n"});
   size_t data_bytes = 0;
   const std::string tail = add_tail(old, {random_bytes(rng, 300), random_bytes(rng, 120)}, &data_bytes);
   {
@@ -155,7 +132,7 @@ TEST(ArchiveRecovery, EveryCutOfAnAppendIsRefusedAsIncompleteNamingRepair) {
 
 TEST(ArchiveRecovery, RepairGivesBackTheArchiveBeforeTheAddByteForByte) {
   std::mt19937 rng(12);
-  const std::string old = make_archive({random_bytes(rng, 90), random_bytes(rng, 400)});
+  const std::string old = stored_archive({random_bytes(rng, 90), random_bytes(rng, 400)});
   size_t data_bytes = 0;
   const std::string tail = add_tail(old, {random_bytes(rng, 250)}, &data_bytes);
   TempFile f("repair");
@@ -176,7 +153,7 @@ TEST(ArchiveRecovery, RepairGivesBackTheArchiveBeforeTheAddByteForByte) {
 
 TEST(ArchiveRecovery, RepairLeavesAnIntactArchiveUnchanged) {
   std::mt19937 rng(13);
-  const std::string old = make_archive({random_bytes(rng, 70), random_bytes(rng, 10)});
+  const std::string old = stored_archive({random_bytes(rng, 70), random_bytes(rng, 10)});
   size_t data_bytes = 0;
   const std::string added = old + add_tail(old, {random_bytes(rng, 60)}, &data_bytes);
   TempFile f("intact");
@@ -193,7 +170,7 @@ TEST(ArchiveRecovery, RepairLeavesAnIntactArchiveUnchanged) {
 // After two adds, a cut third one goes back to the second add's state, not to the first.
 TEST(ArchiveRecovery, TheMostRecentCompleteStateIsKept) {
   std::mt19937 rng(14);
-  const std::string first = make_archive({random_bytes(rng, 100)});
+  const std::string first = stored_archive({random_bytes(rng, 100)});
   size_t data_bytes = 0;
   const std::string second = first + add_tail(first, {random_bytes(rng, 80)}, &data_bytes);
   const std::string third = second + add_tail(second, {random_bytes(rng, 80), random_bytes(rng, 5)}, &data_bytes);
@@ -210,8 +187,8 @@ TEST(ArchiveRecovery, TheMostRecentCompleteStateIsKept) {
 // append; it must not be taken for this archive's state.
 TEST(ArchiveRecovery, AnArchiveStoredInsideTheCutAppendIsNotAState) {
   std::mt19937 rng(15);
-  const std::string old = make_archive({random_bytes(rng, 150)});
-  const std::string inner = make_archive({random_bytes(rng, 40), random_bytes(rng, 30)});
+  const std::string old = stored_archive({random_bytes(rng, 150)});
+  const std::string inner = stored_archive({random_bytes(rng, 40), random_bytes(rng, 30)});
   size_t data_bytes = 0;
   const std::string tail = add_tail(old, {inner, random_bytes(rng, 60)}, &data_bytes);
   // Cut right after the inner archive's bytes: its footer is the last "LRZE" in the file.
@@ -225,7 +202,7 @@ TEST(ArchiveRecovery, AnArchiveStoredInsideTheCutAppendIsNotAState) {
 // nothing; a file full of footer magics is turned away too (the search is bounded).
 TEST(ArchiveRecovery, NoEarlierStateKeepsTheRefusalAndRepairWritesNothing) {
   std::mt19937 rng(16);
-  const std::string good = make_archive({random_bytes(rng, 100)});
+  const std::string good = stored_archive({random_bytes(rng, 100)});
   ArchiveHeader h;
   h.arithmetic_version = 1;
   std::string magics = h.serialize();
