@@ -230,7 +230,7 @@ void print_compact_info(const std::string& name, const std::string& data) {
     std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
   } else {
     std::printf("  original bytes     not recorded in version 4 (`lorazip test -v` decodes and prints it)\n");
-    std::printf("  compressed bytes   %zu (seal %08x, checked after decoding)\n", data.size(), c.seal);
+    std::printf("  compressed bytes   %zu (seal %08x, checked after decoding)\n", data.size(), c.seal.value_or(0));
   }
   if (c.stored) {
     std::printf("  coding             stored: the input as it is (the model's code was not shorter); needs no model\n");

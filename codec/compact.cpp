@@ -73,7 +73,7 @@ int container_version(std::string_view b, const std::string& name) {
   return static_cast<uint8_t>(b[4]);
 }
 
-std::string CompactFile::serialize() const {
+std::string CompactFile::bytes_before_trailer() const {
   auto bad = [](const std::string& what) { return std::invalid_argument("CompactFile::serialize: " + what); };
   if (version != kCompactVersion && version != kCompactVersionLegacy)
     throw bad("version " + std::to_string(version) + " is neither 3 nor 4");
@@ -88,7 +88,6 @@ std::string CompactFile::serialize() const {
   if (stored) {
     put_u8(out, kCompactStored);
     out.append(stored_bytes);
-    put_le(out, check32(out), 4);
     return out;
   }
   const int max_arith = v4 ? kCompactMaxArithmetic4 : 255;
@@ -128,15 +127,21 @@ std::string CompactFile::serialize() const {
     for (size_t i = 0; i + 1 < chunks.size(); ++i) put_varint(out, chunks[i].size());
   }
   for (const auto& p : chunks) out.append(p);
-  put_le(out, v4 ? seal : check32(out), 4);
+  return out;
+}
+
+std::string CompactFile::serialize() const {
+  const bool sealed = version == kCompactVersion && !stored;
+  if (sealed && !seal)
+    throw std::invalid_argument("CompactFile::serialize: a coded version-4 file has no seal (serialize_sealed(original) computes it)");
+  std::string out = bytes_before_trailer();
+  put_le(out, sealed ? *seal : check32(out), 4);
   return out;
 }
 
 std::string CompactFile::serialize_sealed(std::string_view original) const {
-  std::string out = serialize();
-  if (version != kCompactVersion || stored) return out;
-  const size_t end = out.size() - kCompactTrailerBytes;
-  out.resize(end);
+  if (version != kCompactVersion || stored) return serialize();
+  std::string out = bytes_before_trailer();
   put_le(out, compact_seal(out, original), 4);
   return out;
 }

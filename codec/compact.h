@@ -11,6 +11,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,14 +68,14 @@ struct CompactFile {
   uint64_t original_bytes = 0;   // version 3 and stored files only (version 4 does not record it)
   uint64_t n_tokens = 0;         // tokens coded, all chunks; chunk spans follow plan_chunks()
   uint32_t original_check = 0;   // version 3: check32 of the original
-  uint32_t seal = 0;             // version 4, coded: the trailer (compact_seal); parse() sets it
+  std::optional<uint32_t> seal;  // version 4, coded: the trailer (compact_seal); parse() sets it
   std::vector<std::string> chunks;  // range-coder payloads, in order; empty exactly when n_tokens is 0
 
   // std::invalid_argument (naming the field) for anything parse() would refuse. A coded version-4
-  // file gets `seal` as its trailer; serialize_sealed() computes it.
+  // file gets `seal` as its trailer and is refused without one: serialize_sealed() computes it.
   std::string serialize() const;
   // Version 4, coded: the file with its seal computed over its bytes and `original` (what the
-  // compressor writes). Other files: serialize().
+  // compressor writes; `seal` is ignored). Other files: serialize().
   std::string serialize_sealed(std::string_view original) const;
   // std::runtime_error("<name>: ...") for anything malformed (see docs/container-format.md). A
   // version-4 coded file's seal can only be checked after decoding: seal_matches().
@@ -85,6 +86,10 @@ struct CompactFile {
   // adapter with fingerprint `hex` has in it.
   int adapter_tag_digits() const { return version == kCompactVersionLegacy ? 4 : 2; }
   uint16_t adapter_tag_for(const std::string& hex) const { return fingerprint_tag(hex, adapter_tag_digits()); }
+
+ private:
+  // Every byte before the trailer (version 3's file checksum, version 4's seal).
+  std::string bytes_before_trailer() const;
 };
 
 // 4 or 3 for a compact file, 2 for a full container (parse it with Container::parse), after the

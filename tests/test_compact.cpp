@@ -168,6 +168,24 @@ TEST(CompactFile, StoredFileOfOneMegabyteGrowsBySixBytes) {
   EXPECT_EQ(f.serialize().size(), (1u << 20) + 10);
 }
 
+TEST(CompactFile, ACodedVersion4FileWithoutItsSealIsNotSerialized) {
+  CompactFile f = coded(1, 30, kCompactVersion);
+  f.seal.reset();
+  try {
+    (void)f.serialize();
+    ADD_FAILURE() << "an unsealed version-4 coded file was serialized";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no seal"), std::string::npos) << e.what();
+  }
+  // serialize_sealed() computes it; a stored file and a version-3 file need none.
+  EXPECT_TRUE(CompactFile::seal_matches(f.serialize_sealed("text"), "text"));
+  CompactFile stored;
+  stored.stored = true;
+  stored.stored_bytes = "abc";
+  EXPECT_EQ(stored.serialize().size(), 3u + 6u);
+  EXPECT_NO_THROW((void)coded(1, 30, kCompactVersionLegacy).serialize());
+}
+
 TEST(CompactFile, SealBindsTheFileAndTheDecodedBytes) {
   const std::string original = "the document the payload stands for";
   const std::string good = coded(2, 20, kCompactVersion).serialize_sealed(original);
