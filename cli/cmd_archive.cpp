@@ -76,8 +76,10 @@ int list_members(const ArchiveCliOptions& o) {
   auto src = open_file_source(o.archive);
   const ArchiveLayout L = read_archive_layout(*src, o.archive);
   if (o.verbose) {
-    std::printf("# base model fingerprint begins %04x, tokenizer %02x, %s, %zu members\n", L.header.base_tag, L.header.tokenizer_tag,
-                L.header.flags & kArchiveJsonl ? "JSONL records" : "files", L.index.members.size());
+    std::printf("# archive version %d, base model fingerprint begins %04x, tokenizer %02x, %s, %zu members\n", L.header.version, L.header.base_tag,
+                L.header.tokenizer_tag, L.header.flags & kArchiveJsonl ? "JSONL records" : "files", L.index.members.size());
+    if (L.header.version == kArchiveVersion)
+      std::printf("# columns: document bytes ('-': coded, not recorded; the member's seal checks it), data bytes, how, name\n");
     for (size_t i = 0; i < L.index.adapters.size(); ++i)
       std::printf("# adapter %zu: fingerprint begins %04x, domain '%s'\n", i + 1, L.index.adapters[i].tag, L.index.adapters[i].domain.c_str());
   }
@@ -87,7 +89,8 @@ int list_members(const ArchiveCliOptions& o) {
       continue;
     }
     std::string how = !m.coded ? "stored" : m.adapter == 0 ? "base" : "adapter " + L.index.adapters[m.adapter - 1].domain;
-    std::printf("%10llu %10llu  %-16s %s\n", (unsigned long long)m.original_bytes, (unsigned long long)m.data_len, how.c_str(), m.name.c_str());
+    const std::string size = m.coded && L.header.version == kArchiveVersion ? "-" : std::to_string(m.original_bytes);
+    std::printf("%10s %10llu  %-16s %s\n", size.c_str(), (unsigned long long)m.data_len, how.c_str(), m.name.c_str());
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +34,10 @@ constexpr uint8_t kMemberAsciiEscapes = 1u << 2;
 constexpr uint8_t kMemberRawLine = 1u << 3;
 constexpr uint8_t kMemberNoNewline = 1u << 4;
 constexpr uint8_t kMemberKnown = kMemberCoded | kMemberDummyPrefix | kMemberAsciiEscapes | kMemberRawLine | kMemberNoNewline;
+constexpr uint8_t kMemberNameNext = 1u << 5;  // version 2: the name is next_member_name(the previous member's); not written
+constexpr uint8_t kMemberKnown2 = kMemberKnown | kMemberNameNext;
+// Version 2: each member takes at least its flags, gap, data length (a byte each) and check (4).
+constexpr uint64_t kMinMemberBytes2 = 7;
 constexpr size_t kMaxIndexBytes = size_t{1} << 32;  // decompressed index limit (4 GiB)
 
 class FileSource : public ByteSource {
@@ -317,14 +322,18 @@ std::unique_ptr<ByteSource> memory_source(std::string bytes) { return std::make_
 // ---- header ----
 
 std::string ArchiveHeader::serialize() const {
-  if (arithmetic_version < 1 || arithmetic_version > 255)
-    throw std::invalid_argument("ArchiveHeader::serialize: arithmetic_version " + std::to_string(arithmetic_version) + " outside [1, 255]");
+  if (version != kArchiveVersion && version != kArchiveVersionLegacy)
+    throw std::invalid_argument("ArchiveHeader::serialize: version " + std::to_string(version) + " is neither 1 nor 2");
+  const int max_arith = version == kArchiveVersion ? kCompactMaxArithmetic4 : 255;
+  if (arithmetic_version < 1 || arithmetic_version > max_arith)
+    throw std::invalid_argument("ArchiveHeader::serialize: arithmetic_version " + std::to_string(arithmetic_version) + " outside [1, " +
+                                std::to_string(max_arith) + "]");
   if (chunk_tokens < 0 || chunk_tokens > kMaxChunkTokens || (chunk_tokens > 0 && (context_tokens < 0 || context_tokens >= chunk_tokens)))
     throw std::invalid_argument("ArchiveHeader::serialize: chunk_tokens " + std::to_string(chunk_tokens) + " / context_tokens " +
                                 std::to_string(context_tokens) + " out of range");
   if (flags & ~kArchiveJsonl) throw std::invalid_argument("ArchiveHeader::serialize: unknown flags");
   std::string out(kArchiveMagic, 4);
-  put_u8(out, kArchiveVersion);
+  put_u8(out, static_cast<uint8_t>(version));
   put_u8(out, flags);
   put_u8(out, static_cast<uint8_t>(arithmetic_version));
   put_tag16(out, base_tag);
@@ -342,13 +351,17 @@ ArchiveHeader ArchiveHeader::parse(std::string_view b, const std::string& name, 
   if (b.substr(0, m) != std::string_view(kArchiveMagic, m)) fail("not a lorazip archive (bad magic: expected \"LRZA\")");
   ByteReader r(b, 4, b.size(), name);
   const uint8_t version = r.u8("version");
-  if (version != kArchiveVersion)
-    fail("unsupported archive version " + std::to_string(version) + " (this lorazip reads version " + std::to_string(kArchiveVersion) + ")");
+  if (version != kArchiveVersion && version != kArchiveVersionLegacy)
+    fail("unsupported archive version " + std::to_string(version) + " (this lorazip reads versions " + std::to_string(kArchiveVersionLegacy) +
+         " and " + std::to_string(kArchiveVersion) + ")");
   ArchiveHeader h;
+  h.version = version;
   h.flags = r.u8("flags");
   if (h.flags & ~kArchiveJsonl) fail("archive flags name features this lorazip does not know (written by a newer version?)");
   h.arithmetic_version = r.u8("arithmetic_version");
-  if (h.arithmetic_version < 1) fail("invalid archive header: arithmetic_version 0 outside [1, 255]");
+  const int max_arith = version == kArchiveVersion ? kCompactMaxArithmetic4 : 255;
+  if (h.arithmetic_version < 1 || h.arithmetic_version > max_arith)
+    fail("invalid archive header: arithmetic_version " + std::to_string(h.arithmetic_version) + " outside [1, " + std::to_string(max_arith) + "]");
   h.base_tag = read_tag16(r, "base_tag");
   h.tokenizer_tag = r.u8("tokenizer_tag");
   h.chunk_tokens = static_cast<int64_t>(r.varint_in("chunk_tokens", 0, static_cast<uint64_t>(kMaxChunkTokens)));
@@ -363,6 +376,18 @@ ArchiveHeader ArchiveHeader::parse(std::string_view b, const std::string& name, 
 
 // ---- index ----
 
+std::string next_member_name(const std::string& prev) {
+  size_t start = prev.size();
+  while (start > 0 && prev[start - 1] >= '0' && prev[start - 1] <= '9') --start;
+  if (start == prev.size()) return "";
+  std::string next = prev;
+  size_t i = next.size();
+  while (i > start && next[i - 1] == '9') next[--i] = '0';
+  if (i > start) ++next[i - 1];
+  else next.insert(start, 1, '1');
+  return next.size() <= kMaxMemberName ? next : "";
+}
+
 uint64_t ArchiveIndex::layout(uint64_t data_start) {
   uint64_t pos = data_start;
   for (auto& m : members) {
@@ -372,29 +397,57 @@ uint64_t ArchiveIndex::layout(uint64_t data_start) {
   return pos;
 }
 
-std::string ArchiveIndex::serialize_with_footer(bool jsonl) const {
-  std::string block;
-  put_varint(block, adapters.size());
-  for (const auto& a : adapters) {
+namespace {
+
+uint8_t member_flags(const ArchiveMember& m) {
+  return (m.coded ? kMemberCoded : 0) | (m.dummy_prefix ? kMemberDummyPrefix : 0) | (m.ascii_escapes ? kMemberAsciiEscapes : 0) |
+         (m.raw_line ? kMemberRawLine : 0) | (m.no_newline ? kMemberNoNewline : 0);
+}
+
+// What serialize refuses in any version: a name too long, an adapter past the table, chunk
+// lengths that do not add up to the data or more chunks than tokens.
+void check_member_for_writing(const ArchiveIndex& ix, const ArchiveMember& m) {
+  if (m.name.size() > kMaxMemberName) throw std::invalid_argument("archive member name longer than " + std::to_string(kMaxMemberName) + " bytes: " + m.name.substr(0, 80));
+  if (m.adapter > ix.adapters.size()) throw std::invalid_argument("archive member '" + m.name + "' names adapter " + std::to_string(m.adapter) + " of " + std::to_string(ix.adapters.size()));
+  if (m.coded) {
+    uint64_t sum = 0;
+    for (uint64_t l : m.chunk_lens) sum += l;
+    if (sum != m.data_len || (m.n_tokens == 0) != m.chunk_lens.empty() || m.chunk_lens.size() > m.n_tokens)
+      throw std::invalid_argument("archive member '" + m.name + "': chunk lengths do not fit its data or tokens");
+  }
+}
+
+void put_adapters(std::string& block, const ArchiveIndex& ix) {
+  put_varint(block, ix.adapters.size());
+  for (const auto& a : ix.adapters) {
     put_tag16(block, a.tag);
     put_str(block, a.domain.substr(0, kMaxDomainBytes));
   }
-  put_varint(block, members.size());
-  for (const auto& m : members) {
-    if (m.name.size() > kMaxMemberName) throw std::invalid_argument("archive member name longer than " + std::to_string(kMaxMemberName) + " bytes: " + m.name.substr(0, 80));
-    if (m.adapter > adapters.size()) throw std::invalid_argument("archive member '" + m.name + "' names adapter " + std::to_string(m.adapter) + " of " + std::to_string(adapters.size()));
-    uint8_t flags = (m.coded ? kMemberCoded : 0) | (m.dummy_prefix ? kMemberDummyPrefix : 0) | (m.ascii_escapes ? kMemberAsciiEscapes : 0) |
-                    (m.raw_line ? kMemberRawLine : 0) | (m.no_newline ? kMemberNoNewline : 0);
+}
+
+void read_adapters(ByteReader& r, ArchiveIndex& ix) {
+  const uint64_t n_adapters = r.varint_in("n_adapters", 0, kMaxArchiveAdapters);
+  for (uint64_t i = 0; i < n_adapters; ++i) {
+    ArchiveAdapter a;
+    a.tag = read_tag16(r, "adapter tag");
+    a.domain = r.str("adapter domain", kMaxDomainBytes);
+    ix.adapters.push_back(a);
+  }
+}
+
+// Version 1: member after member (name, flags, gap, length, check, then the coded fields).
+std::string index_block_v1(const ArchiveIndex& ix, bool jsonl) {
+  std::string block;
+  put_adapters(block, ix);
+  put_varint(block, ix.members.size());
+  for (const auto& m : ix.members) {
+    check_member_for_writing(ix, m);
     put_str(block, m.name);
-    put_u8(block, flags);
+    put_u8(block, member_flags(m));
     put_varint(block, m.gap);
     put_varint(block, m.data_len);
     put_le(block, m.check, 4);
     if (m.coded) {
-      uint64_t sum = 0;
-      for (uint64_t l : m.chunk_lens) sum += l;
-      if (sum != m.data_len || (m.n_tokens == 0) != m.chunk_lens.empty() || m.chunk_lens.size() > m.n_tokens)
-        throw std::invalid_argument("archive member '" + m.name + "': chunk lengths do not fit its data or tokens");
       put_varint(block, m.adapter);
       put_varint(block, m.original_bytes);
       put_varint(block, m.n_tokens);
@@ -408,6 +461,207 @@ std::string ArchiveIndex::serialize_with_footer(bool jsonl) const {
       put_str(block, m.suffix);
     }
   }
+  return block;
+}
+
+// Version 2's token counts are written as their difference from a guess made from the member's
+// data length and the archive's tokens per KiB of coded data (one number in the index).
+uint64_t tokens_guess(uint64_t data_len, uint64_t tokens_per_kib) {
+  const unsigned __int128 g = (static_cast<unsigned __int128>(data_len) * tokens_per_kib + 512) >> 10;
+  return g > (uint64_t{1} << 62) ? uint64_t{1} << 62 : static_cast<uint64_t>(g);
+}
+uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t unzigzag(uint64_t z) { return static_cast<int64_t>(z >> 1) ^ -static_cast<int64_t>(z & 1); }
+
+// Version 2: column after column, so that zstd sees like next to like: the flags of every member,
+// the names not numbered on from the one before, the gaps, the data lengths, the checks; then for
+// the coded members the tokens per KiB, their adapters, token counts (as differences from the
+// guess), chunk counts and chunk lengths; then the JSONL records' prefixes and suffixes. No
+// original length: a coded member's check (its version-4 seal) binds what it decodes to.
+std::string index_block_v2(const ArchiveIndex& ix, bool jsonl) {
+  std::string block;
+  put_adapters(block, ix);
+  put_varint(block, ix.members.size());
+  std::vector<bool> numbered(ix.members.size(), false);
+  uint64_t coded_bytes = 0, coded_tokens = 0;
+  for (size_t k = 0; k < ix.members.size(); ++k) {
+    const ArchiveMember& m = ix.members[k];
+    check_member_for_writing(ix, m);
+    numbered[k] = k > 0 && !m.name.empty() && next_member_name(ix.members[k - 1].name) == m.name;
+    put_u8(block, static_cast<uint8_t>(member_flags(m) | (numbered[k] ? kMemberNameNext : 0)));
+    if (m.coded) {
+      coded_bytes += m.data_len;
+      coded_tokens += m.n_tokens;
+    }
+  }
+  for (size_t k = 0; k < ix.members.size(); ++k)
+    if (!numbered[k]) put_str(block, ix.members[k].name);
+  for (const auto& m : ix.members) put_varint(block, m.gap);
+  for (const auto& m : ix.members) put_varint(block, m.data_len);
+  for (const auto& m : ix.members) put_le(block, m.check, 4);
+  const uint64_t per_kib = coded_bytes == 0 ? 0 : static_cast<uint64_t>((static_cast<unsigned __int128>(coded_tokens) * 1024 + coded_bytes / 2) / coded_bytes);
+  const bool any_coded = std::any_of(ix.members.begin(), ix.members.end(), [](const ArchiveMember& m) { return m.coded; });
+  if (any_coded) put_varint(block, per_kib);
+  for (const auto& m : ix.members)
+    if (m.coded) put_varint(block, m.adapter);
+  for (const auto& m : ix.members) {
+    if (!m.coded) continue;
+    const __int128 diff = static_cast<__int128>(m.n_tokens) - static_cast<__int128>(tokens_guess(m.data_len, per_kib));
+    if (diff > INT64_MAX || diff < INT64_MIN) throw std::invalid_argument("archive member '" + m.name + "': token count out of range");
+    put_varint(block, zigzag(static_cast<int64_t>(diff)));
+  }
+  for (const auto& m : ix.members)
+    if (m.coded && m.n_tokens > 0) put_varint(block, m.chunk_lens.size() - 1);
+  for (const auto& m : ix.members)
+    if (m.coded)
+      for (size_t i = 0; i + 1 < m.chunk_lens.size(); ++i) put_varint(block, m.chunk_lens[i]);
+  if (jsonl)
+    for (const auto& m : ix.members)
+      if (!m.raw_line) {
+        put_str(block, m.prefix);
+        put_str(block, m.suffix);
+      }
+  return block;
+}
+
+std::string member_label(size_t k, const ArchiveMember& m) { return "archive member " + std::to_string(k) + " '" + m.name + "'"; }
+
+// The flag rules every version shares.
+void check_member_flags(ByteReader& r, const std::string& who, uint8_t flags, uint8_t known, bool jsonl) {
+  if (flags & ~known) r.fail("invalid archive index: " + who + " has unknown flags");
+  if (!(flags & kMemberCoded) && (flags & kMemberDummyPrefix)) r.fail("invalid archive index: " + who + " is stored but has the dummy-prefix flag");
+  if (!jsonl && (flags & (kMemberRawLine | kMemberAsciiEscapes | kMemberNoNewline))) r.fail("invalid archive index: " + who + " has JSONL flags in an archive of files");
+}
+void apply_member_flags(ArchiveMember& m, uint8_t flags) {
+  m.coded = flags & kMemberCoded;
+  m.dummy_prefix = flags & kMemberDummyPrefix;
+  m.ascii_escapes = flags & kMemberAsciiEscapes;
+  m.raw_line = flags & kMemberRawLine;
+  m.no_newline = flags & kMemberNoNewline;
+}
+
+// The member's data range after the previous member's end *pos, checked against `data_end`.
+void place_member(ByteReader& r, const std::string& who, ArchiveMember& m, uint64_t* pos, uint64_t data_end) {
+  if (m.gap > data_end - *pos || m.data_len > data_end - *pos - m.gap) r.fail("invalid archive index: " + who + "'s data runs past the start of the index");
+  m.offset = *pos + m.gap;
+  *pos = m.offset + m.data_len;
+}
+
+// A coded member's chunk table: `extra` + 1 chunks, all lengths but the last read here.
+void read_chunk_lengths(ByteReader& r, const std::string& who, ArchiveMember& m, uint64_t extra) {
+  if (extra > r.left() || extra >= m.n_tokens) r.fail("invalid archive index: " + who + " has more chunks than tokens or bytes");
+  uint64_t listed = 0;
+  for (uint64_t i = 0; i < extra; ++i) {
+    const uint64_t l = r.varint("member chunk length");
+    if (l > m.data_len - listed) r.fail("invalid archive index: " + who + "'s chunk lengths exceed its data");
+    listed += l;
+    m.chunk_lens.push_back(l);
+  }
+  m.chunk_lens.push_back(m.data_len - listed);
+}
+
+void parse_v1(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t data_end, bool jsonl) {
+  // Every member takes at least 8 bytes of the index (name length, flags, gap, length, check).
+  const uint64_t n_members = r.varint("n_members");
+  if (n_members > r.left() / 8) r.fail("invalid archive index: " + std::to_string(n_members) + " members cannot fit its " + std::to_string(r.left()) + " bytes");
+  ix.members.reserve(static_cast<size_t>(n_members));
+  uint64_t pos = data_start;
+  for (uint64_t k = 0; k < n_members; ++k) {
+    ArchiveMember m;
+    m.name = r.str("member name", kMaxMemberName);
+    const std::string who = member_label(k, m);
+    const uint8_t flags = r.u8("member flags");
+    check_member_flags(r, who, flags, kMemberKnown, jsonl);
+    apply_member_flags(m, flags);
+    m.gap = r.varint("member gap");
+    m.data_len = r.varint("member data_len");
+    place_member(r, who, m, &pos, data_end);
+    m.check = static_cast<uint32_t>(r.le(4, "member check"));
+    m.original_bytes = m.data_len;
+    if (m.coded) {
+      m.adapter = static_cast<uint32_t>(r.varint_in("member adapter", 0, ix.adapters.size()));
+      m.original_bytes = r.varint("member original_bytes");
+      m.n_tokens = r.varint("member n_tokens");
+      if (m.n_tokens > 0) read_chunk_lengths(r, who, m, r.varint("member n_chunks"));
+      else if (m.data_len != 0) r.fail("invalid archive index: " + who + " has data but no tokens");
+    }
+    if (jsonl && !m.raw_line) {
+      m.prefix = r.str("member prefix", kMaxIndexBytes);
+      m.suffix = r.str("member suffix", kMaxIndexBytes);
+    }
+    ix.members.push_back(std::move(m));
+  }
+}
+
+void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t data_end, bool jsonl) {
+  const uint64_t n_members = r.varint("n_members");
+  if (n_members > r.left() / kMinMemberBytes2)
+    r.fail("invalid archive index: " + std::to_string(n_members) + " members cannot fit its " + std::to_string(r.left()) + " bytes");
+  const size_t n = static_cast<size_t>(n_members);
+  ix.members.resize(n);
+  std::vector<bool> numbered(n);
+  for (size_t k = 0; k < n; ++k) {
+    const uint8_t flags = r.u8("member flags");
+    check_member_flags(r, "archive member " + std::to_string(k), flags, kMemberKnown2, jsonl);
+    apply_member_flags(ix.members[k], flags);
+    numbered[k] = flags & kMemberNameNext;
+  }
+  for (size_t k = 0; k < n; ++k) {
+    ArchiveMember& m = ix.members[k];
+    if (!numbered[k]) {
+      m.name = r.str("member name", kMaxMemberName);
+      continue;
+    }
+    m.name = k == 0 ? "" : next_member_name(ix.members[k - 1].name);
+    if (m.name.empty()) r.fail("invalid archive index: archive member " + std::to_string(k) + "'s name is numbered on from a name that has no number");
+  }
+  uint64_t pos = data_start;
+  for (auto& m : ix.members) m.gap = r.varint("member gap");
+  for (size_t k = 0; k < n; ++k) {
+    ArchiveMember& m = ix.members[k];
+    m.data_len = r.varint("member data_len");
+    place_member(r, member_label(k, m), m, &pos, data_end);
+    if (!m.coded) m.original_bytes = m.data_len;
+  }
+  for (auto& m : ix.members) m.check = static_cast<uint32_t>(r.le(4, "member check"));
+  const bool any_coded = std::any_of(ix.members.begin(), ix.members.end(), [](const ArchiveMember& m) { return m.coded; });
+  const uint64_t per_kib = any_coded ? r.varint_in("tokens per KiB", 0, uint64_t{1} << 32) : 0;
+  for (auto& m : ix.members)
+    if (m.coded) m.adapter = static_cast<uint32_t>(r.varint_in("member adapter", 0, ix.adapters.size()));
+  for (size_t k = 0; k < n; ++k) {
+    ArchiveMember& m = ix.members[k];
+    if (!m.coded) continue;
+    const __int128 t = static_cast<__int128>(tokens_guess(m.data_len, per_kib)) + unzigzag(r.varint("member n_tokens"));
+    if (t < 0 || t > (__int128{1} << 62)) r.fail("invalid archive index: " + member_label(k, m) + " has a token count out of range");
+    m.n_tokens = static_cast<uint64_t>(t);
+    if (m.n_tokens == 0 && m.data_len != 0) r.fail("invalid archive index: " + member_label(k, m) + " has data but no tokens");
+  }
+  std::vector<uint64_t> extra(n, 0);
+  for (size_t k = 0; k < n; ++k) {
+    const ArchiveMember& m = ix.members[k];
+    if (!m.coded || m.n_tokens == 0) continue;
+    extra[k] = r.varint("member n_chunks");
+    if (extra[k] > r.left() || extra[k] >= m.n_tokens) r.fail("invalid archive index: " + member_label(k, m) + " has more chunks than tokens or bytes");
+  }
+  for (size_t k = 0; k < n; ++k) {
+    ArchiveMember& m = ix.members[k];
+    if (m.coded && m.n_tokens > 0) read_chunk_lengths(r, member_label(k, m), m, extra[k]);
+  }
+  if (jsonl)
+    for (auto& m : ix.members)
+      if (!m.raw_line) {
+        m.prefix = r.str("member prefix", kMaxIndexBytes);
+        m.suffix = r.str("member suffix", kMaxIndexBytes);
+      }
+}
+
+}  // namespace
+
+std::string ArchiveIndex::serialize_with_footer(const ArchiveHeader& h) const {
+  const bool jsonl = (h.flags & kArchiveJsonl) != 0;
+  if (h.version != kArchiveVersion && h.version != kArchiveVersionLegacy)
+    throw std::invalid_argument("ArchiveIndex::serialize_with_footer: archive version " + std::to_string(h.version) + " is neither 1 nor 2");
+  const std::string block = h.version == kArchiveVersion ? index_block_v2(*this, jsonl) : index_block_v1(*this, jsonl);
   std::string packed = classical_compress(Classical::Zstd19, block);
   std::string out = packed;
   put_le(out, packed.size(), 8);
@@ -417,7 +671,7 @@ std::string ArchiveIndex::serialize_with_footer(bool jsonl) const {
 }
 
 ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& name, uint64_t data_start, uint64_t data_end,
-                                 bool jsonl) {
+                                 const ArchiveHeader& h) {
   if (data_start > data_end) throw std::invalid_argument("ArchiveIndex::parse: data_start after data_end");
   std::string block;
   try {
@@ -427,66 +681,42 @@ ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& nam
   }
   ByteReader r(block, 0, block.size(), name);
   ArchiveIndex ix;
-  const uint64_t n_adapters = r.varint_in("n_adapters", 0, kMaxArchiveAdapters);
-  for (uint64_t i = 0; i < n_adapters; ++i) {
-    ArchiveAdapter a;
-    a.tag = read_tag16(r, "adapter tag");
-    a.domain = r.str("adapter domain", kMaxDomainBytes);
-    ix.adapters.push_back(a);
-  }
-  // Every member takes at least 8 bytes of the index (name length, flags, gap, length, check).
-  const uint64_t n_members = r.varint("n_members");
-  if (n_members > r.left() / 8) r.fail("invalid archive index: " + std::to_string(n_members) + " members cannot fit its " + std::to_string(r.left()) + " bytes");
-  ix.members.reserve(static_cast<size_t>(n_members));
-  uint64_t pos = data_start;
-  for (uint64_t k = 0; k < n_members; ++k) {
-    ArchiveMember m;
-    m.name = r.str("member name", kMaxMemberName);
-    const std::string who = "archive member " + std::to_string(k) + " '" + m.name + "'";
-    const uint8_t flags = r.u8("member flags");
-    if (flags & ~kMemberKnown) r.fail("invalid archive index: " + who + " has unknown flags");
-    m.coded = flags & kMemberCoded;
-    m.dummy_prefix = flags & kMemberDummyPrefix;
-    m.ascii_escapes = flags & kMemberAsciiEscapes;
-    m.raw_line = flags & kMemberRawLine;
-    m.no_newline = flags & kMemberNoNewline;
-    if (!m.coded && m.dummy_prefix) r.fail("invalid archive index: " + who + " is stored but has the dummy-prefix flag");
-    if (!jsonl && (m.raw_line || m.ascii_escapes || m.no_newline)) r.fail("invalid archive index: " + who + " has JSONL flags in an archive of files");
-    m.gap = r.varint("member gap");
-    m.data_len = r.varint("member data_len");
-    if (m.gap > data_end - pos || m.data_len > data_end - pos - m.gap)
-      r.fail("invalid archive index: " + who + "'s data runs past the start of the index");
-    m.offset = pos + m.gap;
-    pos = m.offset + m.data_len;
-    m.check = static_cast<uint32_t>(r.le(4, "member check"));
-    m.original_bytes = m.data_len;
-    if (m.coded) {
-      m.adapter = static_cast<uint32_t>(r.varint_in("member adapter", 0, ix.adapters.size()));
-      m.original_bytes = r.varint("member original_bytes");
-      m.n_tokens = r.varint("member n_tokens");
-      if (m.n_tokens > 0) {
-        const uint64_t extra = r.varint("member n_chunks");
-        if (extra > r.left() || extra >= m.n_tokens) r.fail("invalid archive index: " + who + " has more chunks than tokens or bytes");
-        uint64_t listed = 0;
-        for (uint64_t i = 0; i < extra; ++i) {
-          const uint64_t l = r.varint("member chunk length");
-          if (l > m.data_len - listed) r.fail("invalid archive index: " + who + "'s chunk lengths exceed its data");
-          listed += l;
-          m.chunk_lens.push_back(l);
-        }
-        m.chunk_lens.push_back(m.data_len - listed);
-      } else if (m.data_len != 0) {
-        r.fail("invalid archive index: " + who + " has data but no tokens");
-      }
-    }
-    if (jsonl && !m.raw_line) {
-      m.prefix = r.str("member prefix", kMaxIndexBytes);
-      m.suffix = r.str("member suffix", kMaxIndexBytes);
-    }
-    ix.members.push_back(std::move(m));
-  }
+  read_adapters(r, ix);
+  const bool jsonl = (h.flags & kArchiveJsonl) != 0;
+  if (h.version == kArchiveVersion) parse_v2(r, ix, data_start, data_end, jsonl);
+  else parse_v1(r, ix, data_start, data_end, jsonl);
   if (r.left() != 0) r.fail("invalid archive index: " + std::to_string(r.left()) + " bytes after the last member");
   return ix;
+}
+
+CompactFile member_compact_file(const ArchiveHeader& h, const ArchiveIndex& ix, const ArchiveMember& m, std::string_view data) {
+  if (!m.coded || data.size() != m.data_len || m.adapter > ix.adapters.size())
+    throw std::invalid_argument("member_compact_file: '" + m.name + "' is not a coded member with this data and adapter");
+  CompactFile f;
+  const bool v2 = h.version == kArchiveVersion;
+  f.version = v2 ? kCompactVersion : kCompactVersionLegacy;
+  f.dummy_prefix = m.dummy_prefix;
+  f.arithmetic_version = h.arithmetic_version;
+  f.base_tag = h.base_tag;
+  f.tokenizer_tag = h.tokenizer_tag;
+  f.has_adapter = m.adapter > 0;
+  // The archive's adapter table keeps 16 bits of a fingerprint; version 4 files keep the first 8.
+  if (f.has_adapter) f.adapter_tag = v2 ? ix.adapters[m.adapter - 1].tag >> 8 : ix.adapters[m.adapter - 1].tag;
+  f.chunk_tokens = h.chunk_tokens;
+  f.context_tokens = h.context_tokens;
+  f.n_tokens = m.n_tokens;
+  if (v2) {
+    f.seal = m.check;
+  } else {
+    f.original_bytes = m.original_bytes;
+    f.original_check = m.check;
+  }
+  size_t pos = 0;
+  for (uint64_t len : m.chunk_lens) {
+    f.chunks.emplace_back(data.substr(pos, static_cast<size_t>(len)));
+    pos += static_cast<size_t>(len);
+  }
+  return f;
 }
 
 namespace {
@@ -511,7 +741,7 @@ std::string read_state_at(const ByteSource& src, const std::string& name, uint64
   L->index_offset = end - kArchiveFooterBytes - index_len;
   const std::string block = src.read(L->index_offset, static_cast<size_t>(index_len));
   if (kVerifyChecksums && check32(block) != index_check) return "archive index checksum mismatch (file corrupted)";
-  L->index = ArchiveIndex::parse(block, name, L->header_bytes, L->index_offset, (L->header.flags & kArchiveJsonl) != 0);
+  L->index = ArchiveIndex::parse(block, name, L->header_bytes, L->index_offset, L->header);
   return "";
 }
 
@@ -601,6 +831,11 @@ ArchiveLayout read_archive_layout(const ByteSource& src, const std::string& name
 ArchiveRepair find_archive_repair(const ByteSource& src, const std::string& name) {
   ArchiveRepair r;
   r.old_size = src.size();
+  {
+    // A file that is not an archive at all is refused as such; there is no state to look for.
+    size_t header_bytes = 0;
+    ArchiveHeader::parse(src.read(0, static_cast<size_t>(std::min<uint64_t>(r.old_size, 24))), name, &header_bytes);
+  }
   try {
     const ArchiveLayout L = read_archive_layout(src, name);
     r.intact = true;

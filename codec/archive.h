@@ -13,11 +13,14 @@
 #include <string_view>
 #include <vector>
 
+#include "codec/compact.h"
+
 namespace lorazip {
 
 constexpr char kArchiveMagic[4] = {'L', 'R', 'Z', 'A'};
 constexpr char kArchiveFooterMagic[4] = {'L', 'R', 'Z', 'E'};
-constexpr uint8_t kArchiveVersion = 1;
+constexpr uint8_t kArchiveVersion = 2;        // what `archive create` writes (columnar index, members sealed as version-4 files)
+constexpr uint8_t kArchiveVersionLegacy = 1;  // read, and appended to in its own version
 constexpr uint8_t kArchiveJsonl = 1u << 0;  // members are the "text" fields of JSONL records; the index holds the rest
 constexpr size_t kArchiveFooterBytes = 16;  // index_len u64, index check32 u32, "LRZE"
 constexpr size_t kMaxMemberName = 4096;
@@ -37,8 +40,9 @@ std::unique_ptr<ByteSource> open_file_source(const std::string& path);
 std::unique_ptr<ByteSource> memory_source(std::string bytes);
 
 struct ArchiveHeader {
+  int version = kArchiveVersion;  // 2, or 1 (kArchiveVersionLegacy)
   uint8_t flags = 0;             // kArchiveJsonl
-  int arithmetic_version = 0;    // 1..255
+  int arithmetic_version = 0;    // 1..255 (version 2: 1..7, as its members expand to version-4 files)
   uint16_t base_tag = 0;         // fingerprint tags as in the compact file (codec/compact.h)
   uint8_t tokenizer_tag = 0;
   int64_t chunk_tokens = 0;      // 0: the model's defaults (then context_tokens is ignored)
@@ -60,10 +64,13 @@ struct ArchiveMember {
   uint32_t adapter = 0;         // 0 = the base alone, i = adapters[i - 1]
   uint64_t gap = 0;             // bytes between the previous member's data (or the header) and this one's
   uint64_t data_len = 0;        // bytes of this member's data
-  uint64_t original_bytes = 0;  // the document's length (stored: data_len)
+  uint64_t original_bytes = 0;  // the document's length (stored: data_len); version 2 does not record it for coded members (0)
   uint64_t n_tokens = 0;        // coded: tokens, all chunks
   std::vector<uint64_t> chunk_lens;  // coded: every chunk's payload size (they add up to data_len)
-  uint32_t check = 0;           // check32 of the document
+  // Stored members: check32 of the document. Coded members: version 1, check32 of the document;
+  // version 2, the seal of the version-4 file the member expands to (compact_seal), which binds
+  // the index fields, the payload and the decoded document.
+  uint32_t check = 0;
   std::string prefix, suffix;   // JSONL: the record's bytes before and after the text's JSON string
   bool ascii_escapes = false;   // JSONL: the text was written with \uXXXX for every non-ASCII character
   bool raw_line = false;        // JSONL: the member is the whole line (no "text" string lorazip can rebuild)
@@ -78,12 +85,14 @@ struct ArchiveIndex {
   // Sets every member's offset from the gaps, starting at `data_start` (the header's end);
   // returns the end of the last member's data.
   uint64_t layout(uint64_t data_start);
-  // The index block (zstd-compressed) and the 16-byte footer that follows it.
-  // `jsonl`: the members carry their records' prefix and suffix (kArchiveJsonl).
-  std::string serialize_with_footer(bool jsonl) const;
-  // The index block `block` (its check32 already verified); members' offsets laid out from
-  // `data_start`, each range checked against `data_end` (where the index starts).
-  static ArchiveIndex parse(std::string_view block, const std::string& name, uint64_t data_start, uint64_t data_end, bool jsonl);
+  // The index block (zstd-compressed) in the layout of `h.version` and the 16-byte footer that
+  // follows it. In a JSONL archive (h.flags) the members carry their records' prefix and suffix.
+  std::string serialize_with_footer(const ArchiveHeader& h) const;
+  // The index block `block` (its check32 already verified) of an archive with header `h`;
+  // members' offsets laid out from `data_start`, each range checked against `data_end` (where the
+  // index starts).
+  static ArchiveIndex parse(std::string_view block, const std::string& name, uint64_t data_start, uint64_t data_end,
+                            const ArchiveHeader& h);
 };
 
 // An archive's header and index, read through `src`: the header, the footer, the index block,
@@ -124,6 +133,14 @@ ArchiveRepair repair_archive(const std::string& path);
 
 // The member's data, read from its own byte range only.
 std::string read_member_data(const ByteSource& src, const ArchiveMember& m);
+// A coded member as the compact file it stands for, which the reader decodes: in a version-2
+// archive a version-4 file whose seal is the member's check (the writer sets that check from
+// this file: serialize_sealed(document)), in a version-1 archive a version-3 file. `data` is the
+// member's data.
+CompactFile member_compact_file(const ArchiveHeader& h, const ArchiveIndex& ix, const ArchiveMember& m, std::string_view data);
+// The name after `prev` in a numbered run ("line 9" -> "line 10", "doc09" -> "doc10"): its
+// trailing decimal digits counted up by one; "" when `prev` does not end in a digit.
+std::string next_member_name(const std::string& prev);
 
 // JSONL records: `line` (without its newline) split into the text field's value and the bytes
 // around its JSON string, when they rebuild the line exactly (join_jsonl_record); false when the

@@ -43,6 +43,7 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
   m.suffix = doc.suffix;
   m.check = check32(doc.bytes);
   m.original_bytes = doc.bytes.size();
+  const size_t data_start = data.size();
   if (f.stored) {
     m.data_len = f.stored_bytes.size();
     data += f.stored_bytes;
@@ -68,6 +69,13 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
         it = index.adapters.end() - 1;
       }
       m.adapter = static_cast<uint32_t>(it - index.adapters.begin()) + 1;
+    }
+    if (h.version == kArchiveVersion) {
+      // The member's check is the seal of the version-4 file the reader will rebuild from it.
+      m.original_bytes = 0;
+      const std::string sealed = member_compact_file(h, index, m, std::string_view(data).substr(data_start)).serialize_sealed(doc.bytes);
+      m.check = 0;
+      for (size_t i = 0; i < kCompactTrailerBytes; ++i) m.check |= uint32_t{static_cast<uint8_t>(sealed[sealed.size() - kCompactTrailerBytes + i])} << (8 * i);
     }
   }
   ++st.members;
@@ -149,6 +157,7 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
     if (d.jsonl != jsonl) throw std::invalid_argument("an archive holds JSONL records or files, not both");
   const CodecIdentity& id = codecs.get("").identity();
   ArchiveHeader h;
+  h.version = opt.version;
   h.flags = jsonl ? kArchiveJsonl : 0;
   h.arithmetic_version = engine::kArithmeticVersion;
   h.base_tag = fingerprint_tag16(id.base_fingerprint);
@@ -165,7 +174,7 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
   ArchiveIndex index;
   ArchiveWriteStats st;
   for (const auto& d : docs) index.members.push_back(code_member(codecs, d, h, opt, index, file, st));
-  file += index.serialize_with_footer(jsonl);
+  file += index.serialize_with_footer(h);
   st.file_bytes = file.size();
   write_file_atomic(path, file);
   return st;
@@ -195,7 +204,7 @@ ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const s
   for (const auto& d : docs) L.index.members.push_back(code_member(codecs, d, L.header, opt, L.index, data, st));
   // The old index and footer stay where they are, as a gap before the first new member.
   if (first_new < L.index.members.size()) L.index.members[first_new].gap = old_size - old_end;
-  const std::string tail = data + L.index.serialize_with_footer(jsonl);
+  const std::string tail = data + L.index.serialize_with_footer(L.header);
 
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(path + ": cannot open for appending: " + std::strerror(errno));
@@ -232,24 +241,7 @@ std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L
     if (check32(data) != m.check) throw std::runtime_error(who + ": checksum mismatch (member corrupted)");
     doc = data;
   } else {
-    CompactFile f;  // the member as a version-3 file: its index entry holds that version's checksum
-    f.version = kCompactVersionLegacy;
-    f.dummy_prefix = m.dummy_prefix;
-    f.arithmetic_version = L.header.arithmetic_version;
-    f.base_tag = L.header.base_tag;
-    f.tokenizer_tag = L.header.tokenizer_tag;
-    f.has_adapter = m.adapter > 0;
-    if (f.has_adapter) f.adapter_tag = L.index.adapters[m.adapter - 1].tag;
-    f.chunk_tokens = L.header.chunk_tokens;
-    f.context_tokens = L.header.context_tokens;
-    f.original_bytes = m.original_bytes;
-    f.n_tokens = m.n_tokens;
-    f.original_check = m.check;
-    size_t pos = 0;
-    for (uint64_t len : m.chunk_lens) {
-      f.chunks.push_back(data.substr(pos, static_cast<size_t>(len)));
-      pos += static_cast<size_t>(len);
-    }
+    const CompactFile f = member_compact_file(L.header, L.index, m, data);
     // A member coded with the base alone decodes with the base whatever -a / -A say.
     doc = decode_file(codecs, f.has_adapter ? adapter_dir : "", f.has_adapter ? adapters_dir : "", f.serialize(), who, threads);
   }

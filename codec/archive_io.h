@@ -40,6 +40,7 @@ std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes);
 struct ArchiveCodingOptions {
   std::string adapter_dir;               // -a: every document with this adapter ("" = the base)
   std::vector<AdapterEntry> candidates;  // -A: per document, the cheapest of the base and these
+  int version = kArchiveVersion;         // create: the archive version to write (1: what readers before version 2 read); add keeps the archive's
   int64_t chunk_tokens = 0;              // 0 = the model's default; used by create only (add keeps the archive's)
   int64_t context_tokens = -1;
   int threads = 0;

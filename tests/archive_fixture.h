@@ -18,10 +18,11 @@ inline ArchiveMember stored_member(const std::string& name, const std::string& d
   return m;
 }
 
-// A fresh archive of the documents as stored members "doc0", "doc1", ..., laid out as `create`
-// writes it; *index_out (when given) gets its index.
-inline std::string stored_archive(const std::vector<std::string>& docs, ArchiveIndex* index_out = nullptr) {
+// A fresh archive (of `version`) of the documents as stored members "doc0", "doc1", ..., laid out
+// as `create` writes it; *index_out (when given) gets its index.
+inline std::string stored_archive(const std::vector<std::string>& docs, ArchiveIndex* index_out = nullptr, int version = kArchiveVersion) {
   ArchiveHeader h;
+  h.version = version;
   h.arithmetic_version = 1;
   h.base_tag = 0x1234;
   h.tokenizer_tag = 0x56;
@@ -31,7 +32,7 @@ inline std::string stored_archive(const std::vector<std::string>& docs, ArchiveI
     ix.members.push_back(stored_member("doc" + std::to_string(i), docs[i]));
     file += docs[i];
   }
-  file += ix.serialize_with_footer(false);
+  file += ix.serialize_with_footer(h);
   if (index_out) *index_out = ix;
   return file;
 }

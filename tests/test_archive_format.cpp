@@ -4,6 +4,7 @@
 // name; hostile counts and ranges in a well-sealed index are refused.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include "codec/archive.h"
+#include "codec/byte_io.h"
+#include "codec/classical.h"
 #include "codec/compact.h"
 #include "tests/archive_fixture.h"
 
@@ -108,8 +111,10 @@ TEST(ArchiveFormat, EmptyArchive) {
 }
 
 TEST(ArchiveFormat, EveryDamagedHeaderIndexOrFooterByteIsRefused) {
+ for (int version : {kArchiveVersion, kArchiveVersionLegacy}) {
+  SCOPED_TRACE("archive version " + std::to_string(version));
   const std::vector<std::string> docs = some_docs(5);
-  const std::string file = stored_archive(docs);
+  const std::string file = stored_archive(docs, nullptr, version);
   auto src0 = memory_source(file);
   const ArchiveLayout L = read_archive_layout(*src0, "a.lza");
   std::vector<size_t> positions;
@@ -130,47 +135,232 @@ TEST(ArchiveFormat, EveryDamagedHeaderIndexOrFooterByteIsRefused) {
     auto src = memory_source(file.substr(0, n));
     EXPECT_THROW(read_archive_layout(*src, "a.lza"), std::runtime_error) << "truncated to " << n;
   }
+ }
 }
 
 TEST(ArchiveFormat, HostileIndexFieldsAreRefused) {
+ for (int version : {kArchiveVersion, kArchiveVersionLegacy}) {
+  SCOPED_TRACE("archive version " + std::to_string(version));
   ArchiveIndex ix;
-  const std::string file = stored_archive(some_docs(3), &ix);
+  const std::string file = stored_archive(some_docs(3), &ix, version);
   auto src = memory_source(file);
   const ArchiveLayout L = read_archive_layout(*src, "a.lza");
+  const ArchiveHeader& H = L.header;
   // A member whose data would run into the index.
   ArchiveIndex longer = L.index;
   longer.members.back().data_len += 1;
-  std::string block = longer.serialize_with_footer(false);
+  std::string block = longer.serialize_with_footer(H);
   block.resize(block.size() - kArchiveFooterBytes);
-  EXPECT_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, false), std::runtime_error);
+  EXPECT_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, H), std::runtime_error);
   // A gap that jumps past the index.
   ArchiveIndex gap = L.index;
   gap.members[0].gap = uint64_t{1} << 40;
-  block = gap.serialize_with_footer(false);
+  block = gap.serialize_with_footer(H);
   block.resize(block.size() - kArchiveFooterBytes);
-  EXPECT_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, false), std::runtime_error);
+  EXPECT_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, H), std::runtime_error);
   // JSONL flags in an archive of files; an adapter index past the table.
   ArchiveIndex flags = L.index;
   flags.members[0].raw_line = true;
-  block = flags.serialize_with_footer(false);
+  block = flags.serialize_with_footer(H);
   block.resize(block.size() - kArchiveFooterBytes);
-  EXPECT_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, false), std::runtime_error);
+  EXPECT_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, H), std::runtime_error);
   ArchiveIndex adapter = L.index;
   adapter.members[0].coded = true;
   adapter.members[0].n_tokens = 5;
   adapter.members[0].chunk_lens = {adapter.members[0].data_len};
   adapter.adapters.push_back({0xabcd, "chat"});
   adapter.members[0].adapter = 1;
-  block = adapter.serialize_with_footer(false);
+  block = adapter.serialize_with_footer(H);
   block.resize(block.size() - kArchiveFooterBytes);
-  EXPECT_NO_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, false));
+  EXPECT_NO_THROW(ArchiveIndex::parse(block, "a.lza", L.header_bytes, L.index_offset, H));
   adapter.members[0].adapter = 2;
-  EXPECT_THROW(adapter.serialize_with_footer(false), std::invalid_argument);
+  EXPECT_THROW(adapter.serialize_with_footer(H), std::invalid_argument);
   // Garbage that is not a zstd frame.
-  EXPECT_THROW(ArchiveIndex::parse("not zstd at all", "a.lza", L.header_bytes, L.index_offset, false), std::runtime_error);
+  EXPECT_THROW(ArchiveIndex::parse("not zstd at all", "a.lza", L.header_bytes, L.index_offset, H), std::runtime_error);
   // A version-3 compact file is not an archive.
   CompactFile f;
   f.stored = true;
   auto csrc = memory_source(f.serialize());
   EXPECT_THROW(read_archive_layout(*csrc, "c.lz"), std::runtime_error);
+ }
+}
+
+TEST(ArchiveFormat, NumberedNamesCountUpTheirTrailingDigits) {
+  EXPECT_EQ(next_member_name("line 9"), "line 10");
+  EXPECT_EQ(next_member_name("line 1"), "line 2");
+  EXPECT_EQ(next_member_name("doc09"), "doc10");
+  EXPECT_EQ(next_member_name("x199"), "x200");
+  EXPECT_EQ(next_member_name("7"), "8");
+  EXPECT_EQ(next_member_name("a/b12.txt"), "");
+  EXPECT_EQ(next_member_name("name"), "");
+  EXPECT_EQ(next_member_name(""), "");
+  EXPECT_EQ(next_member_name("n" + std::string(kMaxMemberName - 1, '9')), "") << "one byte too long";
+}
+
+namespace {
+
+// An index of every kind of member a JSONL archive holds: stored and coded, numbered names and
+// others, adapters, several chunks, no tokens, raw lines, a gap.
+ArchiveIndex varied_index() {
+  ArchiveIndex ix;
+  ix.adapters = {{0xd4e5, "chat"}, {0x1111, "math"}};
+  auto member = [](const std::string& name, bool coded, uint64_t len) {
+    ArchiveMember m;
+    m.name = name;
+    m.coded = coded;
+    m.data_len = len;
+    m.original_bytes = coded ? 0 : len;
+    m.check = 0x9e3779b9u * static_cast<uint32_t>(len + name.size());
+    m.prefix = "{\"text\": ";
+    m.suffix = ", \"n\": " + std::to_string(len) + "}";
+    return m;
+  };
+  ix.members.push_back(member("line 1", false, 5));
+  ArchiveMember a = member("line 2", true, 10);
+  a.adapter = 1;
+  a.dummy_prefix = true;
+  a.n_tokens = 30;
+  a.chunk_lens = {6, 4};
+  ix.members.push_back(a);
+  ArchiveMember b = member("line 3", true, 400);
+  b.n_tokens = 1000;
+  b.chunk_lens = {400};
+  b.ascii_escapes = true;
+  ix.members.push_back(b);
+  ArchiveMember c = member("empty", true, 0);
+  c.adapter = 2;
+  ix.members.push_back(c);
+  ArchiveMember d = member("line 9", false, 3);
+  d.raw_line = true;
+  d.no_newline = true;
+  d.gap = 17;
+  ix.members.push_back(d);
+  ArchiveMember e = member("line 10", true, 90);
+  e.adapter = 2;
+  e.n_tokens = 3;
+  e.chunk_lens = {90};
+  ix.members.push_back(e);
+  return ix;
+}
+
+std::string unpacked_block(const std::string& with_footer) { return with_footer.substr(0, with_footer.size() - kArchiveFooterBytes); }
+
+}  // namespace
+
+TEST(ArchiveFormat, BothIndexVersionsRoundTripEveryField) {
+  for (int version : {kArchiveVersion, kArchiveVersionLegacy}) {
+    SCOPED_TRACE("archive version " + std::to_string(version));
+    ArchiveHeader h;
+    h.version = version;
+    h.flags = kArchiveJsonl;
+    h.arithmetic_version = 1;
+    ArchiveIndex ix = varied_index();
+    if (version == kArchiveVersionLegacy)
+      for (auto& m : ix.members)
+        if (m.coded) m.original_bytes = m.data_len + 7;
+    const uint64_t end = ix.layout(100);
+    const ArchiveIndex back = ArchiveIndex::parse(unpacked_block(ix.serialize_with_footer(h)), "a.lza", 100, end, h);
+    ASSERT_EQ(back.adapters.size(), 2u);
+    EXPECT_EQ(back.adapters[1].tag, 0x1111);
+    EXPECT_EQ(back.adapters[1].domain, "math");
+    ASSERT_EQ(back.members.size(), ix.members.size());
+    for (size_t k = 0; k < ix.members.size(); ++k) {
+      const ArchiveMember &a = ix.members[k], &b = back.members[k];
+      SCOPED_TRACE("member " + std::to_string(k));
+      EXPECT_EQ(a.name, b.name);
+      EXPECT_EQ(a.coded, b.coded);
+      EXPECT_EQ(a.dummy_prefix, b.dummy_prefix);
+      EXPECT_EQ(a.adapter, b.adapter);
+      EXPECT_EQ(a.gap, b.gap);
+      EXPECT_EQ(a.data_len, b.data_len);
+      EXPECT_EQ(a.offset, b.offset);
+      EXPECT_EQ(a.n_tokens, b.n_tokens);
+      EXPECT_EQ(a.chunk_lens, b.chunk_lens);
+      EXPECT_EQ(a.check, b.check);
+      EXPECT_EQ(a.raw_line, b.raw_line);
+      EXPECT_EQ(a.ascii_escapes, b.ascii_escapes);
+      EXPECT_EQ(a.no_newline, b.no_newline);
+      EXPECT_EQ(a.raw_line ? "" : a.prefix, b.prefix);
+      EXPECT_EQ(a.raw_line ? "" : a.suffix, b.suffix);
+      // Version 2 does not record a coded member's original length.
+      EXPECT_EQ(b.original_bytes, version == kArchiveVersion && a.coded ? 0 : a.original_bytes);
+    }
+  }
+}
+
+TEST(ArchiveFormat, Version2IndexIsAtLeast40PercentSmallerThanVersion1) {
+  // 30 coded documents of 200-900 bytes of data, about 9 bits a token, named doc0 ... doc29.
+  std::mt19937 rng(11);
+  ArchiveIndex ix;
+  for (int k = 0; k < 30; ++k) {
+    ArchiveMember m;
+    m.name = "doc" + std::to_string(k);
+    m.coded = true;
+    m.data_len = 200 + rng() % 700;
+    m.n_tokens = m.data_len * 8 / 9 + rng() % 20;
+    m.chunk_lens = {m.data_len};
+    m.original_bytes = m.data_len * 3 + rng() % 100;
+    m.check = static_cast<uint32_t>(rng());
+    ix.members.push_back(m);
+  }
+  ArchiveHeader h;
+  h.arithmetic_version = 1;
+  const size_t v2 = ix.serialize_with_footer(h).size();
+  h.version = kArchiveVersionLegacy;
+  const size_t v1 = ix.serialize_with_footer(h).size();
+  std::printf("index + footer for 30 members: version 1 %zu bytes (%.2f a member), version 2 %zu bytes (%.2f a member)\n", v1, v1 / 30.0,
+              v2, v2 / 30.0);
+  // Version 2 drops the names that count up and the original lengths, and writes the token counts
+  // as small differences, column by column.
+  EXPECT_LT(v2 * 10, v1 * 6);
+}
+
+namespace {
+
+// A version-2 index block built by hand: `body` after an empty adapter table.
+std::string hand_block(const std::string& body) {
+  std::string b;
+  put_varint(b, 0);  // no adapters
+  b += body;
+  return classical_compress(Classical::Zstd19, b);
+}
+
+std::string refusal_of_block(const std::string& body, int version = kArchiveVersion) {
+  ArchiveHeader h;
+  h.version = version;
+  h.arithmetic_version = 1;
+  try {
+    ArchiveIndex::parse(hand_block(body), "h.lza", 0, 1000, h);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+std::string check_bytes(int n) { return std::string(static_cast<size_t>(4 * n), '\x5a'); }
+
+}  // namespace
+
+TEST(ArchiveFormat, HostileVersion2ColumnsAreRefused) {
+  using S = std::string;
+  // member count, flags column, names, gaps, lengths, checks, [tokens per KiB, adapters, token residuals]
+  EXPECT_NE(refusal_of_block(S("\x01\x20", 2) + S("\x00\x00", 2) + check_bytes(1)).find("numbered on from a name that has no number"), S::npos)
+      << "the first member numbered";
+  EXPECT_NE(refusal_of_block(S("\x02\x00\x20", 3) + S("\x03" "abc") + S("\x00\x00\x00\x00", 4) + check_bytes(2)).find("no number"), S::npos)
+      << "numbered after a name without digits";
+  EXPECT_EQ(refusal_of_block(S("\x02\x00\x20", 3) + S("\x03" "ab7") + S("\x00\x00\x00\x00", 4) + check_bytes(2)), "accepted")
+      << "numbered after ab7";
+  EXPECT_NE(refusal_of_block(S("\x01\x40", 2) + S("\x01" "a") + S("\x00\x00", 2) + check_bytes(1)).find("unknown flags"), S::npos);
+  EXPECT_NE(refusal_of_block(S("\x01\x20", 2) + S("\x00\x00", 2) + check_bytes(1), kArchiveVersionLegacy).find("a"), S::npos)
+      << "version 1 has no numbered names";
+  const S one_coded = S("\x01\x01", 2) + S("\x01" "a") + S("\x00\x05", 2) + check_bytes(1);
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x01", 3)).find("token count out of range"), S::npos) << "-1 tokens";
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x00", 3)).find("data but no tokens"), S::npos);
+  EXPECT_NE(refusal_of_block(one_coded + S("\x81\x80\x80\x80\x20\x00\x02\x00", 8)).find("tokens per KiB"), S::npos) << "2^33 tokens per KiB";
+  EXPECT_EQ(refusal_of_block(one_coded + S("\x00\x00\x02\x00", 4)), "accepted") << "one token, one chunk";
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x02\x01", 4)).find("more chunks than tokens"), S::npos);
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x02\x00\x00", 5)).find("bytes after the last member"), S::npos);
+  EXPECT_NE(refusal_of_block(S("\x7f\x00", 2) + S("\x01" "a") + S("\x00\x00", 2) + check_bytes(1)).find("cannot fit"), S::npos) << "127 members";
+  EXPECT_NE(refusal_of_block(S("\x01\x00", 2) + S("\x01" "a") + S("\x00\xe9\x07", 3) + check_bytes(1)).find("runs past the start of the index"), S::npos)
+      << "1001 bytes of data before an index at byte 1000";
 }

@@ -43,7 +43,7 @@ std::string add_tail(const std::string& old, const std::vector<std::string>& doc
     data += docs[i];
   }
   *data_bytes = data.size();
-  return data + L.index.serialize_with_footer(false);
+  return data + L.index.serialize_with_footer(L.header);
 }
 
 struct Cut {
@@ -236,5 +236,20 @@ TEST(ArchiveRecovery, NoEarlierStateKeepsTheRefusalAndRepairWritesNothing) {
       EXPECT_TRUE(has(e.what(), "nothing changed")) << what << ": " << e.what();
     }
     EXPECT_TRUE(f.read() == bytes) << what << ": repair wrote to a file it could not repair";
+  }
+}
+
+TEST(ArchiveRecovery, RepairOfAFileThatIsNotAnArchiveSaysJustThat) {
+  TempFile f("plain");
+  for (const std::string& bytes : {std::string("plain text, not an archive\n"), std::string()}) {
+    f.write(bytes);
+    try {
+      repair_archive(f.path());
+      ADD_FAILURE() << "repair accepted '" << bytes << "'";
+    } catch (const std::runtime_error& e) {
+      EXPECT_TRUE(has(e.what(), bytes.empty() ? "the file is empty" : "not a lorazip archive")) << e.what();
+      EXPECT_FALSE(has(e.what(), "earlier complete state")) << "a state was looked for in a file that is no archive: " << e.what();
+    }
+    EXPECT_TRUE(f.read() == bytes);
   }
 }

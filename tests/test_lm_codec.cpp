@@ -1043,8 +1043,8 @@ TEST(LmCodecCompact, ForgedHeadersWithValidChecksumsAreRefused) {
       {"a huge token count", [](CompactFile& f) { f.n_tokens = uint64_t{1} << 60; }},
       {"another chunk length", [](CompactFile& f) { f.chunk_tokens = 31; f.context_tokens = 8; }},
       {"chunks merged", [](CompactFile& f) { f.chunks[0] += f.chunks[1]; f.chunks.erase(f.chunks.begin() + 1); }},
-      {"another original size (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(f.seal ^= 0x100) : (void)(f.original_bytes += 1); }},
-      {"another content checksum (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(f.seal ^= 1) : (void)(f.original_check ^= 1); }},
+      {"another original size (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(*f.seal ^= 0x100) : (void)(f.original_bytes += 1); }},
+      {"another content checksum (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(*f.seal ^= 1) : (void)(f.original_check ^= 1); }},
       {"dummy prefix flipped", [](CompactFile& f) { f.dummy_prefix = !f.dummy_prefix; }},
       {"arithmetic version 2", [](CompactFile& f) { f.arithmetic_version = 2; }},
       {"chunk longer than the model's context", [](CompactFile& f) { f.chunk_tokens = 64; f.context_tokens = 0; }},
@@ -1190,6 +1190,37 @@ TEST(LmArchive, AppendingKeepsTheOldBytesAndAddsMembers) {
   const std::string kept = read_file(path);
   EXPECT_THROW(archive_add(path, codecs, documents_from_jsonl("{\"text\": \"x\"}\n"), opt), std::invalid_argument);
   EXPECT_EQ(read_file(path), kept);
+}
+
+TEST(LmArchive, BothVersionsRoundTripWithExplicitChunkingAndAppendInTheirOwnVersion) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  for (int version : {kArchiveVersion, kArchiveVersionLegacy}) {
+    SCOPED_TRACE("archive version " + std::to_string(version));
+    const std::string path = archive_path("v" + std::to_string(version) + ".lza");
+    ArchiveCodingOptions opt;
+    opt.version = version;
+    opt.chunk_tokens = 40;  // several chunks a document, written into the header
+    opt.context_tokens = 8;
+    std::vector<std::string> bodies = {make_text(6100, 400), "", random_bytes(6101, 80), make_text(6102, 120)};
+    archive_create(path, codecs, docs_of(bodies), opt, true);
+    {
+      auto src = open_file_source(path);
+      const ArchiveLayout L = read_archive_layout(*src, path);
+      EXPECT_EQ(L.header.version, version);
+      EXPECT_EQ(L.header.chunk_tokens, 40);
+      EXPECT_GT(L.index.members[0].chunk_lens.size(), 1u);
+      // Version 1 records a coded member's length; version 2 leaves it to the member's seal.
+      EXPECT_EQ(L.index.members[0].original_bytes, version == kArchiveVersion ? 0u : bodies[0].size());
+    }
+    EXPECT_EQ(extract_all(path, codecs), bodies);
+    opt.version = kArchiveVersion;  // add keeps the archive's own version whatever this says
+    archive_add(path, codecs, docs_of({make_text(6103, 200)}), opt);
+    bodies.push_back(make_text(6103, 200));
+    auto src = open_file_source(path);
+    EXPECT_EQ(read_archive_layout(*src, path).header.version, version);
+    EXPECT_EQ(extract_all(path, codecs), bodies);
+  }
 }
 
 TEST(LmArchive, JsonlRoundTripsByteForByte) {

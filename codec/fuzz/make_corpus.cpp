@@ -77,14 +77,14 @@ void write_new_format_seeds(const std::string& dir) {
     coded_member.raw_line = jsonl;
     file += "0123456789";
     ix.members = {stored_member, coded_member};
-    file += ix.serialize_with_footer(jsonl);
+    file += ix.serialize_with_footer(h);
     write_seed(dir + (jsonl ? "/records.lza" : "/files.lza"), file);
     // The same archive with an `add` cut off halfway through its new index: what repair recovers.
     ArchiveMember added = stored_member;
     added.name = jsonl ? "line 3" : "c/added.bin";
     added.gap = file.size() - ix.layout(h.serialize().size());
     ix.members.push_back(added);
-    const std::string tail = "hello" + ix.serialize_with_footer(jsonl);
+    const std::string tail = "hello" + ix.serialize_with_footer(h);
     write_seed(dir + (jsonl ? "/records-cut-add.lza" : "/files-cut-add.lza"), file + tail.substr(0, tail.size() / 2));
   }
 }
