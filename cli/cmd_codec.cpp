@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <iterator>
@@ -17,6 +16,7 @@
 #include "codec/compact.h"
 #include "codec/container.h"
 #include "codec/routing.h"
+#include "codec/verify.h"
 #include "common/fs.h"
 #include "common/log.h"
 
@@ -147,19 +147,18 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     } else {
       packed = codecs.get(adapter).compress(data, opt, &stats);
     }
-    // --verify (and always before --rm removes the input): decode what was written and compare.
-    // On a mismatch nothing is written and the input is kept. LORAZIP_TEST_FAULT=verify is a
-    // test-only fault injection (tests/test_e2e_codec.cpp): it adds a byte to the decoded text,
-    // because a correct coder never gives this path a real mismatch to test.
+    // --verify (and always before --rm removes the input): decode what would be written and
+    // compare; on a mismatch nothing is written and the input is kept.
+    auto deliver_packed = [&] { deliver(o, in, out, packed); };
     if (o.verify || o.remove_input) {
-      std::string back = routed ? routed->decompress(&prompt, packed, name + " (verify)", g.threads)
-                                : codecs.get(adapter).decompress(packed, name + " (verify)", g.threads);
-      if (const char* fault = std::getenv("LORAZIP_TEST_FAULT"); fault && std::string(fault) == "verify") back.push_back('\0');
-      if (back != data)
-        throw std::runtime_error(name + ": verification failed: the compressed file does not decode to the input; nothing written" +
-                                 (o.remove_input ? ", input kept" : ""));
+      auto decode = [&](const std::string& file) {
+        return routed ? routed->decompress(&prompt, file, name + " (verify)", g.threads)
+                      : codecs.get(adapter).decompress(file, name + " (verify)", g.threads);
+      };
+      verify_then_deliver(data, packed, decode, deliver_packed, name, o.remove_input);
+    } else {
+      deliver_packed();
     }
-    deliver(o, in, out, packed);
     if (o.verbose) report(name, stats, true);
   }
   return 0;

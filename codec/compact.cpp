@@ -180,7 +180,9 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
   const bool whole_file_check = !v4 || (flags & kCompactStored);
   if (kVerifyChecksums && whole_file_check && stored_check != check32(b.substr(0, end)))
     fail("file checksum mismatch (file corrupted, truncated or concatenated)");
-  if (flags & ~kCompactKnownFlags)
+  // Version 4 has no spare bit (bits 4-6 hold the arithmetic version, and a stored file with any
+  // of them set is refused below), so only version 3 can name unknown features.
+  if (!v4 && (flags & ~kCompactKnownFlags))
     fail("flags " + flags_hex(flags) + " name features this lorazip does not know (file written by a newer version?)");
   if (flags & kCompactStored) {
     if (flags != kCompactStored) fail("invalid header: flags " + flags_hex(flags) + " combine 'stored' with coding flags");

@@ -394,24 +394,25 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
     if (f.stored) {
       out = f.stored_bytes;
       stored = true;
-    } else if (f.version == kCompactVersion) {
-      c = expand(f, name);
-      out = decode(c, name, threads);
-      if (!CompactFile::seal_matches(file, out))
-        throw std::runtime_error(name + ": decoded bytes fail the file's seal (" + std::to_string(out.size()) +
-                                 " bytes decoded): the file was corrupted, truncated or had bytes appended, or decoding "
-                                 "diverged from encoding because the model is not the one the file was coded with (another "
-                                 "base, adapter or tokenizer whose fingerprint begins with the same tag, or a lorazip whose "
-                                 "engine computes differently)");
     } else {
+      // Versions 4 and 3 decode alike; only the integrity check differs (v4: a seal over the
+      // header and the decoded bytes, v3: the content's length and checksum).
       c = expand(f, name);
       out = decode(c, name, threads);
-      if (out.size() != f.original_bytes || check32(out) != f.original_check)
+      if (f.version == kCompactVersion) {
+        if (!CompactFile::seal_matches(file, out))
+          throw std::runtime_error(name + ": decoded bytes fail the file's seal (" + std::to_string(out.size()) +
+                                   " bytes decoded): the file was corrupted, truncated or had bytes appended, or decoding "
+                                   "diverged from encoding because the model is not the one the file was coded with (another "
+                                   "base, adapter or tokenizer whose fingerprint begins with the same tag, or a lorazip whose "
+                                   "engine computes differently)");
+      } else if (out.size() != f.original_bytes || check32(out) != f.original_check) {
         throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
                                  std::to_string(f.original_bytes) +
                                  "): decoding diverged from encoding, so the model is not the one the file was coded with "
                                  "(another base, adapter or tokenizer whose fingerprint begins with the same tag, or a "
                                  "lorazip whose engine computes differently) or the file was altered and its checksum forged");
+      }
     }
   } else {
     c = Container::parse(file, name);

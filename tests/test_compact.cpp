@@ -284,6 +284,14 @@ TEST(CompactFile, ForgedFieldsWithValidChecksumsAreRefused) {
   const std::string seal(4, '\0');
   expect_refused(resealed(m4 + static_cast<char>(kCompactStored | kCompactAdapter) + "abc"), "version 4: stored + adapter");
   expect_refused(resealed(m4 + static_cast<char>(kCompactStored | 0x10) + "abc"), "version 4: stored + arithmetic bits");
+  // Version 4 has no spare bit: a stored byte with bits 4-6 set combines 'stored' with coding
+  // flags (docs/container-format.md), it names no unknown feature.
+  try {
+    CompactFile::parse(resealed(m4 + static_cast<char>(kCompactStored | 0x70) + "abc"), "f.lz");
+    ADD_FAILURE() << "version 4: stored + bits 4-6 accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "f.lz: invalid header: flags 0xf0 combine 'stored' with coding flags");
+  }
   expect_refused(m4 + std::string("\0\1\2\3\5", 5) + seal, "version 4: arithmetic version 0");
   expect_refused(m4 + static_cast<char>(v1 | kCompactMultiChunk) + std::string("\1\2\3", 3) + std::string("\x7f", 1) +
                      std::string("\xff\xff\xff\xff\x0f", 5) + seal,
