@@ -3,7 +3,7 @@
 // fingerprints (the first bytes of the base's, tokenizer's and adapter's SHA-256, resolved against
 // the models the reader is given), the token count, the chunk table reduced to what the model's
 // chunk plan cannot recompute, the payload, and one 32-bit seal over the file's bytes and the
-// decoded input, checked after decoding. Version 3 (read, and still what archive members expand
+// decoded input, checked after decoding. Version 3 (read, and what members of version-1 archives expand
 // to) spends 12 more bytes with an adapter: a 4-byte magic and a version byte, a 16-bit adapter
 // tag, the input's length, and separate content and file checksums. A "stored" file holds the input itself (the fallback when the
 // model's code is longer). Layouts, refusals and trade-offs: docs/container-format.md ("Compact
@@ -19,7 +19,7 @@
 namespace lorazip {
 
 constexpr uint8_t kCompactVersion = 4;        // what `lorazip compress` writes
-constexpr uint8_t kCompactVersionLegacy = 3;  // read; archive members expand to it
+constexpr uint8_t kCompactVersionLegacy = 3;  // read; members of version-1 archives expand to it
 constexpr char kCompactMagic4 = '\xFA';  // version 4's first byte (0xFA never occurs in UTF-8 text)
 // Flag bits (byte 5 of version 3, byte 2 of version 4). A reader refuses any bit it does not know.
 // Version 4 keeps the engine arithmetic version (1..7) in bits 4-6 of the same byte.

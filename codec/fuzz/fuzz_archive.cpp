@@ -1,5 +1,6 @@
 // libFuzzer target: arbitrary bytes as a lorazip archive (header, footer, zstd index) through
-// read_archive_layout, every member's byte range read back, and through the repair search
+// read_archive_layout, every member's byte range read back, every coded member expanded to its
+// compact file, the index written again and read back to the same members, and through the repair search
 // (find_archive_repair: the state it keeps must read on its own); and the same bytes as a JSONL line
 // through split_jsonl_record, whose split must rebuild the line exactly. Built with
 // FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION so checksums do not stop the fuzzer. Any crash,
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "codec/archive.h"
 
@@ -18,7 +20,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const lorazip::ArchiveLayout L = lorazip::read_archive_layout(*src, "fuzz-input");
     for (const auto& m : L.index.members) {
       if (m.offset + m.data_len > L.index_offset) __builtin_trap();
-      (void)lorazip::read_member_data(*src, m);
+      const std::string data = lorazip::read_member_data(*src, m);
+      // A coded member must expand to a compact file that writes and reads back.
+      if (m.coded) {
+        const std::string file = lorazip::member_compact_file(L.header, L.index, m, data).serialize();
+        if (lorazip::CompactFile::parse(file, "member").n_tokens != m.n_tokens) __builtin_trap();
+      }
+    }
+    // The index written again in its version reads back to the same members.
+    const std::string again = L.index.serialize_with_footer(L.header);
+    const lorazip::ArchiveIndex back = lorazip::ArchiveIndex::parse(std::string_view(again).substr(0, again.size() - lorazip::kArchiveFooterBytes),
+                                                                     "again", L.header_bytes, L.index_offset, L.header);
+    if (back.members.size() != L.index.members.size()) __builtin_trap();
+    for (size_t k = 0; k < back.members.size(); ++k) {
+      const lorazip::ArchiveMember &a = L.index.members[k], &b = back.members[k];
+      if (a.name != b.name || a.offset != b.offset || a.data_len != b.data_len || a.n_tokens != b.n_tokens || a.chunk_lens != b.chunk_lens ||
+          a.check != b.check || a.adapter != b.adapter || a.prefix != b.prefix || a.suffix != b.suffix)
+        __builtin_trap();
     }
   } catch (const std::runtime_error&) {
   }

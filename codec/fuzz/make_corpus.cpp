@@ -49,8 +49,12 @@ void write_new_format_seeds(const std::string& dir) {
   coded.n_tokens = 5;
   write_seed(dir + "/coded4-one-chunk.lrz", coded.serialize_sealed("other"));
 
-  for (bool jsonl : {false, true}) {
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool jsonl = variant & 1;
+    const int version = variant & 2 ? kArchiveVersionLegacy : kArchiveVersion;
+    const std::string v = version == kArchiveVersion ? "" : "-v1";
     ArchiveHeader h;
+    h.version = version;
     h.flags = jsonl ? kArchiveJsonl : 0;
     h.arithmetic_version = 1;
     h.base_tag = 0xa1b2;
@@ -78,14 +82,14 @@ void write_new_format_seeds(const std::string& dir) {
     file += "0123456789";
     ix.members = {stored_member, coded_member};
     file += ix.serialize_with_footer(h);
-    write_seed(dir + (jsonl ? "/records.lza" : "/files.lza"), file);
+    write_seed(dir + (jsonl ? "/records" : "/files") + v + ".lza", file);
     // The same archive with an `add` cut off halfway through its new index: what repair recovers.
     ArchiveMember added = stored_member;
     added.name = jsonl ? "line 3" : "c/added.bin";
     added.gap = file.size() - ix.layout(h.serialize().size());
     ix.members.push_back(added);
     const std::string tail = "hello" + ix.serialize_with_footer(h);
-    write_seed(dir + (jsonl ? "/records-cut-add.lza" : "/files-cut-add.lza"), file + tail.substr(0, tail.size() / 2));
+    write_seed(dir + (jsonl ? "/records-cut-add" : "/files-cut-add") + v + ".lza", file + tail.substr(0, tail.size() / 2));
   }
 }
 
