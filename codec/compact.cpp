@@ -66,6 +66,8 @@ int container_version(std::string_view b, const std::string& name) {
   if (b.empty()) throw std::runtime_error(name + ": truncated: the file is empty (not a lorazip file)");
   if (b[0] == kCompactMagic4) return kCompactVersion;
   const size_t m = b.size() < 4 ? b.size() : 4;
+  if (b.size() >= 4 && b.substr(0, 4) == std::string_view("LRZA", 4))  // kArchiveMagic (codec/archive.h)
+    throw std::runtime_error(name + ": a lorazip archive, not a single compressed file (read it with `lorazip archive list|extract|test`)");
   if (b.substr(0, m) != std::string_view(kContainerMagic, m))
     throw std::runtime_error(name + ": not a lorazip file (bad magic: expected 0xFA or \"LRZP\")");
   if (b.size() < 5)

@@ -351,3 +351,15 @@ TEST(CompactFile, VersionByteSendsFilesToTheirReader) {
   EXPECT_THROW(CompactFile::parse(std::string(1, kCompactMagic4) + "abcd", "v4.lz"), std::runtime_error);
   EXPECT_THROW(container_version("L\xFB", "e.lz"), std::runtime_error);
 }
+
+TEST(CompactFile, AnArchiveIsRefusedAsAnArchive) {
+  const std::string archive = std::string("LRZA\x02\x00\x01", 7) + std::string(30, '\0');
+  for (auto read : {+[](const std::string& b) { (void)CompactFile::parse(b, "x.lza"); }, +[](const std::string& b) { (void)container_version(b, "x.lza"); }}) {
+    try {
+      read(archive);
+      ADD_FAILURE() << "an archive was read as a compact file";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("x.lza: a lorazip archive, not a single compressed file"), std::string::npos) << e.what();
+    }
+  }
+}
