@@ -36,8 +36,9 @@ constexpr uint8_t kMemberNoNewline = 1u << 4;
 constexpr uint8_t kMemberKnown = kMemberCoded | kMemberDummyPrefix | kMemberAsciiEscapes | kMemberRawLine | kMemberNoNewline;
 constexpr uint8_t kMemberNameNext = 1u << 5;  // version 2: the name is next_member_name(the previous member's); not written
 constexpr uint8_t kMemberKnown2 = kMemberKnown | kMemberNameNext;
-// Version 2: each member takes at least its flags, gap, data length (a byte each) and check (4).
-constexpr uint64_t kMinMemberBytes2 = 7;
+// Version 2: each member takes at least its data length (a byte) and its check (4 bytes); the
+// flags and gaps are runs and may take no byte of their own.
+constexpr uint64_t kMinMemberBytes2 = 5;
 constexpr size_t kMaxIndexBytes = size_t{1} << 32;  // decompressed index limit (4 GiB)
 
 class FileSource : public ByteSource {
@@ -470,48 +471,81 @@ uint64_t tokens_guess(uint64_t data_len, uint64_t tokens_per_kib) {
   const unsigned __int128 g = (static_cast<unsigned __int128>(data_len) * tokens_per_kib + 512) >> 10;
   return g > (uint64_t{1} << 62) ? uint64_t{1} << 62 : static_cast<uint64_t>(g);
 }
+// Version 2 writes the columns that are mostly one value (flags, gaps, adapters, chunk counts) as
+// runs: value varint, run length varint (>= 1), until the column's count is reached.
+void put_runs(std::string& out, const std::vector<uint64_t>& column) {
+  for (size_t i = 0; i < column.size();) {
+    size_t j = i + 1;
+    while (j < column.size() && column[j] == column[i]) ++j;
+    put_varint(out, column[i]);
+    put_varint(out, j - i);
+    i = j;
+  }
+}
+std::vector<uint64_t> read_runs(ByteReader& r, size_t count, const char* field) {
+  std::vector<uint64_t> column;
+  column.reserve(count);
+  while (column.size() < count) {
+    const uint64_t v = r.varint(field);
+    const uint64_t run = r.varint(field);
+    if (run == 0 || run > count - column.size())
+      r.fail(std::string("invalid archive index: a run of ") + std::to_string(run) + " in the " + field + " column, where " +
+             std::to_string(count - column.size()) + " values are left");
+    column.insert(column.end(), static_cast<size_t>(run), v);
+  }
+  return column;
+}
+
+// Version 2's index bytes start with how the block is kept: as it is, or as a zstd-19 frame
+// (whichever is shorter; a small index is often shorter as it is).
+constexpr uint8_t kIndexRaw = 0;
+constexpr uint8_t kIndexZstd = 1;
+
 uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 int64_t unzigzag(uint64_t z) { return static_cast<int64_t>(z >> 1) ^ -static_cast<int64_t>(z & 1); }
 
-// Version 2: column after column, so that zstd sees like next to like: the flags of every member,
-// the names not numbered on from the one before, the gaps, the data lengths, the checks; then for
-// the coded members the tokens per KiB, their adapters, token counts (as differences from the
-// guess), chunk counts and chunk lengths; then the JSONL records' prefixes and suffixes. No
-// original length: a coded member's check (its version-4 seal) binds what it decodes to.
+// Version 2: column after column, so that like sits next to like: the flags of every member (as
+// runs), the names not numbered on from the one before, the gaps (runs), the data lengths, the
+// checks; then for the coded members the tokens per KiB, their adapters (runs), token counts (as
+// differences from the guess), chunk counts (runs) and chunk lengths; then the JSONL records'
+// prefixes and suffixes. No original length: a coded member's check (its version-4 seal) binds
+// what it decodes to.
 std::string index_block_v2(const ArchiveIndex& ix, bool jsonl) {
   std::string block;
   put_adapters(block, ix);
   put_varint(block, ix.members.size());
   std::vector<bool> numbered(ix.members.size(), false);
+  std::vector<uint64_t> flags, gaps, adapters, extra_chunks;
   uint64_t coded_bytes = 0, coded_tokens = 0;
   for (size_t k = 0; k < ix.members.size(); ++k) {
     const ArchiveMember& m = ix.members[k];
     check_member_for_writing(ix, m);
     numbered[k] = k > 0 && !m.name.empty() && next_member_name(ix.members[k - 1].name) == m.name;
-    put_u8(block, static_cast<uint8_t>(member_flags(m) | (numbered[k] ? kMemberNameNext : 0)));
+    flags.push_back(member_flags(m) | (numbered[k] ? kMemberNameNext : 0));
+    gaps.push_back(m.gap);
     if (m.coded) {
       coded_bytes += m.data_len;
       coded_tokens += m.n_tokens;
+      adapters.push_back(m.adapter);
+      if (m.n_tokens > 0) extra_chunks.push_back(m.chunk_lens.size() - 1);
     }
   }
+  put_runs(block, flags);
   for (size_t k = 0; k < ix.members.size(); ++k)
     if (!numbered[k]) put_str(block, ix.members[k].name);
-  for (const auto& m : ix.members) put_varint(block, m.gap);
+  put_runs(block, gaps);
   for (const auto& m : ix.members) put_varint(block, m.data_len);
   for (const auto& m : ix.members) put_le(block, m.check, 4);
   const uint64_t per_kib = coded_bytes == 0 ? 0 : static_cast<uint64_t>((static_cast<unsigned __int128>(coded_tokens) * 1024 + coded_bytes / 2) / coded_bytes);
-  const bool any_coded = std::any_of(ix.members.begin(), ix.members.end(), [](const ArchiveMember& m) { return m.coded; });
-  if (any_coded) put_varint(block, per_kib);
-  for (const auto& m : ix.members)
-    if (m.coded) put_varint(block, m.adapter);
+  if (!adapters.empty()) put_varint(block, per_kib);
+  put_runs(block, adapters);
   for (const auto& m : ix.members) {
     if (!m.coded) continue;
     const __int128 diff = static_cast<__int128>(m.n_tokens) - static_cast<__int128>(tokens_guess(m.data_len, per_kib));
     if (diff > INT64_MAX || diff < INT64_MIN) throw std::invalid_argument("archive member '" + m.name + "': token count out of range");
     put_varint(block, zigzag(static_cast<int64_t>(diff)));
   }
-  for (const auto& m : ix.members)
-    if (m.coded && m.n_tokens > 0) put_varint(block, m.chunk_lens.size() - 1);
+  put_runs(block, extra_chunks);
   for (const auto& m : ix.members)
     if (m.coded)
       for (size_t i = 0; i + 1 < m.chunk_lens.size(); ++i) put_varint(block, m.chunk_lens[i]);
@@ -600,11 +634,12 @@ void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t dat
   const size_t n = static_cast<size_t>(n_members);
   ix.members.resize(n);
   std::vector<bool> numbered(n);
+  const std::vector<uint64_t> flags = read_runs(r, n, "member flags");
   for (size_t k = 0; k < n; ++k) {
-    const uint8_t flags = r.u8("member flags");
-    check_member_flags(r, "archive member " + std::to_string(k), flags, kMemberKnown2, jsonl);
-    apply_member_flags(ix.members[k], flags);
-    numbered[k] = flags & kMemberNameNext;
+    if (flags[k] > 0xFF) r.fail("invalid archive index: archive member " + std::to_string(k) + " has unknown flags");
+    check_member_flags(r, "archive member " + std::to_string(k), static_cast<uint8_t>(flags[k]), kMemberKnown2, jsonl);
+    apply_member_flags(ix.members[k], static_cast<uint8_t>(flags[k]));
+    numbered[k] = flags[k] & kMemberNameNext;
   }
   for (size_t k = 0; k < n; ++k) {
     ArchiveMember& m = ix.members[k];
@@ -616,7 +651,8 @@ void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t dat
     if (m.name.empty()) r.fail("invalid archive index: archive member " + std::to_string(k) + "'s name is numbered on from a name that has no number");
   }
   uint64_t pos = data_start;
-  for (auto& m : ix.members) m.gap = r.varint("member gap");
+  const std::vector<uint64_t> gaps = read_runs(r, n, "member gap");
+  for (size_t k = 0; k < n; ++k) ix.members[k].gap = gaps[k];
   for (size_t k = 0; k < n; ++k) {
     ArchiveMember& m = ix.members[k];
     m.data_len = r.varint("member data_len");
@@ -624,10 +660,16 @@ void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t dat
     if (!m.coded) m.original_bytes = m.data_len;
   }
   for (auto& m : ix.members) m.check = static_cast<uint32_t>(r.le(4, "member check"));
-  const bool any_coded = std::any_of(ix.members.begin(), ix.members.end(), [](const ArchiveMember& m) { return m.coded; });
-  const uint64_t per_kib = any_coded ? r.varint_in("tokens per KiB", 0, uint64_t{1} << 32) : 0;
-  for (auto& m : ix.members)
-    if (m.coded) m.adapter = static_cast<uint32_t>(r.varint_in("member adapter", 0, ix.adapters.size()));
+  const size_t n_coded = static_cast<size_t>(std::count_if(ix.members.begin(), ix.members.end(), [](const ArchiveMember& m) { return m.coded; }));
+  const uint64_t per_kib = n_coded > 0 ? r.varint_in("tokens per KiB", 0, uint64_t{1} << 32) : 0;
+  const std::vector<uint64_t> adapters = read_runs(r, n_coded, "member adapter");
+  for (size_t k = 0, c = 0; k < n; ++k) {
+    if (!ix.members[k].coded) continue;
+    if (adapters[c] > ix.adapters.size())
+      r.fail("invalid archive index: " + member_label(k, ix.members[k]) + " names adapter " + std::to_string(adapters[c]) + " of " +
+             std::to_string(ix.adapters.size()));
+    ix.members[k].adapter = static_cast<uint32_t>(adapters[c++]);
+  }
   for (size_t k = 0; k < n; ++k) {
     ArchiveMember& m = ix.members[k];
     if (!m.coded) continue;
@@ -636,11 +678,13 @@ void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t dat
     m.n_tokens = static_cast<uint64_t>(t);
     if (m.n_tokens == 0 && m.data_len != 0) r.fail("invalid archive index: " + member_label(k, m) + " has data but no tokens");
   }
+  const size_t n_with_tokens = static_cast<size_t>(std::count_if(ix.members.begin(), ix.members.end(), [](const ArchiveMember& m) { return m.coded && m.n_tokens > 0; }));
+  const std::vector<uint64_t> extra_chunks = read_runs(r, n_with_tokens, "member n_chunks");
   std::vector<uint64_t> extra(n, 0);
-  for (size_t k = 0; k < n; ++k) {
+  for (size_t k = 0, c = 0; k < n; ++k) {
     const ArchiveMember& m = ix.members[k];
     if (!m.coded || m.n_tokens == 0) continue;
-    extra[k] = r.varint("member n_chunks");
+    extra[k] = extra_chunks[c++];
     if (extra[k] > r.left() || extra[k] >= m.n_tokens) r.fail("invalid archive index: " + member_label(k, m) + " has more chunks than tokens or bytes");
   }
   for (size_t k = 0; k < n; ++k) {
@@ -661,8 +705,15 @@ std::string ArchiveIndex::serialize_with_footer(const ArchiveHeader& h) const {
   const bool jsonl = (h.flags & kArchiveJsonl) != 0;
   if (h.version != kArchiveVersion && h.version != kArchiveVersionLegacy)
     throw std::invalid_argument("ArchiveIndex::serialize_with_footer: archive version " + std::to_string(h.version) + " is neither 1 nor 2");
-  const std::string block = h.version == kArchiveVersion ? index_block_v2(*this, jsonl) : index_block_v1(*this, jsonl);
-  std::string packed = classical_compress(Classical::Zstd19, block);
+  std::string packed;
+  if (h.version == kArchiveVersion) {
+    const std::string block = index_block_v2(*this, jsonl);
+    const std::string z = classical_compress(Classical::Zstd19, block);
+    packed.assign(1, static_cast<char>(z.size() < block.size() ? kIndexZstd : kIndexRaw));
+    packed += z.size() < block.size() ? z : block;
+  } else {
+    packed = classical_compress(Classical::Zstd19, index_block_v1(*this, jsonl));
+  }
   std::string out = packed;
   put_le(out, packed.size(), 8);
   put_le(out, check32(packed), 4);
@@ -674,10 +725,17 @@ ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& nam
                                  const ArchiveHeader& h) {
   if (data_start > data_end) throw std::invalid_argument("ArchiveIndex::parse: data_start after data_end");
   std::string block;
-  try {
-    block = classical_decompress(Classical::Zstd19, packed, kMaxIndexBytes);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(name + ": archive index does not decompress (file corrupted): " + e.what());
+  const bool v2 = h.version == kArchiveVersion;
+  if (v2 && (packed.empty() || static_cast<uint8_t>(packed[0]) > kIndexZstd))
+    throw std::runtime_error(name + ": invalid archive index: its first byte says neither 'as it is' (0) nor 'zstd' (1)");
+  if (v2 && static_cast<uint8_t>(packed[0]) == kIndexRaw) {
+    block = std::string(packed.substr(1));
+  } else {
+    try {
+      block = classical_decompress(Classical::Zstd19, v2 ? packed.substr(1) : packed, kMaxIndexBytes);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(name + ": archive index does not decompress (file corrupted): " + e.what());
+    }
   }
   ByteReader r(block, 0, block.size(), name);
   ArchiveIndex ix;

@@ -317,24 +317,29 @@ TEST(ArchiveFormat, Version2IndexIsAtLeast40PercentSmallerThanVersion1) {
 
 namespace {
 
-// A version-2 index block built by hand: `body` after an empty adapter table.
-std::string hand_block(const std::string& body) {
-  std::string b;
-  put_varint(b, 0);  // no adapters
-  b += body;
-  return classical_compress(Classical::Zstd19, b);
-}
-
-std::string refusal_of_block(const std::string& body, int version = kArchiveVersion) {
-  ArchiveHeader h;
-  h.version = version;
-  h.arithmetic_version = 1;
+std::string refusal_of(const std::string& index_bytes, const ArchiveHeader& h) {
   try {
-    ArchiveIndex::parse(hand_block(body), "h.lza", 0, 1000, h);
+    ArchiveIndex::parse(index_bytes, "h.lza", 0, 1000, h);
   } catch (const std::runtime_error& e) {
     return e.what();
   }
   return "accepted";
+}
+
+// An index block built by hand, `body` after an empty adapter table, as the index bytes of an
+// archive of `version` (version 2: once as it is and once as zstd, which must read the same).
+std::string refusal_of_block(const std::string& body, int version = kArchiveVersion) {
+  std::string b;
+  put_varint(b, 0);  // no adapters
+  b += body;
+  ArchiveHeader h;
+  h.version = version;
+  h.arithmetic_version = 1;
+  const std::string zstd = classical_compress(Classical::Zstd19, b);
+  if (version == kArchiveVersionLegacy) return refusal_of(zstd, h);
+  const std::string raw = refusal_of(std::string(1, '\0') + b, h);
+  EXPECT_EQ(raw, refusal_of(std::string(1, '\1') + zstd, h)) << "the same block as it is and as zstd";
+  return raw;
 }
 
 std::string check_bytes(int n) { return std::string(static_cast<size_t>(4 * n), '\x5a'); }
@@ -343,24 +348,63 @@ std::string check_bytes(int n) { return std::string(static_cast<size_t>(4 * n), 
 
 TEST(ArchiveFormat, HostileVersion2ColumnsAreRefused) {
   using S = std::string;
-  // member count, flags column, names, gaps, lengths, checks, [tokens per KiB, adapters, token residuals]
-  EXPECT_NE(refusal_of_block(S("\x01\x20", 2) + S("\x00\x00", 2) + check_bytes(1)).find("numbered on from a name that has no number"), S::npos)
+  // member count; flags as (value, run) pairs; names; gaps as runs; lengths; checks; then for coded
+  // members tokens per KiB, adapters as runs, token residuals, chunk counts as runs.
+  const S one_zero_run = S("\x00\x01", 2);
+  EXPECT_NE(refusal_of_block(S("\x01\x20\x01", 3) + one_zero_run + S("\x00", 1) + check_bytes(1)).find("numbered on from a name that has no number"), S::npos)
       << "the first member numbered";
-  EXPECT_NE(refusal_of_block(S("\x02\x00\x20", 3) + S("\x03" "abc") + S("\x00\x00\x00\x00", 4) + check_bytes(2)).find("no number"), S::npos)
+  EXPECT_NE(refusal_of_block(S("\x02\x00\x01\x20\x01", 5) + S("\x03" "abc") + S("\x00\x02", 2) + S("\x00\x00", 2) + check_bytes(2)).find("no number"), S::npos)
       << "numbered after a name without digits";
-  EXPECT_EQ(refusal_of_block(S("\x02\x00\x20", 3) + S("\x03" "ab7") + S("\x00\x00\x00\x00", 4) + check_bytes(2)), "accepted")
+  EXPECT_EQ(refusal_of_block(S("\x02\x00\x01\x20\x01", 5) + S("\x03" "ab7") + S("\x00\x02", 2) + S("\x00\x00", 2) + check_bytes(2)), "accepted")
       << "numbered after ab7";
-  EXPECT_NE(refusal_of_block(S("\x01\x40", 2) + S("\x01" "a") + S("\x00\x00", 2) + check_bytes(1)).find("unknown flags"), S::npos);
-  EXPECT_NE(refusal_of_block(S("\x01\x20", 2) + S("\x00\x00", 2) + check_bytes(1), kArchiveVersionLegacy).find("a"), S::npos)
-      << "version 1 has no numbered names";
-  const S one_coded = S("\x01\x01", 2) + S("\x01" "a") + S("\x00\x05", 2) + check_bytes(1);
-  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x01", 3)).find("token count out of range"), S::npos) << "-1 tokens";
-  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x00", 3)).find("data but no tokens"), S::npos);
-  EXPECT_NE(refusal_of_block(one_coded + S("\x81\x80\x80\x80\x20\x00\x02\x00", 8)).find("tokens per KiB"), S::npos) << "2^33 tokens per KiB";
-  EXPECT_EQ(refusal_of_block(one_coded + S("\x00\x00\x02\x00", 4)), "accepted") << "one token, one chunk";
-  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x02\x01", 4)).find("more chunks than tokens"), S::npos);
-  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x02\x00\x00", 5)).find("bytes after the last member"), S::npos);
-  EXPECT_NE(refusal_of_block(S("\x7f\x00", 2) + S("\x01" "a") + S("\x00\x00", 2) + check_bytes(1)).find("cannot fit"), S::npos) << "127 members";
-  EXPECT_NE(refusal_of_block(S("\x01\x00", 2) + S("\x01" "a") + S("\x00\xe9\x07", 3) + check_bytes(1)).find("runs past the start of the index"), S::npos)
+  EXPECT_NE(refusal_of_block(S("\x01\x40\x01", 3) + S("\x01" "a") + one_zero_run + S("\x00", 1) + check_bytes(1)).find("unknown flags"), S::npos);
+  EXPECT_NE(refusal_of_block(S("\x01\x80\x02\x01", 4) + S("\x01" "a") + one_zero_run + S("\x00", 1) + check_bytes(1)).find("unknown flags"), S::npos)
+      << "a flag value past one byte";
+  EXPECT_NE(refusal_of_block(S("\x01\x00\x02", 3) + S("\x01" "a") + one_zero_run + S("\x00", 1) + check_bytes(1)).find("a run of 2 in the member flags column"), S::npos)
+      << "a run longer than the members";
+  EXPECT_NE(refusal_of_block(S("\x01\x00\x00", 3) + check_bytes(2)).find("a run of 0"), S::npos) << "an empty run";
+  EXPECT_NE(refusal_of_block(S("\x01\x00\x01", 3) + S("\x01" "a") + S("\x00\x05", 2), kArchiveVersionLegacy).find("h.lza: "), S::npos)
+      << "version 1 reads another layout";
+  const S one_coded = S("\x01\x01\x01", 3) + S("\x01" "a") + one_zero_run + S("\x05", 1) + check_bytes(1);
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x01\x01", 4)).find("token count out of range"), S::npos) << "-1 tokens";
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x01\x00", 4)).find("data but no tokens"), S::npos);
+  EXPECT_NE(refusal_of_block(one_coded + S("\x81\x80\x80\x80\x20\x00\x01\x02\x00\x01", 10)).find("tokens per KiB"), S::npos) << "2^33 tokens per KiB";
+  EXPECT_EQ(refusal_of_block(one_coded + S("\x00\x00\x01\x02\x00\x01", 6)), "accepted") << "one token, one chunk";
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x01\x01\x02\x00\x01", 6)).find("names adapter 1 of 0"), S::npos);
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x01\x02\x01\x01", 6)).find("more chunks than tokens"), S::npos);
+  EXPECT_NE(refusal_of_block(one_coded + S("\x00\x00\x01\x02\x00\x01\x00", 7)).find("bytes after the last member"), S::npos);
+  EXPECT_NE(refusal_of_block(S("\x7f\x00\x7f", 3) + S("\x01" "a") + one_zero_run + S("\x00", 1) + check_bytes(1)).find("cannot fit"), S::npos) << "127 members";
+  EXPECT_NE(refusal_of_block(S("\x01\x00\x01", 3) + S("\x01" "a") + one_zero_run + S("\xe9\x07", 2) + check_bytes(1)).find("runs past the start of the index"), S::npos)
       << "1001 bytes of data before an index at byte 1000";
+  // The index's first byte says how it is kept.
+  ArchiveHeader h;
+  h.arithmetic_version = 1;
+  EXPECT_NE(refusal_of(S("\x02", 1) + S("\x00\x00", 2), h).find("neither 'as it is' (0) nor 'zstd' (1)"), S::npos);
+  EXPECT_NE(refusal_of(S("\x01", 1) + S("not zstd"), h).find("does not decompress"), S::npos);
+}
+
+TEST(ArchiveFormat, Version2KeepsASmallIndexAsItIsAndALargeOneAsZstd) {
+  ArchiveHeader h;
+  h.arithmetic_version = 1;
+  ArchiveIndex small;
+  const std::string file = stored_archive({"a", "bc"}, &small);
+  std::string packed = small.serialize_with_footer(h);
+  ASSERT_GT(packed.size(), kArchiveFooterBytes);
+  EXPECT_EQ(packed[0], '\0') << "two members: zstd's frame would cost more than it saves";
+  // Many members with long repeated names: zstd wins.
+  ArchiveIndex large;
+  for (int k = 0; k < 200; ++k) {
+    ArchiveMember m;
+    m.name = "a/rather/long/directory/name/shared/by/every/member/file-" + std::to_string(k * 7) + ".txt";
+    m.data_len = 10;
+    m.check = static_cast<uint32_t>(k);
+    large.members.push_back(m);
+  }
+  packed = large.serialize_with_footer(h);
+  EXPECT_EQ(packed[0], '\1');
+  const uint64_t end = large.layout(0);
+  EXPECT_EQ(ArchiveIndex::parse(std::string_view(packed).substr(0, packed.size() - kArchiveFooterBytes), "l.lza", 0, end, h).members.back().name,
+            large.members.back().name);
+  auto src = memory_source(file);
+  EXPECT_EQ(read_archive_layout(*src, "s.lza").index.members.size(), 2u);
 }
