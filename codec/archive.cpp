@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 
 #include "codec/byte_io.h"
@@ -741,8 +742,14 @@ ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& nam
   ArchiveIndex ix;
   read_adapters(r, ix);
   const bool jsonl = (h.flags & kArchiveJsonl) != 0;
-  if (h.version == kArchiveVersion) parse_v2(r, ix, data_start, data_end, jsonl);
-  else parse_v1(r, ix, data_start, data_end, jsonl);
+  try {
+    if (h.version == kArchiveVersion) parse_v2(r, ix, data_start, data_end, jsonl);
+    else parse_v1(r, ix, data_start, data_end, jsonl);
+  } catch (const std::bad_alloc&) {
+    // A hostile index can claim as many members as its decompressed bytes allow.
+    throw std::runtime_error(name + ": invalid archive index: its " + std::to_string(block.size()) +
+                             " bytes claim more members than this machine's memory can hold");
+  }
   if (r.left() != 0) r.fail("invalid archive index: " + std::to_string(r.left()) + " bytes after the last member");
   return ix;
 }

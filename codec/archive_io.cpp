@@ -73,9 +73,7 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
     if (h.version == kArchiveVersion) {
       // The member's check is the seal of the version-4 file the reader will rebuild from it.
       m.original_bytes = 0;
-      const std::string sealed = member_compact_file(h, index, m, std::string_view(data).substr(data_start)).serialize_sealed(doc.bytes);
-      m.check = 0;
-      for (size_t i = 0; i < kCompactTrailerBytes; ++i) m.check |= uint32_t{static_cast<uint8_t>(sealed[sealed.size() - kCompactTrailerBytes + i])} << (8 * i);
+      m.check = member_compact_file(h, index, m, std::string_view(data).substr(data_start)).seal_for(doc.bytes);
     }
   }
   ++st.members;

@@ -148,6 +148,11 @@ std::string CompactFile::serialize_sealed(std::string_view original) const {
   return out;
 }
 
+uint32_t CompactFile::seal_for(std::string_view original) const {
+  if (version != kCompactVersion || stored) throw std::invalid_argument("CompactFile::seal_for: only a coded version-4 file has a seal");
+  return compact_seal(bytes_before_trailer(), original);
+}
+
 bool CompactFile::seal_matches(std::string_view file, std::string_view original) {
   if (file.size() < kCompactMinBytes4 || file[0] != kCompactMagic4) return true;
   const size_t end = file.size() - kCompactTrailerBytes;

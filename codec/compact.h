@@ -77,6 +77,8 @@ struct CompactFile {
   // Version 4, coded: the file with its seal computed over its bytes and `original` (what the
   // compressor writes; `seal` is ignored). Other files: serialize().
   std::string serialize_sealed(std::string_view original) const;
+  // Version 4, coded: the seal serialize_sealed(original) writes (compact_seal over its bytes).
+  uint32_t seal_for(std::string_view original) const;
   // std::runtime_error("<name>: ...") for anything malformed (see docs/container-format.md). A
   // version-4 coded file's seal can only be checked after decoding: seal_matches().
   static CompactFile parse(std::string_view bytes, const std::string& name);

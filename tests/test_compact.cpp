@@ -191,6 +191,7 @@ TEST(CompactFile, SealBindsTheFileAndTheDecodedBytes) {
   const std::string good = coded(2, 20, kCompactVersion).serialize_sealed(original);
   EXPECT_TRUE(CompactFile::seal_matches(good, original));
   EXPECT_EQ(CompactFile::parse(good, "f.lz").seal, compact_seal(good.substr(0, good.size() - 4), original));
+  EXPECT_EQ(coded(2, 20, kCompactVersion).seal_for(original), compact_seal(good.substr(0, good.size() - 4), original));
   std::string other = original;
   other[3] ^= 1;
   EXPECT_FALSE(CompactFile::seal_matches(good, other)) << "another decoded text";
