@@ -157,7 +157,7 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
   ArchiveHeader h;
   h.version = opt.version;
   h.flags = jsonl ? kArchiveJsonl : 0;
-  h.arithmetic_version = engine::kArithmeticVersion;
+  h.arithmetic_version = codecs.get("").model().arithmetic_version();
   h.base_tag = fingerprint_tag16(id.base_fingerprint);
   h.tokenizer_tag = fingerprint_tag8(id.tokenizer_fingerprint);
   const int64_t max_chunk = codecs.get("").model().config().max_position_embeddings - 1;

@@ -258,7 +258,7 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   c.adapter_fingerprint = id_.adapter_fingerprint;
   c.adapter_domain = id_.adapter_domain;
   c.adapter_mode = id_.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged;
-  c.arithmetic_version = engine::kArithmeticVersion;
+  c.arithmetic_version = model_->arithmetic_version();
   c.total_bits = bits;
   c.chunk_tokens = chunk;
   // W is recorded only when it shapes the file (more than one chunk), so a short input gives the
@@ -445,9 +445,9 @@ std::string LmCodec::decompress(std::string_view file, const std::string& name, 
 std::string LmCodec::decode(const Container& c, const std::string& name, int threads) const {
   const engine::Config& cfg = model_->config();
   const int64_t V = cfg.vocab_size;
-  if (c.arithmetic_version != engine::kArithmeticVersion)
+  if (!model_->computes_version(c.arithmetic_version))
     throw std::runtime_error(name + ": coded with engine arithmetic version " + std::to_string(c.arithmetic_version) +
-                             ", but this lorazip implements version " + std::to_string(engine::kArithmeticVersion) +
+                             ", but this model computes version " + std::to_string(model_->arithmetic_version()) +
                              " only (decompress it with the lorazip that wrote it)");
   if (c.adapter_mode != (c.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged))
     throw std::runtime_error(name + ": adapter mode '" + adapter_mode_name(c.adapter_mode) + "' is not one this version of lorazip codes with");

@@ -67,7 +67,7 @@ Config tiny_config() {
   return c;
 }
 
-struct Weights {
+struct TinyWeights {
   std::vector<std::vector<float>> store;
   TensorMap map;
   std::vector<LoraRef> lora;
@@ -82,8 +82,8 @@ struct Weights {
   }
 };
 
-Weights tiny_weights(const Config& c) {
-  Weights w;
+TinyWeights tiny_weights(const Config& c) {
+  TinyWeights w;
   w.store.reserve(64);
   Rng rng{12345};
   const int64_t C = c.hidden_size, I = c.intermediate_size, D = c.head_dim, H = c.num_attention_heads,
@@ -191,7 +191,7 @@ uint64_t lock_step(const Model& m, const std::vector<std::vector<int32_t>>& seqs
 int main(int argc, char** argv) {
   const bool print_only = argc > 1 && std::string(argv[1]) == "--print";
   const Config cfg = tiny_config();
-  Weights w = tiny_weights(cfg);
+  TinyWeights w = tiny_weights(cfg);
   const Model model(cfg, w.map, w.lora);
   const auto seqs = tiny_sequences(cfg);
   int failures = 0, checked = 0;
