@@ -34,8 +34,8 @@ else
   echo "engine_hash_aarch64 is up to date"
 fi
 echo "== aarch64 (qemu-aarch64)"
-qemu-aarch64 "$bin"
+qemu-aarch64 "$bin" --quick
 if [ -n "$x86" ] && command -v qemu-x86_64 >/dev/null 2>&1; then
   echo "== x86-64 baseline on an emulated Nehalem (qemu-x86_64 -cpu Nehalem)"
-  qemu-x86_64 -cpu Nehalem "$x86"
+  qemu-x86_64 -cpu Nehalem "$x86" --quick
 fi
