@@ -50,24 +50,29 @@ void ProgressMeter::set(int64_t done) {
   if (enabled_) maybe_draw();
 }
 
+void ProgressMeter::set_total(int64_t total_tokens) {
+  total_.store(std::max<int64_t>(total_tokens, 0), std::memory_order_relaxed);
+}
+
 std::string ProgressMeter::format_line(int64_t done, double elapsed_s) const {
   done = std::max<int64_t>(done, 0);
+  const int64_t total = total_.load(std::memory_order_relaxed);
   const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0.0;  // tokens/s, whole run
   char rate_text[32];
   std::snprintf(rate_text, sizeof rate_text, rate < 10 ? "%.1f" : "%.0f", rate);
   char head[96];
-  if (total_ > 0) {
+  if (total > 0) {
     // Floor, so that 100% means done; a total that was an estimate never shows more than 100%.
-    const int64_t shown = std::min(done, total_);
-    std::snprintf(head, sizeof head, "%lld%% %lld/%lld tokens", static_cast<long long>(shown * 100 / total_),
-                  static_cast<long long>(done), static_cast<long long>(total_));
+    const int64_t shown = std::min(done, total);
+    std::snprintf(head, sizeof head, "%lld%% %lld/%lld tokens", static_cast<long long>(shown * 100 / total),
+                  static_cast<long long>(done), static_cast<long long>(total));
   } else {
     std::snprintf(head, sizeof head, "%lld tokens", static_cast<long long>(done));
   }
   std::string line = label_ + ": " + head + " | " + rate_text + " tokens/s";
-  if (total_ > 0) {
-    if (done >= total_) line += " | ETA 0.0s";
-    else if (rate > 0) line += " | ETA " + format_duration(static_cast<double>(total_ - done) / rate);
+  if (total > 0) {
+    if (done >= total) line += " | ETA 0.0s";
+    else if (rate > 0) line += " | ETA " + format_duration(static_cast<double>(total - done) / rate);
     else line += " | ETA --";
   }
   return line;

@@ -40,12 +40,15 @@ class ProgressMeter {
   // one drawing skips its redraw instead of waiting.
   void add(int64_t tokens);
   void set(int64_t done);
+  // Thread-safe: the total, once the codec knows it (after tokenizing, or from a file's header);
+  // 0 = unknown. Lets the caller make the meter before the codec has counted anything.
+  void set_total(int64_t total_tokens);
   // Wipes the line if one was drawn (spaces over it, the cursor back at column 0) so that what
   // is printed next starts clean; no more redraws after it. Idempotent; the destructor calls it.
   void finish();
 
   int64_t done() const { return done_.load(std::memory_order_relaxed); }
-  int64_t total() const { return total_; }
+  int64_t total() const { return total_.load(std::memory_order_relaxed); }
 
   // The text of the line for `done` tokens after `elapsed_s` seconds, without the carriage return
   // or padding: label, percent and done/total (only done when the total is unknown), tokens/s over
@@ -56,7 +59,7 @@ class ProgressMeter {
   void maybe_draw();
 
   std::string label_;
-  int64_t total_;
+  std::atomic<int64_t> total_;
   FILE* out_;
   bool enabled_;
   ProgressClock clock_;

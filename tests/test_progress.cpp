@@ -171,6 +171,20 @@ TEST(Progress, UnknownTotalShowsCountAndRateOnly) {
   EXPECT_EQ(written(out.f), "\r3 files: 300 tokens | 150 tokens/s");
 }
 
+TEST(Progress, ATotalLearnedLaterShowsPercentAndEta) {
+  FakeClock clock;
+  TmpFile out;
+  ProgressMeter m("doc.txt", 0, out.f, true, clock.fn());  // made before the codec has tokenized
+  clock.t = 2;
+  m.set(100);
+  EXPECT_EQ(visible(written(out.f)), "doc.txt: 100 tokens | 50 tokens/s");
+  m.set_total(400);
+  EXPECT_EQ(m.total(), 400);
+  clock.t = 4;
+  m.set(200);
+  EXPECT_EQ(visible(written(out.f)), "doc.txt: 50% 200/400 tokens | 50 tokens/s | ETA 4.0s");
+}
+
 TEST(Progress, AShorterLineLeavesNoLeftovers) {
   FakeClock clock;
   TmpFile out;
