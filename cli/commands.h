@@ -16,7 +16,8 @@ namespace lorazip {
 struct GlobalOptions {
   int threads = 0;             // in force (main() resolves 0 to all cores)
   bool threads_given = false;  // --threads was on the command line (it wins over a config's threads)
-  bool quiet = false;
+  bool quiet = false;           // -q: no progress meter, no log lines (errors still print)
+  bool progress = false;        // draw the coding progress meter: stderr is a terminal and no -q (common/progress.h)
   std::string device = "cpu";   // --device: cpu, or cuda on a CUDA build (train/train.h resolve_training_device)
   bool device_given = false;    // --device was on the command line (it wins over a config's device:)
   double dist_timeout_s = 300;  // data-parallel runs: seconds a rank waits for the others (train/distributed.h)

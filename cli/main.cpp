@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "model/llama.h"
 #include "train/distributed.h"
 #include "train/train.h"
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   GlobalOptions g;
   app.add_option("-t,--threads", g.threads, "threads to use (0 = all cores)")->capture_default_str();
-  app.add_flag("-q,--quiet", g.quiet, "no progress output");
+  app.add_flag("-q,--quiet", g.quiet, "quiet: no progress meter and no log lines (errors still print)");
   app.add_option("--dist-timeout", g.dist_timeout_s,
                  "data-parallel training (torchrun, or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set): seconds a rank waits "
                  "for the others before the job fails naming the missing rank")
@@ -189,6 +190,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   set_quiet(g.quiet);
+  g.progress = progress_enabled(stderr, g.quiet);
   try {
     g.threads_given = app.get_option("--threads")->count() > 0;
     g.device_given = app.get_option("--device")->count() > 0;
