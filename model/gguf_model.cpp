@@ -71,7 +71,7 @@ LlamaForCausalLM load_gguf_model(const GgufFile& f) {
                     shape_str(it->second) + " for " + hf);
     if (!ggml_can_dequantize(t.type))
       refuse(f, "tensor '" + t.name + "' has type " + ggml_type_label(t.type) +
-                    ", which lorazip does not dequantize (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)");
+                    ", which lorazip does not dequantize (supported: " + ggml_dequantizable_types() + ")");
   }
   for (const auto& e : expected)
     if (!f.find_tensor(gguf_tensor_name(e.first)))
