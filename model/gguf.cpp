@@ -1,7 +1,7 @@
 // GGUF reader, dequantizer and writer (see gguf.h). The reader checks every count and length
 // against the bytes that remain before reading, does offset arithmetic with overflow checks, and
 // requires the data section to hold every tensor padded to the alignment (as ggml's loader does).
-// Built with -ffp-contract=off so that d * q + m rounds twice, like the gguf Python package.
+// Dequantization is the engine's (codec/engine/blocks.h), the one in lorazip.
 #include "model/gguf.h"
 
 #include <fcntl.h>
@@ -16,8 +16,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "codec/engine/blocks.h"
 #include "common/fs.h"
-#include "model/safetensors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "lorazip's GGUF code assumes a little-endian host"
@@ -191,37 +191,6 @@ T int_in_range(const GgufValue& v, const std::string& file, const std::string& k
   return static_cast<T>(mag);
 }
 
-uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-
-void dequant_q8_0(const uint8_t* b, float* y, int64_t nblocks) {
-  for (int64_t k = 0; k < nblocks; ++k, b += 34, y += 32) {
-    const float d = half_to_float(le16(b));
-    for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(static_cast<int8_t>(b[2 + j]));
-  }
-}
-
-// Element j < 16 is the low nibble of byte j, element j + 16 its high nibble.
-void dequant_q4_0(const uint8_t* b, float* y, int64_t nblocks) {
-  for (int64_t k = 0; k < nblocks; ++k, b += 18, y += 32) {
-    const float d = half_to_float(le16(b));
-    for (int j = 0; j < 16; ++j) {
-      y[j] = d * static_cast<float>((b[2 + j] & 0x0F) - 8);
-      y[j + 16] = d * static_cast<float>((b[2 + j] >> 4) - 8);
-    }
-  }
-}
-
-void dequant_q4_1(const uint8_t* b, float* y, int64_t nblocks) {
-  for (int64_t k = 0; k < nblocks; ++k, b += 20, y += 32) {
-    const float d = half_to_float(le16(b));
-    const float m = half_to_float(le16(b + 2));
-    for (int j = 0; j < 16; ++j) {
-      y[j] = d * static_cast<float>(b[4 + j] & 0x0F) + m;
-      y[j + 16] = d * static_cast<float>(b[4 + j] >> 4) + m;
-    }
-  }
-}
-
 void append_u32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
 void append_u64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
 void append_string(std::string& out, const std::string& s) {
@@ -309,8 +278,15 @@ std::string ggml_type_label(uint32_t id) {
 }
 
 bool ggml_can_dequantize(uint32_t id) {
-  using namespace ggml_type;
-  return id == F32 || id == F16 || id == BF16 || id == Q8_0 || id == Q4_0 || id == Q4_1;
+  engine::WeightKind k;
+  return engine::kind_from_ggml(id, &k);
+}
+
+std::string ggml_dequantizable_types() {
+  std::string out;
+  for (int k = 0; k < engine::kWeightKinds; ++k)
+    out += std::string(k ? ", " : "") + engine::kind_name(static_cast<engine::WeightKind>(k));
+  return out;
 }
 
 GgufValue GgufValue::of_string(std::string v) {
@@ -670,27 +646,20 @@ void GgufFile::dequantize_into(const GgufTensorInfo& t, float* out) const {
   ggml_dequantize(t.type, b.data(), b.size(), out, t.numel(), "GGUF file '" + name_ + "': tensor '" + t.name + "'");
 }
 
-void ggml_dequantize(uint32_t type, const void* src_v, size_t nbytes, float* dst, int64_t n, const std::string& what) {
+void ggml_dequantize(uint32_t type, const void* src, size_t nbytes, float* dst, int64_t n, const std::string& what) {
   const GgmlTypeTraits* tt = ggml_type_traits(type);
-  if (!tt || !ggml_can_dequantize(type))
-    throw std::runtime_error(what + " has type " + ggml_type_label(type) +
-                             ", which lorazip does not dequantize (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1; "
-                             "re-quantize the model with one of these)");
+  engine::WeightKind kind;
+  if (!tt || !engine::kind_from_ggml(type, &kind))
+    throw std::runtime_error(what + " has type " + ggml_type_label(type) + ", which lorazip does not dequantize (supported: " +
+                             ggml_dequantizable_types() + "; re-quantize the model with one of these)");
   if (n < 0 || n % tt->block_size != 0)
     throw std::runtime_error(what + ": " + std::to_string(n) + " values are not whole " + tt->name + " blocks");
   const uint64_t blocks = static_cast<uint64_t>(n) / tt->block_size;
   if (blocks > std::numeric_limits<uint64_t>::max() / tt->type_size || blocks * tt->type_size != nbytes)
     throw std::runtime_error(what + ": " + std::to_string(nbytes) + " bytes do not hold " + std::to_string(n) + " " +
                              tt->name + " values");
-  const uint8_t* src = static_cast<const uint8_t*>(src_v);
-  switch (type) {
-    case ggml_type::F32: if (n) std::memcpy(dst, src, nbytes); break;
-    case ggml_type::F16: for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(le16(src + 2 * i)); break;
-    case ggml_type::BF16: for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(le16(src + 2 * i)); break;
-    case ggml_type::Q8_0: dequant_q8_0(src, dst, static_cast<int64_t>(blocks)); break;
-    case ggml_type::Q4_0: dequant_q4_0(src, dst, static_cast<int64_t>(blocks)); break;
-    case ggml_type::Q4_1: dequant_q4_1(src, dst, static_cast<int64_t>(blocks)); break;
-  }
+  // A tensor's rows are whole blocks, so its bytes are one run of blocks: one call covers them all.
+  engine::dequantize_row(kind, static_cast<const uint8_t*>(src), dst, n);
 }
 
 bool is_gguf_path(const std::string& path) {

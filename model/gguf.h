@@ -1,6 +1,7 @@
 // GGUF, llama.cpp's model file: a torch-free reader (versions 2 and 3; memory-mapped or in memory)
 // with typed metadata getters, tensor infos and raw tensor bytes, dequantization to float32
-// (F32, F16, BF16, Q8_0, Q4_0, Q4_1), and a writer (metadata + tensors, aligned, atomic).
+// (the engine's weight kinds: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, with
+// codec/engine/blocks.h's formulas), and a writer (metadata + tensors, aligned, atomic).
 // Every malformed or hostile file is refused with a std::runtime_error naming the file and the
 // problem; nothing is read outside the bytes present. docs/gguf.md lists what is read and refused.
 #pragma once
@@ -20,10 +21,11 @@ enum class GgufValueType : uint32_t {
 };
 const char* gguf_value_type_name(GgufValueType t);  // "u32", "string", ...; "invalid" when out of range
 
-// ggml tensor types that lorazip dequantizes (ids as in ggml.h). Files may hold others: they
-// parse (their sizes are known), and dequantizing them is refused naming the type.
+// ggml tensor types that lorazip dequantizes (ids as in ggml.h; the engine's WeightKind, see
+// engine::kind_from_ggml). Files may hold others: they parse (their sizes are known), and
+// dequantizing them is refused naming the type.
 namespace ggml_type {
-constexpr uint32_t F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, BF16 = 30;
+constexpr uint32_t F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
 }
 struct GgmlTypeTraits {
   uint32_t id;
@@ -33,7 +35,9 @@ struct GgmlTypeTraits {
 };
 const GgmlTypeTraits* ggml_type_traits(uint32_t id);  // nullptr for an id ggml does not define
 std::string ggml_type_label(uint32_t id);              // "Q4_K (type 12)", "unknown (type 77)"
-bool ggml_can_dequantize(uint32_t id);
+bool ggml_can_dequantize(uint32_t id);  // true for the engine's kinds (engine::kind_from_ggml)
+// The list of types ggml_can_dequantize accepts, for messages: "F32, F16, BF16, Q8_0, ...".
+std::string ggml_dequantizable_types();
 
 // One metadata value. Integers keep their type's range: unsigned ones (and BOOL) in `u`, signed
 // ones in `i`; F32 and F64 in `f`; STRING in `s`; ARRAY in `elem_type` + `array`.

@@ -6,7 +6,9 @@
 #include <map>
 #include <stdexcept>
 
+#include "codec/engine/blocks.h"
 #include "model/gguf_llama.h"
+#include "model/gguf_quant.h"
 
 namespace lorazip {
 namespace {
@@ -71,7 +73,7 @@ LlamaForCausalLM load_gguf_model(const GgufFile& f) {
                     shape_str(it->second) + " for " + hf);
     if (!ggml_can_dequantize(t.type))
       refuse(f, "tensor '" + t.name + "' has type " + ggml_type_label(t.type) +
-                    ", which lorazip does not dequantize (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)");
+                    ", which lorazip does not dequantize (supported: " + ggml_dequantizable_types() + ")");
   }
   for (const auto& e : expected)
     if (!f.find_tensor(gguf_tensor_name(e.first)))
@@ -102,8 +104,10 @@ LlamaForCausalLM load_gguf_model(const GgufFile& f) {
 LlamaForCausalLM load_gguf_model(const std::string& path) { return load_gguf_model(GgufFile::open(path)); }
 
 void save_gguf_model(LlamaForCausalLM& model, const std::string& path, uint32_t weight_type) {
-  if (weight_type != ggml_type::F32 && weight_type != ggml_type::F16)
-    throw std::invalid_argument("save_gguf_model: weight type must be F32 or F16, got " + ggml_type_label(weight_type));
+  engine::WeightKind kind;
+  if (!engine::kind_from_ggml(weight_type, &kind))
+    throw std::invalid_argument("save_gguf_model: weight type must be one of " + ggml_dequantizable_types() + ", got " +
+                                ggml_type_label(weight_type));
   const LlamaConfig& cfg = model->config();
   GgufWriter w;
   add_llama_metadata(w, cfg);
@@ -119,13 +123,17 @@ void save_gguf_model(LlamaForCausalLM& model, const std::string& path, uint32_t 
       permute_qk_rows(t.data_ptr<float>(), p.data_ptr<float>(), rows, static_cast<size_t>(t.numel() / rows) * sizeof(float), heads, true);
       t = p;
     }
-    uint32_t type = ggml_type::F32;
-    if (t.dim() == 2 && weight_type == ggml_type::F16) {
-      t = t.to(torch::kHalf).contiguous();
-      type = ggml_type::F16;
+    const std::vector<int64_t> ne(t.sizes().rbegin(), t.sizes().rend());
+    if (t.dim() != 2) {
+      w.add_f32_tensor(name, ne, t.data_ptr<float>());
+      continue;
     }
-    std::vector<int64_t> ne(t.sizes().rbegin(), t.sizes().rend());
-    w.add_tensor(name, ne, type, std::string(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel() * t.element_size())));
+    try {
+      add_quantized_tensor(w, name, ne, kind, t.data_ptr<float>());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("save_gguf_model: ") + e.what() +
+                                  " (choose a weight type whose block divides every row length, e.g. Q8_0 or F16)");
+    }
   }
   w.write(path);
 }

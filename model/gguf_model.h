@@ -17,9 +17,11 @@ namespace lorazip {
 LlamaForCausalLM load_gguf_model(const GgufFile& f);
 LlamaForCausalLM load_gguf_model(const std::string& path);
 
-// Writes `model` as a llama GGUF: llama.* metadata, 2-D weights as `weight_type` (ggml_type::F32
-// or ggml_type::F16), norms (and biases) as F32, q/k rows permuted to llama.cpp's order. No
-// tokenizer metadata beyond the bos/eos ids. Atomic.
+// Writes `model` as a llama GGUF: llama.* metadata, 2-D weights as `weight_type` (any type
+// ggml_can_dequantize accepts: F32, F16, BF16, or quantized by gguf_quant.h's quantize_row),
+// norms (and biases) as F32, q/k rows permuted to llama.cpp's order. No tokenizer metadata beyond
+// the bos/eos ids. Atomic. std::invalid_argument for another type, or a weight whose row length is
+// not whole blocks of the type (Q4_K, Q5_K, Q6_K need multiples of 256), naming the tensor.
 void save_gguf_model(LlamaForCausalLM& model, const std::string& path, uint32_t weight_type = ggml_type::F32);
 
 }  // namespace lorazip

@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "codec/engine/blocks.h"
 #include "common/fs.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -80,38 +81,9 @@ struct Entry {
 
 }  // namespace
 
-// IEEE half -> float, exact for every value (subnormals, infinities, NaN payloads).
-float half_to_float(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {
-    // Subnormal half: value = mant * 2^-24; normalise the mantissa.
-    int e = -1;
-    do {
-      ++e;
-      mant <<= 1;
-    } while ((mant & 0x400u) == 0);
-    bits = sign | ((112u - static_cast<uint32_t>(e)) << 23) | ((mant & 0x3ffu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-float bf16_to_float(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+// The engine's exact conversions (codec/engine/blocks.h), the one copy in lorazip.
+float half_to_float(uint16_t h) { return engine::f16_to_f32(h); }
+float bf16_to_float(uint16_t b) { return engine::bf16_to_f32(b); }
 
 const char* dtype_name(DType d) { return info(d).name; }
 

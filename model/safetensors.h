@@ -36,7 +36,8 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
 std::string serialize_safetensors(const SafetensorsFile& f);
 void write_safetensors(const std::string& path, const SafetensorsFile& f);  // atomic
 
-// IEEE binary16 and bfloat16 bit patterns -> float, exact for every value (also used by gguf.cpp).
+// IEEE binary16 and bfloat16 bit patterns -> float, exact for every value (engine::f16_to_f32 and
+// engine::bf16_to_f32).
 float half_to_float(uint16_t h);
 float bf16_to_float(uint16_t b);
 

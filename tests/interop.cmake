@@ -10,3 +10,13 @@ if(LORAZIP_WITH_TORCH)
   add_test(NAME interop_llamacpp COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/interop_llamacpp.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(interop_llamacpp PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 3600)
 endif()
+
+# lorazip's quantized GGUF tensors against the gguf Python package (label interop; a few seconds):
+# scripts/check_gguf_quant.sh writes a tensor of every engine kind with gguf_quant_dump and checks
+# that gguf.quants.dequantize gives lorazip's floats bit for bit. Skips (77) without a venv with
+# gguf and numpy ($VENV, default ${LORAZIP_CACHE}/venv-gguf).
+add_executable(gguf_quant_dump tools/gguf_quant_dump.cpp)
+target_link_libraries(gguf_quant_dump PRIVATE lorazip_model_io)
+target_compile_options(gguf_quant_dump PRIVATE ${LORAZIP_WARNINGS})
+add_test(NAME gguf_interop_quant COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/check_gguf_quant.sh $<TARGET_FILE:gguf_quant_dump>)
+set_tests_properties(gguf_interop_quant PROPERTIES LABELS "interop" SKIP_RETURN_CODE 77 TIMEOUT 300)

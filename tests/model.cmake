@@ -6,6 +6,8 @@ lorazip_add_test(NAME test_safetensors SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sa
                  LIBS lorazip_model_io LABELS model)
 lorazip_add_test(NAME test_gguf SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_gguf.cpp
                  LIBS lorazip_model_io LABELS model)
+lorazip_add_test(NAME test_gguf_quant SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_gguf_quant.cpp
+                 LIBS lorazip_model_io LABELS model)
 if(LORAZIP_WITH_TORCH)
   lorazip_add_test(NAME test_model_llama SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_model_llama.cpp
                    LIBS lorazip_model LABELS model)

@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "codec/engine/blocks.h"
 #include "common/fs.h"
 #include "model/gguf.h"
 #include "model/gguf_llama.h"
+#include "tests/block_layout.h"
 
 using namespace lorazip;
 namespace fs = std::filesystem;
@@ -217,17 +219,66 @@ TEST(GgufDequant, EachTypeMatchesHandComputedValues) {
   }
 }
 
+TEST(GgufDequant, KQuantsMatchHandComputedValues) {
+  // One super-block of each K-quant, assembled from the layout (block_layout.h); every value is
+  // exact in float, so the engine's formulas must give exactly these.
+  const std::vector<int> sc = {1, 2, 3, 4, 17, 33, 50, 63}, mn = {0, 5, 10, 15, 20, 40, 60, 63};
+  std::vector<int> q4(256), q5(256), q6(256), sc6(16);
+  for (int i = 0; i < 256; ++i) q4[i] = (7 * i) % 16, q5[i] = (13 * i) % 32, q6[i] = (5 * i) % 64;
+  for (int s = 0; s < 16; ++s) sc6[s] = 16 * s - 120;
+  Blob f;
+  f.header(3, 0).tinfo("t.q4_k", {256}, 12, 0).tinfo("t.q5_k", {256}, 13, 160).tinfo("t.q6_k", {256}, 14, 352).pad(32);
+  f.b += block_layout::q4_k(0x3800, 0x3400, sc, mn, q4);  // d 0.5, dmin 0.25
+  f.pad(32);
+  f.b += block_layout::q5_k(0x3400, 0x3800, sc, mn, q5);  // d 0.25, dmin 0.5
+  f.pad(32);
+  f.b += block_layout::q6_k(0x3000, sc6, q6);  // d 0.125
+  f.pad(32);
+  GgufFile g = GgufFile::parse(f.b, "k.gguf");
+  EXPECT_EQ(g.tensor("t.q4_k").nbytes, 144u);
+  EXPECT_EQ(g.tensor("t.q5_k").nbytes, 176u);
+  EXPECT_EQ(g.tensor("t.q6_k").nbytes, 210u);
+  const std::vector<float> v4 = g.dequantize(g.tensor("t.q4_k")), v5 = g.dequantize(g.tensor("t.q5_k")),
+                           v6 = g.dequantize(g.tensor("t.q6_k"));
+  for (int i = 0; i < 256; ++i) {
+    const int s = i / 32;
+    EXPECT_EQ(v4[i], 0.5f * sc[s] * q4[i] - 0.25f * mn[s]) << i;
+    EXPECT_EQ(v5[i], 0.25f * sc[s] * q5[i] - 0.5f * mn[s]) << i;
+    EXPECT_EQ(v6[i], 0.125f * sc6[i / 16] * (q6[i] - 32)) << i;
+  }
+}
+
+TEST(GgufDequant, TheEngineKindsAreTheDequantizedTypes) {
+  // One list: every engine kind is dequantized, with the same block size and bytes as ggml's
+  // table; every other ggml type is not.
+  for (int k = 0; k < engine::kWeightKinds; ++k) {
+    const engine::KindTraits& t = engine::kind_traits(static_cast<engine::WeightKind>(k));
+    const GgmlTypeTraits* g = ggml_type_traits(t.ggml_type);
+    ASSERT_NE(g, nullptr) << t.name;
+    EXPECT_STREQ(g->name, t.name);
+    EXPECT_EQ(g->block_size, t.block) << t.name;
+    EXPECT_EQ(g->type_size, t.block_bytes) << t.name;
+    EXPECT_TRUE(ggml_can_dequantize(t.ggml_type)) << t.name;
+    EXPECT_TRUE(has(ggml_dequantizable_types(), t.name)) << t.name;
+  }
+  for (uint32_t id : {6u, 7u, 9u, 10u, 11u, 15u, 16u, 20u, 23u, 24u, 28u, 39u, 77u})
+    EXPECT_FALSE(ggml_can_dequantize(id)) << id;
+  EXPECT_EQ(ggml_dequantizable_types(), "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K");
+}
+
 TEST(GgufDequant, UnsupportedTypeRefusedByNameWithTheTensor) {
   Blob f;
-  f.header(1, 0).tinfo("blk.0.ffn_up.weight", {256}, 12, 0).pad(32);
-  f.b += std::string(144, '\x01');
+  f.header(1, 0).tinfo("blk.0.ffn_up.weight", {256}, 10, 0).pad(32);
+  f.b += std::string(84, '\x01');
   f.pad(32);
-  GgufFile g = GgufFile::parse(f.b, "k.gguf");  // parses: Q4_K's size is known
+  GgufFile g = GgufFile::parse(f.b, "k.gguf");  // parses: Q2_K's size is known
   try {
     g.dequantize(g.tensor("blk.0.ffn_up.weight"));
-    FAIL() << "Q4_K dequantized";
+    FAIL() << "Q2_K dequantized";
   } catch (const std::runtime_error& e) {
-    EXPECT_TRUE(has(e.what(), "Q4_K (type 12)") && has(e.what(), "'blk.0.ffn_up.weight'") && has(e.what(), "k.gguf")) << e.what();
+    EXPECT_TRUE(has(e.what(), "Q2_K (type 10)") && has(e.what(), "'blk.0.ffn_up.weight'") && has(e.what(), "k.gguf") &&
+                has(e.what(), "supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K"))
+        << e.what();
   }
 }
 

@@ -11,10 +11,12 @@
 
 #include "adapters/adapter.h"
 #include "adapters/gguf_lora.h"
+#include "codec/engine/blocks.h"
 #include "model/checkpoint.h"
 #include "model/gguf.h"
 #include "model/gguf_llama.h"
 #include "model/gguf_model.h"
+#include "model/gguf_quant.h"
 #include "model/safetensors.h"
 
 using namespace lorazip;
@@ -239,17 +241,70 @@ TEST_F(GgufModel, MalformedModelsRefusedNamingTheTensor) {
 }
 
 TEST_F(GgufModel, UnsupportedTypeRefusedByNameBeforeLoading) {
-  // A Q4_K tensor with the right shape: ffn_down of an intermediate-256 model has rows of 256.
+  // A Q2_K tensor with the right shape: ffn_down of an intermediate-256 model has rows of 256.
   LlamaConfig c = tiny(true);
   c.intermediate_size = 256;
   LlamaForCausalLM m = random_model(c, 2);
   save_gguf_model(m, root + "/ok.gguf");
-  rewrite(root + "/ok.gguf", root + "/q4k.gguf", [&](GgufWriter& w, const GgufFile& f, const GgufTensorInfo& t) {
-    if (t.name == "blk.0.ffn_down.weight") w.add_tensor(t.name, t.ne, 12, std::string(144 * t.ne[1], '\0'));
+  rewrite(root + "/ok.gguf", root + "/q2k.gguf", [&](GgufWriter& w, const GgufFile& f, const GgufTensorInfo& t) {
+    if (t.name == "blk.0.ffn_down.weight") w.add_tensor(t.name, t.ne, 10, std::string(84 * t.ne[1], '\0'));
     else w.add_tensor(t.name, t.ne, t.type, std::string(f.tensor_bytes(t)));
   });
-  const std::string e = load_error(root + "/q4k.gguf");
-  EXPECT_TRUE(has(e, "'blk.0.ffn_down.weight'") && has(e, "Q4_K (type 12)")) << e;
+  const std::string e = load_error(root + "/q2k.gguf");
+  EXPECT_TRUE(has(e, "'blk.0.ffn_down.weight'") && has(e, "Q2_K (type 10)") &&
+              has(e, "supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K"))
+      << e;
+}
+
+TEST_F(GgufModel, EveryWeightTypeSavesWithinTheQuantizersBound) {
+  // 2-D weights quantized by save_gguf_model load back within quantize_error_bound of the
+  // original (taken with the whole tensor's largest |x|, which bounds every block's); norms and
+  // biases stay F32 and exact. The K-quants need rows of 256: a model of hidden size 256.
+  LlamaConfig wide = tiny(false, true);
+  wide.hidden_size = 256;
+  wide.intermediate_size = 256;
+  wide.num_hidden_layers = 1;
+  struct Case {
+    uint32_t type;
+    const LlamaConfig* c;
+  };
+  const LlamaConfig small = tiny(false, true);
+  for (const Case& k : {Case{ggml_type::BF16, &small}, Case{ggml_type::Q8_0, &small}, Case{ggml_type::Q4_0, &small},
+                        Case{ggml_type::Q4_1, &small}, Case{ggml_type::Q4_K, &wide}, Case{ggml_type::Q5_K, &wide},
+                        Case{ggml_type::Q6_K, &wide}}) {
+    engine::WeightKind kind;
+    ASSERT_TRUE(engine::kind_from_ggml(k.type, &kind));
+    LlamaForCausalLM m = random_model(*k.c, 4);
+    const std::string path = root + "/m.gguf";
+    save_gguf_model(m, path, k.type);
+    const GgufFile f = GgufFile::open(path);
+    LlamaForCausalLM back = load_gguf_model(f);
+    auto pb = back->named_parameters();
+    for (const auto& kv : m->named_parameters()) {
+      const torch::Tensor a = kv.value().detach(), b = pb[kv.key()].detach();
+      EXPECT_EQ(f.tensor(gguf_tensor_name(kv.key())).type, a.dim() == 2 ? k.type : ggml_type::F32) << kv.key();
+      if (a.dim() != 2) {
+        EXPECT_TRUE(torch::equal(a, b)) << kv.key();
+        continue;
+      }
+      const double bound = quantize_error_bound(kind, a.abs().max().item<double>());
+      const double err = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+      EXPECT_LE(err, bound) << ggml_type_label(k.type) << " " << kv.key();
+      EXPECT_GT(err, 0.0) << ggml_type_label(k.type) << " " << kv.key() << " was not quantized";
+    }
+  }
+  // Rows of 32 are not whole K-quant super-blocks; a type lorazip does not dequantize is refused.
+  LlamaForCausalLM m = random_model(small, 4);
+  try {
+    save_gguf_model(m, root + "/k.gguf", ggml_type::Q4_K);
+    FAIL() << "Q4_K accepted rows of 32";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(has(e.what(), "save_gguf_model: GgufWriter: tensor 'token_embd.weight' (Q4_K): row length ne[0] = 32 is "
+                              "not a multiple of Q4_K's block size 256"))
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(root + "/k.gguf"));
+  EXPECT_THROW(save_gguf_model(m, root + "/k.gguf", 10), std::invalid_argument);
 }
 
 TEST_F(GgufModel, LoraExportHasLlamaCppNamesShapesAlphaAndPermutation) {

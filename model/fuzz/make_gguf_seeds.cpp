@@ -1,13 +1,19 @@
-// Writes the seed files of fuzz_gguf (scripts/fuzz.sh runs it): a tiny Llama with tensors of every
-// dequantized type and tokenizer metadata, a LoRA adapter, and a file of every metadata value type
-// with nested arrays and a non-default alignment. Usage: make_gguf_seeds DIR
+// Writes the seed files of fuzz_gguf (scripts/fuzz.sh runs it): a tiny Llama with tensors of the
+// 32-value block types and tokenizer metadata, a LoRA adapter, a file of every metadata value type
+// with nested arrays and a non-default alignment, and a file with a tensor of every engine weight
+// kind (K-quants included). With BLOCKS_DIR, also the seeds of fuzz_gguf_blocks: 4 selector bytes
+// (kind, rows, blocks per row, flags) followed by quantized rows of each kind, or by a seed file.
+// Usage: make_gguf_seeds DIR [BLOCKS_DIR]
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <vector>
 
+#include "codec/engine/blocks.h"
+#include "common/fs.h"
 #include "model/gguf.h"
 #include "model/gguf_llama.h"
+#include "model/gguf_quant.h"
 
 using namespace lorazip;
 
@@ -30,8 +36,8 @@ std::string blocks(uint32_t type, int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_gguf_seeds DIR\n");
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: make_gguf_seeds DIR [BLOCKS_DIR]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -97,6 +103,35 @@ int main(int argc, char** argv) {
     v.add("floats", GgufValue::of_f32_array({1.0f, -1.0f}));
     v.add_tensor("t", {64}, ggml_type::BF16, blocks(ggml_type::BF16, 64));
     v.write(dir + "/all-types.gguf");
+
+    // Every engine kind, quantized from a ramp with a few sign changes (one row of 256 each, so
+    // that the file stays under the fuzzers' 8 KiB input limit).
+    std::vector<float> x(256 * 4);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+    GgufWriter k;
+    k.add("general.architecture", GgufValue::of_string("llama"));
+    for (int i = 0; i < engine::kWeightKinds; ++i) {
+      const engine::WeightKind kind = static_cast<engine::WeightKind>(i);
+      add_quantized_tensor(k, std::string("t.") + engine::kind_name(kind), {256, 1}, kind, x.data());
+    }
+    k.write(dir + "/kinds.gguf");
+
+    if (argc == 3) {
+      const std::string bdir = argv[2];
+      for (int i = 0; i < engine::kWeightKinds; ++i) {
+        const engine::WeightKind kind = static_cast<engine::WeightKind>(i);
+        const uint32_t block = engine::kind_traits(kind).block;
+        // 16 rows (one panel) as 2 heads of 8 rows for the q/k permutation (flags 4: heads = 4 >> 1).
+        const int64_t cols = block == 1 ? 64 : (block == 32 ? 64 : 256), rows = 16;
+        std::string seed = {static_cast<char>(i), static_cast<char>(rows - 1), static_cast<char>(block == 1 ? 63 : cols / block - 1), 4};
+        for (int64_t r = 0; r < rows; ++r) seed += quantize_row(kind, x.data() + (r % 4) * cols, cols);
+        write_file_atomic(bdir + "/rows-" + engine::kind_name(kind) + ".bin", seed);
+      }
+      for (const char* name : {"tiny-llama.gguf", "lora.gguf", "all-types.gguf", "kinds.gguf"}) {
+        const std::string file = read_file(dir + "/" + name);
+        write_file_atomic(bdir + "/" + name + ".bin", std::string("\x06\x03\x00\x00", 4) + file);
+      }
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_gguf_seeds: %s\n", e.what());
     return 1;
