@@ -19,6 +19,7 @@
 #include "codec/engine/math.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <xmmintrin.h>
 #endif
 
@@ -59,6 +60,14 @@ class FpEnvGuard {
 };
 
 std::atomic<const Kernels*> g_override{nullptr};
+
+#if defined(__x86_64__)
+// F16C (CPUID leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c".
+bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+#endif
 
 bool cpu_has_vnni() {
 #if defined(__x86_64__)
@@ -221,7 +230,7 @@ bool isa_available(Isa isa) {
     case Isa::Scalar: return true;
 #if defined(__x86_64__)
     case Isa::Sse2: return true;
-    case Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    case Isa::Avx2: return __builtin_cpu_supports("avx2") && cpu_has_f16c();
     case Isa::Avx512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
     case Isa::Avx512Vnni: return cpu_has_vnni();
 #endif
