@@ -23,29 +23,11 @@
 #include <vector>
 
 #include "adapters/lora_config.h"
+#include "adapters/peft_files.h"
 
 namespace lorazip {
 
 class LlamaForCausalLM;
-
-// lorazip.json: what an adapter was trained for and how well it did. Fields that are unknown
-// (a foreign PEFT adapter has no lorazip.json) stay empty / NaN.
-struct AdapterInfo {
-  std::string domain;
-  std::string base_model_name_or_path;  // copied into adapter_config.json
-  std::string base_fingerprint;         // model_fingerprint() of the base the adapter was trained on
-  std::string tokenizer_sha256;         // SHA-256 of the tokenizer.model bytes
-  std::string adapter_fingerprint;      // tensors_fingerprint() of the adapter's tensors (set by save)
-  double train_bits_per_token = std::numeric_limits<double>::quiet_NaN();
-  double val_bits_per_token = std::numeric_limits<double>::quiet_NaN();
-  double val_bits_per_byte = std::numeric_limits<double>::quiet_NaN();
-  double base_val_bits_per_token = std::numeric_limits<double>::quiet_NaN();  // same docs, no adapter
-  int64_t steps = 0;                    // optimizer steps of the saved (best) adapter
-  nlohmann::json config;                // the resolved lora + train config used
-
-  nlohmann::json to_json() const;
-  static AdapterInfo from_json(const nlohmann::json& j, const std::string& source);
-};
 
 class LoraAdapter {
  public:
@@ -123,12 +105,5 @@ class LoraAdapter {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// PEFT key of a module's tensor: peft_key("model.layers.0.mlp.up_proj", "lora_B")
-//   == "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight".
-std::string peft_key(const std::string& module, const std::string& which);
-
-// The minimal adapter_config.json lorazip writes (docs/formats.md, "PEFT adapter"), for `cfg` and a base name.
-nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& base_model_name_or_path);
 
 }  // namespace lorazip

@@ -47,6 +47,7 @@
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
+#include "codec/model_torch.h"
 #include "common/fs.h"
 
 using namespace lorazip;
@@ -219,11 +220,13 @@ int64_t vm_hwm_kb() {
 }
 
 std::unique_ptr<LmCodec> make_codec(LoadedBase& base, const std::string& adapter_dir) {
-  if (adapter_dir.empty()) return std::make_unique<LmCodec>(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
-  LoraAdapter a = LoraAdapter::load(adapter_dir, base.model);
-  AdapterEntry e = describe_adapter(adapter_dir);
-  e.fingerprint = a.fingerprint();
-  return std::make_unique<LmCodec>(engine_model(base.model, &a), *base.tokenizer, identity_for(base, &e));
+  LoadedBase* b = &base;
+  if (adapter_dir.empty())
+    return std::make_unique<LmCodec>(base.engine_model(), *base.tokenizer, identity_for(base, nullptr),
+                                     [b] { return b->version1_model(nullptr); });
+  std::shared_ptr<const LoadedAdapter> a = load_adapter(base, adapter_dir);
+  return std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base.weights, a->engine), *base.tokenizer,
+                                   identity_for(base, &a->entry), [b, a] { return b->version1_model(&a->files); });
 }
 
 // The child: load, then (maybe) code child_in into child_out; prints "VmHWM_kB <n> tokens <t> seconds <s>".
@@ -270,7 +273,7 @@ ChildResult spawn_child(const Args& a, const std::string& mode, const std::strin
 int run(const Args& a) {
   const int threads = set_torch_threads(a.threads);
   LoadedBase base = load_base(a.model_dir);
-  const LlamaConfig& cfg = base.model->config();
+  const LlamaConfig& cfg = base.config;
   std::vector<std::unique_ptr<LmCodec>> codecs;
   std::vector<std::string> names = {"base"};
   codecs.push_back(make_codec(base, ""));
@@ -361,10 +364,10 @@ int run(const Args& a) {
               "torch_c/s", "torch_d/s", "torch_tf/s", "c/torch", "d/torch", "c/tf", "d/tf");
   const std::vector<int32_t> joined_ids = base.tokenizer->encode(joined);
   for (size_t k = 0; k < codecs.size(); ++k) {
-    LlamaForCausalLM torch_model = base.model;
+    LlamaForCausalLM tmodel = torch_model(base);
     if (k > 0) {
       AdapterEntry e;
-      torch_model = merged_model(base, a.adapter_dir, &e);
+      tmodel = merged_model(base, a.adapter_dir, &e);
     }
     // Best of --repeat runs of each (the first run also warms up caches and threads).
     double c_s = 1e300, d_s = 1e300, tc_s = 1e300, td_s = 1e300, tf_s = 1e300;
@@ -375,7 +378,7 @@ int run(const Args& a) {
       if (back != joined) throw std::runtime_error("joined input: round trip changed the bytes");
       c_s = std::min(c_s, cs.seconds);
       d_s = std::min(d_s, ds.seconds);
-      const bench::TorchPathTimes t = bench::run_torch_path(torch_model, joined_ids, chunk, a.group_streams, a.threads);
+      const bench::TorchPathTimes t = bench::run_torch_path(tmodel, joined_ids, chunk, a.group_streams, a.threads);
       if (!t.round_trip_ok) std::printf("  (libtorch path: round trip FAILED on this run)\n");
       tc_s = std::min(tc_s, t.compress_s);
       td_s = std::min(td_s, t.decompress_s);

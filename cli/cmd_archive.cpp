@@ -14,6 +14,7 @@
 #include "codec/compact.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/progress.h"
 
 namespace fs = std::filesystem;
 
@@ -148,10 +149,16 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   if (!o.output.empty() && !o.force && fs::exists(o.output)) throw std::invalid_argument("'" + o.output + "' already exists; use -f to overwrite");
   std::string stream;
   int bad = 0;
-  for (size_t k : which) {
-    const ArchiveMember& m = L.index.members[k];
+  std::vector<ArchiveExtracted> docs;
+  {
+    ProgressMeter meter(o.archive, 0, stderr, g.progress);
+    docs = archive_extract_members(*src, L, which, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive, &meter);
+  }
+  for (size_t i = 0; i < which.size(); ++i) {
+    const ArchiveMember& m = L.index.members[which[i]];
     try {
-      std::string doc = archive_extract_member(*src, L, k, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive);
+      if (docs[i].error) std::rethrow_exception(docs[i].error);
+      std::string doc = std::move(docs[i].doc);
       if (o.action == "test") continue;
       if (one_stream) {
         stream += doc;

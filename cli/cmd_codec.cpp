@@ -19,6 +19,7 @@
 #include "codec/verify.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/progress.h"
 
 namespace fs = std::filesystem;
 
@@ -37,6 +38,18 @@ void write_stdout(const std::string& data) {
 }
 
 bool is_stdin(const std::string& p) { return p.empty() || p == "-"; }
+
+// An input that is missing or not a regular file is named the way gzip names it.
+void check_input(const std::string& in) {
+  if (is_stdin(in)) return;
+  std::error_code ec;
+  const fs::file_status st = fs::status(in, ec);
+  if (!fs::exists(st)) throw std::runtime_error(in + ": No such file or directory");
+  if (!fs::is_regular_file(st)) throw std::invalid_argument("'" + in + "' is not a regular file");
+}
+
+// Files decoded together in one batch: at most this many (their bytes are held at once).
+constexpr size_t kDecodeBatch = 64;
 
 std::string output_path(const CodecCliOptions& o, const std::string& in, bool compress) {
   if (!o.output.empty()) return o.output;
@@ -127,7 +140,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   else throw std::invalid_argument("--format must be 'compact' or 'full', got '" + o.format + "'");
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
-    if (!is_stdin(in) && !fs::is_regular_file(in)) throw std::invalid_argument("'" + in + "' is not a regular file");
+    check_input(in);
     std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, true);
     if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
     std::string data = is_stdin(in) ? read_stdin() : read_file(in);
@@ -139,6 +152,8 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     CodeStats stats;
     std::string packed;
     std::string prompt;
+    ProgressMeter meter(name, 0, stderr, g.progress);
+    opt.progress = &meter;
     if (routed) {
       std::string chosen;
       prompt = read_file(o.prompt_file);
@@ -159,6 +174,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     } else {
       deliver_packed();
     }
+    meter.finish();
     if (o.verbose) report(name, stats, true);
   }
   return 0;
@@ -167,32 +183,66 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
 int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   check_targets(o);
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
+  for (const auto& in : inputs) {  // every refusal before any work
+    check_input(in);
+    const std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, false);
+    if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
+  }
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
   std::unique_ptr<RoutedCodec> routed = routed_codec(o, base);
   const std::string prompt = o.prompt_file.empty() ? "" : read_file(o.prompt_file);
-  for (const auto& in : inputs) {
-    std::string name = is_stdin(in) ? "(stdin)" : in;
-    if (!is_stdin(in) && !fs::is_regular_file(in)) throw std::invalid_argument("'" + in + "' is not a regular file");
-    std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, false);
-    if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
-    std::string file = is_stdin(in) ? read_stdin() : read_file(in);
-    if (container_version(file, name) == 2 && (Container::parse_header_only(file, name).flags & kFlagPromptRouted)) {
-      if (!routed)
-        throw std::runtime_error(name + ": the adapter was chosen from the document's prompt, which the file does not hold: "
-                                        "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");
-      CodeStats stats;
-      std::string data = routed->decompress(o.prompt_file.empty() ? nullptr : &prompt, file, name, g.threads, &stats);
-      deliver(o, in, out, data);
-      if (o.verbose) report(name, stats, false);
-      continue;
+  int bad = 0;
+  // Files go in batches that decode together (every file's chunks in the same engine calls).
+  for (size_t first = 0; first < inputs.size(); first += kDecodeBatch) {
+    const size_t n = std::min(kDecodeBatch, inputs.size() - first);
+    std::vector<std::string> names, datas;
+    std::vector<FileToDecode> batch;
+    std::vector<size_t> batch_index;  // input index of each batch entry
+    for (size_t k = first; k < first + n; ++k) {
+      const std::string& in = inputs[k];
+      names.push_back(is_stdin(in) ? "(stdin)" : in);
+      datas.push_back(is_stdin(in) ? read_stdin() : read_file(in));
     }
-    CodeStats stats;
-    std::string data = decode_file(codecs, o.adapter_dir, o.adapters_dir, file, name, g.threads, &stats);
-    deliver(o, in, out, data);
-    if (o.verbose) report(name, stats, false);
+    std::vector<DecodedFile> results(n);
+    int64_t total = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& file = datas[k];
+      if (container_version(file, names[k]) == 2 && (Container::parse_header_only(file, names[k]).flags & kFlagPromptRouted)) {
+        if (!routed)
+          throw std::runtime_error(names[k] + ": the adapter was chosen from the document's prompt, which the file does not hold: "
+                                              "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");
+        try {
+          results[k].data = routed->decompress(o.prompt_file.empty() ? nullptr : &prompt, file, names[k], g.threads, &results[k].stats);
+        } catch (...) {
+          results[k].error = std::current_exception();
+        }
+        continue;
+      }
+      batch.push_back({file, names[k]});
+      batch_index.push_back(k);
+      total += LmCodec::token_count(file);
+    }
+    {
+      ProgressMeter meter(n == 1 ? names[0] : std::to_string(n) + " files", total, stderr, g.progress);
+      std::vector<DecodedFile> r = decode_files(codecs, o.adapter_dir, o.adapters_dir, batch, g.threads, &meter);
+      for (size_t b = 0; b < r.size(); ++b) results[batch_index[b]] = std::move(r[b]);
+    }
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& in = inputs[first + k];
+      try {
+        if (results[k].error) std::rethrow_exception(results[k].error);
+        const std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, false);
+        deliver(o, in, out, results[k].data);
+        if (o.verbose) report(names[k], results[k].stats, false);
+      } catch (const std::exception& e) {
+        if (inputs.size() == 1) throw;
+        std::fprintf(stderr, "lorazip: %s\n", e.what());  // the other files still decode, as gzip does
+        ++bad;
+      }
+    }
   }
-  return 0;
+  return bad ? 1 : 0;
 }
 
 int cmd_test(const CodecCliOptions& o, const GlobalOptions& g) {
@@ -202,16 +252,52 @@ int cmd_test(const CodecCliOptions& o, const GlobalOptions& g) {
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
   int bad = 0;
-  for (const auto& in : o.inputs) {
-    std::string name = is_stdin(in) ? "(stdin)" : in;
-    try {
-      std::string file = is_stdin(in) ? read_stdin() : read_file(in);
-      CodeStats stats;
-      decode_file(codecs, o.adapter_dir, o.adapters_dir, file, name, g.threads, &stats);  // checks the content checksum
-      if (o.verbose) std::fprintf(stderr, "%s: OK (%lld bytes%s)\n", name.c_str(), (long long)stats.bytes, stats.stored ? ", stored" : "");
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "lorazip: %s: FAILED: %s\n", name.c_str(), e.what());
-      ++bad;
+  for (size_t first = 0; first < o.inputs.size(); first += kDecodeBatch) {
+    const size_t n = std::min(kDecodeBatch, o.inputs.size() - first);
+    std::vector<std::string> names, datas;
+    std::vector<std::string> read_errors(n);
+    std::vector<FileToDecode> batch;
+    std::vector<size_t> batch_index;
+    int64_t total = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& in = o.inputs[first + k];
+      names.push_back(is_stdin(in) ? "(stdin)" : in);
+      try {
+        check_input(in);
+        datas.push_back(is_stdin(in) ? read_stdin() : read_file(in));
+      } catch (const std::exception& e) {
+        datas.emplace_back();
+        read_errors[k] = e.what();
+      }
+    }
+    for (size_t k = 0; k < n; ++k)
+      if (read_errors[k].empty()) {
+        batch.push_back({datas[k], names[k]});
+        batch_index.push_back(k);
+        total += LmCodec::token_count(datas[k]);
+      }
+    std::vector<DecodedFile> results(n);
+    {
+      ProgressMeter meter(n == 1 ? names[0] : std::to_string(n) + " files", total, stderr, g.progress);
+      std::vector<DecodedFile> r = decode_files(codecs, o.adapter_dir, o.adapters_dir, batch, g.threads, &meter);
+      for (size_t b = 0; b < r.size(); ++b) results[batch_index[b]] = std::move(r[b]);
+    }
+    for (size_t k = 0; k < n; ++k) {
+      std::string error = read_errors[k];
+      if (error.empty() && results[k].error) {
+        try {
+          std::rethrow_exception(results[k].error);
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      }
+      if (!error.empty()) {
+        std::fprintf(stderr, "lorazip: %s: FAILED: %s\n", names[k].c_str(), error.c_str());
+        ++bad;
+      } else if (o.verbose) {
+        std::fprintf(stderr, "%s: OK (%lld bytes%s)\n", names[k].c_str(), (long long)results[k].stats.bytes,
+                     results[k].stats.stored ? ", stored" : "");
+      }
     }
   }
   return bad ? 1 : 0;

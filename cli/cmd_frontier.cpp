@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "codec/classical.h"
 #include "codec/model_setup.h"
+#include "model/llama_tensors.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "gen/frontier.h"
@@ -116,7 +117,11 @@ int run_frontier_command(FrontierCommand* c, const GlobalOptions& g) {
   CodecSet codecs(base);
   gen::Frontier f;
   f.model = o.model.substr(o.model.find_last_of('/') == std::string::npos ? 0 : o.model.find_last_of('/') + 1);
-  for (const auto& p : base.model->parameters()) f.parameters += p.numel();
+  for (const auto& [key, shape] : expected_llama_tensors(base.config)) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    f.parameters += n;
+  }
 
   if (!rw.empty()) {
     const std::string bench = rw.front().bench;

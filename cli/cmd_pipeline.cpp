@@ -7,6 +7,7 @@
 #include "adapters/gguf_lora.h"
 #include "cli/commands.h"
 #include "codec/model_setup.h"
+#include "codec/model_torch.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "job/job_config.h"
@@ -98,7 +99,8 @@ int cmd_export(const PipelineOptions& o, const GlobalOptions& g) {
     log_info("wrote " + o.out_dir + ": base " + short_fp(base.fingerprint) + " with adapter '" + e.domain + "' merged (fingerprint " +
              short_fp(model_fingerprint(m)) + ")");
   } else {
-    LoraAdapter a = LoraAdapter::load(o.adapter_dir, base.model);
+    load_adapter(base, o.adapter_dir);  // made for this base (by either of its names)
+    LoraAdapter a = LoraAdapter::load(o.adapter_dir, torch_model(base), /*check_base=*/false);
     AdapterInfo info = file_exists(o.adapter_dir + "/lorazip.json") ? LoraAdapter::read_info(o.adapter_dir) : AdapterInfo{};
     if (info.base_model_name_or_path.empty()) info.base_model_name_or_path = o.base_dir;
     info.base_fingerprint = base.fingerprint;
@@ -106,7 +108,7 @@ int cmd_export(const PipelineOptions& o, const GlobalOptions& g) {
     a.save(o.out_dir, info);
     // The same adapter for llama.cpp (llama-cli --lora), inside the PEFT directory.
     const std::string gguf_path = o.out_dir + "/adapter_model.gguf";
-    save_gguf_lora(a, base.model->config(), gguf_path, info.domain);
+    save_gguf_lora(a, base.config, gguf_path, info.domain);
     log_info("wrote PEFT adapter " + o.out_dir + " (" + std::to_string(a.num_parameters()) + " parameters) and its llama.cpp LoRA " +
              gguf_path);
   }

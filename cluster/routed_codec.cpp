@@ -3,7 +3,6 @@
 #include <map>
 #include <stdexcept>
 
-#include "adapters/adapter.h"
 #include "cluster/kmeans.h"
 #include "cluster/router.h"
 #include "codec/container.h"
@@ -27,11 +26,11 @@ int64_t PromptRouter::route(const engine::Model& model, const Tokenizer& tok, st
 
 RoutedCodec::RoutedCodec(LoadedBase& base, PromptRouter router, std::string adapters_dir)
     : base_(base), router_(std::move(router)), adapters_dir_(std::move(adapters_dir)) {
-  router_.check_base(base_.fingerprint, base_.tokenizer->sha256());
+  router_.check_base([&](const std::string& fp) { return base_.is_named_by(fp); }, base_.fingerprint, base_.tokenizer->sha256());
   std::vector<AdapterEntry> entries;
   if (!adapters_dir_.empty()) entries = list_adapters(adapters_dir_);
   for (AdapterEntry& e : entries)
-    if (e.fingerprint.empty()) e.fingerprint = LoraAdapter::load(e.dir, base_.model).fingerprint();
+    if (e.fingerprint.empty()) e.fingerprint = fingerprint_adapter(base_, e);
   std::map<std::string, std::string> fingerprints;
   for (const AdapterEntry& e : entries) fingerprints[std::filesystem::path(e.dir).filename().string()] = e.fingerprint;
   identity_ = adapter_set_identity(router_, fingerprints);
@@ -42,12 +41,19 @@ RoutedCodec::RoutedCodec(LoadedBase& base, PromptRouter router, std::string adap
     adapter_dirs_.push_back(dir);
   }
   codecs_.resize(static_cast<size_t>(router_.k()));
-  base_engine_ = engine_model(base_.model);
+  base_engine_ = base_.engine_model();
 }
 
 RoutedCodec::~RoutedCodec() = default;
 
-int64_t RoutedCodec::route(std::string_view prompt) const { return router_.route(*base_engine_, *base_.tokenizer, prompt); }
+int64_t RoutedCodec::route(std::string_view prompt, int arithmetic_version) {
+  // A file routes with the arithmetic it was coded in: version 1's embeddings come from the float32 base.
+  if (arithmetic_version == 1) {
+    if (!base_v1_) base_v1_ = base_.version1_model(nullptr);
+    return router_.route(*base_v1_, *base_.tokenizer, prompt);
+  }
+  return router_.route(*base_engine_, *base_.tokenizer, prompt);
+}
 
 LmCodec& RoutedCodec::codec_for(int64_t cluster) {
   std::unique_ptr<LmCodec>& c = codecs_[static_cast<size_t>(cluster)];
@@ -55,11 +61,13 @@ LmCodec& RoutedCodec::codec_for(int64_t cluster) {
   // The identity every prompt-routed file of this set records, whichever adapter codes it.
   CodecIdentity id{base_.fingerprint, base_.tokenizer->sha256(), identity_, ""};
   const std::string& dir = adapter_dirs_[static_cast<size_t>(cluster)];
+  LoadedBase* base = &base_;
   if (dir.empty()) {
-    c = std::make_unique<LmCodec>(base_engine_, *base_.tokenizer, id);
+    c = std::make_unique<LmCodec>(base_engine_, *base_.tokenizer, id, [base] { return base->version1_model(nullptr); });
   } else {
-    LoraAdapter a = LoraAdapter::load(dir, base_.model);
-    c = std::make_unique<LmCodec>(engine_model(base_.model, &a), *base_.tokenizer, id);
+    std::shared_ptr<const LoadedAdapter> a = load_adapter(base_, dir);
+    c = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base_.weights, a->engine), *base_.tokenizer, id,
+                                  [base, a] { return base->version1_model(&a->files); });
   }
   return *c;
 }
@@ -90,7 +98,7 @@ std::string RoutedCodec::decompress(const std::string* prompt, std::string_view 
     throw std::runtime_error(name + ": compressed with adapter set " + short_fp(header.adapter_fingerprint) +
                              ", but this router and adapter directory make set " + short_fp(identity_) +
                              " (pass the router.json and adapters that compressed it)");
-  const int64_t c = route(*prompt);
+  const int64_t c = route(*prompt, header.arithmetic_version);
   try {
     return codec_for(c).decompress(file, name, threads, stats);
   } catch (const std::runtime_error& e) {

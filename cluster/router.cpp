@@ -84,7 +84,12 @@ PromptRouter PromptRouter::parse(std::string_view bytes, const std::string& path
 PromptRouter PromptRouter::load(const std::string& path) { return parse(read_file(path), path); }
 
 void PromptRouter::check_base(const std::string& base_fingerprint, const std::string& tokenizer_fingerprint) const {
-  if (base_fingerprint != base_fp_ || tokenizer_fingerprint != tok_fp_)
+  check_base([&](const std::string& fp) { return fp == base_fingerprint; }, base_fingerprint, tokenizer_fingerprint);
+}
+
+void PromptRouter::check_base(const std::function<bool(const std::string&)>& is_base, const std::string& base_fingerprint,
+                              const std::string& tokenizer_fingerprint) const {
+  if (!is_base(base_fp_) || tokenizer_fingerprint != tok_fp_)
     throw std::runtime_error("the router was made with base " + short_hex(base_fp_) + " and tokenizer " + short_hex(tok_fp_) +
                              ", but the model given is base " + short_hex(base_fingerprint) + " with tokenizer " +
                              short_hex(tokenizer_fingerprint) + " (route with the model the corpus was clustered with)");

@@ -5,6 +5,7 @@
 // is the same bits on every machine, so a file stores only the identity of the adapter set
 // (router + adapters), never which adapter was used.
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,6 +30,10 @@ class PromptRouter {
 
   // std::runtime_error when the router was made with another base or tokenizer (naming both).
   void check_base(const std::string& base_fingerprint, const std::string& tokenizer_fingerprint) const;
+  // The same, with `is_base(fp)` deciding whether the router's base fingerprint names the given
+  // base (a base has two names, see codec/model_setup.h); `base_fingerprint` is for the message.
+  void check_base(const std::function<bool(const std::string&)>& is_base, const std::string& base_fingerprint,
+                  const std::string& tokenizer_fingerprint) const;
   // Cluster index for `prompt` (embedded as at clustering time, then the nearest centroid).
   int64_t route(const engine::Model& model, const Tokenizer& tok, std::string_view prompt) const;
 
@@ -66,7 +71,9 @@ class RoutedCodec {
   RoutedCodec(LoadedBase& base, PromptRouter router, std::string adapters_dir);
   ~RoutedCodec();
 
-  int64_t route(std::string_view prompt) const;
+  // The cluster `prompt` routes to, embedded with the base in arithmetic version `arithmetic_version`
+  // (a file routes with the version it was coded in).
+  int64_t route(std::string_view prompt, int arithmetic_version = engine::kArithmeticVersion);
   const std::string& identity() const { return identity_; }
   // `*chosen` (if given) receives the cluster name the prompt routed to.
   std::string compress(std::string_view prompt, std::string_view text, const LmCodecOptions& opt, CodeStats* stats = nullptr,
@@ -84,6 +91,7 @@ class RoutedCodec {
   std::string adapters_dir_, identity_;
   std::vector<std::string> adapter_dirs_;  // [k] the cluster's adapter directory, "" = none
   std::shared_ptr<const engine::Model> base_engine_;
+  std::shared_ptr<const engine::Model> base_v1_;  // built when a version-1 file is decoded
   std::vector<std::unique_ptr<LmCodec>> codecs_;  // [k], built on first use
 };
 

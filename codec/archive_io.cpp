@@ -1,6 +1,8 @@
 // Archives with the model (codec/archive_io.h): documents in, members out, and back.
 #include "codec/archive_io.h"
 
+#include "common/progress.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -83,7 +85,9 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
 }
 
 void check_base(const ArchiveHeader& h, CodecSet& codecs, const std::string& name) {
-  const CodecIdentity& id = codecs.get("").identity();
+  // An archive of arithmetic version 1 names a block-quantized base by its float32 fingerprint.
+  CodecIdentity id = codecs.get("").identity();
+  if (h.arithmetic_version == 1) id.base_fingerprint = codecs.base().float32_fingerprint();
   if (h.base_tag != fingerprint_tag16(id.base_fingerprint) || h.tokenizer_tag != fingerprint_tag8(id.tokenizer_fingerprint)) {
     char want[32];
     std::snprintf(want, sizeof want, "%04x / tokenizer %02x", h.base_tag, h.tokenizer_tag);
@@ -227,26 +231,72 @@ ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const s
   return st;
 }
 
-std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L, size_t k, CodecSet& codecs,
-                                   const std::string& adapter_dir, const std::string& adapters_dir, int threads,
-                                   const std::string& archive_name) {
-  if (k >= L.index.members.size()) throw std::invalid_argument("member " + std::to_string(k) + " is not in " + archive_name);
-  const ArchiveMember& m = L.index.members[k];
-  const std::string who = archive_name + ": member '" + m.name + "'";
-  const std::string data = read_member_data(src, m);
-  std::string doc;
-  if (!m.coded) {
-    if (check32(data) != m.check) throw std::runtime_error(who + ": checksum mismatch (member corrupted)");
-    doc = data;
-  } else {
-    const CompactFile f = member_compact_file(L.header, L.index, m, data);
-    // A member coded with the base alone decodes with the base whatever -a / -A say.
-    doc = decode_file(codecs, f.has_adapter ? adapter_dir : "", f.has_adapter ? adapters_dir : "", f.serialize(), who, threads);
-  }
+namespace {
+
+// A member's decoded document as a JSONL line when the archive holds records.
+std::string member_document(const ArchiveLayout& L, const ArchiveMember& m, std::string doc) {
   if (!(L.header.flags & kArchiveJsonl)) return doc;
   std::string line = m.raw_line ? doc : join_jsonl_record(doc, m.prefix, m.suffix, m.ascii_escapes);
   if (!m.no_newline) line += '\n';
   return line;
+}
+
+}  // namespace
+
+std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L, size_t k, CodecSet& codecs,
+                                   const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+                                   const std::string& archive_name) {
+  if (k >= L.index.members.size()) throw std::invalid_argument("member " + std::to_string(k) + " is not in " + archive_name);
+  std::vector<ArchiveExtracted> r = archive_extract_members(src, L, {k}, codecs, adapter_dir, adapters_dir, threads, archive_name);
+  if (r[0].error) std::rethrow_exception(r[0].error);
+  return std::move(r[0].doc);
+}
+
+std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, const ArchiveLayout& L, const std::vector<size_t>& which,
+                                                     CodecSet& codecs, const std::string& adapter_dir,
+                                                     const std::string& adapters_dir, int threads, const std::string& archive_name,
+                                                     ProgressMeter* progress) {
+  std::vector<ArchiveExtracted> out(which.size());
+  // Coded members are decoded in batches of this many (their files are held at once).
+  constexpr size_t kBatch = 256;
+  for (size_t first = 0; first < which.size(); first += kBatch) {
+    const size_t n = std::min(kBatch, which.size() - first);
+    std::vector<std::string> files(n), who(n);
+    std::vector<FileToDecode> batch_plain, batch_adapted;  // members with the base alone / with an adapter
+    std::vector<size_t> plain_at, adapted_at;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = which[first + i];
+      try {
+        if (k >= L.index.members.size()) throw std::invalid_argument("member " + std::to_string(k) + " is not in " + archive_name);
+        const ArchiveMember& m = L.index.members[k];
+        who[i] = archive_name + ": member '" + m.name + "'";
+        const std::string data = read_member_data(src, m);
+        if (!m.coded) {
+          if (check32(data) != m.check) throw std::runtime_error(who[i] + ": checksum mismatch (member corrupted)");
+          out[first + i].doc = member_document(L, m, data);
+          continue;
+        }
+        const CompactFile f = member_compact_file(L.header, L.index, m, data);
+        files[i] = f.serialize();
+        if (progress) progress->set_total(progress->total() + LmCodec::token_count(files[i]));
+        // A member coded with the base alone decodes with the base whatever -a / -A say.
+        (f.has_adapter ? batch_adapted : batch_plain).push_back({files[i], who[i]});
+        (f.has_adapter ? adapted_at : plain_at).push_back(i);
+      } catch (...) {
+        out[first + i].error = std::current_exception();
+      }
+    }
+    auto settle = [&](const std::vector<DecodedFile>& r, const std::vector<size_t>& at) {
+      for (size_t b = 0; b < r.size(); ++b) {
+        ArchiveExtracted& e = out[first + at[b]];
+        if (r[b].error) e.error = r[b].error;
+        else e.doc = member_document(L, L.index.members[which[first + at[b]]], r[b].data);
+      }
+    };
+    if (!batch_plain.empty()) settle(decode_files(codecs, "", "", batch_plain, threads, progress), plain_at);
+    if (!batch_adapted.empty()) settle(decode_files(codecs, adapter_dir, adapters_dir, batch_adapted, threads, progress), adapted_at);
+  }
+  return out;
 }
 
 }  // namespace lorazip

@@ -3,6 +3,7 @@
 // decoding one member from its own bytes. The format itself is codec/archive.h; the CLI
 // (`lorazip archive create|add|list|extract|test`) calls these functions.
 #pragma once
+#include <exception>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -12,6 +13,8 @@
 #include "codec/model_setup.h"
 
 namespace lorazip {
+
+class ProgressMeter;
 
 // One document to store: its name inside the archive and its bytes. JSONL records carry the
 // bytes around their text (see split_jsonl_record) and `bytes` is the text alone.
@@ -69,5 +72,18 @@ ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const s
 std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& layout, size_t k, CodecSet& codecs,
                                    const std::string& adapter_dir, const std::string& adapters_dir, int threads,
                                    const std::string& archive_name);
+
+// Members `which` at once: the coded ones decode together (every member's chunks in the same
+// engine calls, LmCodec::decompress_many), `progress` (when given) counting their tokens. One
+// result per member, in order: its document as archive_extract_member gives it, or the error it
+// would throw. The same bytes as extracting them one by one.
+struct ArchiveExtracted {
+  std::string doc;
+  std::exception_ptr error;
+};
+std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, const ArchiveLayout& layout,
+                                                     const std::vector<size_t>& which, CodecSet& codecs,
+                                                     const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+                                                     const std::string& archive_name, ProgressMeter* progress = nullptr);
 
 }  // namespace lorazip

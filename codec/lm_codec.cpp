@@ -1,108 +1,25 @@
-// The LM codec on the coding engine: chunking, the encoder (teacher-forced chunks) and the decoder
-// (lock-step groups), the one code-length function, and the checks a file must pass.
+// The LM codec on the coding engine: chunking, the encoder and decoder as streams of the stream
+// runner (several files in the same engine calls), the one code-length function, and the checks a
+// file must pass.
 #include "codec/lm_codec.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <stdexcept>
-#include <thread>
 
 #include "codec/quantize.h"
 #include "codec/range_coder.h"
+#include "codec/stream_runner.h"
 #include "common/hash.h"
+#include "common/progress.h"
 
 namespace lorazip {
 namespace {
 
-constexpr int64_t kSlice = 64;  // positions a teacher-forced engine call appends (bounds memory: kSlice x V)
-
-struct Group {
-  size_t first_chunk = 0;
-  size_t n_streams = 0;
-};
-
-std::vector<Group> make_groups(size_t n_chunks, int64_t group_streams) {
-  std::vector<Group> groups;
-  for (size_t c = 0; c < n_chunks; c += static_cast<size_t>(group_streams))
-    groups.push_back({c, std::min<size_t>(static_cast<size_t>(group_streams), n_chunks - c)});
-  return groups;
-}
-
-// One chunk teacher-forced: the stream reads BOS, then the `ctx` context tokens seq[0..ctx), then
-// the chunk's tokens seq[ctx..ctx+n); the input at position i is BOS for i = 0, else seq[i - 1].
-// fn(j, probs) gets the distribution of seq[ctx + j], j in [0, n). The context positions' logits
-// are computed and dropped (extend returns every row).
-template <class Fn>
-void teacher_forced_chunk(const engine::Model& m, const int32_t* seq, int64_t ctx, int64_t n, int64_t bos, Fn fn) {
-  const int64_t V = m.config().vocab_size;
-  const int64_t total = ctx + n;
-  engine::Cache cache = m.new_cache(1, total);
-  std::vector<int32_t> in(static_cast<size_t>(kSlice));
-  std::vector<float> logits(static_cast<size_t>(kSlice * V)), probs(static_cast<size_t>(V));
-  for (int64_t t0 = 0; t0 < total; t0 += kSlice) {
-    const int64_t T = std::min(kSlice, total - t0);
-    for (int64_t t = 0; t < T; ++t) in[static_cast<size_t>(t)] = t0 + t == 0 ? static_cast<int32_t>(bos) : seq[t0 + t - 1];
-    m.extend(in.data(), T, cache, 0, logits.data());
-    for (int64_t t = 0; t < T; ++t) {
-      if (t0 + t < ctx) continue;
-      engine::softmax(logits.data() + t * V, V, probs.data());
-      fn(t0 + t - ctx, probs.data());
-    }
-  }
-}
-
-// The windowed decoder's shape, one chunk: reads BOS and the `ctx` context tokens (already decoded)
-// teacher-forced, then steps; code(j, probs) gets the distribution of the chunk's token j and
-// returns it, to be fed next. Same bits as teacher_forced_chunk (extend in pieces == step).
-template <class Code>
-void stepped_chunk(const engine::Model& m, const int32_t* context, int64_t ctx, int64_t n, int64_t bos, Code code) {
-  const int64_t V = m.config().vocab_size;
-  engine::Cache cache = m.new_cache(1, ctx + n);
-  std::vector<int32_t> in(static_cast<size_t>(kSlice));
-  std::vector<float> logits(static_cast<size_t>(kSlice * V)), probs(static_cast<size_t>(V));
-  const float* last = nullptr;  // logits of the newest position
-  for (int64_t t0 = 0; t0 <= ctx; t0 += kSlice) {  // BOS + ctx tokens
-    const int64_t T = std::min(kSlice, ctx + 1 - t0);
-    for (int64_t t = 0; t < T; ++t) in[static_cast<size_t>(t)] = t0 + t == 0 ? static_cast<int32_t>(bos) : context[t0 + t - 1];
-    m.extend(in.data(), T, cache, 0, logits.data());
-    last = logits.data() + (T - 1) * V;
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    engine::softmax(last, V, probs.data());
-    int32_t tok = code(j, probs.data());
-    if (j + 1 < n) {
-      m.step(&tok, cache, logits.data());
-      last = logits.data();
-    }
-  }
-}
-
-// The decoder's shape: the streams of group `g` advance in lock-step through engine::Model::step(),
-// all from BOS at position 0; a stream that has ended is fed BOS so the batch keeps its size. For
-// stream s at position i (i < its token count) `code(s, i, probs)` gets the distribution and
-// returns the token coded there, which is fed back as the stream's next input.
-template <class Code>
-void run_lockstep(const engine::Model& m, const std::vector<ContainerChunk>& chunks, const Group& g, int64_t bos, Code code) {
-  const int64_t V = m.config().vocab_size;
-  const int64_t B = static_cast<int64_t>(g.n_streams);
-  int64_t longest = 0;
-  for (size_t s = 0; s < g.n_streams; ++s) longest = std::max<int64_t>(longest, chunks[g.first_chunk + s].n_tokens);
-  engine::Cache cache = m.new_cache(B, std::max<int64_t>(longest, 1));
-  std::vector<int32_t> input(static_cast<size_t>(B), static_cast<int32_t>(bos));
-  std::vector<float> logits(static_cast<size_t>(B * V)), probs(static_cast<size_t>(V));
-  for (int64_t i = 0; i < longest; ++i) {
-    m.step(input.data(), cache, logits.data());
-    for (int64_t s = 0; s < B; ++s) {
-      if (i < chunks[g.first_chunk + s].n_tokens) {
-        engine::softmax(logits.data() + s * V, V, probs.data());
-        input[static_cast<size_t>(s)] = code(static_cast<size_t>(s), i, probs.data());
-      } else {
-        input[static_cast<size_t>(s)] = static_cast<int32_t>(bos);
-      }
-    }
-  }
-}
+constexpr int64_t kSlice = 64;     // positions a teacher-forced stream feeds in one engine call
+constexpr int64_t kMaxRows = 256;  // rows an engine call takes in all (bounds memory: kMaxRows x V logits)
 
 int64_t resolve_chunk(const engine::Config& cfg, int64_t chunk_tokens, int64_t& context_tokens) {
   const int64_t chunk = chunk_tokens != 0 ? chunk_tokens : cfg.max_position_embeddings - 1;  // negative: refused below
@@ -115,6 +32,103 @@ int64_t resolve_chunk(const engine::Config& cfg, int64_t chunk_tokens, int64_t& 
                                 std::to_string(chunk) + "), got " + std::to_string(context_tokens));
   return chunk;
 }
+
+// One chunk teacher-forced: the stream reads BOS, then the `ctx` context tokens seq[0..ctx), then
+// the chunk's tokens seq[ctx..ctx+n); the input at position i is BOS for i = 0, else seq[i - 1].
+// fn(j, token, probs) gets the distribution of seq[ctx + j], j in [0, n); the context rows need no
+// logits.
+class ForcedTask : public StreamTask {
+ public:
+  using Fn = std::function<void(int64_t, int32_t, const float*)>;
+  ForcedTask(const int32_t* seq, int64_t ctx, int64_t n, int32_t bos, const engine::Adapter* adapter, Fn fn)
+      : seq_(seq), ctx_(ctx), n_(n), bos_(bos), adapter_(adapter), fn_(std::move(fn)) {}
+  int64_t positions() const override { return ctx_ + n_; }
+  const engine::Adapter* adapter() const override { return adapter_; }
+  void next_rows(int64_t max_rows, std::vector<int32_t>& tokens, std::vector<char>& want) override {
+    for (int64_t r = 0; r < max_rows && fed_ < ctx_ + n_; ++r, ++fed_) {
+      tokens.push_back(fed_ == 0 ? bos_ : seq_[fed_ - 1]);
+      want.push_back(fed_ >= ctx_);
+    }
+  }
+  void consume(const float* probs) override {
+    fn_(consumed_, seq_[ctx_ + consumed_], probs);
+    ++consumed_;
+  }
+  bool done() const override { return consumed_ == n_ && fed_ == ctx_ + n_; }
+
+ private:
+  const int32_t* seq_;
+  int64_t ctx_, n_;
+  int32_t bos_;
+  const engine::Adapter* adapter_;
+  Fn fn_;
+  int64_t fed_ = 0, consumed_ = 0;
+};
+
+// Teacher-forced chunks of documents: every chunk is ready at once.
+class ForcedSource : public StreamSource {
+ public:
+  explicit ForcedSource(std::vector<std::unique_ptr<StreamTask>> tasks) : tasks_(std::move(tasks)) {}
+  std::unique_ptr<StreamTask> next_task() override { return next_ < tasks_.size() ? std::move(tasks_[next_++]) : nullptr; }
+  bool exhausted() const override { return error || next_ >= tasks_.size(); }
+  void fail(std::exception_ptr e) override {
+    if (!error) error = e;
+  }
+  std::exception_ptr error;
+
+ private:
+  std::vector<std::unique_ptr<StreamTask>> tasks_;
+  size_t next_ = 0;
+};
+
+// One chunk decoded: reads BOS and the `ctx` context tokens (decoded before), then steps, each
+// decoded token fed back as the next input; the chunk's tokens land in out[0..n).
+class DecodeTask : public StreamTask {
+ public:
+  DecodeTask(const int32_t* context, int64_t ctx, int64_t n, int32_t bos, const engine::Adapter* adapter,
+             const std::string& payload, int bits, int64_t V, int32_t* out)
+      : context_(context), ctx_(ctx), n_(n), bos_(bos), adapter_(adapter), bits_(bits), V_(V), out_(out),
+        dec_(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()) {}
+  int64_t positions() const override { return ctx_ + n_; }
+  const engine::Adapter* adapter() const override { return adapter_; }
+  void next_rows(int64_t max_rows, std::vector<int32_t>& tokens, std::vector<char>& want) override {
+    if (prefix_ <= ctx_) {  // BOS and the context, teacher-forced; the last of them predicts token 0
+      for (int64_t r = 0; r < max_rows && prefix_ <= ctx_; ++r, ++prefix_) {
+        tokens.push_back(prefix_ == 0 ? bos_ : context_[prefix_ - 1]);
+        want.push_back(prefix_ == ctx_);
+      }
+      return;
+    }
+    if (pending_) {
+      tokens.push_back(out_[decoded_ - 1]);
+      want.push_back(1);
+      pending_ = false;
+    }
+  }
+  void consume(const float* probs) override {
+    thread_local std::vector<uint32_t> cdf;
+    cdf.resize(static_cast<size_t>(V_ + 1));
+    quantize_cdf(probs, V_, bits_, cdf.data());
+    const int t = find_symbol(cdf.data(), static_cast<int>(V_), dec_.target(bits_));
+    dec_.consume(cdf[t], cdf[t + 1] - cdf[t], bits_);
+    out_[decoded_++] = t;
+    pending_ = decoded_ < n_;
+  }
+  bool done() const override { return decoded_ == n_; }
+  bool overrun() const { return dec_.overrun(); }
+
+ private:
+  const int32_t* context_;
+  int64_t ctx_, n_;
+  int32_t bos_;
+  const engine::Adapter* adapter_;
+  int bits_;
+  int64_t V_;
+  int32_t* out_;
+  RangeDecoder dec_;
+  int64_t prefix_ = 0, decoded_ = 0;
+  bool pending_ = false;
+};
 
 }  // namespace
 
@@ -146,32 +160,50 @@ std::vector<double> code_length_bits(const engine::Model& model, const std::vect
   const int64_t chunk = resolve_chunk(cfg, chunk_tokens, context_tokens);  // resolves context_tokens too
   if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
     throw std::invalid_argument("code_length_bits: the model has no usable bos_token_id, but every coded stream starts from BOS");
+  if (threads > 0) engine::set_threads(threads);
   struct Piece {
     size_t doc;
-    const int32_t* seq;  // context, then the chunk's tokens
-    int64_t ctx, n;
-  };
-  std::vector<Piece> pieces;
-  for (size_t d = 0; d < docs.size(); ++d)
-    for (const ChunkSpan& c : plan_chunks(docs[d].size, chunk, context_tokens))
-      pieces.push_back({d, docs[d].data + c.start - static_cast<size_t>(c.context), c.context, c.n});
-  std::vector<double> piece_bits(pieces.size(), 0.0);
-  engine::parallel_for(pieces.size(), threads, [&](size_t i) {
-    const Piece& p = pieces[i];
     double bits = 0;
-    teacher_forced_chunk(model, p.seq, p.ctx, p.n, cfg.bos_token_id,
-                         [&](int64_t t, const float* probs) { bits += engine::code_length_bits(probs[p.seq[p.ctx + t]]); });
-    piece_bits[i] = bits;
-  });
+  };
+  std::vector<std::vector<ChunkSpan>> plans;
+  size_t n_pieces = 0;
+  for (const TokenSpan& d : docs) {
+    plans.push_back(plan_chunks(d.size, chunk, context_tokens));
+    n_pieces += plans.back().size();
+  }
+  std::vector<Piece> pieces;
+  pieces.reserve(n_pieces);  // the tasks keep pointers into it
+  std::vector<std::unique_ptr<StreamTask>> tasks;
+  for (size_t d = 0; d < docs.size(); ++d)
+    for (const ChunkSpan& c : plans[d]) {
+      const int32_t* seq = docs[d].data + c.start - static_cast<size_t>(c.context);
+      pieces.push_back({d});
+      Piece* p = &pieces.back();
+      tasks.push_back(std::make_unique<ForcedTask>(seq, c.context, c.n, static_cast<int32_t>(cfg.bos_token_id),
+                                                   model.adapter(), [p](int64_t, int32_t t, const float* probs) {
+                                                     p->bits += engine::code_length_bits(probs[t]);
+                                                   }));
+    }
+  ForcedSource source(std::move(tasks));
+  RunnerOptions ro;
+  ro.max_rows = kMaxRows;
+  ro.prefill_rows = kSlice;
+  run_streams(model, {&source}, ro);
+  if (source.error) std::rethrow_exception(source.error);
   std::vector<double> out(docs.size(), 0.0);
-  for (size_t i = 0; i < pieces.size(); ++i) out[pieces[i].doc] += piece_bits[i];
+  for (const Piece& p : pieces) out[p.doc] += p.bits;  // chunk order within a document
   return out;
 }
 
 std::string short_fp(const std::string& fp) { return fp.size() > 12 ? fp.substr(0, 12) : (fp.empty() ? "(none)" : fp); }
 
-LmCodec::LmCodec(std::shared_ptr<const engine::Model> model, const Tokenizer& tokenizer, CodecIdentity identity)
-    : model_(std::move(model)), tok_(tokenizer), id_(std::move(identity)) {
+LmCodec::LmCodec(std::shared_ptr<const engine::Model> model, const Tokenizer& tokenizer, CodecIdentity identity,
+                 Version1Model version1, Version1Identity version1_identity)
+    : model_(std::move(model)),
+      tok_(tokenizer),
+      id_(std::move(identity)),
+      version1_(std::move(version1)),
+      version1_identity_(std::move(version1_identity)) {
   if (!model_) throw std::invalid_argument("LmCodec: no model");
   const engine::Config& cfg = model_->config();
   if (tok_.vocab_size() != cfg.vocab_size)
@@ -179,6 +211,25 @@ LmCodec::LmCodec(std::shared_ptr<const engine::Model> model, const Tokenizer& to
                                 std::to_string(cfg.vocab_size));
   if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
     throw std::invalid_argument("the model has no bos_token_id (null in config.json), but every coded stream starts from BOS");
+}
+
+CodecIdentity LmCodec::identity_for_version(int v) const { return v == 1 && version1_identity_ ? version1_identity_() : id_; }
+
+std::shared_ptr<const engine::Model> LmCodec::model_for(int v, const std::string& name) const {
+  if (model_->computes_version(v)) return model_;
+  if (v == 1 && version1_) {
+    std::lock_guard<std::mutex> lock(v1_mu_);
+    if (!v1_model_) v1_model_ = version1_();
+    return v1_model_;
+  }
+  if (v >= engine::kOldestArithmeticVersion && v <= engine::kArithmeticVersion)
+    throw std::runtime_error(name + ": coded with engine arithmetic version " + std::to_string(v) + ", but this codec computes version " +
+                             std::to_string(model_->arithmetic_version()) + " only (it was built without a version-" +
+                             std::to_string(v) + " model)");
+  throw std::runtime_error(name + ": coded with engine arithmetic version " + std::to_string(v) +
+                           ", but this lorazip computes versions " + std::to_string(engine::kOldestArithmeticVersion) +
+                           ".." + std::to_string(engine::kArithmeticVersion) +
+                           " (decompress it with the lorazip that wrote it)");
 }
 
 void LmCodec::check_identity(const Container& c, const CodecIdentity& id, const std::string& name) {
@@ -245,20 +296,29 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   const int64_t chunk = resolve_chunk(cfg, opt.chunk_tokens, context_tokens);
   if (opt.group_streams < 1 || opt.group_streams > 1024)
     throw std::invalid_argument("group_streams must be in 1..1024, got " + std::to_string(opt.group_streams));
+  if (opt.arithmetic_version != 0 && (opt.arithmetic_version < engine::kOldestArithmeticVersion ||
+                                      opt.arithmetic_version > engine::kArithmeticVersion))
+    throw std::invalid_argument("arithmetic_version must be 0 (the model's), or " + std::to_string(engine::kOldestArithmeticVersion) +
+                                ".." + std::to_string(engine::kArithmeticVersion) + ", got " + std::to_string(opt.arithmetic_version));
+  const int version = opt.arithmetic_version == 0 ? model_->arithmetic_version() : opt.arithmetic_version;
+  const std::shared_ptr<const engine::Model> model = model_for(version, "compress");
+  const CodecIdentity id = identity_for_version(version);
+  if (opt.threads > 0) engine::set_threads(opt.threads);
 
   bool dummy_prefix = false;
   std::vector<int32_t> tokens = tok_.encode_native(input, &dummy_prefix);
   const std::vector<ChunkSpan> plan = plan_chunks(tokens.size(), chunk, context_tokens);
   const int bits = choose_total_bits(cfg.vocab_size);
   const int64_t V = cfg.vocab_size;
+  if (opt.progress) opt.progress->set_total(static_cast<int64_t>(tokens.size()));
 
   Container c;
-  c.base_fingerprint = id_.base_fingerprint;
-  c.tokenizer_fingerprint = id_.tokenizer_fingerprint;
-  c.adapter_fingerprint = id_.adapter_fingerprint;
-  c.adapter_domain = id_.adapter_domain;
-  c.adapter_mode = id_.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged;
-  c.arithmetic_version = model_->arithmetic_version();
+  c.base_fingerprint = id.base_fingerprint;
+  c.tokenizer_fingerprint = id.tokenizer_fingerprint;
+  c.adapter_fingerprint = id.adapter_fingerprint;
+  c.adapter_domain = id.adapter_domain;
+  c.adapter_mode = id.adapter_fingerprint.empty() ? AdapterMode::None : version == 1 ? AdapterMode::Merged : AdapterMode::Unmerged;
+  c.arithmetic_version = version;
   c.total_bits = bits;
   c.chunk_tokens = chunk;
   // W is recorded only when it shapes the file (more than one chunk), so a short input gives the
@@ -274,23 +334,33 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   for (size_t i = 0; i < n_chunks; ++i) c.chunks[i].n_tokens = static_cast<uint32_t>(plan[i].n);
 
   // Each chunk teacher-forced on its own (with its context, all known here): the same
-  // distributions the decoder's lock-step or stepping gives.
+  // distributions the decoder's stepping gives.
   std::vector<double> chunk_ideal(n_chunks, 0.0);
-  engine::parallel_for(n_chunks, opt.threads, [&](size_t ci) {
+  std::vector<RangeEncoder> enc(n_chunks);
+  std::vector<std::unique_ptr<StreamTask>> tasks;
+  for (size_t ci = 0; ci < n_chunks; ++ci) {
     const ChunkSpan& sp = plan[ci];
     const int32_t* seq = tokens.data() + sp.start - static_cast<size_t>(sp.context);
-    RangeEncoder enc;
-    std::vector<uint32_t> cdf(static_cast<size_t>(V + 1));
-    double ideal = 0;
-    teacher_forced_chunk(*model_, seq, sp.context, sp.n, cfg.bos_token_id, [&](int64_t i, const float* probs) {
-      const int32_t t = seq[sp.context + i];
-      quantize_cdf(probs, V, bits, cdf.data());
-      enc.encode(cdf[t], cdf[t + 1] - cdf[t], bits);
-      ideal += engine::code_length_bits(probs[t]);
-    });
-    c.chunks[ci].payload = enc.finish();
-    chunk_ideal[ci] = ideal;
-  });
+    RangeEncoder* e = &enc[ci];
+    double* ideal = &chunk_ideal[ci];
+    tasks.push_back(std::make_unique<ForcedTask>(seq, sp.context, sp.n, static_cast<int32_t>(cfg.bos_token_id),
+                                                 model->adapter(), [e, ideal, bits, V](int64_t, int32_t t, const float* probs) {
+                                                   thread_local std::vector<uint32_t> cdf;
+                                                   cdf.resize(static_cast<size_t>(V + 1));
+                                                   quantize_cdf(probs, V, bits, cdf.data());
+                                                   e->encode(cdf[t], cdf[t + 1] - cdf[t], bits);
+                                                   *ideal += engine::code_length_bits(probs[t]);
+                                                 }));
+  }
+  ForcedSource source(std::move(tasks));
+  RunnerOptions ro;
+  ro.max_streams = opt.group_streams;
+  ro.max_rows = kMaxRows;
+  ro.prefill_rows = kSlice;
+  if (opt.progress) ro.on_rows = [&](int64_t n) { opt.progress->add(n); };
+  run_streams(*model, {&source}, ro);
+  if (source.error) std::rethrow_exception(source.error);
+  for (size_t ci = 0; ci < n_chunks; ++ci) c.chunks[ci].payload = enc[ci].finish();
 
   std::string out;
   bool stored = false;
@@ -300,10 +370,10 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
     CompactFile f;
     f.dummy_prefix = dummy_prefix;
     f.arithmetic_version = c.arithmetic_version;
-    f.base_tag = fingerprint_tag16(id_.base_fingerprint);
-    f.tokenizer_tag = fingerprint_tag8(id_.tokenizer_fingerprint);
-    f.has_adapter = !id_.adapter_fingerprint.empty();
-    f.adapter_tag = f.adapter_tag_for(id_.adapter_fingerprint);
+    f.base_tag = fingerprint_tag16(id.base_fingerprint);
+    f.tokenizer_tag = fingerprint_tag8(id.tokenizer_fingerprint);
+    f.has_adapter = !id.adapter_fingerprint.empty();
+    f.adapter_tag = f.adapter_tag_for(id.adapter_fingerprint);
     // The model's defaults need no bytes; anything else is written out.
     int64_t default_context = -1;
     const int64_t default_chunk = resolve_chunk(cfg, 0, default_context);
@@ -343,14 +413,17 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   return out;
 }
 
-Container LmCodec::expand(const CompactFile& f, const std::string& name) const {
+
+Container LmCodec::expand(const CompactFile& f, const CodecIdentity& id, const std::string& name) const {
   const engine::Config& cfg = model_->config();
   Container c;
-  c.base_fingerprint = id_.base_fingerprint;
-  c.tokenizer_fingerprint = id_.tokenizer_fingerprint;
-  c.adapter_fingerprint = id_.adapter_fingerprint;
-  c.adapter_domain = id_.adapter_domain;
-  c.adapter_mode = id_.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged;
+  c.base_fingerprint = id.base_fingerprint;
+  c.tokenizer_fingerprint = id.tokenizer_fingerprint;
+  c.adapter_fingerprint = id.adapter_fingerprint;
+  c.adapter_domain = id.adapter_domain;
+  c.adapter_mode = id.adapter_fingerprint.empty() ? AdapterMode::None
+                   : f.arithmetic_version == 1 ? AdapterMode::Merged
+                                               : AdapterMode::Unmerged;
   c.arithmetic_version = f.arithmetic_version;
   c.total_bits = choose_total_bits(cfg.vocab_size);
   c.group_streams = LmCodecOptions{}.group_streams;  // the decoder's batch: speed only
@@ -382,75 +455,51 @@ Container LmCodec::expand(const CompactFile& f, const std::string& name) const {
   return c;
 }
 
-std::string LmCodec::decompress(std::string_view file, const std::string& name, int threads, CodeStats* stats) const {
-  auto t0 = std::chrono::steady_clock::now();
-  std::string out;
-  Container c;
+struct LmCodec::Prepared {
   bool stored = false;
-  const int version = container_version(file, name);
-  if (is_compact_version(version)) {
-    const CompactFile f = CompactFile::parse(file, name);
-    check_identity(f, id_, name);
-    if (f.stored) {
-      out = f.stored_bytes;
-      stored = true;
-    } else {
-      // Versions 4 and 3 decode alike; only the integrity check differs (v4: a seal over the
-      // header and the decoded bytes, v3: the content's length and checksum).
-      c = expand(f, name);
-      out = decode(c, name, threads);
-      if (f.version == kCompactVersion) {
-        if (!CompactFile::seal_matches(file, out))
-          throw std::runtime_error(name + ": decoded bytes fail the file's seal (" + std::to_string(out.size()) +
-                                   " bytes decoded): the file was corrupted, truncated or had bytes appended, or decoding "
-                                   "diverged from encoding because the model is not the one the file was coded with (another "
-                                   "base, adapter or tokenizer whose fingerprint begins with the same tag, or a lorazip whose "
-                                   "engine computes differently)");
-      } else if (out.size() != f.original_bytes || check32(out) != f.original_check) {
-        throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
-                                 std::to_string(f.original_bytes) +
-                                 "): decoding diverged from encoding, so the model is not the one the file was coded with "
-                                 "(another base, adapter or tokenizer whose fingerprint begins with the same tag, or a "
-                                 "lorazip whose engine computes differently) or the file was altered and its checksum forged");
-      }
-    }
-  } else {
-    c = Container::parse(file, name);
-    check_identity(c, id_, name);
-    out = decode(c, name, threads);
-    if (out.size() != c.original_bytes || xxh64(out) != c.original_xxh64)
-      throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
-                               std::to_string(c.original_bytes) +
-                               "): decoding diverged from encoding, so the probabilities differ from the encoder's (weights "
-                               "other than the fingerprints say, or a lorazip whose engine computes differently) or the "
-                               "payload was altered and its checksum forged");
-  }
-  if (stats) {
-    stats->bytes = static_cast<int64_t>(out.size());
-    stats->tokens = 0;
-    for (const auto& ch : c.chunks) stats->tokens += ch.n_tokens;
-    stats->chunks = static_cast<int64_t>(c.chunks.size());
-    stats->context_tokens = c.context_tokens;
-    stats->dummy_prefix = (c.flags & kFlagDummyPrefix) != 0;
-    stats->payload_bytes = 0;
-    for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
-    stats->file_bytes = static_cast<int64_t>(file.size());
-    stats->stored = stored;
-    stats->format_version = version;
-    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return out;
-}
+  std::string stored_bytes;
+  int version = 0;          // container version (2 full; 3, 4 compact)
+  int compact_version = 0;  // the compact file's version (3 or 4), 0 for a full container
+  uint32_t original_check = 0;  // compact version 3: check32 of the original
+  Container c;
+  std::shared_ptr<const engine::Model> model;
+  std::vector<size_t> start;    // chunk i's tokens at tokens[start[i] .. start[i + 1])
+  std::vector<int32_t> tokens;  // decoded
+  double seconds0 = 0;
+};
 
-std::string LmCodec::decode(const Container& c, const std::string& name, int threads) const {
+LmCodec::Prepared LmCodec::prepare(std::string_view file, const std::string& name) const {
+  Prepared p;
+  p.version = container_version(file, name);
+  if (is_compact_version(p.version)) {
+    const CompactFile f = CompactFile::parse(file, name);
+    const CodecIdentity id = identity_for_version(f.stored ? 0 : f.arithmetic_version);
+    check_identity(f, id, name);
+    if (f.stored) {
+      p.stored = true;
+      p.stored_bytes = f.stored_bytes;
+      return p;
+    }
+    // Versions 4 and 3 decode alike; only the integrity check differs (v4: a seal over the
+    // header and the decoded bytes, v3: the content's length and checksum).
+    p.compact_version = f.version;
+    p.original_check = f.original_check;
+    p.c = expand(f, id, name);
+  } else {
+    p.c = Container::parse(file, name);
+    check_identity(p.c, identity_for_version(p.c.arithmetic_version), name);
+  }
+  const Container& c = p.c;
   const engine::Config& cfg = model_->config();
   const int64_t V = cfg.vocab_size;
-  if (!model_->computes_version(c.arithmetic_version))
-    throw std::runtime_error(name + ": coded with engine arithmetic version " + std::to_string(c.arithmetic_version) +
-                             ", but this model computes version " + std::to_string(model_->arithmetic_version()) +
-                             " only (decompress it with the lorazip that wrote it)");
-  if (c.adapter_mode != (c.adapter_fingerprint.empty() ? AdapterMode::None : AdapterMode::Merged))
-    throw std::runtime_error(name + ": adapter mode '" + adapter_mode_name(c.adapter_mode) + "' is not one this version of lorazip codes with");
+  p.model = model_for(c.arithmetic_version, name);
+  const AdapterMode want = c.adapter_fingerprint.empty() ? AdapterMode::None
+                           : c.arithmetic_version == 1   ? AdapterMode::Merged
+                                                         : AdapterMode::Unmerged;
+  if (c.adapter_mode != want)
+    throw std::runtime_error(name + ": adapter mode '" + adapter_mode_name(c.adapter_mode) + "' does not go with arithmetic version " +
+                             std::to_string(c.arithmetic_version) + " (version 1 merges an adapter, version 2 keeps it "
+                             "beside the weights); the header was altered");
   if (c.chunk_tokens < 1 || c.chunk_tokens > cfg.max_position_embeddings - 1)
     throw std::runtime_error(name + ": chunk length " + std::to_string(c.chunk_tokens) + " exceeds this model's context");
   if (c.total_bits != choose_total_bits(V))
@@ -475,63 +524,194 @@ std::string LmCodec::decode(const Container& c, const std::string& name, int thr
                                " (chunk_tokens " + std::to_string(c.chunk_tokens) + ", context_tokens " +
                                std::to_string(c.context_tokens) + ")");
   }
-  const int bits = c.total_bits;
-  std::vector<size_t> start(c.chunks.size() + 1, 0);
-  for (size_t i = 0; i < c.chunks.size(); ++i) start[i + 1] = start[i] + c.chunks[i].n_tokens;
-  std::vector<int32_t> tokens(start.back());
-  // The engine's bits do not depend on the batch, so the decoder may cut its groups as it likes:
-  // at most group_streams streams each, and at least one group per worker, evenly filled.
-  const size_t n_chunks = c.chunks.size();
-  const size_t workers = threads > 0 ? static_cast<size_t>(threads) : std::max(1u, std::thread::hardware_concurrency());
-  const size_t cap = static_cast<size_t>(c.group_streams);
-  const size_t n_groups = std::max((n_chunks + cap - 1) / cap, std::min(workers, n_chunks));
-  std::vector<Group> groups = make_groups(n_chunks, n_groups ? static_cast<int64_t>((n_chunks + n_groups - 1) / n_groups) : 1);
+  p.start.assign(c.chunks.size() + 1, 0);
+  for (size_t i = 0; i < c.chunks.size(); ++i) p.start[i + 1] = p.start[i] + c.chunks[i].n_tokens;
+  p.tokens.assign(p.start.back(), 0);
+  return p;
+}
 
-  auto overrun = [&](size_t chunk_index) {
-    return std::runtime_error(name + ": chunk " + std::to_string(chunk_index) +
-                              ": the coded stream ran out before its tokens were decoded (the file is truncated or "
-                              "corrupted, or its probabilities are not this model's: another model, adapter or engine)");
-  };
-  if (c.context_tokens > 0) {
-    // Windowed: chunk i reads the W tokens chunk i - 1 (and before) decoded, so chunks go in order.
-    std::vector<uint32_t> cdf(static_cast<size_t>(V + 1));
-    for (size_t i = 0; i < n_chunks; ++i) {
-      const int64_t ctx = i == 0 ? 0 : c.context_tokens;
-      const std::string& pl = c.chunks[i].payload;
-      RangeDecoder dec(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
-      stepped_chunk(*model_, tokens.data() + start[i] - static_cast<size_t>(ctx), ctx, c.chunks[i].n_tokens, cfg.bos_token_id,
-                    [&](int64_t j, const float* probs) -> int32_t {
-                      quantize_cdf(probs, V, bits, cdf.data());
-                      int t = find_symbol(cdf.data(), static_cast<int>(V), dec.target(bits));
-                      dec.consume(cdf[t], cdf[t + 1] - cdf[t], bits);
-                      tokens[start[i] + static_cast<size_t>(j)] = t;
-                      return t;
-                    });
-      if (dec.overrun()) throw overrun(i);
+std::string LmCodec::finish(const Prepared& p, std::string_view file, const std::string& name, CodeStats* stats) const {
+  std::string out;
+  const Container& c = p.c;
+  if (p.stored) {
+    out = p.stored_bytes;
+  } else {
+    out = tok_.decode_native(p.tokens.data(), p.tokens.size(), (c.flags & kFlagDummyPrefix) != 0);
+    if (p.compact_version == kCompactVersion) {
+      if (!CompactFile::seal_matches(file, out))
+        throw std::runtime_error(name + ": decoded bytes fail the file's seal (" + std::to_string(out.size()) +
+                                 " bytes decoded): the file was corrupted, truncated or had bytes appended, or decoding "
+                                 "diverged from encoding because the model is not the one the file was coded with (another "
+                                 "base, adapter or tokenizer whose fingerprint begins with the same tag, or a lorazip whose "
+                                 "engine computes differently)");
+    } else if (p.compact_version != 0) {
+      if (out.size() != c.original_bytes || check32(out) != p.original_check)
+        throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
+                                 std::to_string(c.original_bytes) +
+                                 "): decoding diverged from encoding, so the model is not the one the file was coded with "
+                                 "(another base, adapter or tokenizer whose fingerprint begins with the same tag, or a "
+                                 "lorazip whose engine computes differently) or the file was altered and its checksum forged");
+    } else if (out.size() != c.original_bytes || xxh64(out) != c.original_xxh64) {
+      throw std::runtime_error(name + ": decoded bytes fail the checksum (" + std::to_string(out.size()) + " bytes, expected " +
+                               std::to_string(c.original_bytes) +
+                               "): decoding diverged from encoding, so the probabilities differ from the encoder's (weights "
+                               "other than the fingerprints say, or a lorazip whose engine computes differently) or the "
+                               "payload was altered and its checksum forged");
     }
-    groups.clear();
   }
-  engine::parallel_for(groups.size(), threads, [&](size_t gi) {
-    const Group& g = groups[gi];
-    std::vector<RangeDecoder> dec;
-    dec.reserve(g.n_streams);
-    for (size_t s = 0; s < g.n_streams; ++s) {
-      const std::string& pl = c.chunks[g.first_chunk + s].payload;
-      dec.emplace_back(reinterpret_cast<const uint8_t*>(pl.data()), pl.size());
-    }
-    std::vector<uint32_t> cdf(static_cast<size_t>(V + 1));
-    run_lockstep(*model_, c.chunks, g, cfg.bos_token_id, [&](size_t s, int64_t i, const float* probs) -> int32_t {
-      quantize_cdf(probs, V, bits, cdf.data());
-      int t = find_symbol(cdf.data(), static_cast<int>(V), dec[s].target(bits));
-      dec[s].consume(cdf[t], cdf[t + 1] - cdf[t], bits);
-      tokens[start[g.first_chunk + s] + static_cast<size_t>(i)] = t;
-      return t;
-    });
-    for (size_t s = 0; s < g.n_streams; ++s)
-      if (dec[s].overrun()) throw overrun(g.first_chunk + s);
-  });
+  if (stats) {
+    stats->bytes = static_cast<int64_t>(out.size());
+    stats->tokens = 0;
+    for (const auto& ch : c.chunks) stats->tokens += ch.n_tokens;
+    stats->chunks = static_cast<int64_t>(c.chunks.size());
+    stats->context_tokens = c.context_tokens;
+    stats->dummy_prefix = (c.flags & kFlagDummyPrefix) != 0;
+    stats->payload_bytes = 0;
+    for (const auto& ch : c.chunks) stats->payload_bytes += static_cast<int64_t>(ch.payload.size());
+    stats->file_bytes = static_cast<int64_t>(file.size());
+    stats->stored = p.stored;
+    stats->format_version = p.version;
+  }
+  return out;
+}
 
-  return tok_.decode_native(tokens.data(), tokens.size(), (c.flags & kFlagDummyPrefix) != 0);
+namespace {
+
+// One file's chunks as decode tasks: all at once for independent chunks, one after another for
+// windowed ones (chunk i reads the tokens chunk i - 1 decoded).
+class DecodeSource : public StreamSource {
+ public:
+  DecodeSource(const Container& c, std::vector<int32_t>& tokens, const std::vector<size_t>& start, const engine::Adapter* adapter,
+               int32_t bos, int64_t V, std::string name)
+      : c_(c), tokens_(tokens), start_(start), adapter_(adapter), bos_(bos), V_(V), name_(std::move(name)) {}
+  std::unique_ptr<StreamTask> next_task() override {
+    if (error || next_ >= c_.chunks.size()) return nullptr;
+    if (c_.context_tokens > 0 && in_flight_ > 0) return nullptr;
+    const size_t i = next_++;
+    const int64_t ctx = i == 0 ? 0 : c_.context_tokens;
+    ++in_flight_;
+    auto t = std::make_unique<Task>(tokens_.data() + start_[i] - static_cast<size_t>(ctx), ctx, c_.chunks[i].n_tokens, bos_,
+                                    adapter_, c_.chunks[i].payload, c_.total_bits, V_, tokens_.data() + start_[i]);
+    t->chunk = i;
+    return t;
+  }
+  bool exhausted() const override { return error || next_ >= c_.chunks.size(); }
+  void fail(std::exception_ptr e) override {
+    if (!error) error = e;
+  }
+  void task_done(StreamTask& t) override {
+    --in_flight_;
+    const Task& d = static_cast<const Task&>(t);
+    if (d.overrun())
+      throw std::runtime_error(name_ + ": chunk " + std::to_string(d.chunk) +
+                               ": the coded stream ran out before its tokens were decoded (the file is truncated or "
+                               "corrupted, or its probabilities are not this model's: another model, adapter or engine)");
+  }
+  std::exception_ptr error;
+
+ private:
+  struct Task : DecodeTask {
+    using DecodeTask::DecodeTask;
+    size_t chunk = 0;
+  };
+  const Container& c_;
+  std::vector<int32_t>& tokens_;
+  const std::vector<size_t>& start_;
+  const engine::Adapter* adapter_;
+  int32_t bos_;
+  int64_t V_;
+  std::string name_;
+  size_t next_ = 0;
+  int in_flight_ = 0;
+};
+
+}  // namespace
+
+std::vector<LmCodec::DecodeResult> LmCodec::decompress_many(const std::vector<DecodeJob>& jobs, int threads,
+                                                            int64_t group_streams, ProgressMeter* progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (group_streams < 1 || group_streams > 1024)
+    throw std::invalid_argument("group_streams must be in 1..1024, got " + std::to_string(group_streams));
+  if (threads > 0) engine::set_threads(threads);
+  std::vector<DecodeResult> results(jobs.size());
+  std::vector<Prepared> prepared(jobs.size());
+  std::vector<bool> ok(jobs.size(), false);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    try {
+      prepared[i] = jobs[i].codec->prepare(jobs[i].file, jobs[i].name);
+      ok[i] = true;
+    } catch (...) {
+      results[i].error = std::current_exception();
+    }
+  }
+  // Files whose models share their weights and arithmetic decode in the same engine calls, each
+  // task with its own adapter.
+  std::map<std::pair<const void*, int>, std::vector<size_t>> groups;
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (ok[i] && !prepared[i].stored) {
+      const engine::Model& m = *prepared[i].model;
+      const void* key = m.arithmetic_version() == 1 ? static_cast<const void*>(&m) : static_cast<const void*>(&m.weights());
+      groups[{key, m.arithmetic_version()}].push_back(i);
+    }
+  for (const auto& [key, members] : groups) {
+    const engine::Model& first = *prepared[members[0]].model;
+    const engine::Model runner_model = first.arithmetic_version() == 1 ? first : engine::Model(first.weights_ptr());
+    std::vector<std::unique_ptr<DecodeSource>> sources;
+    std::vector<StreamSource*> ptrs;
+    for (size_t i : members) {
+      Prepared& p = prepared[i];
+      const engine::Config& cfg = p.model->config();
+      sources.push_back(std::make_unique<DecodeSource>(p.c, p.tokens, p.start, p.model->adapter(),
+                                                       static_cast<int32_t>(cfg.bos_token_id), cfg.vocab_size, jobs[i].name));
+      ptrs.push_back(sources.back().get());
+    }
+    RunnerOptions ro;
+    ro.max_streams = group_streams;
+    ro.max_rows = kMaxRows;
+    ro.prefill_rows = kSlice;
+    if (progress) ro.on_rows = [progress](int64_t n) { progress->add(n); };
+    run_streams(runner_model, ptrs, ro);
+    for (size_t k = 0; k < members.size(); ++k)
+      if (sources[k]->error) {
+        results[members[k]].error = sources[k]->error;
+        ok[members[k]] = false;
+      }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!ok[i]) continue;
+    try {
+      results[i].data = jobs[i].codec->finish(prepared[i], jobs[i].file, jobs[i].name, &results[i].stats);
+      results[i].stats.seconds = seconds;
+    } catch (...) {
+      results[i].error = std::current_exception();
+    }
+  }
+  return results;
+}
+
+std::string LmCodec::decompress(std::string_view file, const std::string& name, int threads, CodeStats* stats,
+                                ProgressMeter* progress) const {
+  std::vector<DecodeResult> r = decompress_many({{this, file, name}}, threads, 32, progress);
+  if (r[0].error) std::rethrow_exception(r[0].error);
+  if (stats) *stats = r[0].stats;
+  return std::move(r[0].data);
+}
+
+int64_t LmCodec::token_count(std::string_view file) {
+  try {
+    const int version = container_version(file, "file");
+    if (is_compact_version(version)) {
+      const CompactFile f = CompactFile::parse(file, "file");
+      return f.stored ? 0 : static_cast<int64_t>(f.n_tokens);
+    }
+    const Container c = Container::parse(file, "file");
+    int64_t n = 0;
+    for (const auto& ch : c.chunks) n += ch.n_tokens;
+    return n;
+  } catch (...) {
+    return 0;
+  }
 }
 
 }  // namespace lorazip

@@ -1,5 +1,5 @@
-// The LM codec: arithmetic coding of a file's tokens under a Llama model (with any adapter merged
-// into its weights), every probability computed by the coding engine (codec/engine/engine.h).
+// The LM codec: arithmetic coding of a file's tokens under a Llama model, every probability
+// computed by the coding engine (codec/engine/engine.h) in the arithmetic version the file records.
 //
 // One probability path (contract 2). The input is tokenized as the model was trained wherever
 // that is lossless (Tokenizer::encode_native: SentencePiece's dummy prefix; flag bit 0 of the
@@ -7,21 +7,25 @@
 // at most `chunk_tokens` positions. With context_tokens W = 0 every chunk is independent (chunk
 // length L = chunk_tokens). With W > 0 the first chunk codes L tokens and each later chunk first
 // reads the document's previous W tokens (teacher-forced, not coded) and then codes L - W new
-// ones, so no token is coded blind; the decoder then decodes a file's chunks in order. The encoder
-// runs each chunk teacher-forced (positions in slices, chunks spread over threads); the decoder
-// runs independent chunks in lock-step groups (at most `group_streams` each, balanced over its
-// workers, streams that have ended fed BOS), windowed chunks one after another (prefix with
-// extend(), then step()). The engine gives a row the same bits alone, in any batch, teacher-forced
-// or stepped, on any CPU, so the file does not depend on the group size, the thread count or the
-// machine. Softmax in the engine's float32 arithmetic, then codec/quantize.h turns each row into
-// integer frequencies. The container records the engine's arithmetic version.
+// ones, so no token is coded blind; the decoder then decodes a file's chunks in order. Encoder
+// and decoder run their chunks as streams of codec/stream_runner.h: every engine call takes rows
+// of every active stream (the encoder's known tokens in slices, the decoder's newest token), and
+// several files decode in the same calls (decompress_many). The engine gives a row the same bits
+// alone, in any batch, teacher-forced or stepped, on any CPU and thread count, so the file does
+// not depend on any of that. Softmax in the engine's float32 arithmetic, then codec/quantize.h
+// turns each row into integer frequencies. The container records the engine's arithmetic version:
+// 2 for new files (an adapter beside the weights: adapter mode "unmerged"); files of version 1
+// (adapter merged) decode with the version-1 model the codec builds on demand.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
 
 #include "codec/compact.h"
 #include "codec/container.h"
@@ -48,12 +52,18 @@ constexpr int64_t kAutoContextDivisor = 4;
 // input stored as it is whenever that is shorter than the model's code). decompress() reads both.
 enum class ContainerFormat { Full, Compact };
 
+class ProgressMeter;
+
 struct LmCodecOptions {
   int64_t chunk_tokens = 0;    // positions per stream (context + coded); 0 = max_position_embeddings - 1
   int64_t context_tokens = kDefaultContextTokens;  // W, 0..chunk_tokens-1; 0 = independent chunks; < 0 = default
-  int64_t group_streams = 32;  // streams the decoder steps together (1..1024); speed and memory only
+  int64_t group_streams = 32;  // streams coded together (1..1024); speed and memory only
   int threads = 0;             // worker threads; 0 = all cores. Does not change the output.
   ContainerFormat format = ContainerFormat::Full;
+  // 0: the model's own (2 for new files); 1: lorazip 0.1's arithmetic (the version-1 model), for
+  // readers that know only version 1.
+  int arithmetic_version = 0;
+  ProgressMeter* progress = nullptr;  // tokens coded are added to it (nullptr: none)
 };
 
 struct CodeStats {
@@ -73,15 +83,40 @@ struct CodeStats {
 
 class LmCodec {
  public:
+  // The model for version 1 (float32 weights, the adapter merged), built when a file of that version
+  // is decoded or asked for, and the identity such files record (a block-quantized base was named
+  // by its float32 fingerprint then).
+  using Version1Model = std::function<std::shared_ptr<const engine::Model>()>;
+  using Version1Identity = std::function<CodecIdentity()>;
   // std::invalid_argument when the tokenizer's vocabulary is not the model's or the model has no BOS.
-  LmCodec(std::shared_ptr<const engine::Model> model, const Tokenizer& tokenizer, CodecIdentity identity);
+  LmCodec(std::shared_ptr<const engine::Model> model, const Tokenizer& tokenizer, CodecIdentity identity,
+          Version1Model version1 = nullptr, Version1Identity version1_identity = nullptr);
 
   std::string compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats = nullptr) const;
   // Refuses (std::runtime_error) a file bound to another base/adapter/tokenizer, naming the expected
   // fingerprints, or coded with an engine arithmetic this lorazip does not implement; a corrupted
   // file is refused by the container's checks or the final checksum.
   std::string decompress(std::string_view file, const std::string& name, int threads,
-                         CodeStats* stats = nullptr) const;
+                         CodeStats* stats = nullptr, ProgressMeter* progress = nullptr) const;
+
+  // Several files at once, each with its codec (codecs over the same base weights; any adapters):
+  // their chunks decode in the same engine calls. Each result is the output of decompress() or the
+  // error it would throw; the bytes are the same as decoding the files one by one.
+  struct DecodeJob {
+    const LmCodec* codec = nullptr;
+    std::string_view file;
+    std::string name;
+  };
+  struct DecodeResult {
+    std::string data;
+    CodeStats stats;
+    std::exception_ptr error;  // null: data holds the file's bytes
+  };
+  static std::vector<DecodeResult> decompress_many(const std::vector<DecodeJob>& jobs, int threads,
+                                                   int64_t group_streams = 32, ProgressMeter* progress = nullptr);
+  // The tokens a file holds (from its header), for a progress total; 0 for a stored file or when
+  // the header does not say. Never throws.
+  static int64_t token_count(std::string_view file);
 
   // The tokens compress() codes for `input` (Tokenizer::encode_native).
   std::vector<int32_t> tokenize(std::string_view input) const;
@@ -98,16 +133,28 @@ class LmCodec {
 
   const CodecIdentity& identity() const { return id_; }
   const engine::Model& model() const { return *model_; }
+  // The model that computes arithmetic version `v` (this codec's, or its version-1 model).
+  // std::runtime_error when there is none.
+  std::shared_ptr<const engine::Model> model_for(int v, const std::string& name) const;
 
  private:
-  // The compact file `f` as the container it abbreviates, under this codec's identity and model.
-  Container expand(const CompactFile& f, const std::string& name) const;
-  // Decodes a parsed container's tokens and detokenizes them (no checksum test: the caller's).
-  std::string decode(const Container& c, const std::string& name, int threads) const;
+  struct Prepared;
+  // The compact file `f` as the container it abbreviates, under identity `id` and this codec's model.
+  Container expand(const CompactFile& f, const CodecIdentity& id, const std::string& name) const;
+  // The identity a file of arithmetic version `v` records (this codec's, or the version-1 one).
+  CodecIdentity identity_for_version(int v) const;
+  // Parses, checks the identity and lays out the chunks of a file (stored files: their bytes).
+  Prepared prepare(std::string_view file, const std::string& name) const;
+  // Detokenizes and checks a prepared file's decoded tokens.
+  std::string finish(const Prepared& p, std::string_view file, const std::string& name, CodeStats* stats) const;
 
   std::shared_ptr<const engine::Model> model_;
   const Tokenizer& tok_;
   CodecIdentity id_;
+  Version1Model version1_;
+  Version1Identity version1_identity_;
+  mutable std::shared_ptr<const engine::Model> v1_model_;
+  mutable std::mutex v1_mu_;
 };
 
 // The one code-length function (contract 5: the coder's and the report's numbers cannot drift

@@ -1,45 +1,110 @@
+// Bases and adapters into the coding engine (model_setup.h).
 #include "codec/model_setup.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
-#include "adapters/adapter.h"
 #include "codec/engine/from_config.h"
 #include "common/fs.h"
-#include "model/checkpoint.h"
-#include "model/gguf_model.h"
 #include "model/gguf_tokenizer.h"
+#include "model/llama_tensors.h"
 
 namespace fs = std::filesystem;
 
 namespace lorazip {
+namespace {
+
+// Packs the weights and computes their fingerprint at the same time (the fingerprint reads every
+// stored byte; packing does not need it).
+void build_engine_base(LoadedBase& b, const StoredLlama& stored) {
+  b.quantized = has_quantized_matrix(stored.tensors);
+  std::string fp;
+  std::exception_ptr fp_error;
+  std::thread hasher([&] {
+    try {
+      fp = b.quantized ? stored_fingerprint(stored.tensors) : float32_fingerprint(stored.tensors);
+    } catch (...) {
+      fp_error = std::current_exception();
+    }
+  });
+  try {
+    b.weights = std::make_shared<const engine::Weights>(engine::config_from(stored.config), stored.tensors);
+  } catch (const std::invalid_argument& e) {
+    hasher.join();
+    throw std::runtime_error(stored.source + ": " + e.what());
+  } catch (...) {
+    hasher.join();
+    throw;
+  }
+  hasher.join();
+  if (fp_error) std::rethrow_exception(fp_error);
+  b.fingerprint = fp;
+  b.config = stored.config;
+}
+
+}  // namespace
 
 LoadedBase load_base(const std::string& dir) {
-  if (is_gguf_path(dir)) {
-    // A llama.cpp GGUF file: weights dequantized to float32, the tokenizer from its metadata.
-    if (!file_exists(dir)) throw std::runtime_error("base model file '" + dir + "' does not exist");
-    GgufFile f = GgufFile::open(dir);
-    LoadedBase b;
-    b.dir = dir;
-    b.tokenizer = std::make_unique<Tokenizer>(tokenizer_from_gguf(f));
-    b.model = load_gguf_model(f);
-    b.model->eval();
-    b.fingerprint = model_fingerprint(b.model);
-    return b;
-  }
-  if (!dir_exists(dir)) throw std::runtime_error("base model directory '" + dir + "' does not exist");
-  const std::string tok = base_tokenizer_path(dir);
-  if (tok.empty())
-    throw std::runtime_error("base model directory '" + dir + "' has neither tokenizer.model nor tokenizer.json "
-                             "(lorazip needs the SentencePiece model or a byte-level BPE tokenizer.json beside the weights)");
+  const auto t0 = std::chrono::steady_clock::now();
   LoadedBase b;
   b.dir = dir;
-  b.model = load_hf_model(dir);
-  b.model->eval();
-  b.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok));
-  b.fingerprint = model_fingerprint(b.model);
+  if (is_gguf_path(dir)) {
+    // A llama.cpp GGUF file: mapped, its tensors packed as stored, the tokenizer from its metadata.
+    if (!fs::exists(dir)) throw std::runtime_error(dir + ": No such file or directory");
+    const GgufFile f = GgufFile::open(dir);
+    b.tokenizer = std::make_unique<Tokenizer>(tokenizer_from_gguf(f));
+    build_engine_base(b, read_gguf_llama(f));
+  } else {
+    if (!dir_exists(dir)) throw std::runtime_error("base model directory '" + dir + "' does not exist");
+    const std::string tok = base_tokenizer_path(dir);
+    if (tok.empty())
+      throw std::runtime_error("base model directory '" + dir + "' has neither tokenizer.model nor tokenizer.json "
+                               "(lorazip needs the SentencePiece model or a byte-level BPE tokenizer.json beside the weights)");
+    build_engine_base(b, read_hf_llama(dir));
+    b.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok));
+  }
+  b.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return b;
+}
+
+std::string LoadedBase::float32_fingerprint() const {
+  if (!quantized) return fingerprint;
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (!float32_fp_) {
+    const StoredLlama stored = is_gguf_path(dir) ? read_gguf_llama(GgufFile::open(dir)) : read_hf_llama(dir);
+    float32_fp_ = std::make_shared<std::string>(lorazip::float32_fingerprint(stored.tensors));
+  }
+  return *float32_fp_;
+}
+
+bool LoadedBase::is_named_by(const std::string& fp) const {
+  return fp == fingerprint || (quantized && fp == float32_fingerprint());
+}
+
+std::shared_ptr<const engine::Model> LoadedBase::engine_model() const {
+  if (!engine_) engine_ = std::make_shared<const engine::Model>(weights);
+  return engine_;
+}
+
+std::shared_ptr<const engine::Model> LoadedBase::version1_model(const PeftAdapterFiles* adapter) const {
+  // The float32 weights (quantized ones dequantized with ggml's formulas) and, for an adapter, the
+  // pairs merged by the engine in version 1's fixed order.
+  const StoredLlama stored = is_gguf_path(dir) ? read_gguf_llama(GgufFile::open(dir)) : read_hf_llama(dir);
+  std::vector<std::vector<float>> floats;
+  floats.reserve(stored.tensors.size());
+  engine::TensorMap tm;
+  for (const auto& [key, t] : stored.tensors) {
+    floats.push_back(stored_as_float32(t));
+    tm[key] = {t.shape, floats.back().data()};
+  }
+  std::vector<engine::LoraRef> lora;
+  if (adapter)
+    for (const PeftModule& m : adapter->modules)
+      lora.push_back({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling});
+  return std::make_shared<const engine::Model>(engine::config_from(stored.config), tm, lora);
 }
 
 AdapterEntry describe_adapter(const std::string& dir) {
@@ -48,12 +113,17 @@ AdapterEntry describe_adapter(const std::string& dir) {
   if (!file_exists(dir + "/adapter_config.json"))
     throw std::runtime_error("'" + dir + "' is not an adapter directory (no adapter_config.json)");
   if (file_exists(dir + "/lorazip.json")) {
-    AdapterInfo info = LoraAdapter::read_info(dir);
+    AdapterInfo info = AdapterInfo::read(dir);
     e.domain = info.domain;
     e.fingerprint = info.adapter_fingerprint;
   }
   if (e.domain.empty()) e.domain = fs::path(dir).filename().string();
   return e;
+}
+
+std::string fingerprint_adapter(const LoadedBase& base, const AdapterEntry& e) {
+  if (!e.fingerprint.empty()) return e.fingerprint;
+  return read_peft_adapter(e.dir, base.projections()).fingerprint;
 }
 
 std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir) {
@@ -67,44 +137,6 @@ std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir) {
   return out;
 }
 
-LlamaForCausalLM clone_model(LlamaForCausalLM& model) {
-  LlamaForCausalLM m(model->config());
-  torch::NoGradGuard no_grad;
-  auto src = model->named_parameters(true);
-  for (auto& p : m->named_parameters(true)) p.value().copy_(src[p.key()]);
-  m->eval();
-  return m;
-}
-
-LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, AdapterEntry* entry_out) {
-  LlamaForCausalLM m = clone_model(base.model);
-  LoraAdapter a = LoraAdapter::load(adapter_dir, m);
-  a.merge_into(m);  // lorazip's one merge (single-threaded, so every run gives the same bits)
-  if (entry_out) {
-    *entry_out = describe_adapter(adapter_dir);
-    entry_out->fingerprint = a.fingerprint();
-  }
-  return m;
-}
-
-std::shared_ptr<const engine::Model> engine_model(LlamaForCausalLM& model, const LoraAdapter* adapter) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> keep;  // float32 contiguous copies, alive until the engine has copied them
-  auto ref = [&](const torch::Tensor& t) {
-    keep.push_back(t.detach().to(torch::kCPU, torch::kFloat).contiguous());
-    return engine::TensorRef{keep.back().sizes().vec(), keep.back().data_ptr<float>()};
-  };
-  engine::TensorMap weights;
-  for (const auto& p : model->named_parameters(true)) weights[p.key()] = ref(p.value());
-  std::vector<engine::LoraRef> lora;
-  if (adapter) {
-    const auto sd = adapter->state_dict();
-    for (const std::string& mod : adapter->modules())
-      lora.push_back({mod, ref(sd.at(peft_key(mod, "lora_A"))), ref(sd.at(peft_key(mod, "lora_B"))), adapter->scaling(mod)});
-  }
-  return std::make_shared<const engine::Model>(engine::config_from(model->config()), weights, lora);
-}
-
 CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter) {
   CodecIdentity id;
   id.base_fingerprint = base.fingerprint;
@@ -116,17 +148,50 @@ CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter) 
   return id;
 }
 
+CodecIdentity version1_identity(const LoadedBase& base, const AdapterEntry* adapter) {
+  CodecIdentity id = identity_for(base, adapter);
+  id.base_fingerprint = base.float32_fingerprint();
+  return id;
+}
+
+std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedBase& base, const std::string& dir) {
+  auto a = std::make_shared<LoadedAdapter>();
+  a->files = read_peft_adapter(dir, base.projections(), [&base](const std::string& fp) { return base.is_named_by(fp); },
+                               base.fingerprint);
+  a->entry = describe_adapter(dir);
+  a->entry.fingerprint = a->files.fingerprint;
+  std::vector<engine::LoraRef> lora;
+  for (const PeftModule& m : a->files.modules)
+    lora.push_back({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling});
+  try {
+    a->engine = std::make_shared<const engine::Adapter>(*base.weights, lora);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(dir + ": " + e.what());
+  }
+  return a;
+}
+
+std::shared_ptr<const LoadedAdapter> CodecSet::adapter(const std::string& adapter_dir) {
+  if (adapter_dir.empty()) return nullptr;
+  auto it = adapters_.find(adapter_dir);
+  if (it != adapters_.end()) return it->second;
+  return adapters_.emplace(adapter_dir, load_adapter(base_, adapter_dir)).first->second;
+}
+
 LmCodec& CodecSet::get(const std::string& adapter_dir) {
   auto it = codecs_.find(adapter_dir);
   if (it != codecs_.end()) return *it->second;
   std::unique_ptr<LmCodec> c;
+  LoadedBase* base = &base_;
   if (adapter_dir.empty()) {
-    c = std::make_unique<LmCodec>(engine_model(base_.model), *base_.tokenizer, identity_for(base_, nullptr));
+    c = std::make_unique<LmCodec>(base_.engine_model(), *base_.tokenizer, identity_for(base_, nullptr),
+                                  [base] { return base->version1_model(nullptr); },
+                                  [base] { return version1_identity(*base, nullptr); });
   } else {
-    LoraAdapter a = LoraAdapter::load(adapter_dir, base_.model);
-    AdapterEntry e = describe_adapter(adapter_dir);
-    e.fingerprint = a.fingerprint();
-    c = std::make_unique<LmCodec>(engine_model(base_.model, &a), *base_.tokenizer, identity_for(base_, &e));
+    std::shared_ptr<const LoadedAdapter> a = adapter(adapter_dir);
+    c = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base_.weights, a->engine), *base_.tokenizer,
+                                  identity_for(base_, &a->entry), [base, a] { return base->version1_model(&a->files); },
+                                  [base, a] { return version1_identity(*base, &a->entry); });
   }
   return *codecs_.emplace(adapter_dir, std::move(c)).first->second;
 }

@@ -1,25 +1,56 @@
-// Loading what the codec and eval need: a base model (an HF directory with its tokenizer.model,
-// or a llama GGUF file), adapters (PEFT directories), and the identity a compressed file records.
+// Loading what the codec and eval need: a base model (a llama GGUF file, or a Hugging Face
+// directory with its tokenizer), adapters (PEFT directories), and the identity a compressed file
+// records. Bases load into the coding engine as stored (a quantized GGUF stays quantized, mapped
+// and packed, never expanded to float32); adapters become the engine's side path. Torch-free:
+// libtorch's model of the same weights comes from codec/model_torch.h, only where training or
+// export --merged needs it.
 #pragma once
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "adapters/peft_files.h"
 #include "codec/lm_codec.h"
-#include "model/llama.h"
+#include "model/config.h"
 #include "model/tokenizer.h"
 
 namespace lorazip {
 
-class LoraAdapter;
-
 struct LoadedBase {
   std::string dir;
-  LlamaForCausalLM model{nullptr};
+  LlamaConfig config;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::string fingerprint;  // model_fingerprint of the unmodified base
+  // The base's identity: SHA-256 of its weights as float32 (model_fingerprint), or, for a GGUF
+  // with block-quantized matrices, of the weights as stored (stored_fingerprint, which lorazip
+  // 0.1 did not have; files and adapters that name the base the old way still match, see below).
+  std::string fingerprint;
+  std::shared_ptr<const engine::Weights> weights; // as stored (arithmetic version 2)
+  double load_seconds = 0;
+
+  // The float32 fingerprint (equal to `fingerprint` unless the base is block-quantized, where it is
+  // computed on first use: a pass over every weight).
+  std::string float32_fingerprint() const;
+  // Whether `fp` names this base, in either form.
+  bool is_named_by(const std::string& fp) const;
+
+  // The base alone on the engine (arithmetic version 2).
+  std::shared_ptr<const engine::Model> engine_model() const;
+  // The projections adapters attach to.
+  std::vector<Projection> projections() const { return llama_projections(config); }
+  // Arithmetic version 1 (what lorazip 0.1 wrote): the weights as float32 with `adapter` merged in
+  // (nullptr: none). Each call builds one: it holds a float32 copy of the base.
+  std::shared_ptr<const engine::Model> version1_model(const PeftAdapterFiles* adapter) const;
+
+  std::shared_ptr<void> torch_cache;  // codec/model_torch.h's libtorch model, once loaded
+  bool quantized = false;             // named by its stored bytes
+
+ private:
+  mutable std::shared_ptr<const engine::Model> engine_;
+  mutable std::shared_ptr<std::string> float32_fp_;
+  mutable std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
 };
 
 // `dir` is a Hugging Face Llama directory (config.json, weights, tokenizer.model or tokenizer.json)
@@ -35,31 +66,42 @@ struct AdapterEntry {
 
 // Every adapter directory directly under `adapters_dir` (those with adapter_config.json), sorted by name.
 std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir);
+// The directory's domain and fingerprint from lorazip.json; without one (an adapter made
+// elsewhere) the fingerprint is left empty (fingerprint_adapter computes it).
 AdapterEntry describe_adapter(const std::string& dir);
-
-// The coding engine for `model`: its parameters (as float32) copied into the engine's panels, with
-// `adapter`'s LoRA pairs (nullptr: none) merged by the engine in its fixed order, so the merged
-// weights are the same bits on every machine. `model` is left untouched.
-std::shared_ptr<const engine::Model> engine_model(LlamaForCausalLM& model, const LoraAdapter* adapter = nullptr);
-
-// The base with an adapter merged into its weights by libtorch (for `lorazip export --merged`; the
-// codec merges with engine_model instead), as a separate model; the base is left untouched.
-LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, AdapterEntry* entry_out);
-LlamaForCausalLM clone_model(LlamaForCausalLM& model);
+// The adapter's fingerprint, reading its tensors when lorazip.json does not give it.
+// std::runtime_error when the directory does not fit `base`.
+std::string fingerprint_adapter(const LoadedBase& base, const AdapterEntry& e);
 
 CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
 
+// The identity of files coded by `codec`'s base and adapter in arithmetic version 1 (lorazip 0.1
+// named a block-quantized base by its float32 fingerprint).
+CodecIdentity version1_identity(const LoadedBase& base, const AdapterEntry* adapter);
+
+// An adapter read for the engine: its files, the side path, and its identity.
+struct LoadedAdapter {
+  AdapterEntry entry;
+  PeftAdapterFiles files;
+  std::shared_ptr<const engine::Adapter> engine;
+};
+// std::runtime_error naming the directory when it is not an adapter of `base`.
+std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedBase& base, const std::string& dir);
+
 // LM codecs over one base, one per adapter directory ("" = the base alone), each built on first
-// use (engine_model with the adapter) and kept for the next file.
+// use and kept for the next file; every codec shares the base's packed weights.
 class CodecSet {
  public:
   explicit CodecSet(LoadedBase& base) : base_(base) {}
   LmCodec& get(const std::string& adapter_dir);
   LoadedBase& base() const { return base_; }
+  // The adapter behind get(dir) (nullptr for "").
+  std::shared_ptr<const LoadedAdapter> adapter(const std::string& adapter_dir);
 
  private:
   LoadedBase& base_;
   std::map<std::string, std::unique_ptr<LmCodec>> codecs_;
+  std::map<std::string, std::shared_ptr<const LoadedAdapter>> adapters_;
 };
 
 }  // namespace lorazip

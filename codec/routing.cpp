@@ -7,7 +7,6 @@
 #include "codec/compact.h"
 #include "codec/container.h"
 
-#include "adapters/adapter.h"
 
 namespace lorazip {
 
@@ -29,7 +28,7 @@ std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, 
   for (AdapterEntry e : list_adapters(adapters_dir)) {
     if (e.fingerprint.empty()) {
       try {
-        e.fingerprint = LoraAdapter::load(e.dir, base.model).fingerprint();
+        e.fingerprint = fingerprint_adapter(base, e);
       } catch (const std::exception&) {
         continue;  // made for another base: not the adapter this file needs
       }
@@ -45,7 +44,7 @@ std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::s
   for (AdapterEntry e : list_adapters(adapters_dir)) {
     if (e.fingerprint.empty()) {
       try {
-        e.fingerprint = LoraAdapter::load(e.dir, base.model).fingerprint();
+        e.fingerprint = fingerprint_adapter(base, e);
       } catch (const std::exception&) {
         continue;  // made for another base
       }
@@ -55,30 +54,64 @@ std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::s
   return dirs;
 }
 
-std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
-                        std::string_view file, const std::string& name, int threads, CodeStats* stats) {
-  if (!adapter_dir.empty() || adapters_dir.empty()) return codecs.get(adapter_dir).decompress(file, name, threads, stats);
+std::vector<std::string> candidate_adapter_dirs(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
+                                                std::string_view file, const std::string& name) {
+  if (!adapter_dir.empty() || adapters_dir.empty()) return {adapter_dir};
   if (!is_compact_version(container_version(file, name))) {
     const Container header = Container::parse_header_only(file, name);
-    const std::string dir = find_adapter_dir(codecs.base(), adapters_dir, header.adapter_fingerprint, header.adapter_domain, name);
-    return codecs.get(dir).decompress(file, name, threads, stats);
+    return {find_adapter_dir(codecs.base(), adapters_dir, header.adapter_fingerprint, header.adapter_domain, name)};
   }
   const CompactFile f = CompactFile::parse(file, name);
-  if (f.stored || !f.has_adapter) return codecs.get("").decompress(file, name, threads, stats);
+  if (f.stored || !f.has_adapter) return {""};
   const std::vector<std::string> dirs = find_adapter_dirs_by_tag(codecs.base(), adapters_dir, f.adapter_tag, f.adapter_tag_digits());
   char tag[8];
   std::snprintf(tag, sizeof tag, "%0*x", f.adapter_tag_digits(), f.adapter_tag);
   if (dirs.empty())
     throw std::runtime_error(name + ": needs an adapter whose fingerprint begins " + std::string(tag) + ", which is not in '" +
                              adapters_dir + "'");
-  for (size_t i = 0; i + 1 < dirs.size(); ++i) {
+  return dirs;
+}
+
+std::vector<DecodedFile> decode_files(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
+                                      const std::vector<FileToDecode>& files, int threads, ProgressMeter* progress) {
+  std::vector<DecodedFile> out(files.size());
+  std::vector<std::vector<std::string>> candidates(files.size());
+  std::vector<LmCodec::DecodeJob> jobs;
+  std::vector<size_t> job_file;
+  for (size_t i = 0; i < files.size(); ++i) {
     try {
-      return codecs.get(dirs[i]).decompress(file, name, threads, stats);
-    } catch (const std::runtime_error&) {
-      // another adapter sharing the tag: its output fails the seal or checksum; try the next
+      candidates[i] = candidate_adapter_dirs(codecs, adapter_dir, adapters_dir, files[i].data, files[i].name);
+      jobs.push_back({&codecs.get(candidates[i][0]), files[i].data, files[i].name});
+      job_file.push_back(i);
+    } catch (...) {
+      out[i].error = std::current_exception();
     }
   }
-  return codecs.get(dirs.back()).decompress(file, name, threads, stats);
+  std::vector<LmCodec::DecodeResult> r = LmCodec::decompress_many(jobs, threads, 32, progress);
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    const size_t i = job_file[k];
+    out[i].error = r[k].error;
+    out[i].data = std::move(r[k].data);
+    out[i].stats = r[k].stats;
+    // Adapters sharing a compact file's tag: the first whose output passes the seal is the one.
+    for (size_t c = 1; out[i].error && c < candidates[i].size(); ++c) {
+      try {
+        out[i].data = codecs.get(candidates[i][c]).decompress(files[i].data, files[i].name, threads, &out[i].stats);
+        out[i].error = nullptr;
+      } catch (const std::runtime_error&) {
+        if (c + 1 == candidates[i].size()) out[i].error = std::current_exception();
+      }
+    }
+  }
+  return out;
+}
+
+std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
+                        std::string_view file, const std::string& name, int threads, CodeStats* stats, ProgressMeter* progress) {
+  std::vector<DecodedFile> r = decode_files(codecs, adapter_dir, adapters_dir, {{file, name}}, threads, progress);
+  if (r[0].error) std::rethrow_exception(r[0].error);
+  if (stats) *stats = r[0].stats;
+  return std::move(r[0].data);
 }
 
 }  // namespace lorazip

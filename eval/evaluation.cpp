@@ -147,8 +147,8 @@ bool zstd_dictionary_baseline(Row& row, const TokenStore& store, const Tokenizer
 // where the router's cluster has no adapter), from the per-document bits already scored.
 void score_prompt_routed(std::vector<Row>& rows, LoadedBase& base, const EvaluationOptions& opt) {
   PromptRouter router = PromptRouter::load(opt.router_path);
-  router.check_base(base.fingerprint, base.tokenizer->sha256());
-  std::shared_ptr<const engine::Model> model = engine_model(base.model);
+  router.check_base([&](const std::string& fp) { return base.is_named_by(fp); }, base.fingerprint, base.tokenizer->sha256());
+  std::shared_ptr<const engine::Model> model = base.engine_model();
   for (auto& r : rows) {
     double total = 0;
     std::map<std::string, int64_t> choice;

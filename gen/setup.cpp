@@ -6,7 +6,6 @@
 
 #include "codec/model_setup.h"
 #include "model/gguf.h"
-#include "model/gguf_model.h"
 
 namespace lorazip::gen {
 
@@ -18,7 +17,7 @@ ChatModel load_chat_model(const std::string& path, CodecIdentity* identity_out) 
   m.name = std::filesystem::path(path).filename().string();
   m.chat = ChatTemplate::from_gguf(GgufFile::open(path));
   LoadedBase base = load_base(path);
-  m.model = engine_model(base.model);
+  m.model = base.engine_model();
   if (identity_out) *identity_out = identity_for(base, nullptr);
   m.tokenizer = std::shared_ptr<const Tokenizer>(std::move(base.tokenizer));
   return m;

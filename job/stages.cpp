@@ -10,6 +10,7 @@
 #include "adapters/adapter.h"
 #include "cluster/router.h"
 #include "codec/model_setup.h"
+#include "codec/model_torch.h"
 #include "common/log.h"
 #include "data/token_store.h"
 #include "eval/evaluation.h"
@@ -53,7 +54,7 @@ ClusterStats cluster_stage(const JobConfig& j, int threads, const ClusterOverrid
   if (model_path.empty()) throw std::invalid_argument("cluster: no model to embed with: pass -m, or set base_model or cluster.model in the config");
   if (cfg.k < 1) throw std::invalid_argument("cluster: no k: pass -k, or set cluster.k in the config");
   LoadedBase base = load_base(model_path);
-  std::shared_ptr<const engine::Model> model = engine_model(base.model);
+  std::shared_ptr<const engine::Model> model = base.engine_model();
   ClusterStats st = cluster_corpus(*model, *base.tokenizer, base.fingerprint, inputs, cfg,
                                    o.out_dir.empty() ? j.clusters_path() : o.out_dir, threads);
   log_info("cluster: " + std::to_string(st.docs) + " documents -> " + std::to_string(st.k) + " clusters (purity " + fmt3(st.purity) +
@@ -119,7 +120,7 @@ TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const s
   info.base_model_name_or_path = base_dir;
   info.tokenizer_sha256 = base.tokenizer->sha256();
   info.base_fingerprint = base.fingerprint;
-  TrainResult r = train_lora(base.model, j.lora, j.train, data, info, j.adapters_path() + "/" + domain,
+  TrainResult r = train_lora(torch_model(base), j.lora, j.train, data, info, j.adapters_path() + "/" + domain,
                              run_options(j, "adapter-" + domain, resume, threads));
   log_info("adapter " + domain + ": " + std::to_string(r.steps) + " steps, " + format_duration(r.seconds) + ", val " +
            fmt3(r.base_val_bits_per_token) + " -> " + fmt3(r.best_val_bits_per_token) + " bits/token (" + r.stop_reason + ")");
@@ -157,7 +158,7 @@ Report eval_stage(const JobConfig& j, int threads, const EvalOverrides& o) {
     // Routing by prompt is measured where the router was made with this base (it embeds with it).
     PromptRouter pr = PromptRouter::load(router);
     try {
-      pr.check_base(base.fingerprint, base.tokenizer->sha256());
+      pr.check_base([&](const std::string& fp) { return base.is_named_by(fp); }, base.fingerprint, base.tokenizer->sha256());
       eo.router_path = router;
       for (const ClusterRecord& rec : read_cluster_records(cluster_inputs(j), "prompt"))
         if (rec.has_prompt) eo.prompts.emplace(rec.text, rec.prompt);

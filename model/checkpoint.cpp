@@ -11,47 +11,13 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "model/llama_tensors.h"
 #include "model/tokenizer.h"
 
 namespace lorazip {
 namespace {
 
 using nlohmann::json;
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-// One tensor's contribution to a fingerprint; shared by the model and RawTensor paths so that
-// both give the same value for the same tensors.
-void hash_tensor(Sha256& h, const std::string& name, DType dtype, const std::vector<int64_t>& shape, const void* data,
-                 size_t nbytes) {
-  h.update_field(name);
-  h.update_field(dtype_name(dtype));
-  h.update_field(shape_str(shape));
-  h.update_field(std::string_view(static_cast<const char*>(data), nbytes));
-}
-
-// Copies one file tensor into the model's parameter after checking its shape.
-void assign(torch::Tensor& param, const RawTensor& raw, const std::string& name, const std::string& file) {
-  std::vector<int64_t> want(param.sizes().begin(), param.sizes().end());
-  if (raw.shape != want)
-    throw std::runtime_error("checkpoint '" + file + "': tensor '" + name + "' has shape " + shape_str(raw.shape) +
-                             " but config.json implies " + shape_str(want) +
-                             " (config.json and weights disagree, or the file is for another model)");
-  if (raw.dtype != DType::F32 && raw.dtype != DType::F16 && raw.dtype != DType::BF16)
-    throw std::runtime_error("checkpoint '" + file + "': tensor '" + name + "' has dtype " + dtype_name(raw.dtype) +
-                             "; expected F32, F16 or BF16");
-  torch::Tensor t = from_raw(raw, name);
-  torch::NoGradGuard no_grad;
-  param.copy_(t);
-}
 
 }  // namespace
 
@@ -81,108 +47,13 @@ torch::Tensor from_raw(const RawTensor& r, const std::string& name) {
 }
 
 LlamaForCausalLM load_hf_model(const std::string& dir) {
-  const std::string config_path = dir + "/config.json";
-  if (!file_exists(config_path))
-    throw std::runtime_error("model directory '" + dir + "' has no config.json (is it a Hugging Face model directory?)");
-  json cj;
-  try {
-    cj = json::parse(read_file(config_path));
-  } catch (const json::exception& e) {
-    throw std::runtime_error(config_path + ": invalid JSON: " + e.what());
+  const StoredLlama stored = read_hf_llama(dir);  // every tensor checked against config.json
+  LlamaForCausalLM model(stored.config);
+  torch::NoGradGuard no_grad;
+  for (auto& kv : model->named_parameters(true)) {
+    const std::vector<float> v = stored_as_float32(stored.tensors.at(kv.key()));
+    std::memcpy(kv.value().data_ptr<float>(), v.data(), v.size() * sizeof(float));
   }
-  LlamaConfig cfg = LlamaConfig::from_hf_json(cj, config_path);
-  LlamaForCausalLM model(cfg);
-
-  // Which files to read, and for sharded checkpoints which tensors each must hold.
-  std::vector<std::string> files;
-  std::map<std::string, std::string> weight_map;  // tensor -> shard file (sharded only)
-  const std::string single = dir + "/model.safetensors";
-  const std::string index_path = dir + "/model.safetensors.index.json";
-  if (file_exists(single)) {
-    files.push_back(single);
-  } else if (file_exists(index_path)) {
-    json ij;
-    try {
-      ij = json::parse(read_file(index_path));
-    } catch (const json::exception& e) {
-      throw std::runtime_error(index_path + ": invalid JSON: " + e.what());
-    }
-    if (!ij.is_object() || !ij.contains("weight_map") || !ij.at("weight_map").is_object())
-      throw std::runtime_error(index_path + ": missing object 'weight_map'");
-    std::set<std::string> shard_set;
-    for (auto it = ij.at("weight_map").begin(); it != ij.at("weight_map").end(); ++it) {
-      if (!it.value().is_string()) throw std::runtime_error(index_path + ": weight_map['" + it.key() + "'] is not a file name");
-      std::string shard = it.value().get<std::string>();
-      if (shard.empty() || shard.find('/') != std::string::npos || shard == "..")
-        throw std::runtime_error(index_path + ": weight_map['" + it.key() + "'] = '" + shard + "' is not a plain file name");
-      weight_map[it.key()] = shard;
-      shard_set.insert(shard);
-    }
-    for (const auto& s : shard_set) files.push_back(dir + "/" + s);
-  } else {
-    throw std::runtime_error("model directory '" + dir +
-                             "' has neither model.safetensors nor model.safetensors.index.json "
-                             "(pytorch_model.bin checkpoints are not supported; convert to safetensors)");
-  }
-
-  std::map<std::string, torch::Tensor> params;
-  for (auto& kv : model->named_parameters(true)) params.emplace(kv.key(), kv.value());
-  std::set<std::string> loaded;
-  torch::Tensor tied_head;
-  std::string tied_head_file;
-  for (const std::string& file : files) {
-    if (!file_exists(file)) throw std::runtime_error("checkpoint shard '" + file + "' named in " + index_path + " is missing");
-    SafetensorsFile sf = read_safetensors(file);
-    const std::string base = file.substr(file.rfind('/') + 1);
-    if (!weight_map.empty()) {
-      for (const auto& wm : weight_map)
-        if (wm.second == base && !sf.tensors.count(wm.first))
-          throw std::runtime_error("checkpoint '" + file + "': tensor '" + wm.first + "' is listed in " + index_path +
-                                   " but not in this shard");
-    }
-    for (auto& kv : sf.tensors) {
-      const std::string& name = kv.first;
-      if (ends_with(name, ".rotary_emb.inv_freq")) continue;  // recomputed from rope_theta
-      if (!weight_map.empty()) {
-        auto w = weight_map.find(name);
-        if (w == weight_map.end() || w->second != base)
-          throw std::runtime_error("checkpoint '" + file + "': tensor '" + name + "' is not assigned to this shard in " +
-                                   index_path);
-      }
-      auto p = params.find(name);
-      if (p == params.end()) {
-        // A tied checkpoint may still carry a copy of the embedding as lm_head; accept an exact
-        // copy (checked once every file is loaded).
-        if (name == "lm_head.weight" && cfg.tie_word_embeddings) {
-          tied_head = from_raw(kv.second, name);
-          tied_head_file = file;
-          continue;
-        }
-        throw std::runtime_error("checkpoint '" + file + "': unexpected tensor '" + name + "' (shape " +
-                                 shape_str(kv.second.shape) +
-                                 "); the file holds weights this Llama config does not have "
-                                 "(wrong config.json, or not a Llama checkpoint?)");
-      }
-      if (!loaded.insert(name).second)
-        throw std::runtime_error("checkpoint '" + file + "': tensor '" + name + "' appears in more than one file");
-      assign(p->second, kv.second, name, file);
-    }
-  }
-  std::vector<std::string> missing;
-  for (const auto& kv : params)
-    if (!loaded.count(kv.first)) missing.push_back(kv.first);
-  if (!missing.empty()) {
-    std::string list;
-    for (size_t i = 0; i < missing.size() && i < 5; ++i) list += (i ? ", " : "") + missing[i];
-    if (missing.size() > 5) list += ", ... (" + std::to_string(missing.size()) + " in all)";
-    throw std::runtime_error("checkpoint '" + dir + "': missing tensor(s) " + list +
-                             (missing.size() == 1 && missing[0] == "lm_head.weight"
-                                  ? " (should config.json set tie_word_embeddings = true?)"
-                                  : " (config.json and weights disagree?)"));
-  }
-  if (tied_head.defined() && !torch::equal(tied_head, params.at("model.embed_tokens.weight").detach()))
-    throw std::runtime_error("checkpoint '" + tied_head_file + "': tensor 'lm_head.weight' is not a copy of " +
-                             "model.embed_tokens.weight but config.json sets tie_word_embeddings = true");
   return model;
 }
 
@@ -235,21 +106,15 @@ void save_hf_model(LlamaForCausalLM& model, const std::string& dir, const std::s
 }
 
 std::string model_fingerprint(LlamaForCausalLM& model) {
-  std::map<std::string, torch::Tensor> sorted;
-  for (auto& kv : model->named_parameters(true)) sorted.emplace(kv.key(), kv.value());
-  Sha256 h;
-  for (const auto& kv : sorted) {
-    torch::Tensor t = kv.second.detach().to(torch::kCPU, torch::kFloat).contiguous();
-    hash_tensor(h, kv.first, DType::F32, std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr(),
-                static_cast<size_t>(t.numel()) * sizeof(float));
+  std::vector<torch::Tensor> keep;
+  engine::StoredMap tensors;
+  for (auto& kv : model->named_parameters(true)) {
+    keep.push_back(kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
+    const torch::Tensor& t = keep.back();
+    tensors[kv.key()] = {std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), engine::WeightKind::F32,
+                         static_cast<const uint8_t*>(t.data_ptr()), static_cast<uint64_t>(t.numel()) * sizeof(float), 0};
   }
-  return h.hex();
-}
-
-std::string tensors_fingerprint(const std::map<std::string, RawTensor>& tensors) {
-  Sha256 h;
-  for (const auto& kv : tensors) hash_tensor(h, kv.first, kv.second.dtype, kv.second.shape, kv.second.data.data(), kv.second.data.size());
-  return h.hex();
+  return float32_fingerprint(tensors);
 }
 
 }  // namespace lorazip

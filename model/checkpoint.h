@@ -5,6 +5,7 @@
 #include <string>
 
 #include "model/llama.h"
+#include "model/llama_tensors.h"
 #include "model/safetensors.h"
 
 namespace lorazip {
@@ -20,9 +21,9 @@ LlamaForCausalLM load_hf_model(const std::string& dir);
 void save_hf_model(LlamaForCausalLM& model, const std::string& dir, const std::string& tokenizer_model_bytes,
                    int64_t max_shard_bytes = 0);
 
-// SHA-256 over (name, dtype, shape, bytes) of every tensor, in name order; float32 contiguous CPU.
+// SHA-256 over (name, dtype, shape, bytes) of every tensor, in name order; float32 contiguous CPU
+// (float32_fingerprint of model/llama_tensors.h: the same value for the tensors it loaded from).
 std::string model_fingerprint(LlamaForCausalLM& model);
-std::string tensors_fingerprint(const std::map<std::string, RawTensor>& tensors);
 
 // Conversions between torch tensors and RawTensor (float32 / float16 / bfloat16).
 RawTensor to_raw(const torch::Tensor& t);

@@ -6,8 +6,8 @@
 // 4 threads, in slices of 7 positions, lock-step decoding in groups of 1, 7 and 32 streams; the
 // logits, softmax and code lengths must hash to the model's committed value. Version-2 models
 // also check that a batch mixing streams of two adapters and none gives each stream the bits it
-// gets alone, and that the integer block products stay close to the float products of the same
-// dequantized weights.
+// gets alone, and that version 2 (integer block products, a half-precision key/value cache) stays
+// close to version 1 on the same dequantized weights.
 // Plain C++ (no GoogleTest, no libtorch) so that it cross-compiles for aarch64 and runs under
 // qemu; CMake builds it at -march=x86-64, x86-64-v3 and x86-64-v4.
 //
@@ -44,9 +44,9 @@ struct Expected {
 };
 constexpr Expected kExpected[] = {
     {"v1 F32 merged", 0xf74c3fdf236029b9ull},
-    {"v2 F32", 0xfe4170d0fcdf9e09ull},  {"v2 F16", 0xd66b5c18908cccadull},  {"v2 BF16", 0x2f8a0f8c05e044ffull},
-    {"v2 Q8_0", 0x1c0f5de36ce53296ull}, {"v2 Q4_0", 0x3c2cc44f0ed6e97cull}, {"v2 Q4_1", 0xbded1361679e817dull},
-    {"v2 Q4_K", 0xe1286b4f3355601eull}, {"v2 Q5_K", 0x445f12cbf43d77b0ull}, {"v2 Q6_K", 0x5cc453ec5364d4e4ull},
+    {"v2 F32", 0x28310be516d6c27bull},  {"v2 F16", 0x44ffad4c2e26429aull},  {"v2 BF16", 0x67ee60abe9f8c89dull},
+    {"v2 Q8_0", 0x396e39cb5ab12572ull}, {"v2 Q4_0", 0x89413fcf77a59a21ull}, {"v2 Q4_1", 0x636ee188bf21d0d7ull},
+    {"v2 Q4_K", 0x6af5b6755af70dafull}, {"v2 Q5_K", 0xbb7ff34476fa9160ull}, {"v2 Q6_K", 0x0541c7239e2d631aull},
 };
 
 struct Rng {  // splitmix64
@@ -468,7 +468,8 @@ int main(int argc, char** argv) {
     if (!s.v2) continue;
     const double rel = v2_vs_float(*s.v2, s.seqs);
     const bool quantized = kind_traits(s.v2->map.at("model.layers.0.mlp.up_proj.weight").kind).quantized;
-    const bool close = quantized ? rel < 0.05 : rel == 0.0;  // float kinds: version 1's bits exactly
+    // Float kinds differ from version 1 only by the half-precision key/value cache.
+    const bool close = quantized ? rel < 0.05 : rel < 0.01;
     const bool mixed = mixed_adapters_match(*s.v2, s.seqs);
     checked += 2;
     failures += !close + !mixed;

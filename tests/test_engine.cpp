@@ -13,6 +13,7 @@
 #include "adapters/adapter.h"
 #include "codec/engine/engine.h"
 #include "codec/model_setup.h"
+#include "codec/model_torch.h"
 #include "model/llama.h"
 
 using namespace lorazip;

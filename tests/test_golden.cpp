@@ -147,7 +147,7 @@ void check_golden(const std::string& file, bool with_adapter) {
   if (std::getenv("LORAZIP_WRITE_GOLDEN")) write_file_atomic(path, codec->compress(g.text, opt));
   ASSERT_TRUE(file_exists(path)) << path << " is missing";
   const std::string stored = read_file(path);
-  EXPECT_EQ(Container::parse(stored, file).arithmetic_version, engine::kArithmeticVersion);
+  EXPECT_EQ(Container::parse(stored, file).arithmetic_version, 1);
   EXPECT_TRUE(codec->decompress(stored, file, 2) == g.text) << file << " no longer decodes to sample.txt";
   EXPECT_TRUE(codec->compress(g.text, opt) == stored) << "compressing sample.txt no longer gives " << file;
   EXPECT_TRUE(codec->decompress(stored, file, 1) == g.text) << file << " on one thread";

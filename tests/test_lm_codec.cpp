@@ -23,6 +23,7 @@
 #include "codec/container.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
+#include "codec/model_torch.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
@@ -147,7 +148,11 @@ World& world() {
     w->base_dir = temp_root() + "/base";
     save_hf_model(m, w->base_dir, w->tok->model_bytes());
     w->base = load_base(w->base_dir);
-    w->codec = std::make_unique<LmCodec>(engine_model(w->base.model), *w->base.tokenizer, identity_for(w->base, nullptr));
+    // As CodecSet builds it: version 2, with the version-1 model and identity for older files.
+    LoadedBase* b = &w->base;
+    w->codec = std::make_unique<LmCodec>(w->base.engine_model(), *w->base.tokenizer, identity_for(w->base, nullptr),
+                                         [b] { return b->version1_model(nullptr); },
+                                         [b] { return version1_identity(*b, nullptr); });
   }
   return *w;
 }
@@ -160,7 +165,7 @@ std::string make_adapter(const std::string& name, uint64_t seed) {
   LoraConfig cfg;
   cfg.r = 4;
   cfg.seed = seed;
-  LoraAdapter a(w.base.model, cfg);
+  LoraAdapter a(torch_model(w.base), cfg);
   {
     torch::NoGradGuard ng;
     torch::manual_seed(seed);
@@ -180,13 +185,14 @@ struct AdaptedCodec {
   std::unique_ptr<LmCodec> codec;
 };
 
-// The codec for base + adapter, built the way CodecSet builds it (the engine merges the adapter).
+// The codec for base + adapter, built the way CodecSet builds it (the adapter beside the weights).
 AdaptedCodec adapted_codec_on(LoadedBase& base, const std::string& adapter_dir) {
   AdaptedCodec ac;
-  LoraAdapter a = LoraAdapter::load(adapter_dir, base.model);
-  ac.entry = describe_adapter(adapter_dir);
-  ac.entry.fingerprint = a.fingerprint();
-  ac.codec = std::make_unique<LmCodec>(engine_model(base.model, &a), *base.tokenizer, identity_for(base, &ac.entry));
+  std::shared_ptr<const LoadedAdapter> a = load_adapter(base, adapter_dir);
+  ac.entry = a->entry;
+  LoadedBase* b = &base;
+  ac.codec = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base.weights, a->engine), *base.tokenizer,
+                                       identity_for(base, &ac.entry), [b, a] { return b->version1_model(&a->files); });
   return ac;
 }
 AdaptedCodec adapted_codec(const std::string& adapter_dir) { return adapted_codec_on(world().base, adapter_dir); }
@@ -470,7 +476,7 @@ TEST(LmCodecWindow, ForgedWindowAndFlagsAreRefused) {
 TEST(LmCodecRoundTrip, ModelWithoutBosIsRefused) {
   // Every stream starts from BOS; a config.json with "bos_token_id": null cannot be coded with.
   World& w = world();
-  LlamaConfig c = w.base.model->config();
+  LlamaConfig c = w.base.config;
   c.bos_token_id = -1;
   LlamaForCausalLM m(c);
   EXPECT_THROW({ LmCodec bad(engine_model(m), *w.tok, identity_for(w.base, nullptr)); }, std::invalid_argument);
@@ -545,16 +551,16 @@ TEST(LmCodecAdapter, RoundTripAndTheAdapterChangesTheModel) {
   CodeStats s;
   const std::string file = ac.codec->compress(text, opts(32, 4, 2), &s);
   const Container c = Container::parse(file, "a");
-  EXPECT_EQ(c.adapter_mode, AdapterMode::Merged);
+  EXPECT_EQ(c.adapter_mode, AdapterMode::Unmerged);  // arithmetic version 2: the adapter beside the weights
   EXPECT_EQ(c.adapter_fingerprint, ac.entry.fingerprint);
   EXPECT_EQ(c.adapter_domain, "chat");
   EXPECT_EQ(ac.codec->decompress(file, "a", 1), text);
 
-  // The merged weights really differ from the base: another ideal code length.
+  // The adapter really changes the model: another ideal code length.
   const std::vector<int32_t> ids = w.tok->encode(text);
   EXPECT_GT(std::fabs(ac.codec->ideal_bits(ids, 32, 0) - w.codec->ideal_bits(ids, 32, 0)), 1.0);
-  // The base model itself is untouched by merging.
-  EXPECT_EQ(model_fingerprint(w.base.model), w.base.fingerprint);
+  // The base model itself is untouched.
+  EXPECT_EQ(model_fingerprint(torch_model(w.base)), w.base.fingerprint);
 }
 
 TEST(LmCodecAdapter, RefusedWithoutTheAdapterOrWithAnother) {
@@ -592,7 +598,7 @@ TEST(LmCodecAdapter, AnotherBaseIsRefusedNamingTheBase) {
   LoadedBase b2 = load_base(dir);
   ASSERT_NE(b2.fingerprint, w.base.fingerprint);
   EXPECT_EQ(b2.tokenizer->sha256(), w.tok->sha256());
-  LmCodec codec2(engine_model(b2.model), *b2.tokenizer, identity_for(b2, nullptr));
+  LmCodec codec2(b2.engine_model(), *b2.tokenizer, identity_for(b2, nullptr));
 
   const std::string text = make_text(1100, 1500);
   const std::string file = w.codec->compress(text, opts(32, 4, 1));
@@ -617,7 +623,7 @@ TEST(LmCodecAdapter, AnotherTokenizerIsRefused) {
   ASSERT_NE(tok2->sha256(), w.tok->sha256());
   CodecIdentity id = identity_for(w.base, nullptr);
   id.tokenizer_fingerprint = tok2->sha256();
-  LmCodec codec2(engine_model(w.base.model), *tok2, id);
+  LmCodec codec2(w.base.engine_model(), *tok2, id);
 
   const std::string text = make_text(1200, 1500);
   const std::string file = w.codec->compress(text, opts(32, 4, 1));
@@ -627,7 +633,7 @@ TEST(LmCodecAdapter, AnotherTokenizerIsRefused) {
 
   // A tokenizer whose vocabulary does not fit the model is a caller's mistake.
   std::unique_ptr<Tokenizer> tok3 = train_tokenizer(temp_root() + "/tok3.model", 78, 360);
-  EXPECT_THROW({ LmCodec bad(engine_model(w.base.model), *tok3, id); }, std::invalid_argument);
+  EXPECT_THROW({ LmCodec bad(w.base.engine_model(), *tok3, id); }, std::invalid_argument);
 }
 
 // ---- contract 3: corrupted, truncated and forged files -------------------------------------------
@@ -721,7 +727,9 @@ TEST(LmCodecDamage, ForgedFilesWithValidChecksumsAreRefused) {
     c.adapter_mode = AdapterMode::Unmerged;
     c.adapter_fingerprint = std::string(64, 'a');
   });
-  expect_refused("another engine arithmetic", [](Container& c) { c.arithmetic_version = 2; });
+  // Version 1 is another arithmetic (and adapter mode): the file decodes to other tokens.
+  expect_refused("another engine arithmetic", [](Container& c) { c.arithmetic_version = 1; });
+  expect_refused("an arithmetic not implemented", [](Container& c) { c.arithmetic_version = 3; });
   // The group size is the decoder's batch, which the engine's bits do not depend on: any decodes.
   for (int64_t g : {1, 2, 1024})
     EXPECT_EQ(w.codec->decompress(forge([&](Container& c) { c.group_streams = g; }), "g", 2), text) << "group_streams " << g;
@@ -736,7 +744,7 @@ TEST(LmCodecDamage, AnotherArithmeticVersionIsRefusedNamingIt) {
   const std::string msg = refusal_of([&] { w.codec->decompress(c.serialize(), "v7.lrz", 1); });
   EXPECT_NE(msg.find("v7.lrz"), std::string::npos) << msg;
   EXPECT_NE(msg.find("arithmetic version 7"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("implements version 1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("computes versions 1..2"), std::string::npos) << msg;
 }
 
 TEST(LmCodecDamage, DivergenceIsNamedInTheChecksumRefusal) {
@@ -744,7 +752,7 @@ TEST(LmCodecDamage, DivergenceIsNamedInTheChecksumRefusal) {
   // with this base's fingerprint) decodes to other tokens; the refusal says why.
   World& w = world();
   LlamaForCausalLM other = tiny_model(*w.tok, 13);
-  LmCodec foreign(engine_model(other), *w.tok, identity_for(w.base, nullptr));
+  LmCodec foreign(engine_model_v2(other), *w.tok, identity_for(w.base, nullptr));
   const std::string text = make_text(1560, 1500);
   const std::string msg = refusal_of([&] { w.codec->decompress(foreign.compress(text, opts(32, 4, 1)), "x.lrz", 1); });
   EXPECT_TRUE(msg.find("diverged") != std::string::npos || msg.find("probabilities are not this model's") != std::string::npos)
@@ -781,7 +789,7 @@ TEST(LmCodecBits, CodedSizeTracksIdealAndTeacherForcedAgrees) {
 TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
   LoadedBase base = load_base(kTinyStories);
-  LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
+  LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   const auto ref = nlohmann::json::parse(read_file(kTinyStories + "/reference_logprobs.json"));
   std::vector<int32_t> ids;
@@ -836,7 +844,7 @@ TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
 TEST(LmCodecTinyStories, LongStoriesAcrossChunksAndGroups) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
   LoadedBase base = load_base(kTinyStories);
-  LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
+  LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   std::vector<int32_t> ids;
   for (int64_t id : greedy.at("ids").get<std::vector<int64_t>>()) ids.push_back(static_cast<int32_t>(id));
@@ -851,7 +859,7 @@ TEST(LmCodecTinyStories, LongStoriesAcrossChunksAndGroups) {
 TEST(LmCodecTinyStories, DummyPrefixEdgeCasesRoundTripInBothModes) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
   LoadedBase base = load_base(kTinyStories);
-  LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
+  LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const std::string story = "Once upon a time, there was a little girl named Lily. She liked to play outside.\n";
   std::string text;
   for (int i = 0; i < 4; ++i) text += story;
@@ -867,7 +875,7 @@ TEST(LmCodecTinyStories, DummyPrefixEdgeCasesRoundTripInBothModes) {
 TEST(LmCodecTinyStories, WindowedChunksSaveBitsOnALongDocument) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
   LoadedBase base = load_base(kTinyStories);
-  LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
+  LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   std::vector<int32_t> ids;
   for (int64_t id : greedy.at("ids").get<std::vector<int64_t>>()) ids.push_back(static_cast<int32_t>(id));
@@ -978,7 +986,7 @@ TEST(LmCodecCompact, AnotherBaseAdapterOrTokenizerIsRefusedNamingWhich) {
   const std::string dir = temp_root() + "/base2";
   if (!dir_exists(dir)) save_hf_model(other, dir, w.tok->model_bytes());
   LoadedBase b2 = load_base(dir);
-  LmCodec codec2(engine_model(b2.model), *b2.tokenizer, identity_for(b2, nullptr));
+  LmCodec codec2(b2.engine_model(), *b2.tokenizer, identity_for(b2, nullptr));
   if (fingerprint_tag16(b2.fingerprint) != fingerprint_tag16(w.base.fingerprint)) {
     msg = refusal_of([&] { codec2.decompress(bfile, "b.lz", 1); });
     EXPECT_NE(msg.find("base model"), std::string::npos) << msg;
@@ -987,14 +995,14 @@ TEST(LmCodecCompact, AnotherBaseAdapterOrTokenizerIsRefusedNamingWhich) {
   // A base whose tag collides: forge the identity so the tags match; the seal refuses.
   CodecIdentity forged_id = identity_for(b2, nullptr);
   forged_id.base_fingerprint = w.base.fingerprint;
-  LmCodec collided(engine_model(b2.model), *b2.tokenizer, forged_id);
+  LmCodec collided(b2.engine_model(), *b2.tokenizer, forged_id);
   msg = refusal_of([&] { collided.decompress(bfile, "b.lz", 1); });
   EXPECT_NE(msg.find("fail the file's seal"), std::string::npos) << msg;
 
   std::unique_ptr<Tokenizer> tok2 = train_tokenizer(temp_root() + "/tok2.model", 77, w.tok->vocab_size());
   CodecIdentity tid = identity_for(w.base, nullptr);
   tid.tokenizer_fingerprint = tok2->sha256();
-  LmCodec tcodec(engine_model(w.base.model), *tok2, tid);
+  LmCodec tcodec(w.base.engine_model(), *tok2, tid);
   if (fingerprint_tag8(tok2->sha256()) != fingerprint_tag8(w.tok->sha256())) {
     msg = refusal_of([&] { tcodec.decompress(bfile, "t.lz", 1); });
     EXPECT_NE(msg.find("tokenizer"), std::string::npos) << msg;
@@ -1046,7 +1054,8 @@ TEST(LmCodecCompact, ForgedHeadersWithValidChecksumsAreRefused) {
       {"another original size (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(*f.seal ^= 0x100) : (void)(f.original_bytes += 1); }},
       {"another content checksum (3) or seal (4)", [](CompactFile& f) { f.version == kCompactVersion ? (void)(*f.seal ^= 1) : (void)(f.original_check ^= 1); }},
       {"dummy prefix flipped", [](CompactFile& f) { f.dummy_prefix = !f.dummy_prefix; }},
-      {"arithmetic version 2", [](CompactFile& f) { f.arithmetic_version = 2; }},
+      {"arithmetic version 1", [](CompactFile& f) { f.arithmetic_version = 1; }},
+      {"arithmetic version 3", [](CompactFile& f) { f.arithmetic_version = 3; }},
       {"chunk longer than the model's context", [](CompactFile& f) { f.chunk_tokens = 64; f.context_tokens = 0; }},
   };
   for (const auto& [what, change] : changes) refused_or_exact(*w.codec, forged(change), text, false, what);

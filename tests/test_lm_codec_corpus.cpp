@@ -34,6 +34,7 @@
 
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
+#include "codec/model_torch.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
 
@@ -169,7 +170,7 @@ TEST(LmCodecCorpus, EveryLlmTextDocumentRoundTripsAloneAcrossThreadCounts) {
   const RemoveTempRoot cleanup;
   const std::string base_dir = make_base(docs);
   LoadedBase base = load_base(base_dir);
-  const LmCodec codec(engine_model(base.model), *base.tokenizer, identity_for(base, nullptr));
+  const LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("corpus: %zu documents (", docs.size());
   for (const auto& [d, n] : per_domain) std::printf(" %s %lld", d.c_str(), (long long)n);

@@ -146,8 +146,14 @@ std::vector<float> vector_of(const StoredTensor& t, const std::string& key) {
   if (kind_traits(t.kind).quantized)
     throw std::invalid_argument("engine: tensor '" + key + "' is " + kind_name(t.kind) +
                                 "; norm weights and biases must be F32, F16 or BF16");
-  std::vector<float> out(static_cast<size_t>(t.shape[0]));
-  dequantize_row(t.kind, t.data, out.data(), t.shape[0]);
+  const int64_t n = t.shape[0];
+  std::vector<float> out(static_cast<size_t>(n));
+  if (t.permute_heads <= 0) {
+    dequantize_row(t.kind, t.data, out.data(), n);
+  } else {  // a q/k bias in llama.cpp's rotary order: element i of Hugging Face's order is stored at stored_row(i)
+    const uint64_t es = row_bytes(t.kind, 1);
+    for (int64_t i = 0; i < n; ++i) dequantize_row(t.kind, t.data + static_cast<uint64_t>(stored_row(i, n, t.permute_heads)) * es, &out[static_cast<size_t>(i)], 1);
+  }
   return out;
 }
 
@@ -513,11 +519,7 @@ Model::Model(std::shared_ptr<const Weights> base, std::shared_ptr<const Adapter>
                                 " layers, this one has " + std::to_string(base_->layers_.size()));
 }
 
-bool Model::computes_version(int v) const {
-  if (v == version_) return true;
-  if (v != 1 && v != 2) return false;
-  return !base_->merged_lora_ && !adapter_ && !base_->has_quantized();
-}
+bool Model::computes_version(int v) const { return v == version_; }
 
 Cache Model::new_cache(int64_t batch, int64_t capacity) const {
   if (batch < 1) throw std::invalid_argument("engine: a cache needs at least one stream, got " + std::to_string(batch));
@@ -527,6 +529,8 @@ Cache Model::new_cache(int64_t batch, int64_t capacity) const {
   c.cap.assign(static_cast<size_t>(batch), 0);
   c.k.resize(static_cast<size_t>(batch));
   c.v.resize(static_cast<size_t>(batch));
+  c.k16.resize(static_cast<size_t>(batch));
+  c.v16.resize(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) reset_stream(c, b, capacity);
   return c;
 }
@@ -543,8 +547,14 @@ void Model::reset_stream(Cache& c, int64_t stream, int64_t capacity) const {
   const size_t b = static_cast<size_t>(stream);
   c.cap[b] = capacity;
   c.length[b] = 0;
-  c.k[b].resize(static_cast<size_t>(blocks * round_up16(capacity) * D));
-  c.v[b].resize(static_cast<size_t>(blocks * round_up16(D) * capacity));
+  const size_t kn = static_cast<size_t>(blocks * round_up16(capacity) * D), vn = static_cast<size_t>(blocks * round_up16(D) * capacity);
+  if (version_ == 1) {
+    c.k[b].resize(kn);
+    c.v[b].resize(vn);
+  } else {
+    c.k16[b].resize(kn);
+    c.v16[b].resize(vn);
+  }
   c.capacity = *std::max_element(c.cap.begin(), c.cap.end());
 }
 
@@ -552,9 +562,10 @@ void Model::check_cache(const Cache& cache) const {
   const Config& cfg = config();
   bool ok = cache.batch >= 1 && cache.length.size() == static_cast<size_t>(cache.batch) &&
             cache.cap.size() == static_cast<size_t>(cache.batch) && cache.k.size() == static_cast<size_t>(cache.batch) &&
-            cache.v.size() == static_cast<size_t>(cache.batch);
+            cache.v.size() == static_cast<size_t>(cache.batch) && cache.k16.size() == static_cast<size_t>(cache.batch) &&
+            cache.v16.size() == static_cast<size_t>(cache.batch);
   for (int64_t b = 0; ok && b < cache.batch; ++b)
-    ok = cache.k[static_cast<size_t>(b)].size() ==
+    ok = (version_ == 1 ? cache.k[static_cast<size_t>(b)].size() : cache.k16[static_cast<size_t>(b)].size()) ==
          static_cast<size_t>(cfg.num_hidden_layers * cfg.num_key_value_heads * round_up16(cache.cap[static_cast<size_t>(b)]) *
                              cfg.head_dim);
   if (!ok) throw std::invalid_argument("engine: the cache was not made by this model's new_cache()");
@@ -755,39 +766,55 @@ void Model::run_rows(const Row* rows, int64_t M, Cache& cache, float* logits, in
         float* kr = k + (m * Kv + kh) * D;
         rope(kr, cs, sn, half);
         const int64_t block = static_cast<int64_t>(li) * Kv + kh;
-        float* kc = cache.k[static_cast<size_t>(s)].data() + block * cap16 * D;  // panels of 16 positions: [cap16/16][D][16]
-        float* vc = cache.v[static_cast<size_t>(s)].data() + block * D16 * cap;  // panels of 16 dims: [D16/16][cap][16]
         const float* vr = v + (m * Kv + kh) * D;
-        for (int64_t d = 0; d < D; ++d) {
-          kc[(p / 16) * D * 16 + d * 16 + p % 16] = kr[d];
-          vc[(d / 16) * cap * 16 + p * 16 + d % 16] = vr[d];
+        const size_t sb = static_cast<size_t>(s);
+        if (v2) {  // version 2 keeps K and V as IEEE halves (rounded to nearest even)
+          uint16_t* kc = cache.k16[sb].data() + block * cap16 * D;  // panels of 16 positions: [cap16/16][D][16]
+          uint16_t* vc = cache.v16[sb].data() + block * D16 * cap;  // panels of 16 dims: [D16/16][cap][16]
+          for (int64_t d = 0; d < D; ++d) {
+            kc[(p / 16) * D * 16 + d * 16 + p % 16] = f32_to_f16(kr[d]);
+            vc[(d / 16) * cap * 16 + p * 16 + d % 16] = f32_to_f16(vr[d]);
+          }
+        } else {
+          float* kc = cache.k[sb].data() + block * cap16 * D;
+          float* vc = cache.v[sb].data() + block * D16 * cap;
+          for (int64_t d = 0; d < D; ++d) {
+            kc[(p / 16) * D * 16 + d * 16 + p % 16] = kr[d];
+            vc[(d / 16) * cap * 16 + p * 16 + d % 16] = vr[d];
+          }
         }
       }
     }
-    // Attention of row m over positions 0..pos of its stream, one task per (row, kv head).
-    par(M * Kv, [&](int part, int parts) {
+    // Attention of row m over positions 0..pos of its stream: one task per (row, kv head), or per
+    // (row, query head) when that gives the threads too few tasks (each query head's scores and
+    // output are its own, whichever rows share the call).
+    const int64_t per_row = M * Kv >= 4 * threads() ? Kv : H;
+    par(M * per_row, [&](int part, int parts) {
       int64_t a, b;
-      part_range(M * Kv, part, parts, &a, &b);
+      part_range(M * per_row, part, parts, &a, &b);
       thread_local std::vector<float> scores_buf;
       for (int64_t task = a; task < b; ++task) {
-        const int64_t m = task / Kv, kh = task % Kv;
+        const int64_t m = task / per_row, t = task % per_row;
+        const int64_t kh = per_row == Kv ? t : t / G, h0 = per_row == Kv ? kh * G : t, g_rows = per_row == Kv ? G : 1;
         const int64_t s = rows[m].stream, n = pos[static_cast<size_t>(m)] + 1;
         const int64_t cap = cache.cap[static_cast<size_t>(s)], cap16 = round_up16(cap);
         const int64_t block = static_cast<int64_t>(li) * Kv + kh;
-        const float* kc = cache.k[static_cast<size_t>(s)].data() + block * cap16 * D;
-        const float* vc = cache.v[static_cast<size_t>(s)].data() + block * D16 * cap;
-        float* scores = grow(scores_buf, static_cast<size_t>(G * n));
-        // The G query heads of kv head kh: (G, D) x (D, n) -> scores (G, n).
-        kn.matmul(q + (m * H + kh * G) * D, D, G, D, kc, D * 16, n, scores, n);
-        for (int64_t gi = 0; gi < G; ++gi) {
+        float* scores = grow(scores_buf, static_cast<size_t>(g_rows * n));
+        // The query heads h0 .. h0 + g_rows - 1 of kv head kh: (g, D) x (D, n) -> scores (g, n).
+        const float* qh = q + (m * H + h0) * D;
+        if (v2) kn.matmul_f16(qh, D, g_rows, D, cache.k16[static_cast<size_t>(s)].data() + block * cap16 * D, D * 16, n, scores, n);
+        else kn.matmul(qh, D, g_rows, D, cache.k[static_cast<size_t>(s)].data() + block * cap16 * D, D * 16, n, scores, n);
+        for (int64_t gi = 0; gi < g_rows; ++gi) {
           float* sc = scores + gi * n;
           for (int64_t l = 0; l < n; ++l) sc[l] = sc[l] * scale;
           const float mx = kn.tree_max(sc, n);
           kn.exp_shifted(sc, n, mx, sc);
           kn.divide(sc, n, kn.tree_sum(sc, n));
         }
-        // (G, n) x (n, D) -> (G, D)
-        kn.matmul(scores, n, G, n, vc, cap * 16, D, att + (m * H + kh * G) * D, D);
+        // (g, n) x (n, D) -> (g, D)
+        float* out = att + (m * H + h0) * D;
+        if (v2) kn.matmul_f16(scores, n, g_rows, n, cache.v16[static_cast<size_t>(s)].data() + block * D16 * cap, cap * 16, D, out, D);
+        else kn.matmul(scores, n, g_rows, n, cache.v[static_cast<size_t>(s)].data() + block * D16 * cap, cap * 16, D, out, D);
       }
     });
     project(att, H * D, {{&L.o, o}}, layer, {3});  // (M, H*D) -> (M, C)

@@ -8,9 +8,10 @@
 //   1: float weights (quantized ones dequantized to float32) with a LoRA adapter merged into them
 //      (Model(Config, TensorMap, lora)); what every file of lorazip 0.1 records.
 //   2: weights multiplied as stored: float kinds as version 1, block-quantized kinds (Q8_0, Q4_0,
-//      Q4_1, Q4_K, Q5_K, Q6_K) with int8 activations in exact integer block products, and a LoRA
-//      adapter beside the weights (y = W x + s B (A x)), never merged: the base stays shared and a
-//      batch may hold streams of different adapters (Model(Weights, Adapter)).
+//      Q4_1, Q4_K, Q5_K, Q6_K) with int8 activations in exact integer block products; keys and
+//      values cached as IEEE halves; a LoRA adapter beside the weights (y = W x + s B (A x)), never
+//      merged: the base stays shared and a batch may hold streams of different adapters
+//      (Model(Weights, Adapter)).
 //
 // Shape letters: B streams, T positions, C hidden, V vocab, H query heads, K kv heads, D head dim,
 // I intermediate, R LoRA rank.
@@ -98,7 +99,10 @@ struct Cache {
   int64_t capacity = 0;          // the largest stream capacity
   std::vector<int64_t> length;   // [B] positions filled per stream
   std::vector<int64_t> cap;      // [B] positions each stream has room for
-  std::vector<std::vector<float>> k, v;  // per stream: per layer and kv head, K as panels of positions, V as panels of D
+  // Per stream: per layer and kv head, K as panels of positions, V as panels of D; float32 in
+  // arithmetic version 1, IEEE half in version 2 (k16, v16).
+  std::vector<std::vector<float>> k, v;
+  std::vector<std::vector<uint16_t>> k16, v16;
   std::vector<float> work;       // scratch of the last call
   std::vector<int8_t> qwork;     // scratch: quantized activations
 };
@@ -188,8 +192,7 @@ class Model {
 
   const Config& config() const { return base_->config(); }
   int arithmetic_version() const { return version_; }
-  // Whether this model computes the bits of arithmetic version `v`: its own, or both versions when
-  // it has neither quantized matrices nor an adapter (where versions 1 and 2 coincide).
+  // Whether this model computes the bits of arithmetic version `v` (its own version).
   bool computes_version(int v) const;
   const Weights& weights() const { return *base_; }
   std::shared_ptr<const Weights> weights_ptr() const { return base_; }

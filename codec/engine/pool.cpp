@@ -1,6 +1,7 @@
-// The process-wide worker pool (pool.h). Workers spin briefly between parts (an engine step hands
-// out several parts a layer, microseconds apart), then sleep on a condition variable, so an idle or
-// oversubscribed machine loses nothing to spinning.
+// The process-wide worker pool (pool.h). A call is cut into parts that any thread claims with an
+// atomic counter, the caller included: when a worker is not scheduled (a busy or oversubscribed
+// machine), the caller runs the parts itself instead of waiting for it. Workers spin briefly
+// between calls (an engine step makes several calls a layer, microseconds apart), then sleep.
 #include "codec/engine/pool.h"
 
 #include <algorithm>
@@ -29,34 +30,37 @@ inline void cpu_relax() {
 }
 
 constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr int kPartsPerThread = 4;  // finer parts keep the threads even when one is slowed down
 
 std::atomic<int> g_threads{0};
 thread_local bool t_inside = false;  // this thread is running a part
 
 class Pool {
  public:
-  void run(int parts, const std::function<void(int, int)>& fn) {
-    grow(parts - 1);
+  // Runs parts 0 .. parts-1 of fn on the caller and the workers; returns when all have run.
+  void run(int workers, int parts, const std::function<void(int, int)>& fn) {
+    grow(workers);
     fn_ = &fn;
-    parts_ = parts;
+    parts_.store(parts, std::memory_order_relaxed);
     error_ = nullptr;
-    pending_.store(parts - 1, std::memory_order_relaxed);
-    {
+    completed_.store(0, std::memory_order_relaxed);
+    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    // Publishes the job (part 0 is next). Sequentially consistent with the sleepers count, so a
+    // worker going to sleep either sees the new job or is seen and woken.
+    state_.store(gen << 32, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lock(mu_);
-      for (int i = 0; i < parts - 1; ++i) workers_[static_cast<size_t>(i)]->go.store(true, std::memory_order_release);
+      cv_.notify_all();
     }
-    cv_.notify_all();
     t_inside = true;
-    try {
-      fn(0, parts);
-    } catch (...) {
-      record(std::current_exception());
-    }
+    work(gen);
     t_inside = false;
     const auto t0 = std::chrono::steady_clock::now();
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins < 64 || std::chrono::steady_clock::now() - t0 < kSpin) cpu_relax();
-      else std::this_thread::yield();
+    bool yielding = false;
+    for (int spins = 1; completed_.load(std::memory_order_acquire) != parts; ++spins) {
+      if (!yielding && spins % 256 == 0) yielding = std::chrono::steady_clock::now() - t0 >= kSpin;
+      if (yielding) std::this_thread::yield();
+      else cpu_relax();
     }
     if (error_) std::rethrow_exception(error_);
   }
@@ -64,56 +68,70 @@ class Pool {
   std::atomic<bool> busy{false};
 
  private:
-  struct Worker {
-    std::atomic<bool> go{false};
-    std::thread thread;
-  };
-
-  void grow(int n) {
-    while (static_cast<int>(workers_.size()) < n) {
-      auto w = std::make_unique<Worker>();
-      const int index = static_cast<int>(workers_.size());
-      Worker* self = w.get();
-      workers_.push_back(std::move(w));
-      self->thread = std::thread([this, self, index] { loop(self, index + 1); });
-      self->thread.detach();  // the pool lives as long as the process
+  // Claims and runs parts of job `gen` until none is left (or another job was published); returns
+  // how many it ran.
+  int work(uint64_t gen) {
+    for (int ran = 0;; ++ran) {
+      uint64_t s = state_.load(std::memory_order_acquire);
+      if ((s >> 32) != gen) return ran;
+      const int part = static_cast<int>(s & 0xFFFFFFFFu);
+      const int parts = parts_.load(std::memory_order_relaxed);
+      if (part >= parts) return ran;
+      if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
+        --ran;
+        continue;
+      }
+      try {
+        (*fn_)(part, parts);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+      completed_.fetch_add(1, std::memory_order_acq_rel);
     }
   }
 
-  void loop(Worker* self, int part) {
+  void grow(int n) {
+    while (static_cast<int>(threads_.size()) < n) {
+      threads_.emplace_back([this] { loop(); });
+      threads_.back().detach();  // the pool lives as long as the process
+    }
+  }
+
+  void loop() {
     t_inside = true;
+    uint64_t seen = state_.load(std::memory_order_acquire) >> 32;
+    // How long to spin before sleeping: halved each time this worker arrives to find every part
+    // taken (the machine is busy and the caller ran them), doubled back when it gets work.
+    auto spin = kSpin;
     for (;;) {
       const auto t0 = std::chrono::steady_clock::now();
       int spins = 0;
-      while (!self->go.load(std::memory_order_acquire)) {
-        if (spins++ < 64 || std::chrono::steady_clock::now() - t0 < kSpin) {
+      uint64_t gen;
+      while ((gen = state_.load(std::memory_order_acquire) >> 32) == seen) {
+        if (++spins % 256 != 0 || std::chrono::steady_clock::now() - t0 < spin) {
           cpu_relax();
           continue;
         }
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return self->go.load(std::memory_order_acquire); });
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        cv_.wait(lock, [&] { return (state_.load(std::memory_order_seq_cst) >> 32) != seen; });
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
       }
-      self->go.store(false, std::memory_order_relaxed);
-      try {
-        (*fn_)(part, parts_);
-      } catch (...) {
-        record(std::current_exception());
-      }
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      seen = gen;
+      if (work(gen) > 0) spin = std::min<std::chrono::microseconds>(spin * 2, kSpin);
+      else spin = spin / 2;
     }
   }
 
-  void record(std::exception_ptr e) {
-    std::lock_guard<std::mutex> lock(error_mu_);
-    if (!error_) error_ = e;
-  }
-
-  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
   std::mutex mu_, error_mu_;
   std::condition_variable cv_;
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> state_{0};  // job generation << 32 | next part to claim
+  std::atomic<int> completed_{0};
+  std::atomic<int> sleepers_{0};
   const std::function<void(int, int)>* fn_ = nullptr;
-  int parts_ = 1;
+  std::atomic<int> parts_{1};
   std::exception_ptr error_;
 };
 
@@ -132,9 +150,10 @@ int threads() {
 }
 
 void parallel_parts(int64_t max_parts, const std::function<void(int, int)>& fn) {
-  const int parts = static_cast<int>(std::min<int64_t>(threads(), std::max<int64_t>(max_parts, 1)));
+  const int n = threads();
+  const int parts = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(n) * kPartsPerThread, std::max<int64_t>(max_parts, 1)));
   Pool& p = pool();
-  if (parts <= 1 || t_inside || p.busy.exchange(true)) {
+  if (n <= 1 || parts <= 1 || t_inside || p.busy.exchange(true)) {
     fn(0, 1);
     return;
   }
@@ -142,7 +161,7 @@ void parallel_parts(int64_t max_parts, const std::function<void(int, int)>& fn) 
     Pool& p;
     ~Release() { p.busy.store(false); }
   } release{p};
-  p.run(parts, fn);
+  p.run(n - 1, parts, fn);
 }
 
 }  // namespace lorazip::engine

@@ -29,6 +29,7 @@
 #include "adapters/adapter.h"
 #include "codec/engine/engine.h"
 #include "codec/model_setup.h"
+#include "codec/model_torch.h"
 
 namespace {
 
@@ -79,7 +80,7 @@ void make_adapter(lorazip::LoadedBase& base, const Options& o) {
   cfg.r = o.rank;
   cfg.alpha = o.alpha;
   cfg.seed = o.seed;
-  lorazip::LoraAdapter a(base.model, cfg);
+  lorazip::LoraAdapter a(lorazip::torch_model(base), cfg);
   torch::manual_seed(o.seed);
   std::map<std::string, at::Tensor> sd = a.state_dict();
   for (auto& [key, t] : sd)
@@ -131,8 +132,8 @@ nlohmann::json score(const lorazip::engine::Model& model, const std::vector<int3
 
 void run(lorazip::LoadedBase& base, const Options& o) {
   std::unique_ptr<lorazip::LoraAdapter> adapter;
-  if (!o.adapter.empty()) adapter = std::make_unique<lorazip::LoraAdapter>(lorazip::LoraAdapter::load(o.adapter, base.model));
-  const std::shared_ptr<const lorazip::engine::Model> model = lorazip::engine_model(base.model, adapter.get());
+  if (!o.adapter.empty()) adapter = std::make_unique<lorazip::LoraAdapter>(lorazip::LoraAdapter::load(o.adapter, lorazip::torch_model(base)));
+  const std::shared_ptr<const lorazip::engine::Model> model = lorazip::engine_model(lorazip::torch_model(base), adapter.get());
   const int32_t bos = base.tokenizer->bos_id();
   if (bos < 0) throw std::invalid_argument("base '" + o.base + "' has no BOS token; the codec needs one");
 

@@ -1,0 +1,81 @@
+// A PEFT LoRA adapter directory read without libtorch: adapter_config.json (by PEFT's rules),
+// adapter_model.safetensors (every tensor checked against the base's projections) and lorazip's
+// own lorazip.json. The coding engine builds its side path from it; LoraAdapter::load (libtorch)
+// wraps the same reading, so both accept and refuse the same directories with the same messages.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "adapters/lora_config.h"
+#include "model/config.h"
+
+namespace lorazip {
+
+// lorazip.json: what an adapter was trained for and how well it did. Fields that are unknown
+// (a foreign PEFT adapter has no lorazip.json) stay empty / NaN.
+struct AdapterInfo {
+  std::string domain;
+  std::string base_model_name_or_path;  // copied into adapter_config.json
+  std::string base_fingerprint;         // model_fingerprint() of the base the adapter was trained on
+  std::string tokenizer_sha256;         // SHA-256 of the tokenizer.model bytes
+  std::string adapter_fingerprint;      // tensors_fingerprint() of the adapter's tensors (set by save)
+  double train_bits_per_token = std::numeric_limits<double>::quiet_NaN();
+  double val_bits_per_token = std::numeric_limits<double>::quiet_NaN();
+  double val_bits_per_byte = std::numeric_limits<double>::quiet_NaN();
+  double base_val_bits_per_token = std::numeric_limits<double>::quiet_NaN();  // same docs, no adapter
+  int64_t steps = 0;                    // optimizer steps of the saved (best) adapter
+  nlohmann::json config;                // the resolved lora + train config used
+
+  nlohmann::json to_json() const;
+  static AdapterInfo from_json(const nlohmann::json& j, const std::string& source);
+  // lorazip.json of an adapter directory (std::runtime_error when absent or malformed).
+  static AdapterInfo read(const std::string& dir);
+};
+
+// A projection of the base: HF module path ("model.layers.0.self_attn.q_proj"), in and out features.
+struct Projection {
+  std::string name;
+  int64_t in = 0, out = 0;
+};
+// Every projection of a Llama of config `c`, in model order (layer by layer: q, k, v, o, gate, up, down).
+std::vector<Projection> llama_projections(const LlamaConfig& c);
+
+struct PeftModule {
+  std::string name;  // HF module path
+  int64_t r = 0;
+  double alpha = 0;
+  double scaling = 0;  // alpha / r, or alpha / sqrt(r) with use_rslora
+  int64_t in = 0, out = 0;
+  std::vector<float> a, b;  // A [r, in], B [out, r], row-major float32
+};
+
+struct PeftAdapterFiles {
+  std::string dir;
+  LoraConfig config;            // r, alpha, dropout, use_rslora, and the targets' suffixes found
+  std::vector<PeftModule> modules;  // in the base's projection order
+  bool has_info = false;
+  AdapterInfo info;             // lorazip.json, when present
+  std::string fingerprint;      // tensors_fingerprint of the A / B tensors as float32 (LoraAdapter::fingerprint)
+  std::string domain() const;   // lorazip.json's domain, else the directory's name
+};
+
+// Reads and checks an adapter directory against `projections`. With `base_matches` given, an
+// adapter whose lorazip.json names a base it rejects is refused (the message names both,
+// `base_fingerprint` standing for the given base). std::runtime_error naming the file and tensor
+// for everything wrong.
+PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Projection>& projections,
+                                   const std::function<bool(const std::string&)>& base_matches = nullptr,
+                                   const std::string& base_fingerprint = "");
+
+// PEFT key of a module's tensor: peft_key("model.layers.0.mlp.up_proj", "lora_B")
+//   == "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight".
+std::string peft_key(const std::string& module, const std::string& which);
+
+// The minimal adapter_config.json lorazip writes (docs/formats.md, "PEFT adapter"), for `cfg` and a base name.
+nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& base_model_name_or_path);
+
+}  // namespace lorazip

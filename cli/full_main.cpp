@@ -1,0 +1,190 @@
+// lorazip's full command line, in the shared library liblorazip_full.so that the program's front
+// end (cli/main.cpp) opens for every subcommand but the coding ones: it parses the command line
+// (CLI11), sets the thread count, runs one subcommand and turns errors into exit codes: 1 = error
+// in the input or the environment, 2 = bad usage.
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <thread>
+
+#include "cli/codec_cli.h"
+#include "cli/commands.h"
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "model/llama.h"
+#include "train/distributed.h"
+#include "train/train.h"
+
+using namespace lorazip;
+
+namespace {
+
+// Debian's OpenBLAS (0.3.21) does not recognise recent Xeon models (Sapphire Rapids) and falls
+// back to its SSE3 "Prescott" kernels, 2-3x slower than the AVX-512 ones the CPU can run. The
+// kernel is chosen when the library loads, so when the user has not set OPENBLAS_CORETYPE
+// (LORAZIP_KEEP_BLAS=1 keeps OpenBLAS's own choice) lorazip names the kernel family the CPU
+// supports and re-executes itself once. (Coding never uses BLAS: the engine computes every
+// probability; BLAS serves libtorch's training and evaluation.)
+void choose_blas_kernels(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("LORAZIP_KEEP_BLAS")) return;
+  const char* core = nullptr;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
+    core = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    core = "Haswell";
+#endif
+  if (!core) return;
+  ::setenv("OPENBLAS_CORETYPE", core, 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on with OpenBLAS's choice
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc, char** argv) {
+  choose_blas_kernels(argv);
+  tune_allocator_for_training();  // training steps reuse heap memory instead of re-faulting it
+  CLI::App app{
+      "lorazip: lossless compression of LLM-written text by arithmetic coding under a language model,\n"
+      "with one LoRA adapter per domain.\n\n"
+      "Pipeline: prepare -> pretrain -> train --domain D -> eval; compress / decompress with the result.\n"
+      "'lorazip run' does all of it on configs/default.yaml (the embedded sample corpus)."};
+  // At most one subcommand; none is reported after parsing, so that an unknown word or flag is
+  // named ("The following arguments were not expected: ...") instead of "A subcommand is required".
+  app.require_subcommand(0, 1);
+  // Global options (-t, -q) are also accepted after the subcommand: `lorazip compress -t 2 FILE`.
+  app.fallthrough();
+  GlobalOptions g;
+  add_global_options(app, g);
+  app.add_option("--dist-timeout", g.dist_timeout_s,
+                 "data-parallel training (torchrun, or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set): seconds a rank waits "
+                 "for the others before the job fails naming the missing rank")
+      ->capture_default_str();
+  app.add_option("--device", g.device,
+                 "where pretrain / train / run's training compute: cpu, or cuda on a CUDA build (overrides the config's "
+                 "device:; coding, and eval's coded figures, always run on the CPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+
+  PipelineOptions p;
+
+  auto* prepare = app.add_subcommand("prepare", "corpus (JSONL/text per domain) -> WORK/data.h5 token store (+ WORK/tokenizer.model)");
+  prepare->add_option("config", p.config, "YAML config with a data: section")->capture_default_str();
+  prepare->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
+  prepare->add_option("-i,--input", p.inputs, "DOMAIN=PATH (file or directory); repeatable; replaces the config's inputs");
+  prepare->add_option("--tokenizer", p.tokenizer, "use this tokenizer.model instead of training one");
+  prepare->add_option("--vocab-size", p.vocab_size, "vocabulary size of a trained tokenizer");
+
+  auto* pretrain = app.add_subcommand("pretrain", "train a small base model on the prepared corpus -> WORK/base/ (HF Llama directory)");
+  pretrain->add_option("config", p.config, "YAML config")->capture_default_str();
+  pretrain->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
+  pretrain->add_flag("--resume", p.resume, "continue from the last checkpoint");
+
+  auto* train = app.add_subcommand("train", "train one LoRA adapter on a frozen base -> WORK/adapters/DOMAIN/ (PEFT directory)");
+  train->add_option("config", p.config, "YAML config")->capture_default_str();
+  train->add_option("-d,--domain", p.domain, "domain to train the adapter on")->required();
+  train->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
+  train->add_option("-m,--model", p.base_dir, "base model directory or .gguf file (default: the config's base_model, else WORK/base)");
+  train->add_flag("--resume", p.resume, "continue from the last checkpoint");
+
+  auto* eval = app.add_subcommand("eval", "bits/token per domain: base vs adapters vs classical compressors -> WORK/report.{md,json,csv,svg}");
+  eval->add_option("config", p.config, "YAML config")->capture_default_str();
+  eval->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
+  eval->add_option("-m,--model", p.base_dir, "base model directory or .gguf file (default: the config's base_model, else WORK/base)");
+  eval->add_option("-A,--adapters", p.adapters_dir, "adapters directory (default: WORK/adapters)");
+  eval->add_option("-e,--extra", p.extra, "NAME=PATH: an extra evaluation corpus (JSONL/text), repeatable");
+  eval->add_option("--sample-docs", p.sample_docs, "documents per domain to really compress (default from config)");
+
+  CodecCommands codec;
+  add_codec_commands(app, codec);
+
+  auto* exp = app.add_subcommand("export", "export an adapter as a PEFT directory (with adapter_model.gguf for llama.cpp inside), or merged into the base as an HF Llama directory");
+  exp->add_option("-m,--model", p.base_dir, "base model directory or .gguf file")->required();
+  exp->add_option("-a,--adapter", p.adapter_dir, "adapter directory")->required();
+  exp->add_option("-o,--output", p.out_dir, "output directory")->required();
+  exp->add_flag("--merged", p.merged, "write base + adapter merged into one HF Llama model (default: the PEFT adapter and its llama.cpp GGUF)");
+  exp->add_flag("-f,--force", p.force, "replace an existing output directory");
+
+  auto* cluster = app.add_subcommand("cluster", "embed every document (its prompt) with the base model and k-means them -> WORK/clusters "
+                                                 "(one JSONL per cluster, router.json for routing by prompt)");
+  cluster->add_option("config", p.config, "YAML config (data.inputs, cluster:)")->capture_default_str();
+  cluster->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
+  cluster->add_option("-i,--input", p.inputs, "LABEL=PATH (JSONL with prompt and text fields, or text); repeatable; replaces the config's inputs");
+  cluster->add_option("-m,--model", p.base_dir, "model to embed with (default: cluster.model, else base_model)");
+  cluster->add_option("-k", p.k, "clusters (default: cluster.k)");
+  cluster->add_option("-o,--output", p.out_dir, "output directory (default: WORK/clusters)");
+
+  auto* run = app.add_subcommand("run", "the main job: prepare -> tokenizer -> pretrain -> adapters -> eval -> codec check, each stage cached");
+  run->add_option("config", p.config, "YAML config")->capture_default_str();
+  run->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
+  run->add_flag("--force", p.force, "rerun every stage even when its inputs are unchanged");
+
+  LossyCommands* lossy = add_lossy_commands(app);
+  FrontierCommand* frontier = add_frontier_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (app.get_subcommands().empty()) {
+    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, test, archive, info, export, run, cluster, generate, qa, rewrite, frontier "
+                         "(see lorazip --help)\n");
+    return 2;
+  }
+  set_quiet(g.quiet);
+  g.progress = progress_enabled(stderr, g.quiet);
+  try {
+    g.threads_given = app.get_option("--threads")->count() > 0;
+    g.device_given = app.get_option("--device")->count() > 0;
+    if (g.device != "cpu") {
+      if (!(*pretrain || *train || *eval || *run))
+        throw std::invalid_argument("--device " + g.device + ": only pretrain, train, eval and run compute on a device; coding "
+                                    "(compress, decompress, ...) always runs on the CPU, so that files decode the same everywhere");
+      resolve_training_device(g.device, 0);  // refuses cuda on a CPU-only build, or without a GPU, before any work
+    }
+    // Data-parallel launch (torchrun --no-python lorazip ...): pretrain, train and run train on
+    // every rank; the other subcommands run in one process.
+    const DistOptions dist = dist_options_from_env();
+    if (dist.world_size > 1) {
+      if (!(*pretrain || *train || *run))
+        throw std::invalid_argument(std::string(app.get_subcommands().front()->get_name()) +
+                                    " runs in one process (only pretrain, train and run are data-parallel); WORLD_SIZE is " +
+                                    std::to_string(dist.world_size) + ": start it without torchrun");
+      // Without -t, the processes on this machine share its cores (LOCAL_WORLD_SIZE, set by torchrun).
+      if (!g.threads_given && g.threads == 0) {
+        const char* lws = std::getenv("LOCAL_WORLD_SIZE");
+        const int local = lws && std::atoi(lws) > 0 ? std::atoi(lws) : dist.world_size;
+        g.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
+      }
+      if (dist.rank != 0) set_quiet(true);  // rank 0 alone logs and draws the progress bar; errors still print
+      init_process_group_from_env(g.dist_timeout_s);
+    }
+    g.threads = set_torch_threads(g.threads);
+    if (*prepare) return cmd_prepare(p, g);
+    if (*pretrain) return cmd_pretrain(p, g);
+    if (*train) return cmd_train(p, g);
+    if (*eval) return cmd_eval(p, g);
+    if (int rc = run_codec_command(codec, g); rc >= 0) return rc;
+    if (*exp) return cmd_export(p, g);
+    if (*run) return cmd_run(p, g);
+    if (*cluster) return cmd_cluster(p, g);
+    if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;
+    if (int rc = run_frontier_command(frontier, g); rc >= 0) return rc;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "lorazip: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lorazip: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
