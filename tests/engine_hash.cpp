@@ -27,6 +27,7 @@
 
 #include "codec/engine/engine.h"
 #include "codec/engine/kernels.h"
+#include "tests/tiny_blocks.h"
 
 namespace lorazip::engine {
 // tests/kernels_w16_generic.cpp: the AVX-512 path's 16-lane source compiled for this file's target.
@@ -160,61 +161,6 @@ TinyWeights v1_weights(const Config& c) {
   return w;
 }
 
-void put16(std::vector<uint8_t>& b, size_t at, uint16_t v) {
-  b[at] = static_cast<uint8_t>(v);
-  b[at + 1] = static_cast<uint8_t>(v >> 8);
-}
-
-// A random row-major [rows, cols] tensor of `kind`, as a GGUF would store it, with weights of
-// magnitude about `mag`.
-std::vector<uint8_t> random_blocks(Rng& rng, WeightKind kind, int64_t rows, int64_t cols, float mag) {
-  const uint64_t rb = row_bytes(kind, cols);
-  std::vector<uint8_t> out(static_cast<size_t>(rb * static_cast<uint64_t>(rows)));
-  const KindTraits& t = kind_traits(kind);
-  auto scale = [&](float lo, float hi) {
-    return f32_to_f16(lo + (hi - lo) * static_cast<float>(rng.in(0, 1000)) / 1000.0f);
-  };
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* row = out.data() + r * rb;
-    if (!t.quantized) {
-      for (int64_t i = 0; i < cols; ++i) {
-        const float v = mag * static_cast<float>(rng.in(-64, 64)) / 64.0f;
-        if (kind == WeightKind::F32) std::memcpy(row + 4 * i, &v, 4);
-        else {
-          const uint16_t h = kind == WeightKind::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-          row[2 * i] = static_cast<uint8_t>(h), row[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-        }
-      }
-      continue;
-    }
-    for (int64_t b = 0; b < cols / t.block; ++b) {
-      std::vector<uint8_t> blk(t.block_bytes);
-      for (auto& x : blk) x = static_cast<uint8_t>(rng.in(0, 255));
-      switch (kind) {
-        case WeightKind::Q8_0: put16(blk, 0, scale(mag / 254, mag / 64)); break;
-        case WeightKind::Q4_0: put16(blk, 0, scale(mag / 16, mag / 4)); break;
-        case WeightKind::Q4_1: {  // a minimum near -7.5 d, as a block of centred weights has
-          const uint16_t d = scale(mag / 16, mag / 4);
-          put16(blk, 0, d);
-          put16(blk, 2, f32_to_f16(-f16_to_f32(d) * static_cast<float>(rng.in(60, 90)) / 10.0f));
-          break;
-        }
-        case WeightKind::Q4_K:
-        case WeightKind::Q5_K: {
-          const float span = kind == WeightKind::Q4_K ? 15.0f : 31.0f;
-          put16(blk, 0, scale(mag / (63 * span), 2 * mag / (63 * span)));
-          put16(blk, 2, scale(mag / 63, mag / 32));
-          break;
-        }
-        case WeightKind::Q6_K: put16(blk, 208, scale(mag / (128 * 32), 2 * mag / (128 * 32))); break;
-        default: break;
-      }
-      std::memcpy(row + b * t.block_bytes, blk.data(), blk.size());
-    }
-  }
-  return out;
-}
-
 // A version-2 model of `kind`: every matrix in that kind (norms and biases F32), q/k rows permuted
 // as llama.cpp stores them; tied embeddings for the 32-block kinds, an embedding of the same kind
 // for the K-quants. Keeps the bytes alive in `bytes`.
@@ -252,8 +198,8 @@ std::unique_ptr<V2Model> v2_model(WeightKind kind) {
   Rng rng{9000 + static_cast<uint64_t>(kind)};
   const int64_t C = c.hidden_size, I = c.intermediate_size, D = c.head_dim, H = c.num_attention_heads,
                 Kv = c.num_key_value_heads, V = c.vocab_size;
-  add_stored(*m, "model.embed_tokens.weight", {V, C}, kind, random_blocks(rng, kind, V, C, 1.0f));
-  if (!c.tie_word_embeddings) add_stored(*m, "lm_head.weight", {V, C}, kind, random_blocks(rng, kind, V, C, 0.5f));
+  add_stored(*m, "model.embed_tokens.weight", {V, C}, kind, tiny_blocks::random_blocks(rng, kind, V, C, 1.0f));
+  if (!c.tie_word_embeddings) add_stored(*m, "lm_head.weight", {V, C}, kind, tiny_blocks::random_blocks(rng, kind, V, C, 0.5f));
   const int64_t shapes[7][2] = {{H * D, C}, {Kv * D, C}, {Kv * D, C}, {C, H * D}, {I, C}, {I, C}, {C, I}};
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -262,7 +208,7 @@ std::unique_ptr<V2Model> v2_model(WeightKind kind) {
     for (int j = 0; j < 7; ++j) {
       const int64_t n = shapes[j][0], k = shapes[j][1];
       const float mag = 2.0f / std::sqrt(static_cast<float>(k));
-      add_stored(*m, p + kProj[j] + ".weight", {n, k}, kind, random_blocks(rng, kind, n, k, mag), j == 0 ? H : j == 1 ? Kv : 0);
+      add_stored(*m, p + kProj[j] + ".weight", {n, k}, kind, tiny_blocks::random_blocks(rng, kind, n, k, mag), j == 0 ? H : j == 1 ? Kv : 0);
       if (j >= 4) add_stored(*m, p + kProj[j] + ".bias", {n}, WeightKind::F32, floats_as_bytes(rng, n, 16, 256.0f, 0));
     }
   }
