@@ -154,23 +154,28 @@ std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_
   return out;
 }
 
-std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs, int64_t chunk_tokens,
-                                     int64_t context_tokens, int threads) {
+namespace {
+
+// Ideal code lengths of (document, adapter) jobs under `model`'s weights, every chunk of every job
+// teacher-forced in the same engine calls; per job, chunks summed in order.
+std::vector<double> score_jobs(const engine::Model& model, const std::vector<TokenSpan>& docs,
+                               const std::vector<const engine::Adapter*>& adapters, int64_t chunk_tokens, int64_t context_tokens,
+                               int threads) {
   const engine::Config& cfg = model.config();
   const int64_t chunk = resolve_chunk(cfg, chunk_tokens, context_tokens);  // resolves context_tokens too
   if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
     throw std::invalid_argument("code_length_bits: the model has no usable bos_token_id, but every coded stream starts from BOS");
   if (threads > 0) engine::set_threads(threads);
-  struct Piece {
-    size_t doc;
-    double bits = 0;
-  };
   std::vector<std::vector<ChunkSpan>> plans;
   size_t n_pieces = 0;
   for (const TokenSpan& d : docs) {
     plans.push_back(plan_chunks(d.size, chunk, context_tokens));
     n_pieces += plans.back().size();
   }
+  struct Piece {
+    size_t doc;
+    double bits = 0;
+  };
   std::vector<Piece> pieces;
   pieces.reserve(n_pieces);  // the tasks keep pointers into it
   std::vector<std::unique_ptr<StreamTask>> tasks;
@@ -179,8 +184,8 @@ std::vector<double> code_length_bits(const engine::Model& model, const std::vect
       const int32_t* seq = docs[d].data + c.start - static_cast<size_t>(c.context);
       pieces.push_back({d});
       Piece* p = &pieces.back();
-      tasks.push_back(std::make_unique<ForcedTask>(seq, c.context, c.n, static_cast<int32_t>(cfg.bos_token_id),
-                                                   model.adapter(), [p](int64_t, int32_t t, const float* probs) {
+      tasks.push_back(std::make_unique<ForcedTask>(seq, c.context, c.n, static_cast<int32_t>(cfg.bos_token_id), adapters[d],
+                                                   [p](int64_t, int32_t t, const float* probs) {
                                                      p->bits += engine::code_length_bits(probs[t]);
                                                    }));
     }
@@ -193,6 +198,34 @@ std::vector<double> code_length_bits(const engine::Model& model, const std::vect
   std::vector<double> out(docs.size(), 0.0);
   for (const Piece& p : pieces) out[p.doc] += p.bits;  // chunk order within a document
   return out;
+}
+
+}  // namespace
+
+std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs, int64_t chunk_tokens,
+                                     int64_t context_tokens, int threads) {
+  return score_jobs(model, docs, std::vector<const engine::Adapter*>(docs.size(), model.adapter()), chunk_tokens, context_tokens,
+                    threads);
+}
+
+std::vector<double> LmCodec::ideal_bits_many(const std::vector<const LmCodec*>& codecs, const std::vector<int32_t>& tokens,
+                                             int64_t chunk_tokens, int64_t context_tokens, int threads) {
+  std::vector<double> out(codecs.size(), 0.0);
+  if (codecs.empty()) return out;
+  // Codecs over one base's weights (version 2) score together; any other scores alone.
+  const engine::Model& first = codecs[0]->model();
+  bool together = first.arithmetic_version() == 2;
+  for (const LmCodec* c : codecs)
+    together = together && c->model().arithmetic_version() == 2 && &c->model().weights() == &first.weights();
+  if (!together) {
+    for (size_t i = 0; i < codecs.size(); ++i) out[i] = codecs[i]->ideal_bits(tokens, chunk_tokens, context_tokens, threads);
+    return out;
+  }
+  const engine::Model base(first.weights_ptr());
+  std::vector<TokenSpan> docs(codecs.size(), TokenSpan{tokens.data(), tokens.size()});
+  std::vector<const engine::Adapter*> adapters;
+  for (const LmCodec* c : codecs) adapters.push_back(c->model().adapter());
+  return score_jobs(base, docs, adapters, chunk_tokens, context_tokens, threads);
 }
 
 std::string short_fp(const std::string& fp) { return fp.size() > 12 ? fp.substr(0, 12) : (fp.empty() ? "(none)" : fp); }

@@ -124,6 +124,10 @@ class LmCodec {
   // exactly the ideal_bits that compress() reports for tokenize(input) with the same options.
   // What -A compares.
   double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int64_t context_tokens, int threads = 0) const;
+  // The same under several codecs at once: codecs over one base's weights (any adapters) score in
+  // the same engine calls, each weight block read once for all of them. Equal to ideal_bits of each.
+  static std::vector<double> ideal_bits_many(const std::vector<const LmCodec*>& codecs, const std::vector<int32_t>& tokens,
+                                             int64_t chunk_tokens, int64_t context_tokens, int threads = 0);
 
   // Throws std::runtime_error when `c` was not made with this identity.
   static void check_identity(const Container& c, const CodecIdentity& id, const std::string& name);

@@ -14,11 +14,13 @@ RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const
                                 int64_t chunk_tokens, int64_t context_tokens) {
   LmCodec& base = codecs.get("");
   const std::vector<int32_t> ids = base.tokenize(text);  // the tokens compress() codes
-  RouteChoice best{"", base.ideal_bits(ids, chunk_tokens, context_tokens)};
-  for (const auto& cand : candidates) {
-    const double bits = codecs.get(cand.dir).ideal_bits(ids, chunk_tokens, context_tokens);
-    if (bits < best.ideal_bits) best = {cand.dir, bits};
-  }
+  // The base and every candidate in one pass (the same engine calls, each with its side path).
+  std::vector<const LmCodec*> all = {&base};
+  for (const auto& cand : candidates) all.push_back(&codecs.get(cand.dir));
+  const std::vector<double> bits = LmCodec::ideal_bits_many(all, ids, chunk_tokens, context_tokens);
+  RouteChoice best{"", bits[0]};
+  for (size_t i = 0; i < candidates.size(); ++i)
+    if (bits[i + 1] < best.ideal_bits) best = {candidates[i].dir, bits[i + 1]};
   return best;
 }
 

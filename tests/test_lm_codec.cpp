@@ -501,21 +501,67 @@ TEST(LmCodecDeterminism, FileDoesNotDependOnThreadsAndDecodesUnderAny) {
   EXPECT_EQ(w.codec->decompress(f1, "t1", 7), text) << "more workers than cores";
 }
 
-TEST(LmCodecDeterminism, TorchIntraOpThreadsOfTheCallerChangeNothing) {
-  // The caller's libtorch thread setting (as the program sets it from --threads) must not leak
-  // into the coded floats (the engine does not use libtorch at all).
+TEST(LmCodecDeterminism, EngineThreadsChangeNothing) {
+  // One step of one stream is split over the engine's threads (by output columns and heads): the
+  // thread count must not change a byte, in either direction.
   World& w = world();
   const std::string text = make_text(700, 6000);
-  const int prev = at::get_num_threads();
-  at::set_num_threads(1);
-  const std::string a = w.codec->compress(text, opts(32, 8, 1));
-  at::set_num_threads(2);
-  const std::string b = w.codec->compress(text, opts(32, 8, 1));
-  EXPECT_EQ(w.codec->decompress(a, "a", 2), text);
-  at::set_num_threads(1);
-  EXPECT_EQ(w.codec->decompress(b, "b", 1), text);
-  at::set_num_threads(prev);
-  EXPECT_TRUE(a == b);
+  std::vector<std::string> files;
+  for (int threads : {1, 2, 3}) files.push_back(w.codec->compress(text, opts(32, 8, threads)));
+  EXPECT_TRUE(files[0] == files[1] && files[1] == files[2]);
+  for (int threads : {1, 2, 3}) EXPECT_EQ(w.codec->decompress(files[0], "t", threads), text) << threads << " threads";
+  engine::set_threads(0);
+}
+
+TEST(LmCodecBatch, FilesDecodedTogetherGiveTheBytesOfEachAlone) {
+  // Files of three codecs (the base, two adapters beside the same weights), windowed and
+  // independent chunks, decode in the same engine calls; a damaged one fails alone.
+  World& w = world();
+  AdaptedCodec c1 = adapted_codec(make_adapter("chat", 21)), c2 = adapted_codec(make_adapter("code", 22));
+  struct Case {
+    const LmCodec* codec;
+    std::string text, file;
+  };
+  std::vector<Case> cases = {{w.codec.get(), make_text(900, 3000), ""},     {c1.codec.get(), make_text(901, 1200), ""},
+                             {c2.codec.get(), make_text(902, 5000), ""},    {w.codec.get(), make_text(903, 200), ""},
+                             {c1.codec.get(), make_text(904, 4000), ""},    {c2.codec.get(), "", ""}};
+  for (size_t i = 0; i < cases.size(); ++i)
+    cases[i].file = cases[i].codec->compress(cases[i].text, opts(32, 4, 1, i % 2 ? 8 : 0));  // windowed and independent
+  std::string damaged = cases[1].file;
+  damaged[damaged.size() / 2] ^= 0x10;
+  std::vector<LmCodec::DecodeJob> jobs;
+  for (size_t i = 0; i < cases.size(); ++i) jobs.push_back({cases[i].codec, cases[i].file, "f" + std::to_string(i)});
+  jobs.push_back({cases[1].codec, damaged, "damaged"});
+  for (int64_t group : {1, 3, 32}) {
+    const std::vector<LmCodec::DecodeResult> r = LmCodec::decompress_many(jobs, 2, group);
+    ASSERT_EQ(r.size(), jobs.size());
+    for (size_t i = 0; i < cases.size(); ++i) {
+      EXPECT_FALSE(r[i].error) << "file " << i << ", group " << group;
+      EXPECT_TRUE(r[i].data == cases[i].text) << "file " << i << ", group " << group;
+      EXPECT_TRUE(r[i].data == cases[i].codec->decompress(cases[i].file, "alone", 1)) << i;
+    }
+    EXPECT_TRUE(r.back().error) << "the damaged file decoded, group " << group;
+  }
+  // A file given to the wrong codec is refused alone, by name.
+  const std::vector<LmCodec::DecodeResult> r = LmCodec::decompress_many({{c2.codec.get(), cases[1].file, "wrong"},
+                                                                          {w.codec.get(), cases[0].file, "right"}},
+                                                                         1);
+  ASSERT_TRUE(r[0].error);
+  EXPECT_NE(refusal_of([&] { std::rethrow_exception(r[0].error); }).find("wrong"), std::string::npos);
+  EXPECT_FALSE(r[1].error);
+  EXPECT_TRUE(r[1].data == cases[0].text);
+}
+
+TEST(LmCodecBatch, IdealBitsOfSeveralAdaptersInOnePassEqualEachAlone) {
+  World& w = world();
+  AdaptedCodec c1 = adapted_codec(make_adapter("chat", 21)), c2 = adapted_codec(make_adapter("code", 22));
+  const std::vector<int32_t> ids = w.codec->tokenize(make_text(905, 2500));
+  const std::vector<const LmCodec*> all = {w.codec.get(), c1.codec.get(), c2.codec.get()};
+  for (int64_t context : {0, 8}) {
+    const std::vector<double> together = LmCodec::ideal_bits_many(all, ids, 32, context, 2);
+    for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(together[i], all[i]->ideal_bits(ids, 32, context, 1)) << i;
+    EXPECT_NE(together[0], together[1]);  // the adapters change the model
+  }
 }
 
 TEST(LmCodecDeterminism, ReloadedBaseAndRemergedAdapterDecode) {
