@@ -544,6 +544,46 @@ TEST_F(E2eCodec, TestChecksFilesAndVerifyDecodesBeforeSuccess) {
   EXPECT_EQ(listing(t_.path()), before) << "lorazip test wrote a file";
 }
 
+// Several files given to one decompress decode together (every file's chunks in the same engine
+// calls, each with its own adapter): the outputs are the bytes of decoding them one by one; a
+// damaged file among them is named and the others are still written.
+TEST_F(E2eCodec, ManyFilesDecodeTogetherAsEachAlone) {
+  const std::string text = sample_text();
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "m" + std::to_string(i) + ".txt";
+    spill(t_ / name, text.substr(static_cast<size_t>(i) * 97, 300 + 150 * static_cast<size_t>(i)));
+    names.push_back(name);
+  }
+  std::vector<std::string> c{"compress", "-m", base_, "-A", adapters_, "--chunk", "24", "--context-tokens", "6"};
+  c.insert(c.end(), names.begin(), names.end());
+  ASSERT_EQ(lz(c).rc, 0);
+  std::vector<std::string> one_by_one;
+  for (const auto& n : names) {
+    Result r = lz({"decompress", "-m", base_, "-A", adapters_, "-c", n + ".lz"});
+    ASSERT_EQ(r.rc, 0) << r.describe();
+    one_by_one.push_back(r.out);
+    EXPECT_EQ(r.out, slurp(t_ / n)) << n;
+  }
+  for (const auto& n : names) fs::rename(t_ / n, t_ / (n + ".orig"));
+  std::vector<std::string> d{"decompress", "-m", base_, "-A", adapters_};
+  for (const auto& n : names) d.push_back(n + ".lz");
+  Result all = lz(d);
+  ASSERT_EQ(all.rc, 0) << all.describe();
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(slurp(t_ / names[i]), one_by_one[i]) << names[i];
+
+  for (const auto& n : names) fs::remove(t_ / n);
+  std::string damaged = slurp(t_ / (names[2] + ".lz"));
+  damaged[damaged.size() / 2] ^= 0x20;
+  spill(t_ / (names[2] + ".lz"), damaged);
+  Result bad = lz(d);
+  EXPECT_EQ(bad.rc, 1) << bad.describe();
+  EXPECT_TRUE(has(bad.err, names[2] + ".lz")) << bad.describe();
+  EXPECT_FALSE(fs::exists(t_ / names[2])) << "a damaged file left an output";
+  for (size_t i = 0; i < names.size(); ++i)
+    if (i != 2) EXPECT_EQ(slurp(t_ / names[i]), one_by_one[i]) << names[i] << " was not written beside a damaged file";
+}
+
 // lorazip archive: create from a directory tree, list, extract one member or all under -C,
 // append, a JSONL file in and out byte for byte, and a damaged member named while others extract.
 TEST_F(E2eCodec, ArchiveCreateListExtractAddAndJsonl) {
