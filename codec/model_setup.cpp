@@ -1,7 +1,18 @@
 // Bases and adapters into the coding engine (model_setup.h).
 #include "codec/model_setup.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
 #include <chrono>
 #include <filesystem>
 #include <stdexcept>
@@ -17,21 +28,59 @@ namespace fs = std::filesystem;
 namespace lorazip {
 namespace {
 
-// Packs the weights and computes their fingerprint at the same time (the fingerprint reads every
-// stored byte; packing does not need it).
-void build_engine_base(LoadedBase& b, const StoredLlama& stored) {
+// Drops the pages of a tensor's stored bytes from this process (the file stays in the page cache;
+// a later read faults them back in), so a mapped GGUF is not held twice while it is packed.
+void release_pages(const engine::StoredTensor& t) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Packs the weights and computes their fingerprint at the same time. For a mapped GGUF file the
+// hasher reads the file with pread (through the page cache, not the mapping) and each matrix's
+// mapped pages are released once it is packed, so the process never holds the mapped file and the
+// packed copy in full at once.
+void build_engine_base(LoadedBase& b, const StoredLlama& stored, const std::string& mapped_file, const uint8_t* map_base) {
   b.quantized = has_quantized_matrix(stored.tensors);
+  const bool mapped = !mapped_file.empty();
+  TensorReader read;
+  int fd = -1;
+  if (mapped) {
+    fd = ::open(mapped_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(mapped_file + ": cannot open: " + std::strerror(errno));
+    read = [fd, map_base, &mapped_file](const engine::StoredTensor& t, const std::function<void(const uint8_t*, size_t)>& sink) {
+      std::vector<uint8_t> buf(1 << 20);
+      uint64_t off = static_cast<uint64_t>(t.data - map_base), left = t.nbytes;
+      while (left > 0) {
+        const ssize_t n = ::pread(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(left, buf.size())), static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw std::runtime_error(mapped_file + ": read error at byte " + std::to_string(off));
+        sink(buf.data(), static_cast<size_t>(n));
+        off += static_cast<uint64_t>(n);
+        left -= static_cast<uint64_t>(n);
+      }
+    };
+  }
+  struct Fd {
+    int fd;
+    ~Fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } closer{fd};
   std::string fp;
   std::exception_ptr fp_error;
   std::thread hasher([&] {
     try {
-      fp = b.quantized ? stored_fingerprint(stored.tensors) : float32_fingerprint(stored.tensors);
+      fp = b.quantized ? stored_fingerprint(stored.tensors, read) : float32_fingerprint(stored.tensors);
     } catch (...) {
       fp_error = std::current_exception();
     }
   });
+  std::function<void(const std::string&)> on_packed;
+  if (mapped) on_packed = [&stored](const std::string& key) { release_pages(stored.tensors.at(key)); };
   try {
-    b.weights = std::make_shared<const engine::Weights>(engine::config_from(stored.config), stored.tensors);
+    b.weights = std::make_shared<const engine::Weights>(engine::config_from(stored.config), stored.tensors, on_packed);
   } catch (const std::invalid_argument& e) {
     hasher.join();
     throw std::runtime_error(stored.source + ": " + e.what());
@@ -54,16 +103,17 @@ LoadedBase load_base(const std::string& dir) {
   if (is_gguf_path(dir)) {
     // A llama.cpp GGUF file: mapped, its tensors packed as stored, the tokenizer from its metadata.
     if (!fs::exists(dir)) throw std::runtime_error(dir + ": No such file or directory");
-    const GgufFile f = GgufFile::open(dir);
-    b.tokenizer = std::make_unique<Tokenizer>(tokenizer_from_gguf(f));
-    build_engine_base(b, read_gguf_llama(f));
+    auto f = std::make_shared<const GgufFile>(GgufFile::open(dir));
+    b.tokenizer = std::make_unique<Tokenizer>(tokenizer_from_gguf(*f));
+    const uint8_t* base = f->map_base();
+    build_engine_base(b, read_gguf_llama(std::move(f)), dir, base);
   } else {
     if (!dir_exists(dir)) throw std::runtime_error("base model directory '" + dir + "' does not exist");
     const std::string tok = base_tokenizer_path(dir);
     if (tok.empty())
       throw std::runtime_error("base model directory '" + dir + "' has neither tokenizer.model nor tokenizer.json "
                                "(lorazip needs the SentencePiece model or a byte-level BPE tokenizer.json beside the weights)");
-    build_engine_base(b, read_hf_llama(dir));
+    build_engine_base(b, read_hf_llama(dir), "", nullptr);
     b.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok));
   }
   b.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

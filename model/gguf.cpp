@@ -375,6 +375,7 @@ struct GgufFile::Storage {
 };
 
 uint64_t GgufFile::file_size() const { return storage_->size; }
+const uint8_t* GgufFile::map_base() const { return storage_->data; }
 
 GgufFile GgufFile::open(const std::string& path) {
   auto st = std::make_shared<Storage>();

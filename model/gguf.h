@@ -84,6 +84,9 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // absolute file offset of the data section
   uint64_t file_size() const;
+  // The first byte of the file's bytes in memory (its mapping, for open()): tensor_bytes(t) lies at
+  // map_base() + data_offset() + t.offset.
+  const uint8_t* map_base() const;
 
   // Metadata, in file order. Getters throw std::runtime_error naming the file and key when the
   // key is missing or its type does not fit: integer getters accept any integer type whose value

@@ -87,7 +87,10 @@ std::map<std::string, std::vector<int64_t>> expected_llama_tensors(const LlamaCo
   return e;
 }
 
-StoredLlama read_gguf_llama(const GgufFile& f) {
+StoredLlama read_gguf_llama(const GgufFile& f) { return read_gguf_llama(std::make_shared<const GgufFile>(f)); }
+
+StoredLlama read_gguf_llama(std::shared_ptr<const GgufFile> file) {
+  const GgufFile& f = *file;
   StoredLlama out;
   out.source = f.name();
   out.config = llama_config_from_gguf(f);
@@ -116,7 +119,7 @@ StoredLlama read_gguf_llama(const GgufFile& f) {
     if (!out.tensors.count(e.first))
       refuse(f, "tensor '" + gguf_tensor_name(e.first) + "' (" + e.first + ") is missing" +
                     (e.first == "lm_head.weight" ? "" : " (truncated conversion, or the metadata is for another model?)"));
-  out.keep = std::make_shared<GgufFile>(f);
+  out.keep = std::move(file);
   return out;
 }
 
@@ -283,12 +286,15 @@ std::string float32_fingerprint(const engine::StoredMap& tensors) {
   return h.hex();
 }
 
-std::string stored_fingerprint(const engine::StoredMap& tensors) {
+std::string stored_fingerprint(const engine::StoredMap& tensors) { return stored_fingerprint(tensors, nullptr); }
+
+std::string stored_fingerprint(const engine::StoredMap& tensors, const TensorReader& read) {
   Sha256 h;
   h.update_field("lorazip stored weights 1");
   for (const auto& [name, t] : tensors) {
     hash_header(h, name, engine::kind_name(t.kind), t.shape, t.nbytes);
-    h.update(t.data, static_cast<size_t>(t.nbytes));
+    if (read) read(t, [&h](const uint8_t* p, size_t n) { h.update(p, n); });
+    else h.update(t.data, static_cast<size_t>(t.nbytes));
     h.update_field(std::to_string(t.permute_heads));
   }
   return h.hex();

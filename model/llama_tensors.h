@@ -5,6 +5,7 @@
 // The coding engine packs them as they are (engine::Weights); libtorch's loaders dequantize them.
 // Also the fingerprint that names a base: SHA-256 over its tensors as float32, in name order.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +33,8 @@ struct StoredLlama {
 // the engine computes with); q/k rows keep llama.cpp's order (permute_heads set). Errors
 // (std::runtime_error) name the file and the tensor.
 StoredLlama read_gguf_llama(const GgufFile& f);
+// The same, keeping `f` itself alive (no copy of its metadata).
+StoredLlama read_gguf_llama(std::shared_ptr<const GgufFile> f);
 // A Hugging Face Llama directory (config.json + model.safetensors, or shards with
 // model.safetensors.index.json). rotary_emb.inv_freq tensors are ignored; a tied checkpoint may
 // carry an exact copy of the embeddings as lm_head.weight. Errors (std::runtime_error) name the
@@ -48,6 +51,10 @@ std::string float32_fingerprint(const engine::StoredMap& tensors);
 // name order: the identity of block-quantized weights as stored, about five times cheaper than
 // float32_fingerprint (the bytes a 4-bit file holds, not the floats they expand to).
 std::string stored_fingerprint(const engine::StoredMap& tensors);
+// The same, with each tensor's bytes read by `read(t, sink)`, which passes them to `sink` in pieces
+// (a mapped file is read with pread instead of through the mapping, so hashing does not map it).
+using TensorReader = std::function<void(const engine::StoredTensor&, const std::function<void(const uint8_t*, size_t)>&)>;
+std::string stored_fingerprint(const engine::StoredMap& tensors, const TensorReader& read);
 // Whether any matrix is block-quantized (such bases are named by stored_fingerprint).
 bool has_quantized_matrix(const engine::StoredMap& tensors);
 // SHA-256 over (name, dtype, shape, bytes) of every tensor, in name order (adapters).

@@ -382,7 +382,7 @@ Weights::Weights(const Config& cfg, const TensorMap& w, const std::vector<LoraRe
   build_rope();
 }
 
-Weights::Weights(const Config& cfg, const StoredMap& w) : cfg_(cfg) {
+Weights::Weights(const Config& cfg, const StoredMap& w, const std::function<void(const std::string&)>& on_packed) : cfg_(cfg) {
   check_config(cfg);
   FpEnvGuard fp;
   const int64_t V = cfg.vocab_size, C = cfg.hidden_size;
@@ -431,10 +431,14 @@ Weights::Weights(const Config& cfg, const StoredMap& w) : cfg_(cfg) {
     embed_.assign(emb.data, emb.data + emb.nbytes);
   }
   std::vector<std::string> biases(jobs.size());
+  // In key order, so that a caller reading the stored bytes in that order too (a fingerprint) and
+  // releasing each tensor once both are done holds only a few tensors at a time.
+  std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.key < b.key; });
   parallel_for(jobs.size(), 0, [&](size_t i) {
     std::vector<float> bias = std::move(jobs[i].out->bias);
     *jobs[i].out = matrix(jobs[i].key, jobs[i].n, jobs[i].k);
     jobs[i].out->bias = std::move(bias);
+    if (on_packed) on_packed(jobs[i].key);
   });
   build_rope();
 }

@@ -124,10 +124,11 @@ struct Row {
 // The packed base weights: shared by every Model and Adapter built on them.
 class Weights {
  public:
-  // From tensors as stored (Hugging Face keys, see Model): matrices keep their kind.
-  // std::invalid_argument naming the key for a missing tensor, a wrong shape or kind, or a byte
-  // count that does not match.
-  Weights(const Config& cfg, const StoredMap& tensors);
+  // From tensors as stored (Hugging Face keys, see Model): matrices keep their kind, packed in key
+  // order on all cores; `on_packed(key)` (when given) is called as each matrix's stored bytes are
+  // no longer needed. std::invalid_argument naming the key for a missing tensor, a wrong shape or
+  // kind, or a byte count that does not match.
+  Weights(const Config& cfg, const StoredMap& tensors, const std::function<void(const std::string&)>& on_packed = nullptr);
   // From float32 tensors, with `lora` merged in the fixed order of version 1.
   Weights(const Config& cfg, const TensorMap& tensors, const std::vector<LoraRef>& lora);
 
