@@ -2,7 +2,7 @@
 # The Python venv of the peer benchmark (bench/peer_llamacpp.py): PyPI's llama-cpp-python 0.3.36
 # with numpy, more_itertools and tqdm (llama-zip's imports). Prints the venv's python on stdout.
 # Usage: bash scripts/peer_venv.sh [--make] [VENV]
-#   VENV     default ${LORAZIP_CACHE:-~/.cache/lorazip}/venv-llamacpp
+#   VENV     default $LORAZIP_PEER_VENV, else ${LORAZIP_CACHE:-~/.cache/lorazip}/venv-llamacpp
 #   --make   create or complete it when it is missing or lacks a package: this compiles llama.cpp
 #            from source (about 10 minutes on 2 cores; CMAKE_BUILD_PARALLEL_LEVEL sets the jobs)
 # Exit 0 = printed; 77 = no usable venv and no --make; 1 = --make failed.
@@ -23,7 +23,7 @@ if [ $# -gt 1 ] || [[ "${1:-}" == -* ]]; then
   echo "usage: bash scripts/peer_venv.sh [--make] [VENV]" >&2
   exit 2
 fi
-VENV="${1:-${LORAZIP_CACHE:-$HOME/.cache/lorazip}/venv-llamacpp}"
+VENV="${1:-${LORAZIP_PEER_VENV:-${LORAZIP_CACHE:-$HOME/.cache/lorazip}/venv-llamacpp}}"
 PY="$VENV/bin/python"
 
 # 0 = usable; 3 = llama-cpp-python $VERSION built with AMX (see above); else missing or incomplete.
