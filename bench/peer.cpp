@@ -287,13 +287,15 @@ std::optional<std::string> find_peer_python(std::string* why) {
 std::string format_peer_table(const std::vector<PeerFigures>& runs) {
   std::string s;
   char line[512];
-  std::snprintf(line, sizeof line, "%-7s %7s %9s %9s %8s | %-9s %7s %10s %12s %9s %9s %8s %5s %8s\n", "threads",
-                "load s", "pp tok/s", "tg tok/s", "RSS MiB", "llama-zip", "load s", "compress s", "decompress s",
-                "bytes in", "bytes out", "bits/B", "exact", "RSS MiB");
+  std::snprintf(line, sizeof line, "%-7s %9s %7s %9s %9s %8s | %-9s %7s %10s %12s %9s %9s %8s %5s %8s\n", "threads",
+                "load avg", "load s", "pp tok/s", "tg tok/s", "RSS MiB", "llama-zip", "load s", "compress s",
+                "decompress s", "bytes in", "bytes out", "bits/B", "exact", "RSS MiB");
   s += line;
   for (const auto& r : runs) {
-    std::snprintf(line, sizeof line, "%-7d %7.2f %9.1f %9.1f %8.1f | ", r.threads, r.load_s, r.pp_tok_s,
-                  r.tg_tok_s, r.peak_rss_llamacpp_mib);
+    char load_avg[32];
+    std::snprintf(load_avg, sizeof load_avg, "%.1f-%.1f", r.loadavg_1m_start, r.loadavg_1m_end);
+    std::snprintf(line, sizeof line, "%-7d %9s %7.2f %9.1f %9.1f %8.1f | ", r.threads, load_avg, r.load_s,
+                  r.pp_tok_s, r.tg_tok_s, r.peak_rss_llamacpp_mib);
     s += line;
     if (r.llama_zip) {
       const auto& z = *r.llama_zip;

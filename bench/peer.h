@@ -77,8 +77,9 @@ PeerFigures parse_peer_figures(const std::string& json_text);
 // exits 77 (no usable venv there), with its message in *why. Other failures throw.
 std::optional<std::string> find_peer_python(std::string* why = nullptr);
 
-// One row per run (e.g. threads 1 and 2): llama.cpp's load, pp, tg and peak memory, then
-// llama-zip's load, compress, decompress, sizes, bits per byte and round trip where it ran.
+// One row per run (e.g. threads 1 and 2): the 1-minute load average before-after, llama.cpp's
+// load, pp, tg and peak memory, then llama-zip's load, compress, decompress, sizes, bits per byte
+// and round trip where it ran.
 std::string format_peer_table(const std::vector<PeerFigures>& runs);
 
 // A finished child process: its wait() status and everything it wrote.

@@ -234,6 +234,7 @@ TEST(PeerTable, ShowsEachRunWithLlamaZipsBitsPerByteOrNotRun) {
   EXPECT_NE(row2.find("200.0"), std::string::npos) << table;  // pp tok/s
   EXPECT_NE(row2.find("1.000"), std::string::npos) << table;  // 375 bytes * 8 / 3000 bytes
   EXPECT_NE(row2.find("yes"), std::string::npos) << table;
+  EXPECT_NE(row2.find("0.5-1.5"), std::string::npos) << table;  // load average, start-end
 }
 
 TEST(PeerScript, TheDefaultScriptIsInTheSourceTree) {
