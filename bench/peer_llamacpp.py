@@ -13,12 +13,14 @@
 #   pp_*          each document's tokens, BOS first, at most PP_MAX, evaluated as one batch
 #   tg_*          each document's tokens, BOS first, at most TG_MAX, evaluated one at a time, the KV
 #                 cache kept between them (teacher-forced: no sampling, no logits copied to Python)
+#                 pp and tg follow one untimed warm-up (the first document's batch, one single token)
 #   doc_tokens    every document's whole token count, BOS included (not truncated)
 #   peak_rss_llamacpp_mib / peak_rss_mib   ru_maxrss after the speed figures / at the end
 #   loadavg_1m_start / _end   the 1-minute load average before and after (the figures are noisy when
 #                 other work shares the cores, and OpenMP's spinning threads suffer most from it)
 #   llama_zip     null without --llama-zip; else its load, compress and decompress seconds over every
-#                 file, each total counting one model load (as one run of its program would)
+#                 file, each total counting one model load (as one run of its program would); it keeps
+#                 its own n_ctx default, the model's training context, so its KV cache is larger
 import argparse
 import functools
 import json

@@ -83,9 +83,11 @@ if [ ! -x "$PY" ]; then
 fi
 if [ "$STATE" = 3 ]; then "$PY" -m pip uninstall --yes llama-cpp-python >&2; fi
 echo "[peer_venv] installing llama-cpp-python $VERSION into $VENV with CMAKE_ARGS=$CMAKE_ARGS" >&2
+# --no-binary: a ready wheel from an index or a find-links folder would ignore CMAKE_ARGS.
 # --no-cache-dir: pip caches a wheel built from the sdist under the sdist's name alone, so a wheel
 # built earlier with other CMAKE_ARGS (e.g. the crashing native one) would be reused silently.
-if ! "$PY" -m pip install --no-cache-dir "llama-cpp-python==$VERSION" numpy more_itertools tqdm >&2 || ! check; then
+if ! "$PY" -m pip install --no-cache-dir --no-binary llama-cpp-python \
+       "llama-cpp-python==$VERSION" numpy more_itertools tqdm >&2 || ! check; then
   echo "[peer_venv] installing into $VENV failed" >&2
   if [ "$CREATED" = 1 ]; then rm -rf "$VENV"; fi
   exit 1
