@@ -10,7 +10,10 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string_view>
@@ -101,6 +104,31 @@ LlamaZipFigures parse_llama_zip(const nlohmann::json& j) {
 }
 
 }  // namespace
+
+PeerDocuments::PeerDocuments(const std::vector<std::string>& texts) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/lorazip-peer-docs.XXXXXX";
+  if (!mkdtemp(tmpl.data()))
+    throw std::runtime_error("cannot create a folder like " + tmpl + ": " + std::strerror(errno));
+  dir_ = tmpl;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::string path = dir_ + "/doc-" + std::to_string(i) + ".txt";
+    std::ofstream out(path, std::ios::binary);
+    out.write(texts[i].data(), static_cast<std::streamsize>(texts[i].size()));
+    out.close();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+      throw std::runtime_error("cannot write " + path + " (" + std::to_string(texts[i].size()) + " bytes)");
+    }
+    paths_.push_back(path);
+  }
+}
+
+PeerDocuments::~PeerDocuments() {
+  std::error_code ec;  // a destructor does not throw; a folder left in TMPDIR is harmless
+  std::filesystem::remove_all(dir_, ec);
+}
 
 std::string default_peer_script() { return std::string(LORAZIP_SOURCE_DIR) + "/bench/peer_llamacpp.py"; }
 

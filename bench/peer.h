@@ -63,6 +63,22 @@ struct PeerFigures {
   std::string json;                // the script's object as it printed it (one line)
 };
 
+// Documents held in memory (e.g. sampled from JSONL) as files for the script: a private folder
+// under $TMPDIR (else /tmp) holding doc-0.txt, doc-1.txt, ..., removed with its files by the
+// destructor. std::runtime_error naming the path when a file cannot be written.
+class PeerDocuments {
+ public:
+  explicit PeerDocuments(const std::vector<std::string>& texts);
+  ~PeerDocuments();
+  PeerDocuments(const PeerDocuments&) = delete;
+  PeerDocuments& operator=(const PeerDocuments&) = delete;
+  const std::vector<std::string>& paths() const { return paths_; }  // for PeerRequest::files
+
+ private:
+  std::string dir_;
+  std::vector<std::string> paths_;
+};
+
 // Runs the script once (fork + exec, no shell, this process's environment) and parses its JSON.
 // Throws std::invalid_argument for an incomplete request, and std::runtime_error naming the
 // command and ending with the last lines of its stderr when it cannot start, exits non-zero, dies

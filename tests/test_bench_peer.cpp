@@ -237,6 +237,24 @@ TEST(PeerTable, ShowsEachRunWithLlamaZipsBitsPerByteOrNotRun) {
   EXPECT_NE(row2.find("0.5-1.5"), std::string::npos) << table;  // load average, start-end
 }
 
+TEST(PeerDocumentsTest, HoldsEachTextByteForByteUntilDestroyed) {
+  std::vector<std::string> texts = {"first document\n", std::string("bytes \0\xff kept", 14), ""};
+  std::string dir;
+  {
+    PeerDocuments docs(texts);
+    ASSERT_EQ(docs.paths().size(), texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::ifstream in(docs.paths()[i], std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      EXPECT_EQ(ss.str(), texts[i]) << docs.paths()[i];
+    }
+    dir = fs::path(docs.paths()[0]).parent_path().string();
+    EXPECT_TRUE(fs::is_directory(dir));
+  }
+  EXPECT_FALSE(fs::exists(dir)) << dir;
+}
+
 TEST(PeerScript, TheDefaultScriptIsInTheSourceTree) {
   EXPECT_TRUE(fs::is_regular_file(default_peer_script())) << default_peer_script();
 }

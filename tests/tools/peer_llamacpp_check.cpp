@@ -3,13 +3,10 @@
 // 512 / 256 above them), the thread count honoured, sizes that add up, llama-zip's round trip exact
 // (when LORAZIP_LLAMA_ZIP names its folder), and a failing document reported as an error.
 // Exit 0 = every check held, 1 = one failed, 77 = skipped (no peer venv, or the model cannot be had).
-#include <stdlib.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -39,12 +36,6 @@ const char* kProse =
     "remembered a flood like it, although the records in the town hall spoke of one a century before, "
     "when the bridge was swept away and the mill had to be rebuilt from its foundations.\n";
 
-std::string write_doc(const fs::path& dir, const std::string& name, const std::string& text) {
-  std::string path = (dir / name).string();
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
-}
-
 }  // namespace
 
 int main() {
@@ -61,17 +52,10 @@ int main() {
   }
   std::string gguf = fetched.out.substr(0, fetched.out.find_last_not_of(" \n") + 1);
 
-  std::string tmpl = (fs::temp_directory_path() / "lorazip-peer-check.XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) {
-    std::printf("FAIL cannot make a temporary folder\n");
-    return 1;
-  }
-  fs::path dir = tmpl;
   std::string longer;
-  for (int i = 0; i < 8; ++i) longer += kProse;  // about 800 tokens: above both caps
-  std::string prose = write_doc(dir, "prose.txt", kProse);
-  std::string hello = write_doc(dir, "hello.txt", "Hello.");
-  std::string long_doc = write_doc(dir, "long.txt", longer);
+  for (int i = 0; i < 8; ++i) longer += kProse;  // about 750 tokens: above both caps
+  PeerDocuments short_docs({kProse, "Hello."});
+  PeerDocuments long_docs({longer});
   const char* llama_zip_dir = std::getenv("LORAZIP_LLAMA_ZIP");
 
   try {
@@ -80,7 +64,7 @@ int main() {
     r.python = *python;
     r.gguf = gguf;
     r.threads = 1;
-    r.files = {prose, hello};
+    r.files = short_docs.paths();
     if (llama_zip_dir) r.llama_zip_dir = llama_zip_dir;
     PeerFigures a = run_peer_llamacpp(r);
     std::printf("%s\n", a.json.c_str());
@@ -106,7 +90,7 @@ int main() {
 
     // A long document, two threads: the caps hold.
     r.threads = 2;
-    r.files = {long_doc};
+    r.files = long_docs.paths();
     r.llama_zip_dir.clear();
     PeerFigures b = run_peer_llamacpp(r);
     std::printf("%s\n", b.json.c_str());
@@ -115,7 +99,7 @@ int main() {
     check(b.pp_tokens == b.pp_max && b.tg_tokens == b.tg_max, "pp counts 512 tokens and tg 256 of a long document");
 
     // A document that cannot be read: an error naming it.
-    r.files = {(dir / "missing.txt").string()};
+    r.files = {(fs::path(long_docs.paths()[0]).parent_path() / "missing.txt").string()};
     try {
       run_peer_llamacpp(r);
       check(false, "a missing document is an error");
@@ -127,6 +111,5 @@ int main() {
     std::printf("FAIL %s\n", e.what());
     ++failures;
   }
-  fs::remove_all(dir);
   return failures == 0 ? 0 : 1;
 }
