@@ -150,10 +150,11 @@ ProcessOutput run_process(const std::vector<std::string>& argv) {
   for (auto& a : args) cargv.push_back(a.data());
   cargv.push_back(nullptr);
 
-  // out / err: the child's stdout and stderr; exec_err: close-on-exec, so it carries errno only
-  // when execv fails and reads EOF once it succeeds.
+  // out / err: the child's stdout and stderr (dup2 gives it copies without close-on-exec);
+  // exec_err carries errno only when execv fails and reads EOF once it succeeds. All close-on-exec,
+  // so a program started by another thread meanwhile holds no write end that would keep ours open.
   int out[2] = {-1, -1}, err[2] = {-1, -1}, exec_err[2] = {-1, -1};
-  if (pipe(out) != 0 || pipe(err) != 0 || pipe2(exec_err, O_CLOEXEC) != 0) {
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || pipe2(exec_err, O_CLOEXEC) != 0) {
     int e = errno;
     for (int* p : {out, err, exec_err}) close_fd(p[0]), close_fd(p[1]);
     throw std::runtime_error("cannot start " + argv[0] + ": pipe() failed (" + std::strerror(e) + ")");
