@@ -2,7 +2,7 @@
 // and a few documents, at each thread count, through bench/peer.h. Prints each run's JSON line,
 // then a table. Exit 77 when no peer venv can be had (scripts/peer_venv.sh --make makes one).
 //
-//   bench_peer [--python PY] [--threads 1,2] [--llama-zip DIR] GGUF FILE...
+//   bench_peer [--python PY] [--threads 1,2] [--repeat R] [--llama-zip DIR] GGUF FILE...
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -18,15 +18,16 @@ namespace {
 int usage(const char* why) {
   std::fprintf(stderr,
                "bench_peer: %s\n"
-               "usage: bench_peer [--python PY] [--threads 1,2] [--llama-zip DIR] GGUF FILE...\n"
+               "usage: bench_peer [--python PY] [--threads 1,2] [--repeat R] [--llama-zip DIR] GGUF FILE...\n"
                "  --python PY      the venv's interpreter (default: what scripts/peer_venv.sh prints)\n"
                "  --threads LIST   comma-separated thread counts, one run each (default 1,2)\n"
+               "  --repeat R       pp and tg: the best of R passes over the documents (default 1)\n"
                "  --llama-zip DIR  also run llama-zip from DIR (holding llama_zip.py)\n",
                why);
   return 2;
 }
 
-std::vector<int> parse_threads(const std::string& list) {
+std::vector<int> parse_counts(const std::string& list) {
   std::vector<int> out;
   size_t begin = 0;
   while (begin <= list.size()) {
@@ -58,8 +59,12 @@ int main(int argc, char** argv) {
     bool has_value = i + 1 < argc;
     if (a == "--python" && has_value) request.python = argv[++i];
     else if (a == "--llama-zip" && has_value) request.llama_zip_dir = argv[++i];
-    else if (a == "--threads" && has_value) {
-      threads = parse_threads(argv[++i]);
+    else if (a == "--repeat" && has_value) {
+      std::vector<int> r = parse_counts(argv[++i]);
+      if (r.size() != 1) return usage("--repeat takes one count >= 1");
+      request.repeat = r[0];
+    } else if (a == "--threads" && has_value) {
+      threads = parse_counts(argv[++i]);
       if (threads.empty()) return usage("--threads takes a comma-separated list of counts >= 1");
     } else if (a == "-h" || a == "--help") return usage("measures llama.cpp and llama-zip beside lorazip");
     else if (a.rfind("--", 0) == 0) return usage(("unknown option or missing value: " + a).c_str());

@@ -242,6 +242,7 @@ PeerFigures parse_peer_figures(const std::string& json_text) {
   f.doc_tokens = field<int64_t>(j, "doc_tokens", where);
   f.pp_max = field<int64_t>(j, "pp_max", where);
   f.tg_max = field<int64_t>(j, "tg_max", where);
+  f.repeat = field<int>(j, "repeat", where);
   f.load_s = field<double>(j, "load_s", where);
   f.pp_tokens = field<int64_t>(j, "pp_tokens", where);
   f.pp_s = field<double>(j, "pp_s", where);
@@ -266,9 +267,11 @@ PeerFigures run_peer_llamacpp(const PeerRequest& request) {
   if (request.script.empty()) throw std::invalid_argument("peer benchmark: no script given (default_peer_script())");
   if (request.gguf.empty()) throw std::invalid_argument("peer benchmark: no GGUF model given");
   if (request.threads < 1) throw std::invalid_argument("peer benchmark: threads must be at least 1, got " + std::to_string(request.threads));
+  if (request.repeat < 1) throw std::invalid_argument("peer benchmark: repeat must be at least 1, got " + std::to_string(request.repeat));
   if (request.files.empty()) throw std::invalid_argument("peer benchmark: no documents given");
 
-  std::vector<std::string> argv = {request.python, request.script, request.gguf, std::to_string(request.threads)};
+  std::vector<std::string> argv = {request.python, request.script, request.gguf, std::to_string(request.threads),
+                                   "--repeat", std::to_string(request.repeat)};
   if (!request.llama_zip_dir.empty()) {
     argv.push_back("--llama-zip");
     argv.push_back(request.llama_zip_dir);

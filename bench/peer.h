@@ -13,18 +13,20 @@ namespace lorazip {
 // bench/peer_llamacpp.py in this source tree.
 std::string default_peer_script();
 
-// One run of PYTHON SCRIPT GGUF THREADS [--llama-zip DIR] FILE...
+// One run of PYTHON SCRIPT GGUF THREADS --repeat R [--llama-zip DIR] -- FILE...
 struct PeerRequest {
   std::string python;              // a venv's interpreter (scripts/peer_venv.sh, find_peer_python());
                                    // a name without '/' is looked up in PATH
   std::string script = default_peer_script();
   std::string gguf;                // the model, as lorazip reads it
   int threads = 1;                 // llama.cpp threads for batches and single tokens alike, >= 1
+  int repeat = 1;                  // pp and tg: the best of this many passes over every document, >= 1
   std::vector<std::string> files;  // the documents, each measured alone; at least one
   std::string llama_zip_dir;       // folder holding llama-zip's llama_zip.py; empty: llama-zip not run
 };
 
-// llama-zip over every file, one model load counted in each total (as one run of its program).
+// llama-zip over every file, one model load counted in each total (as one run of its program);
+// one pass whatever the request's repeat.
 struct LlamaZipFigures {
   int threads = 0;                 // read back from its model after loading
   int64_t n_ctx = 0;               // its context (its default: the model's training context)
@@ -48,6 +50,7 @@ struct PeerFigures {
   int64_t doc_tokens = 0;          // every document's whole token count, BOS included
   int64_t pp_max = 0;              // prompt processing: at most this many tokens of a document ...
   int64_t tg_max = 0;              // token generation: ... and at most this many
+  int repeat = 0;                  // pp and tg are each the best of this many passes
   double load_s = 0;               // Llama(...) construction (the GGUF is mmapped)
   int64_t pp_tokens = 0;           // tokens evaluated one batch per document
   double pp_s = 0;

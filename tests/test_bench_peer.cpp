@@ -24,7 +24,7 @@ nlohmann::json sample_figures(bool with_llama_zip) {
   nlohmann::json j = {
       {"peer", "llama.cpp"}, {"llama_cpp_python", "0.3.36"}, {"system_info", "CPU : AVX2 = 1 |"},
       {"model", "m.gguf"}, {"threads", 2}, {"files", 2}, {"bytes", 3000}, {"loadavg_1m_start", 0.5},
-      {"n_ctx", 512}, {"pp_max", 512}, {"tg_max", 256}, {"doc_tokens", 700}, {"load_s", 0.125},
+      {"n_ctx", 512}, {"pp_max", 512}, {"tg_max", 256}, {"repeat", 3}, {"doc_tokens", 700}, {"load_s", 0.125},
       {"pp_tokens", 700}, {"pp_s", 3.5}, {"pp_tok_s", 200.0}, {"tg_tokens", 512}, {"tg_s", 8.0},
       {"tg_tok_s", 64.0}, {"peak_rss_llamacpp_mib", 180.5}, {"peak_rss_mib", 350.25},
       {"loadavg_1m_end", 1.5}, {"llama_zip", nullptr}};
@@ -63,6 +63,7 @@ class PeerRunner : public ::testing::Test {
     r.script = write("fake_peer.sh", body);
     r.gguf = "model dir/m.gguf";
     r.threads = 2;
+    r.repeat = 3;
     r.files = {"a.txt", "--b.txt"};
     return r;
   }
@@ -88,7 +89,7 @@ TEST_F(PeerRunner, ArgumentsReachTheScriptInOrderAndEveryFigureIsParsed) {
   r.llama_zip_dir = "/opt/llama zip";
   PeerFigures f = run_peer_llamacpp(r);
 
-  EXPECT_EQ(read(args), "model dir/m.gguf\n2\n--llama-zip\n/opt/llama zip\n--\na.txt\n--b.txt\n");
+  EXPECT_EQ(read(args), "model dir/m.gguf\n2\n--repeat\n3\n--llama-zip\n/opt/llama zip\n--\na.txt\n--b.txt\n");
   EXPECT_EQ(f.llama_cpp_python, "0.3.36");
   EXPECT_EQ(f.system_info, "CPU : AVX2 = 1 |");
   EXPECT_EQ(f.model, "m.gguf");
@@ -98,6 +99,7 @@ TEST_F(PeerRunner, ArgumentsReachTheScriptInOrderAndEveryFigureIsParsed) {
   EXPECT_EQ(f.doc_tokens, 700);
   EXPECT_EQ(f.pp_max, 512);
   EXPECT_EQ(f.tg_max, 256);
+  EXPECT_EQ(f.repeat, 3);
   EXPECT_DOUBLE_EQ(f.load_s, 0.125);
   EXPECT_EQ(f.pp_tokens, 700);
   EXPECT_DOUBLE_EQ(f.pp_s, 3.5);
@@ -127,7 +129,7 @@ TEST_F(PeerRunner, WithoutALlamaZipDirTheFlagIsNotPassedAndItsFiguresAreEmpty) {
   std::string args = (dir_ / "args.txt").string();
   PeerRequest r = request("printf '%s ' \"$@\" > '" + args + "'\ncat '" + json + "'\n");
   PeerFigures f = run_peer_llamacpp(r);
-  EXPECT_EQ(read(args), "model dir/m.gguf 2 -- a.txt --b.txt ");
+  EXPECT_EQ(read(args), "model dir/m.gguf 2 --repeat 3 -- a.txt --b.txt ");
   EXPECT_FALSE(f.llama_zip.has_value());
 }
 
@@ -211,6 +213,9 @@ TEST_F(PeerRunner, AnIncompleteRequestIsTheCallersMistake) {
   EXPECT_THROW(run_peer_llamacpp(r), std::invalid_argument);
   r = request("exit 0\n");
   r.files.clear();
+  EXPECT_THROW(run_peer_llamacpp(r), std::invalid_argument);
+  r = request("exit 0\n");
+  r.repeat = 0;
   EXPECT_THROW(run_peer_llamacpp(r), std::invalid_argument);
   r = request("exit 0\n");
   r.python.clear();

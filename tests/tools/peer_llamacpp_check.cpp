@@ -88,13 +88,14 @@ int main() {
       check(!a.llama_zip.has_value(), "llama-zip not run without a folder (set LORAZIP_LLAMA_ZIP to run it)");
     }
 
-    // A long document, two threads: the caps hold.
+    // A long document, two threads, best of two passes: the caps hold.
     r.threads = 2;
+    r.repeat = 2;
     r.files = long_docs.paths();
     r.llama_zip_dir.clear();
     PeerFigures b = run_peer_llamacpp(r);
     std::printf("%s\n", b.json.c_str());
-    check(b.threads == 2, "two threads echoed");
+    check(b.threads == 2 && b.repeat == 2, "two threads and two passes echoed");
     check(b.doc_tokens > b.pp_max, "the long document is above the pp cap");
     check(b.pp_tokens == b.pp_max && b.tg_tokens == b.tg_max, "pp counts 512 tokens and tg 256 of a long document");
 
