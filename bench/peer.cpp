@@ -252,6 +252,9 @@ PeerFigures parse_peer_figures(const std::string& json_text) {
   f.tg_tok_s = field<double>(j, "tg_tok_s", where);
   f.peak_rss_llamacpp_mib = field<double>(j, "peak_rss_llamacpp_mib", where);
   f.peak_rss_mib = field<double>(j, "peak_rss_mib", where);
+  auto omp = j.find("omp_num_threads_inherited");
+  if (omp == j.end()) throw std::runtime_error("peer JSON: field 'omp_num_threads_inherited' is missing (null when unset)");
+  if (!omp->is_null()) f.omp_num_threads_inherited = field<std::string>(j, "omp_num_threads_inherited", where);
   f.loadavg_1m_start = field<double>(j, "loadavg_1m_start", where);
   f.loadavg_1m_end = field<double>(j, "loadavg_1m_end", where);
   auto z = j.find("llama_zip");

@@ -60,6 +60,8 @@ struct PeerFigures {
   double tg_tok_s = 0;
   double peak_rss_llamacpp_mib = 0;  // process peak RSS after the llama.cpp figures
   double peak_rss_mib = 0;           // ... and at the end (llama-zip's model included)
+  std::string omp_num_threads_inherited;  // OMP_NUM_THREADS the script found ("" unset); it sets
+                                          // THREADS, as llama.cpp's OpenMP would obey a smaller one
   double loadavg_1m_start = 0;       // 1-minute load average before and after: noise from other work
   double loadavg_1m_end = 0;
   std::optional<LlamaZipFigures> llama_zip;  // empty when llama_zip_dir was

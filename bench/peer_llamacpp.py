@@ -17,6 +17,8 @@
 #                 each is the best of --repeat passes over every document (pp_s, tg_s: that pass)
 #   doc_tokens    every document's whole token count, BOS included (not truncated)
 #   peak_rss_llamacpp_mib / peak_rss_mib   ru_maxrss after the speed figures / at the end
+#   omp_num_threads_inherited   OMP_NUM_THREADS as this process found it (null: unset); the
+#                 script sets it to THREADS, since llama.cpp's OpenMP obeys it over n_threads
 #   loadavg_1m_start / _end   the 1-minute load average before and after (the figures are noisy when
 #                 other work shares the cores, and OpenMP's spinning threads suffer most from it)
 #   llama_zip     null without --llama-zip; else its load, compress and decompress seconds over every
@@ -156,6 +158,15 @@ def main():
     if not os.path.isfile(args.gguf):
         raise SystemExit(f"{args.gguf}: no such GGUF file")
 
+    # llama.cpp's OpenMP build runs no more threads than OMP_NUM_THREADS allows (measured: with
+    # OMP_NUM_THREADS=1 inherited, n_threads=2 runs one thread). Test harnesses set it to 1 for
+    # libtorch, so it is set to THREADS here, before libgomp loads and reads it.
+    inherited_omp = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    limit = os.environ.get("OMP_THREAD_LIMIT")
+    if limit is not None and limit.strip().isdigit() and int(limit) < args.threads:
+        raise SystemExit(f"OMP_THREAD_LIMIT={limit} in the environment caps llama.cpp below "
+                         f"THREADS={args.threads}; unset it")
     import llama_cpp
     from llama_cpp import Llama
 
@@ -164,7 +175,7 @@ def main():
         "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
         "model": os.path.basename(args.gguf), "threads": args.threads,
         "files": len(docs), "bytes": sum(len(d) for d in docs),
-        "loadavg_1m_start": os.getloadavg()[0],
+        "loadavg_1m_start": os.getloadavg()[0], "omp_num_threads_inherited": inherited_omp,
     }
     if "AMX" in result["system_info"]:
         print("peer_llamacpp: this llama-cpp-python was built with AMX, which crashed on a KVM guest "

@@ -20,14 +20,15 @@ namespace fs = std::filesystem;
 namespace {
 
 // The object bench/peer_llamacpp.py prints, written from its header's field list.
-nlohmann::json sample_figures(bool with_llama_zip) {
+nlohmann::json sample_figures(bool with_llama_zip) {  // with_llama_zip false: OMP_NUM_THREADS unset too
   nlohmann::json j = {
       {"peer", "llama.cpp"}, {"llama_cpp_python", "0.3.36"}, {"system_info", "CPU : AVX2 = 1 |"},
-      {"model", "m.gguf"}, {"threads", 2}, {"files", 2}, {"bytes", 3000}, {"loadavg_1m_start", 0.5},
+      {"model", "m.gguf"}, {"threads", 2}, {"files", 2}, {"bytes", 3000}, {"loadavg_1m_start", 0.5}, {"omp_num_threads_inherited", "1"},
       {"n_ctx", 512}, {"pp_max", 512}, {"tg_max", 256}, {"repeat", 3}, {"doc_tokens", 700}, {"load_s", 0.125},
       {"pp_tokens", 700}, {"pp_s", 3.5}, {"pp_tok_s", 200.0}, {"tg_tokens", 512}, {"tg_s", 8.0},
       {"tg_tok_s", 64.0}, {"peak_rss_llamacpp_mib", 180.5}, {"peak_rss_mib", 350.25},
       {"loadavg_1m_end", 1.5}, {"llama_zip", nullptr}};
+  if (!with_llama_zip) j["omp_num_threads_inherited"] = nullptr;
   if (with_llama_zip)
     j["llama_zip"] = {{"threads", 2}, {"n_ctx", 8192}, {"tokens", 702}, {"load_s", 0.25},
                       {"compress_s", 10.25}, {"decompress_s", 11.5}, {"bytes_in", 3000},
@@ -109,6 +110,7 @@ TEST_F(PeerRunner, ArgumentsReachTheScriptInOrderAndEveryFigureIsParsed) {
   EXPECT_DOUBLE_EQ(f.tg_tok_s, 64.0);
   EXPECT_DOUBLE_EQ(f.peak_rss_llamacpp_mib, 180.5);
   EXPECT_DOUBLE_EQ(f.peak_rss_mib, 350.25);
+  EXPECT_EQ(f.omp_num_threads_inherited, "1");
   EXPECT_DOUBLE_EQ(f.loadavg_1m_start, 0.5);
   EXPECT_DOUBLE_EQ(f.loadavg_1m_end, 1.5);
   ASSERT_TRUE(f.llama_zip.has_value());
@@ -131,6 +133,7 @@ TEST_F(PeerRunner, WithoutALlamaZipDirTheFlagIsNotPassedAndItsFiguresAreEmpty) {
   PeerFigures f = run_peer_llamacpp(r);
   EXPECT_EQ(read(args), "model dir/m.gguf 2 --repeat 3 -- a.txt --b.txt ");
   EXPECT_FALSE(f.llama_zip.has_value());
+  EXPECT_EQ(f.omp_num_threads_inherited, "");  // null: unset
 }
 
 TEST_F(PeerRunner, TheChildInheritsTheEnvironment) {

@@ -3,6 +3,8 @@
 // 512 / 256 above them), the thread count honoured, sizes that add up, llama-zip's round trip exact
 // (when LORAZIP_LLAMA_ZIP names its folder), and a failing document reported as an error.
 // Exit 0 = every check held, 1 = one failed, 77 = skipped (no peer venv, or the model cannot be had).
+#include <stdlib.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +41,8 @@ const char* kProse =
 }  // namespace
 
 int main() {
+  // As scripts/test.sh sets it for libtorch: the script must still run THREADS threads.
+  setenv("OMP_NUM_THREADS", "1", 1);
   std::string why;
   std::optional<std::string> python = find_peer_python(&why);
   if (!python) {
@@ -96,6 +100,7 @@ int main() {
     PeerFigures b = run_peer_llamacpp(r);
     std::printf("%s\n", b.json.c_str());
     check(b.threads == 2 && b.repeat == 2, "two threads and two passes echoed");
+    check(b.omp_num_threads_inherited == "1", "the inherited OMP_NUM_THREADS=1 reported (the script overrides it)");
     check(b.doc_tokens > b.pp_max, "the long document is above the pp cap");
     check(b.pp_tokens == b.pp_max && b.tg_tokens == b.tg_max, "pp counts 512 tokens and tg 256 of a long document");
 
