@@ -8,4 +8,5 @@ shift || true
 # Two tests at a time, each on one intra-op thread, so the two cores are not oversubscribed.
 # Tests that check thread-count independence set their thread counts themselves.
 export OMP_NUM_THREADS=1
-ctest --test-dir "$BUILD_DIR" -LE slow -j "$(nproc)" --output-on-failure "$@"
+# --timeout: a test without a TIMEOUT of its own fails after 15 minutes instead of holding the run.
+ctest --test-dir "$BUILD_DIR" -LE slow -j "$(nproc)" --timeout 900 --output-on-failure "$@"

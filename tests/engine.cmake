@@ -28,7 +28,7 @@ foreach(march ${LORAZIP_ENGINE_MARCHES})
   else()
     add_test(NAME ${t} COMMAND ${t})
   endif()
-  set_tests_properties(${t} PROPERTIES LABELS engine SKIP_RETURN_CODE 77)
+  set_tests_properties(${t} PROPERTIES LABELS engine SKIP_RETURN_CODE 77 TIMEOUT 600)
 endforeach()
 
 add_test(NAME engine_cross_aarch64
@@ -38,7 +38,7 @@ set_tests_properties(engine_cross_aarch64 PROPERTIES LABELS engine SKIP_RETURN_C
 
 add_test(NAME engine_lint COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/engine_lint.sh ${CMAKE_OBJDUMP} ${CMAKE_NM}
                                   $<TARGET_OBJECTS:lorazip_engine>)
-set_tests_properties(engine_lint PROPERTIES LABELS engine)
+set_tests_properties(engine_lint PROPERTIES LABELS engine TIMEOUT 300)
 # 16-lane vectors compiled without AVX-512: GCC notes that their calling convention differs,
 # which does not matter for functions with internal linkage.
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/kernels_w16_generic.cpp PROPERTIES COMPILE_OPTIONS -Wno-psabi)
@@ -54,3 +54,7 @@ lorazip_add_test(NAME test_golden SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_golden.
 # The models' weights come from float steps in the test itself: the same roundings everywhere.
 target_compile_options(test_golden PRIVATE ${LORAZIP_ENGINE_FLAGS})
 add_dependencies(test_golden lorazip_spm)
+
+# The engine's worker pool: every part of every call runs once (torch-free).
+lorazip_add_test(NAME test_pool SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pool.cpp LIBS lorazip_engine LABELS engine
+                 TIMEOUT 300)

@@ -41,13 +41,14 @@ class Pool {
   void run(int workers, int parts, const std::function<void(int, int)>& fn) {
     grow(workers);
     fn_ = &fn;
-    parts_.store(parts, std::memory_order_relaxed);
     error_ = nullptr;
     completed_.store(0, std::memory_order_relaxed);
-    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
-    // Publishes the job (part 0 is next). Sequentially consistent with the sleepers count, so a
-    // worker going to sleep either sees the new job or is seen and woken.
-    state_.store(gen << 32, std::memory_order_seq_cst);
+    const uint64_t gen = gen_of(state_.load(std::memory_order_relaxed)) + 1;
+    // Publishes the job (part 0 of `parts` is next) in one word: a worker still inside the last
+    // job can only claim a part of the job whose generation and part count it read together.
+    // Sequentially consistent with the sleepers count, so a worker going to sleep either sees the
+    // new job or is seen and woken.
+    state_.store(pack(gen, parts, 0), std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_.notify_all();
@@ -57,13 +58,15 @@ class Pool {
     t_inside = false;
     const auto t0 = std::chrono::steady_clock::now();
     bool yielding = false;
-    for (int spins = 1; completed_.load(std::memory_order_acquire) != parts; ++spins) {
+    for (int spins = 1; completed_.load(std::memory_order_acquire) < parts; ++spins) {
       if (!yielding && spins % 256 == 0) yielding = std::chrono::steady_clock::now() - t0 >= kSpin;
       if (yielding) std::this_thread::yield();
       else cpu_relax();
     }
     if (error_) std::rethrow_exception(error_);
   }
+
+  static constexpr int kMaxParts = 0xFFFF;
 
   std::atomic<bool> busy{false};
 
@@ -73,9 +76,9 @@ class Pool {
   int work(uint64_t gen) {
     for (int ran = 0;; ++ran) {
       uint64_t s = state_.load(std::memory_order_acquire);
-      if ((s >> 32) != gen) return ran;
-      const int part = static_cast<int>(s & 0xFFFFFFFFu);
-      const int parts = parts_.load(std::memory_order_relaxed);
+      if (gen_of(s) != gen) return ran;
+      const int parts = static_cast<int>((s >> 16) & 0xFFFF);
+      const int part = static_cast<int>(s & 0xFFFF);
       if (part >= parts) return ran;
       if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
         --ran;
@@ -91,6 +94,11 @@ class Pool {
     }
   }
 
+  static uint64_t pack(uint64_t gen, int parts, int next) {
+    return gen << 32 | static_cast<uint64_t>(parts) << 16 | static_cast<uint64_t>(next);
+  }
+  static uint64_t gen_of(uint64_t s) { return s >> 32; }
+
   void grow(int n) {
     while (static_cast<int>(threads_.size()) < n) {
       threads_.emplace_back([this] { loop(); });
@@ -100,7 +108,7 @@ class Pool {
 
   void loop() {
     t_inside = true;
-    uint64_t seen = state_.load(std::memory_order_acquire) >> 32;
+    uint64_t seen = gen_of(state_.load(std::memory_order_acquire));
     // How long to spin before sleeping: halved each time this worker arrives to find every part
     // taken (the machine is busy and the caller ran them), doubled back when it gets work.
     auto spin = kSpin;
@@ -108,14 +116,14 @@ class Pool {
       const auto t0 = std::chrono::steady_clock::now();
       int spins = 0;
       uint64_t gen;
-      while ((gen = state_.load(std::memory_order_acquire) >> 32) == seen) {
+      while ((gen = gen_of(state_.load(std::memory_order_acquire))) == seen) {
         if (++spins % 256 != 0 || std::chrono::steady_clock::now() - t0 < spin) {
           cpu_relax();
           continue;
         }
         std::unique_lock<std::mutex> lock(mu_);
         sleepers_.fetch_add(1, std::memory_order_seq_cst);
-        cv_.wait(lock, [&] { return (state_.load(std::memory_order_seq_cst) >> 32) != seen; });
+        cv_.wait(lock, [&] { return gen_of(state_.load(std::memory_order_seq_cst)) != seen; });
         sleepers_.fetch_sub(1, std::memory_order_acq_rel);
       }
       seen = gen;
@@ -127,11 +135,10 @@ class Pool {
   std::vector<std::thread> threads_;
   std::mutex mu_, error_mu_;
   std::condition_variable cv_;
-  std::atomic<uint64_t> state_{0};  // job generation << 32 | next part to claim
+  std::atomic<uint64_t> state_{0};  // job generation << 32 | parts << 16 | next part to claim
   std::atomic<int> completed_{0};
   std::atomic<int> sleepers_{0};
   const std::function<void(int, int)>* fn_ = nullptr;
-  std::atomic<int> parts_{1};
   std::exception_ptr error_;
 };
 
@@ -151,7 +158,7 @@ int threads() {
 
 void parallel_parts(int64_t max_parts, const std::function<void(int, int)>& fn) {
   const int n = threads();
-  const int parts = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(n) * kPartsPerThread, std::max<int64_t>(max_parts, 1)));
+  const int parts = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(n) * kPartsPerThread, std::max<int64_t>(max_parts, 1), Pool::kMaxParts}));
   Pool& p = pool();
   if (n <= 1 || parts <= 1 || t_inside || p.busy.exchange(true)) {
     fn(0, 1);
