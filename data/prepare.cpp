@@ -52,6 +52,12 @@ int split_of(double u, const SplitConfig& s) {
   return 0;
 }
 
+}  // namespace
+
+int split_of_document(const std::string& bytes, const SplitConfig& cfg) { return split_of(split_key(bytes, cfg.seed), cfg); }
+
+namespace {
+
 struct Doc {
   std::string bytes;
   std::string where;

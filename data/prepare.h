@@ -84,4 +84,8 @@ struct PrepareStats {
 // (naming file:line), a domain without documents, or write failures.
 PrepareStats prepare(const PrepareConfig& cfg, const std::string& work_dir);
 
+// The split prepare assigns a document of these bytes: 0 train, 1 val, 2 test (a hash of the
+// bytes and cfg.seed, so it never depends on which files were read or in which order).
+int split_of_document(const std::string& bytes, const SplitConfig& cfg);
+
 }  // namespace lorazip
