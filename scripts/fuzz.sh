@@ -12,6 +12,8 @@
 #   fuzz_gguf         bytes -> GgufFile::parse -> every getter, dequantize, Llama config (seeds: make_gguf_seeds)
 #   fuzz_gguf_blocks  4 bytes pick a weight kind and shape, the rest -> dequantize_row, block_codes, pack_matrix /
 #                     unpack_row (same floats), quantize_row within its bound, GgufFile::parse + dequantize + pack (seeds: make_gguf_seeds)
+#   fuzz_peft         bytes -> a PEFT adapter directory (adapter_config.json, lorazip.json, adapter_model.safetensors)
+#                     -> read_peft_adapter against a small Llama; the safetensors bytes -> parse_safetensors -> float32 (seeds: make_peft_seeds)
 # Inputs the fuzzer finds go to <build-dir>/<target>-corpus (the committed seeds are only read),
 # crashes to <build-dir>/fuzz-artifacts/. The exit status is non-zero on a finding.
 set -euo pipefail
@@ -46,6 +48,12 @@ if [[ "$TARGET" == fuzz_gguf_blocks ]]; then
   mkdir -p "$BUILD_DIR/fuzz_gguf-seeds" "$BUILD_DIR/fuzz_gguf_blocks-seeds"
   "$BUILD_DIR/bin/make_gguf_seeds" "$BUILD_DIR/fuzz_gguf-seeds" "$BUILD_DIR/fuzz_gguf_blocks-seeds"
   SEEDS=("$BUILD_DIR/fuzz_gguf_blocks-seeds")
+fi
+if [[ "$TARGET" == fuzz_peft ]]; then
+  cmake --build "$BUILD_DIR" --target make_peft_seeds -j"$(nproc)"
+  mkdir -p "$BUILD_DIR/fuzz_peft-seeds"
+  "$BUILD_DIR/bin/make_peft_seeds" "$BUILD_DIR/fuzz_peft-seeds"
+  SEEDS=("$BUILD_DIR/fuzz_peft-seeds")
 fi
 "$BUILD_DIR/bin/$TARGET" "$BUILD_DIR/$TARGET-corpus" "${SEEDS[@]}" \
   -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
