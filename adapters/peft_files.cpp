@@ -91,11 +91,12 @@ std::string peft_key(const std::string& module, const std::string& which) {
 }
 
 nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& base_model_name_or_path) {
+  // Only keys every PEFT from 0.10 on knows (an unknown key makes LoraConfig.__init__ fail), and
+  // only those a reader needs: a key at PEFT's default is left out (use_rslora is written when true).
   nlohmann::json j;
   j["peft_type"] = "LORA";
   j["task_type"] = "CAUSAL_LM";
   j["base_model_name_or_path"] = base_model_name_or_path;
-  j["revision"] = nullptr;
   j["r"] = cfg.r;
   // PEFT writes lora_alpha as a number; keep integers integral so other tools read "16", not "16.0".
   if (cfg.alpha == std::floor(cfg.alpha) && std::fabs(cfg.alpha) < 1e15) j["lora_alpha"] = static_cast<int64_t>(cfg.alpha);
@@ -103,17 +104,8 @@ nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& bas
   j["lora_dropout"] = cfg.dropout;
   j["target_modules"] = cfg.targets;
   j["bias"] = "none";
-  j["lora_bias"] = false;
-  j["fan_in_fan_out"] = false;
-  j["use_rslora"] = cfg.use_rslora;
-  j["use_dora"] = false;
-  j["init_lora_weights"] = true;
+  if (cfg.use_rslora) j["use_rslora"] = true;
   j["inference_mode"] = true;
-  j["modules_to_save"] = nullptr;
-  j["layers_to_transform"] = nullptr;
-  j["layers_pattern"] = nullptr;
-  j["rank_pattern"] = nlohmann::json::object();
-  j["alpha_pattern"] = nlohmann::json::object();
   return j;
 }
 

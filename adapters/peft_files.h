@@ -75,7 +75,8 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
 //   == "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight".
 std::string peft_key(const std::string& module, const std::string& which);
 
-// The minimal adapter_config.json lorazip writes (docs/formats.md, "PEFT adapter"), for `cfg` and a base name.
+// The minimal adapter_config.json lorazip writes (docs/formats.md, "PEFT adapter"), for `cfg` and a base
+// name: only keys that every PEFT from 0.10 on accepts, each left out at PEFT's default.
 nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& base_model_name_or_path);
 
 }  // namespace lorazip

@@ -102,7 +102,7 @@ int cmd_export(const PipelineOptions& o, const GlobalOptions& g) {
     load_adapter(base, o.adapter_dir);  // made for this base (by either of its names)
     LoraAdapter a = LoraAdapter::load(o.adapter_dir, torch_model(base), /*check_base=*/false);
     AdapterInfo info = file_exists(o.adapter_dir + "/lorazip.json") ? LoraAdapter::read_info(o.adapter_dir) : AdapterInfo{};
-    if (info.base_model_name_or_path.empty()) info.base_model_name_or_path = o.base_dir;
+    info.base_model_name_or_path = o.base_name.empty() ? absolute_path(o.base_dir) : o.base_name;
     info.base_fingerprint = base.fingerprint;
     info.tokenizer_sha256 = base.tokenizer->sha256();
     a.save(o.out_dir, info);

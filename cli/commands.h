@@ -87,6 +87,7 @@ struct PipelineOptions {
   std::string adapter_dir;
   std::string out_dir;
   bool merged = false;
+  std::string base_name;       // export: adapter_config.json's base_model_name_or_path (default: -m made absolute)
 };
 
 // A config's `threads` applies when --threads was not given; returns the options in force.

@@ -88,7 +88,16 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   pretrain->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
   pretrain->add_flag("--resume", p.resume, "continue from the last checkpoint");
 
+  // How to train on several processes, shown by pretrain --help, train --help and run --help.
+  const std::string data_parallel =
+      "\nData-parallel training (several processes or machines, c10d over Gloo): start lorazip under torchrun,\n"
+      "  torchrun --standalone --nproc_per_node=2 --redirects 1 --tee 1 --no_python lorazip train CONFIG -d DOMAIN\n"
+      "or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT in each process's environment. batch_size must be a\n"
+      "multiple of the process count; rank 0 writes the outputs; --resume needs the same process count; a rank that\n"
+      "dies or hangs ends the job after --dist-timeout seconds (a global option, default 300), naming it.";
+  pretrain->footer(data_parallel);
   auto* train = app.add_subcommand("train", "train one LoRA adapter on a frozen base -> WORK/adapters/DOMAIN/ (PEFT directory)");
+  train->footer(data_parallel);
   train->add_option("config", p.config, "YAML config")->capture_default_str();
   train->add_option("-d,--domain", p.domain, "domain to train the adapter on")->required();
   train->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
@@ -112,6 +121,9 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   exp->add_option("-o,--output", p.out_dir, "output directory")->required();
   exp->add_flag("--merged", p.merged, "write base + adapter merged into one HF Llama model (default: the PEFT adapter and its llama.cpp GGUF)");
   exp->add_flag("-f,--force", p.force, "replace an existing output directory");
+  exp->add_option("--base-name", p.base_name, "base_model_name_or_path written into adapter_config.json, e.g. a hub name such as "
+                                               "HuggingFaceTB/SmolLM2-135M-Instruct (default: the -m path made absolute, so the adapter "
+                                               "loads from any folder)");
 
   auto* cluster = app.add_subcommand("cluster", "embed every document (its prompt) with the base model and k-means them -> WORK/clusters "
                                                  "(one JSONL per cluster, router.json for routing by prompt)");
@@ -126,6 +138,7 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   run->add_option("config", p.config, "YAML config")->capture_default_str();
   run->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
   run->add_flag("--force", p.force, "rerun every stage even when its inputs are unchanged");
+  run->footer(data_parallel);
 
   LossyCommands* lossy = add_lossy_commands(app);
   FrontierCommand* frontier = add_frontier_command(app);

@@ -121,6 +121,13 @@ bool file_exists(const std::string& path) {
   return fs::is_regular_file(path, ec);
 }
 
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  const fs::path a = fs::absolute(path, ec);
+  if (ec) throw std::runtime_error("'" + path + "': cannot make an absolute path: " + ec.message());
+  return a.lexically_normal().string();
+}
+
 bool dir_exists(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);

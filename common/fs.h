@@ -50,5 +50,7 @@ class AtomicDir {
 
 bool file_exists(const std::string& path);
 bool dir_exists(const std::string& path);
+// `path` made absolute against the current directory and normalised ("a/./b/../c" -> "/cwd/a/c").
+std::string absolute_path(const std::string& path);
 
 }  // namespace lorazip

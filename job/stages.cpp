@@ -11,6 +11,7 @@
 #include "cluster/router.h"
 #include "codec/model_setup.h"
 #include "codec/model_torch.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "data/token_store.h"
 #include "eval/evaluation.h"
@@ -117,7 +118,7 @@ TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const s
   TrainData data = load_train_data(store, {domain});
   AdapterInfo info;
   info.domain = domain;
-  info.base_model_name_or_path = base_dir;
+  info.base_model_name_or_path = absolute_path(base_dir);  // resolves from any folder (PEFT, llama.cpp)
   info.tokenizer_sha256 = base.tokenizer->sha256();
   info.base_fingerprint = base.fingerprint;
   TrainResult r = train_lora(torch_model(base), j.lora, j.train, data, info, j.adapters_path() + "/" + domain,

@@ -28,6 +28,16 @@ TEST(E2eCli, CompressHelpDocumentsItsFlags) {
   }
 }
 
+TEST(E2eCli, TrainingHelpSaysHowToTrainDataParallel) {
+  TempDir t;
+  for (const char* sub : {"pretrain", "train", "run"}) {
+    Result r = lorazip({sub, "--help"}, t.path());
+    EXPECT_EQ(r.rc, 0) << r.describe();
+    for (const char* what : {"torchrun", "--no_python", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "--dist-timeout"})
+      EXPECT_TRUE(has(r.out, what)) << sub << " --help does not mention " << what << ":\n" << r.out;
+  }
+}
+
 TEST(E2eCli, UnknownFlagIsAnErrorWithAMessage) {
   TempDir t;
   Result r = lorazip({"compress", "--no-such-flag", "x"}, t.path());

@@ -144,3 +144,26 @@ TEST_F(E2eExport, MergedModelIsABaseForCompress) {
 }
 
 }  // namespace
+
+// adapter_config.json's base_model_name_or_path resolves from any folder: the trained adapter
+// and an export given a relative -m both name the base by its absolute path; --base-name sets it.
+TEST_F(E2eExport, BaseModelNameResolvesFromAnyFolder) {
+  auto base_name_of = [](const fs::path& dir) {
+    return nlohmann::json::parse(slurp(dir / "adapter_config.json")).value("base_model_name_or_path", std::string());
+  };
+  const std::string trained = base_name_of(math_);
+  EXPECT_TRUE(fs::path(trained).is_absolute()) << trained;
+  EXPECT_EQ(fs::weakly_canonical(trained), fs::weakly_canonical(base_)) << trained;
+
+  const std::string rel = fs::relative(base_, t_.path()).string();
+  ASSERT_FALSE(fs::path(rel).is_absolute());
+  Result r = lz({"export", "-m", rel, "-a", math_, "-o", "peft"});
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const std::string exported = base_name_of(t_ / "peft");
+  EXPECT_TRUE(fs::path(exported).is_absolute()) << exported;
+  EXPECT_EQ(fs::weakly_canonical(exported), fs::weakly_canonical(base_)) << exported;
+
+  Result named = lz({"export", "-m", rel, "-a", math_, "-o", "named", "--base-name", "HuggingFaceTB/SmolLM2-135M-Instruct"});
+  ASSERT_EQ(named.rc, 0) << named.describe();
+  EXPECT_EQ(base_name_of(t_ / "named"), "HuggingFaceTB/SmolLM2-135M-Instruct");
+}

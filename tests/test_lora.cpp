@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "adapters/adapter.h"
@@ -219,6 +220,27 @@ TEST(Lora, MergeIntoIsTheSameMergeForGood) {
   EXPECT_THROW(a.merge_into(by_merge_into), std::invalid_argument) << "merging twice would add the delta twice";
 }
 
+// PEFT 0.10's LoraConfig and PeftConfig fields (peft/config.py, peft/tuners/lora/config.py of
+// peft 0.10.0): a key outside them makes LoraConfig.__init__ fail there (PEFT 0.10-0.13 refused
+// lorazip's adapters for "lora_bias"). Later PEFT versions keep every one of these.
+TEST(Lora, AdapterConfigHoldsOnlyKeysPeft010Knows) {
+  const std::set<std::string> peft010 = {
+      "peft_type", "auto_mapping", "base_model_name_or_path", "revision", "task_type", "inference_mode",
+      "r", "target_modules", "lora_alpha", "lora_dropout", "fan_in_fan_out", "bias", "use_rslora",
+      "modules_to_save", "init_lora_weights", "layers_to_transform", "layers_pattern", "rank_pattern",
+      "alpha_pattern", "megatron_config", "megatron_core", "loftq_config", "use_dora", "layer_replication"};
+  for (bool rslora : {false, true}) {
+    LoraConfig c;
+    c.use_rslora = rslora;
+    const nlohmann::json cfg = peft_adapter_config(c, "base");
+    for (const auto& [key, value] : cfg.items()) EXPECT_TRUE(peft010.count(key)) << key << " is unknown to PEFT 0.10";
+    EXPECT_EQ(cfg.contains("use_rslora"), rslora);
+    // What a reader needs is there.
+    for (const char* k : {"peft_type", "r", "lora_alpha", "target_modules", "base_model_name_or_path"})
+      EXPECT_TRUE(cfg.contains(k)) << k;
+  }
+}
+
 TEST(Lora, PeftSaveLoadRoundTripWithPeftKeysAndShapes) {
   auto m = tiny_model();
   LoraAdapter a(m, LoraConfig{});
@@ -240,7 +262,7 @@ TEST(Lora, PeftSaveLoadRoundTripWithPeftKeysAndShapes) {
   EXPECT_EQ(cfg["lora_alpha"], 16);
   EXPECT_EQ(cfg["base_model_name_or_path"], "lorazip/tiny");
   EXPECT_EQ(cfg["target_modules"].size(), 7u);
-  EXPECT_EQ(cfg["use_rslora"], false);
+  EXPECT_FALSE(cfg.contains("use_rslora"));  // PEFT's default, left out
   EXPECT_EQ(cfg["bias"], "none");
 
   // adapter_model.safetensors: F32, format=pt, keys and shapes of docs/formats.md, "PEFT LoRA adapter directory" (GQA: k/v B rows = Hkv).
