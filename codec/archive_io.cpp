@@ -114,6 +114,8 @@ std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>
       docs.push_back(file_document(fs::path(p).filename().string(), read_file(p)));
       continue;
     }
+    std::error_code ec;
+    if (!fs::exists(p, ec)) throw std::invalid_argument(p + ": No such file or directory");
     if (!fs::is_directory(p)) throw std::invalid_argument("'" + p + "' is neither a file nor a directory");
     std::vector<std::string> files;
     for (const auto& e : fs::recursive_directory_iterator(p))

@@ -660,3 +660,18 @@ TEST_F(E2eCodec, ArchiveCreateListExtractAddAndJsonl) {
   EXPECT_EQ(slurp(t_ / "hurt/sub/b.txt"), "A short answer.\n");
   EXPECT_FALSE(fs::exists(t_ / "hurt/a.txt"));
 }
+
+// A missing input is reported as missing, naming it, as gzip does, by every coding command.
+TEST_F(E2eCodec, MissingInputIsNamedAsMissing) {
+  const std::vector<std::vector<std::string>> calls = {
+      {"compress", "-m", base_, "nosuch.txt"},        {"decompress", "-m", base_, "nosuch.lz"},
+      {"test", "-m", base_, "nosuch.lz"},             {"info", "nosuch.lz"},
+      {"archive", "create", "x.lza", "nosuch.txt", "-m", base_}};
+  for (const auto& args : calls) {
+    Result r = lz(args);
+    EXPECT_NE(r.rc, 0) << r.describe();
+    EXPECT_TRUE(r.err.find(args[args[0] == "archive" ? 3 : args.size() - 1]) != std::string::npos) << r.describe();
+    EXPECT_TRUE(r.err.find("No such file or directory") != std::string::npos) << r.describe();
+  }
+  EXPECT_FALSE(fs::exists(t_ / "x.lza"));
+}
