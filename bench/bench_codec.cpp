@@ -236,20 +236,11 @@ int64_t vm_hwm_kb() {
   return -1;
 }
 
-std::unique_ptr<LmCodec> make_codec(LoadedBase& base, const std::string& adapter_dir) {
-  LoadedBase* b = &base;
-  if (adapter_dir.empty())
-    return std::make_unique<LmCodec>(base.engine_model(), *base.tokenizer, identity_for(base, nullptr),
-                                     [b] { return b->version1_model(nullptr); });
-  std::shared_ptr<const LoadedAdapter> a = load_adapter(base, adapter_dir);
-  return std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base.weights, a->engine), *base.tokenizer,
-                                   identity_for(base, &a->entry), [b, a] { return b->version1_model(&a->files); });
-}
-
 // The child: load, then (maybe) code child_in into child_out; prints "VmHWM_kB <n> tokens <t> seconds <s>".
 int run_child(const Args& a) {
   LoadedBase base = load_base(a.model_dir);
-  std::unique_ptr<LmCodec> codec = make_codec(base, a.adapter_dir);
+  CodecSet set(base);
+  LmCodec* codec = &set.get(a.adapter_dir);
   LmCodecOptions opt;
   opt.chunk_tokens = a.chunk_tokens;
   opt.context_tokens = a.context_tokens;
@@ -296,7 +287,7 @@ struct SpeedRow {
   double encode_s = 0, decode_s = 0, batch_s = 0;
 };
 
-std::vector<SpeedRow> run_speed(const Args& a, LoadedBase& base, std::vector<std::unique_ptr<LmCodec>>& codecs,
+std::vector<SpeedRow> run_speed(const Args& a, const std::vector<LmCodec*>& codecs,
                                 const std::vector<std::string>& names, const std::vector<Domain>& domains) {
   std::vector<std::string> docs;
   for (const auto& d : domains) docs.insert(docs.end(), d.docs.begin(), d.docs.end());
@@ -493,11 +484,12 @@ int run(const Args& a) {
   const int threads = a.threads;
   LoadedBase base = load_base(a.model_dir);
   const LlamaConfig& cfg = base.config;
-  std::vector<std::unique_ptr<LmCodec>> codecs;
+  CodecSet set(base);
+  std::vector<LmCodec*> codecs;
   std::vector<std::string> names = {"base"};
-  codecs.push_back(make_codec(base, ""));
+  codecs.push_back(&set.get(""));
   if (!a.adapter_dir.empty()) {
-    codecs.push_back(make_codec(base, a.adapter_dir));
+    codecs.push_back(&set.get(a.adapter_dir));
     names.push_back("+" + codecs.back()->identity().adapter_domain);
   }
   LmCodecOptions opt;
@@ -592,7 +584,7 @@ int run(const Args& a) {
     std::printf("\narithmetic versions: ideal bits of the sampled documents, each coded alone (chunking as above)\n");
     std::printf("%-20s %-10s %5s %8s %12s %12s %9s\n", "domain", "model", "docs", "tokens", "v1_bits/tok", "v2_bits/tok", "v2/v1-1%");
     for (size_t k = 0; k < codecs.size(); ++k) {
-      const std::shared_ptr<const LoadedAdapter> ad = k == 0 ? nullptr : load_adapter(base, a.adapter_dir);
+      const std::shared_ptr<const LoadedAdapter> ad = k == 0 ? nullptr : set.adapter(a.adapter_dir);
       const std::shared_ptr<const engine::Model> v1 = base.version1_model(ad ? &ad->files : nullptr);
       double all1 = 0, all2 = 0;
       int64_t all_tokens = 0, all_docs = 0;
@@ -616,7 +608,7 @@ int run(const Args& a) {
   }
   if (a.versions_only) return 0;
 
-  const std::vector<SpeedRow> speed = run_speed(a, base, codecs, names, domains);
+  const std::vector<SpeedRow> speed = run_speed(a, codecs, names, domains);
   if (!a.peer.empty()) run_peers(a, domains, speed);
 
   if (!a.no_rss && !joined.empty()) {
@@ -676,7 +668,9 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-versions", a.versions, "skip the arithmetic-versions section");
   app.add_flag("--versions-only", a.versions_only, "only the arithmetic-versions section (no per-domain table, chunk modes, speed or memory)");
   app.add_flag("--speed-only", a.speed_only, "skip the per-domain table and the chunk modes");
-  app.add_option("--speed-threads", a.speed_threads, "speed section: thread counts, comma-separated")->delimiter(',');
+  app.add_option("--speed-threads", a.speed_threads, "speed section: thread counts, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 4096));
   app.add_option("--peer", a.peer, "side by side with llama.cpp: a venv's python with llama-cpp-python ('auto': the venv of "
                                    "scripts/peer_venv.sh); needs a .gguf model");
   app.add_option("--llama-zip", a.llama_zip, "with --peer: llama-zip's folder (its llama_zip.py), end to end beside lorazip's program");
@@ -692,6 +686,10 @@ int main(int argc, char** argv) {
   try {
     if (!a.child_mode.empty()) return run_child(a);
     if (a.inputs.empty()) throw std::invalid_argument("no inputs: pass a corpus directory, .jsonl files or plain files");
+    if (a.max_bytes > 0 && a.min_bytes > a.max_bytes)
+      throw std::invalid_argument("--min-bytes " + std::to_string(a.min_bytes) + " is above --max-bytes " + std::to_string(a.max_bytes));
+    if (a.peer.empty() && (!a.llama_zip.empty() || !a.lorazip_bin.empty()))
+      throw std::invalid_argument("--llama-zip and --lorazip time programs beside llama.cpp: they need --peer");
     return run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_codec: %s\n", e.what());

@@ -180,6 +180,60 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   return 0;
 }
 
+namespace {
+
+// Inputs [first, first + n) of `inputs`, read and decoded as one batch: every file the codecs can
+// decode in the same engine calls (decode_files), a prompt-routed file through `routed`. Each file's
+// failure (unreadable, damaged, wrong model) is its own result's error; `names` gets their names.
+// `can_route`: the command has --router (a routed file without it is refused with that hint).
+std::vector<DecodedFile> decode_batch(const std::vector<std::string>& inputs, size_t first, size_t n, CodecSet& codecs,
+                                      const CodecCliOptions& o, RoutedCodec* routed, bool can_route, const std::string* prompt,
+                                      const GlobalOptions& g, std::vector<std::string>& names) {
+  names.clear();
+  std::vector<std::string> datas(n);
+  std::vector<DecodedFile> results(n);
+  std::vector<FileToDecode> batch;
+  std::vector<size_t> where;  // result index of each batch entry
+  int64_t total = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const std::string& in = inputs[first + k];
+    names.push_back(is_stdin(in) ? "(stdin)" : in);
+    try {
+      check_input(in);
+      datas[k] = is_stdin(in) ? read_stdin() : read_file(in);
+      const std::string& file = datas[k];
+      if (can_route && container_version(file, names[k]) == 2 &&
+          (Container::parse_header_only(file, names[k]).flags & kFlagPromptRouted)) {
+        if (!routed)
+          throw std::runtime_error(names[k] + ": the adapter was chosen from the document's prompt, which the file does not hold: "
+                                              "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");
+        results[k].data = routed->decompress(prompt, file, names[k], g.threads, &results[k].stats);
+        continue;
+      }
+    } catch (...) {
+      results[k].error = std::current_exception();
+      continue;
+    }
+    batch.push_back({datas[k], names[k]});
+    where.push_back(k);
+    total += LmCodec::token_count(datas[k]);
+  }
+  ProgressMeter meter(n == 1 ? names[0] : std::to_string(n) + " files", total, stderr, g.progress);
+  std::vector<DecodedFile> r = decode_files(codecs, o.adapter_dir, o.adapters_dir, batch, g.threads, &meter);
+  for (size_t b = 0; b < r.size(); ++b) results[where[b]] = std::move(r[b]);
+  return results;
+}
+
+std::string error_text(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  }
+}
+
+}  // namespace
+
 int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   check_targets(o);
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
@@ -194,40 +248,11 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   const std::string prompt = o.prompt_file.empty() ? "" : read_file(o.prompt_file);
   int bad = 0;
   // Files go in batches that decode together (every file's chunks in the same engine calls).
+  std::vector<std::string> names;
   for (size_t first = 0; first < inputs.size(); first += kDecodeBatch) {
     const size_t n = std::min(kDecodeBatch, inputs.size() - first);
-    std::vector<std::string> names, datas;
-    std::vector<FileToDecode> batch;
-    std::vector<size_t> batch_index;  // input index of each batch entry
-    for (size_t k = first; k < first + n; ++k) {
-      const std::string& in = inputs[k];
-      names.push_back(is_stdin(in) ? "(stdin)" : in);
-      datas.push_back(is_stdin(in) ? read_stdin() : read_file(in));
-    }
-    std::vector<DecodedFile> results(n);
-    int64_t total = 0;
-    for (size_t k = 0; k < n; ++k) {
-      const std::string& file = datas[k];
-      if (container_version(file, names[k]) == 2 && (Container::parse_header_only(file, names[k]).flags & kFlagPromptRouted)) {
-        if (!routed)
-          throw std::runtime_error(names[k] + ": the adapter was chosen from the document's prompt, which the file does not hold: "
-                                              "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");
-        try {
-          results[k].data = routed->decompress(o.prompt_file.empty() ? nullptr : &prompt, file, names[k], g.threads, &results[k].stats);
-        } catch (...) {
-          results[k].error = std::current_exception();
-        }
-        continue;
-      }
-      batch.push_back({file, names[k]});
-      batch_index.push_back(k);
-      total += LmCodec::token_count(file);
-    }
-    {
-      ProgressMeter meter(n == 1 ? names[0] : std::to_string(n) + " files", total, stderr, g.progress);
-      std::vector<DecodedFile> r = decode_files(codecs, o.adapter_dir, o.adapters_dir, batch, g.threads, &meter);
-      for (size_t b = 0; b < r.size(); ++b) results[batch_index[b]] = std::move(r[b]);
-    }
+    std::vector<DecodedFile> results =
+        decode_batch(inputs, first, n, codecs, o, routed.get(), true, o.prompt_file.empty() ? nullptr : &prompt, g, names);
     for (size_t k = 0; k < n; ++k) {
       const std::string& in = inputs[first + k];
       try {
@@ -252,47 +277,13 @@ int cmd_test(const CodecCliOptions& o, const GlobalOptions& g) {
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
   int bad = 0;
+  std::vector<std::string> names;
   for (size_t first = 0; first < o.inputs.size(); first += kDecodeBatch) {
     const size_t n = std::min(kDecodeBatch, o.inputs.size() - first);
-    std::vector<std::string> names, datas;
-    std::vector<std::string> read_errors(n);
-    std::vector<FileToDecode> batch;
-    std::vector<size_t> batch_index;
-    int64_t total = 0;
+    const std::vector<DecodedFile> results = decode_batch(o.inputs, first, n, codecs, o, nullptr, false, nullptr, g, names);
     for (size_t k = 0; k < n; ++k) {
-      const std::string& in = o.inputs[first + k];
-      names.push_back(is_stdin(in) ? "(stdin)" : in);
-      try {
-        check_input(in);
-        datas.push_back(is_stdin(in) ? read_stdin() : read_file(in));
-      } catch (const std::exception& e) {
-        datas.emplace_back();
-        read_errors[k] = e.what();
-      }
-    }
-    for (size_t k = 0; k < n; ++k)
-      if (read_errors[k].empty()) {
-        batch.push_back({datas[k], names[k]});
-        batch_index.push_back(k);
-        total += LmCodec::token_count(datas[k]);
-      }
-    std::vector<DecodedFile> results(n);
-    {
-      ProgressMeter meter(n == 1 ? names[0] : std::to_string(n) + " files", total, stderr, g.progress);
-      std::vector<DecodedFile> r = decode_files(codecs, o.adapter_dir, o.adapters_dir, batch, g.threads, &meter);
-      for (size_t b = 0; b < r.size(); ++b) results[batch_index[b]] = std::move(r[b]);
-    }
-    for (size_t k = 0; k < n; ++k) {
-      std::string error = read_errors[k];
-      if (error.empty() && results[k].error) {
-        try {
-          std::rethrow_exception(results[k].error);
-        } catch (const std::exception& e) {
-          error = e.what();
-        }
-      }
-      if (!error.empty()) {
-        std::fprintf(stderr, "lorazip: %s: FAILED: %s\n", names[k].c_str(), error.c_str());
+      if (results[k].error) {
+        std::fprintf(stderr, "lorazip: %s: FAILED: %s\n", names[k].c_str(), error_text(results[k].error).c_str());
         ++bad;
       } else if (o.verbose) {
         std::fprintf(stderr, "%s: OK (%lld bytes%s)\n", names[k].c_str(), (long long)results[k].stats.bytes,

@@ -1,6 +1,8 @@
 // Registration and dispatch of the coding subcommands (codec_cli.h).
 #include "cli/codec_cli.h"
 
+#include <cstdio>
+
 #include <CLI/CLI.hpp>
 
 namespace lorazip {
@@ -69,6 +71,18 @@ void add_codec_commands(CLI::App& app, CodecCommands& c) {
   c.archive = add_archive_subcommand(app, c.archive_options);
   c.info = app.add_subcommand("info", "print the header of compressed files");
   c.info->add_option("files", c.info_files, "compressed files")->required();
+}
+
+int exit_code_of(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "lorazip: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lorazip: %s\n", e.what());
+    return 1;
+  }
 }
 
 int run_codec_command(const CodecCommands& c, const GlobalOptions& g) {

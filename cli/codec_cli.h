@@ -2,6 +2,7 @@
 // options, registered on a CLI11 app. Torch-free: the program's front end (cli/main.cpp) runs them
 // without loading libtorch; the full command line (cli/full_main.cpp) registers the same ones.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ void add_global_options(CLI::App& app, GlobalOptions& g);
 void add_codec_commands(CLI::App& app, CodecCommands& c);
 // Runs the parsed coding subcommand; -1 when none of them was given.
 int run_codec_command(const CodecCommands& c, const GlobalOptions& g);
+
+// Runs `body` and turns what it throws into the program's exit: "lorazip: MESSAGE" on stderr, 2
+// for a usage error (std::invalid_argument), 1 for any other failure.
+int exit_code_of(const std::function<int()>& body);
 
 // The coding subcommands' names, for the front end's dispatch.
 bool is_codec_command(const std::string& name);

@@ -155,7 +155,7 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   }
   set_quiet(g.quiet);
   g.progress = progress_enabled(stderr, g.quiet);
-  try {
+  return exit_code_of([&] {
     g.threads_given = app.get_option("--threads")->count() > 0;
     g.device_given = app.get_option("--device")->count() > 0;
     if (g.device != "cpu") {
@@ -192,12 +192,6 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
     if (*cluster) return cmd_cluster(p, g);
     if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;
     if (int rc = run_frontier_command(frontier, g); rc >= 0) return rc;
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "lorazip: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lorazip: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
   }
   set_quiet(g.quiet);
   g.progress = progress_enabled(stderr, g.quiet);
-  try {
+  return exit_code_of([&] {
     g.threads_given = app.get_option("--threads")->count() > 0;
     if (g.device != "cpu")
       throw std::invalid_argument("--device " + g.device + ": only pretrain, train, eval and run compute on a device; coding "
@@ -116,11 +116,5 @@ int main(int argc, char** argv) {
     engine::set_threads(g.threads);
     g.threads = engine::threads();
     return run_codec_command(codec, g);
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "lorazip: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lorazip: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -9,12 +9,9 @@
 #include <cstring>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <set>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -94,6 +91,14 @@ void build_engine_base(LoadedBase& b, const StoredLlama& stored, const std::stri
   b.config = stored.config;
 }
 
+// The engine's view of an adapter's pairs (pointers into `files`, which must outlive the result).
+std::vector<engine::LoraRef> lora_refs(const PeftAdapterFiles& files) {
+  std::vector<engine::LoraRef> lora;
+  for (const PeftModule& m : files.modules)
+    lora.push_back({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling});
+  return lora;
+}
+
 }  // namespace
 
 LoadedBase load_base(const std::string& dir) {
@@ -150,11 +155,8 @@ std::shared_ptr<const engine::Model> LoadedBase::version1_model(const PeftAdapte
     floats.push_back(stored_as_float32(t));
     tm[key] = {t.shape, floats.back().data()};
   }
-  std::vector<engine::LoraRef> lora;
-  if (adapter)
-    for (const PeftModule& m : adapter->modules)
-      lora.push_back({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling});
-  return std::make_shared<const engine::Model>(engine::config_from(stored.config), tm, lora);
+  return std::make_shared<const engine::Model>(engine::config_from(stored.config), tm,
+                                               adapter ? lora_refs(*adapter) : std::vector<engine::LoraRef>{});
 }
 
 AdapterEntry describe_adapter(const std::string& dir) {
@@ -210,11 +212,8 @@ std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedBase& base, const 
                                base.fingerprint);
   a->entry = describe_adapter(dir);
   a->entry.fingerprint = a->files.fingerprint;
-  std::vector<engine::LoraRef> lora;
-  for (const PeftModule& m : a->files.modules)
-    lora.push_back({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling});
   try {
-    a->engine = std::make_shared<const engine::Adapter>(*base.weights, lora);
+    a->engine = std::make_shared<const engine::Adapter>(*base.weights, lora_refs(a->files));
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(dir + ": " + e.what());
   }

@@ -35,6 +35,7 @@ const Kernels& kernels_w16_generic();
 }  // namespace lorazip::engine
 
 using namespace lorazip::engine;
+using tiny_blocks::Rng;
 
 namespace {
 
@@ -50,16 +51,6 @@ constexpr Expected kExpected[] = {
     {"v2 Q4_K", 0x6af5b6755af70dafull}, {"v2 Q5_K", 0xbb7ff34476fa9160ull}, {"v2 Q6_K", 0x0541c7239e2d631aull},
 };
 
-struct Rng {  // splitmix64
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  int64_t in(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1)); }
-};
 
 struct Hash {
   uint64_t h = 0xCBF29CE484222325ull;

@@ -28,20 +28,12 @@
 #include "tests/tiny_blocks.h"
 
 using namespace lorazip;
+using tiny_blocks::Rng;
 
 namespace {
 
 const std::string kDir = std::string(LORAZIP_SOURCE_DIR) + "/tests/golden/engine-v1";
 
-struct Rng {  // splitmix64
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-};
 
 // A tiny Llama (GQA, head_dim 8, untied) whose weights are k / 256 for k uniform in
 // [-span, span] (norm weights 1 + k / 256), with an optional rank-4 adapter on every projection.
@@ -174,16 +166,6 @@ namespace {
 
 const std::string kDir2 = std::string(LORAZIP_SOURCE_DIR) + "/tests/golden/engine-v2";
 
-struct Rng2 {  // splitmix64 with a range helper (tests/tiny_blocks.h)
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  int64_t in(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1)); }
-};
 
 // A version-2 model: the weights as stored, an optional adapter beside them, and their bytes.
 struct StoredModel {
@@ -235,7 +217,7 @@ std::unique_ptr<StoredModel> stored_model(engine::WeightKind kind, bool with_ada
   c.max_position_embeddings = 64;
   c.bos_token_id = g.tok->bos_id();
   c.tie_word_embeddings = !kq;
-  Rng2 rng{kq ? 77u : 41u};
+  Rng rng{kq ? 77u : 41u};
   const int64_t V = c.vocab_size, C = c.hidden_size, I = c.intermediate_size, H = c.num_attention_heads,
                 Kv = c.num_key_value_heads, D = c.head_dim;
   using engine::WeightKind;
