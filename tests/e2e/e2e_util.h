@@ -24,6 +24,7 @@
 #include <functional>
 #include <sstream>
 #include <stdexcept>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -133,11 +134,19 @@ inline std::string tiny_yaml_text_absolute() {
   return text;
 }
 
+// What the shared pipeline's result depends on: the program, the config, and the environment that
+// picks training's BLAS kernels (training's floats, unlike coding's, follow the kernel), so a run
+// under another OPENBLAS_CORETYPE builds its own pipeline instead of comparing with another's.
 inline std::string marker_text() {
   struct stat st {};
   ::stat(kBin.c_str(), &st);
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(name) + (v ? "=" + std::string(v) : " unset") + "\n";
+  };
   return "binary " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
-         "\nconfig " + std::to_string(std::hash<std::string>{}(slurp(kTinyYaml))) + "\n";
+         "\nconfig " + std::to_string(std::hash<std::string>{}(slurp(kTinyYaml))) + "\n" + env("OPENBLAS_CORETYPE") +
+         env("LORAZIP_KEEP_BLAS");
 }
 
 // The shared pipeline's work directory, built on first use (see the top of this file). Fails the
