@@ -70,7 +70,7 @@ void report(const std::string& name, const CodeStats& s, bool compress) {
   char ideal[96] = "";
   if (compress) {
     double overhead = s.ideal_bits > 0 ? 100.0 * (s.coded_bits() / s.ideal_bits - 1.0) : 0;
-    std::snprintf(ideal, sizeof ideal, "ideal %.1f bits, coded %.0f bits (overhead %+.3f%%)", s.ideal_bits, s.coded_bits(), overhead);
+    std::snprintf(ideal, sizeof ideal, "ideal %.2f bits, coded %.0f bits (overhead %+.3f%%)", s.ideal_bits, s.coded_bits(), overhead);
   } else {
     std::snprintf(ideal, sizeof ideal, "coded %.0f bits", s.coded_bits());
   }

@@ -13,6 +13,7 @@
 #include "job/job_config.h"
 #include "job/stages.h"
 #include "model/checkpoint.h"
+#include "model/gguf.h"
 
 namespace fs = std::filesystem;
 
@@ -103,6 +104,10 @@ int cmd_export(const PipelineOptions& o, const GlobalOptions& g) {
     LoraAdapter a = LoraAdapter::load(o.adapter_dir, torch_model(base), /*check_base=*/false);
     AdapterInfo info = file_exists(o.adapter_dir + "/lorazip.json") ? LoraAdapter::read_info(o.adapter_dir) : AdapterInfo{};
     info.base_model_name_or_path = o.base_name.empty() ? absolute_path(o.base_dir) : o.base_name;
+    if (o.base_name.empty() && is_gguf_path(o.base_dir))
+      log_info("note: the base is a GGUF file, which transformers' from_pretrained does not take as a model path; for "
+               "AutoPeftModelForCausalLM, export again with --base-name naming the Hugging Face model it was converted from "
+               "(SmolLM2-135M-Instruct's GGUF: HuggingFaceTB/SmolLM2-135M-Instruct)");
     info.base_fingerprint = base.fingerprint;
     info.tokenizer_sha256 = base.tokenizer->sha256();
     a.save(o.out_dir, info);

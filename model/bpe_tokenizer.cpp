@@ -818,11 +818,14 @@ BpeDefinition parse_tokenizer_json(std::string_view bytes, const std::string& na
   const auto added_it = j.find("added_tokens");
   const json& added = added_it == j.end() || added_it->is_null() ? empty : *added_it;
   if (!added.is_array()) r.fail("added_tokens is not an array");
+  // lorazip's own extension: inside "model" (where Hugging Face's tokenizers library tolerates an
+  // unknown key), or at the top level as lorazip wrote it before (which that library refuses).
   const json* ext = nullptr;
-  if (const auto it = j.find("lorazip"); it != j.end()) {
-    if (!it->is_object()) r.fail("\"lorazip\" is not an object");
-    ext = &*it;
-  }
+  for (const json* holder : std::initializer_list<const json*>{&model, &j})
+    if (const auto it = holder->find("lorazip"); it != holder->end() && !ext) {
+      if (!it->is_object()) r.fail("\"lorazip\" is not an object");
+      ext = &*it;
+    }
   const json* extra = nullptr;
   if (ext && ext->contains("extra_tokens")) {
     extra = &(*ext)["extra_tokens"];
@@ -956,7 +959,11 @@ std::string write_tokenizer_json(const BpeDefinition& raw) {
   json merges = json::array();
   std::string left, right;
   for (const std::string& m : def.merges) {
-    if (split_merge(m, left, right))
+    // "left right" where that splits unambiguously (tokenizers before 0.20 read only this form),
+    // else the pair form of later versions.
+    if (split_merge(m, left, right) && left.find(' ') == std::string::npos && right.find(' ') == std::string::npos)
+      merges.push_back(m);
+    else if (split_merge(m, left, right))
       merges.push_back(json::array({left, right}));
     else
       merges.push_back(m);  // kept as written; loading refuses it as it refused the original
@@ -968,13 +975,25 @@ std::string write_tokenizer_json(const BpeDefinition& raw) {
               {"add_bos", def.add_bos}};
   if (!types.empty()) ext["token_types"] = types;
   if (!extra.empty()) ext["extra_tokens"] = extra;
+  // BOS before every sequence, as lorazip codes (every stream starts from BOS): transformers'
+  // fast tokenizers add it through this post-processor. Parsing ignores it.
+  json post = nullptr;
+  if (def.bos_id >= 0) {
+    const std::string& bos = def.tokens[static_cast<size_t>(def.bos_id)];
+    auto special = [&](int type_id) { return json{{"SpecialToken", {{"id", bos}, {"type_id", type_id}}}}; };
+    auto sequence = [&](const char* id, int type_id) { return json{{"Sequence", {{"id", id}, {"type_id", type_id}}}}; };
+    post = {{"type", "TemplateProcessing"},
+            {"single", json::array({special(0), sequence("A", 0)})},
+            {"pair", json::array({special(0), sequence("A", 0), special(1), sequence("B", 1)})},
+            {"special_tokens", {{bos, {{"id", bos}, {"ids", json::array({def.bos_id})}, {"tokens", json::array({bos})}}}}}};
+  }
   json j = {{"version", "1.0"},
             {"truncation", nullptr},
             {"padding", nullptr},
             {"added_tokens", added},
             {"normalizer", nullptr},
             {"pre_tokenizer", pre_tokenizer_json(parse_bpe_pre(def.pre))},
-            {"post_processor", nullptr},
+            {"post_processor", post},
             {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
             {"model",
              {{"type", "BPE"},
@@ -986,8 +1005,8 @@ std::string write_tokenizer_json(const BpeDefinition& raw) {
               {"byte_fallback", false},
               {"ignore_merges", *def.ignore_merges},
               {"vocab", vocab},
-              {"merges", merges}}},
-            {"lorazip", ext}};
+              {"merges", merges},
+              {"lorazip", ext}}}};
   return j.dump();
 }
 

@@ -58,8 +58,9 @@ std::vector<std::string_view> bpe_pretokenize(BpePre pre, std::string_view text)
 // Hugging Face tokenizer.json <-> BpeDefinition. Parsing refuses (std::runtime_error naming `name`
 // and the key) anything it cannot reproduce exactly: a normalizer, a pre_tokenizer it does not
 // recognise as one of BpePre, byte_fallback, subword prefixes/suffixes, dropout, gaps in the ids.
-// bos/eos/add_bos come from lorazip's own "lorazip" key when present (write_tokenizer_json writes it),
-// else none.
+// bos/eos/add_bos come from lorazip's own "lorazip" key when present (write_tokenizer_json writes it
+// inside "model", where Hugging Face's tokenizers library accepts it; a top-level one, as lorazip
+// wrote before, is read too), else none.
 BpeDefinition parse_tokenizer_json(std::string_view json, const std::string& name);
 std::string write_tokenizer_json(const BpeDefinition& def);
 

@@ -11,6 +11,7 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "model/hf_tokenizer.h"
 #include "model/llama_tensors.h"
 #include "model/tokenizer.h"
 
@@ -100,8 +101,12 @@ void save_hf_model(LlamaForCausalLM& model, const std::string& dir, const std::s
     }
     write_file_atomic(out.tmp() + "/model.safetensors.index.json", index.dump(2) + "\n");
   }
-  if (!tokenizer_model_bytes.empty())
+  if (!tokenizer_model_bytes.empty()) {
     write_file_atomic(out.tmp() + "/" + Tokenizer::model_file_name(tokenizer_model_bytes), tokenizer_model_bytes);
+    const Tokenizer tok = Tokenizer::from_bytes(tokenizer_model_bytes, dir + "/" + Tokenizer::model_file_name(tokenizer_model_bytes));
+    for (const auto& [name, text] : hf_tokenizer_files(tok, model->config().max_position_embeddings))
+      write_file_atomic(out.tmp() + "/" + name, text);
+  }
   out.commit();
 }
 

@@ -16,7 +16,9 @@ namespace lorazip {
 LlamaForCausalLM load_hf_model(const std::string& dir);
 
 // Writes config.json + model.safetensors (F32, metadata format=pt), and the tokenizer when
-// `tokenizer_model_bytes` is non-empty (as tokenizer.model, or tokenizer.json for a BPE one), as one atomic directory replace. `max_shard_bytes` > 0
+// `tokenizer_model_bytes` is non-empty (as tokenizer.model, or tokenizer.json for a BPE one, with
+// tokenizer_config.json and special_tokens_map.json from hf_tokenizer_files), as one atomic
+// directory replace. `max_shard_bytes` > 0
 // writes shards model-0000K-of-0000N.safetensors plus model.safetensors.index.json.
 void save_hf_model(LlamaForCausalLM& model, const std::string& dir, const std::string& tokenizer_model_bytes,
                    int64_t max_shard_bytes = 0);

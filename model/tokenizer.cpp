@@ -229,7 +229,7 @@ struct Tokenizer::Impl {
   std::vector<std::string> pieces;  // id -> exact bytes
   std::array<int32_t, 256> byte_id{};
   int32_t newline_id = -1;
-  int bos = -1, eos = -1;
+  int bos = -1, eos = -1, unk = -1;
   bool dummy_prefix = false;  // the SentencePiece model was trained adding a dummy-prefix space
 
   ~Impl() {
@@ -412,6 +412,7 @@ Tokenizer Tokenizer::from_bytes(std::string model_bytes, const std::string& name
   m.dummy_prefix = api.add_dummy_prefix(m.model_bytes.data(), m.model_bytes.size()) == 1;
   m.bos = api.special_id(m.handle, 1);
   m.eos = api.special_id(m.handle, 2);
+  m.unk = api.special_id(m.handle, 0);
   return t;
 }
 
@@ -497,6 +498,17 @@ int Tokenizer::byte_id(uint8_t b) const { return impl_->byte_id[b]; }
 int Tokenizer::vocab_size() const { return static_cast<int>(impl_->pieces.size()); }
 int Tokenizer::bos_id() const { return impl_->bos; }
 int Tokenizer::eos_id() const { return impl_->eos; }
+int Tokenizer::unk_id() const { return impl_->unk; }
+
+std::string Tokenizer::token_text(int32_t id) const {
+  piece_bytes(id);  // range check, with its message
+  const Impl& m = *impl_;
+  if (m.bpe) return m.bpe->definition().tokens[static_cast<size_t>(id)];
+  const char* text = nullptr;
+  size_t len = 0;
+  spm().piece(m.handle, id, &text, &len);
+  return std::string(text, len);
+}
 const std::string& Tokenizer::sha256() const { return impl_->sha256; }
 const std::string& Tokenizer::model_bytes() const {
   Impl& m = *impl_;

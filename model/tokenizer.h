@@ -74,6 +74,11 @@ class Tokenizer {
   int vocab_size() const;
   int bos_id() const;
   int eos_id() const;
+  int unk_id() const;  // SentencePiece's <unk>; -1 for BPE (byte-level BPE has no unknown token)
+  // The vocabulary's own text of `id`, as Hugging Face tokenizers name the token: SentencePiece's
+  // piece ("\u2581the", "<s>", "<0x0A>"), BPE's token ("\u0120the", "<|im_start|>"). Throws
+  // std::invalid_argument for an id outside the vocabulary.
+  std::string token_text(int32_t id) const;
   // SentencePiece: of the tokenizer.model bytes. BPE: of bpe_canonical_bytes(definition), so a
   // GGUF's vocabulary and the tokenizer.json written from it have the same fingerprint.
   const std::string& sha256() const;

@@ -20,3 +20,12 @@ target_link_libraries(gguf_quant_dump PRIVATE lorazip_model_io)
 target_compile_options(gguf_quant_dump PRIVATE ${LORAZIP_WARNINGS})
 add_test(NAME gguf_interop_quant COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/check_gguf_quant.sh $<TARGET_FILE:gguf_quant_dump>)
 set_tests_properties(gguf_interop_quant PROPERTIES LABELS "interop" SKIP_RETURN_CODE 77 TIMEOUT 300)
+
+# Interop with Hugging Face transformers + PEFT (labels interop and slow; about a minute and a half):
+# scripts/interop_hf.sh loads lorazip's base directory, PEFT export and merged export in an old and a
+# current stack and compares tokens and bits. Skips (77) when neither stack's venv exists
+# (bash scripts/interop_hf.sh --make creates them).
+if(LORAZIP_WITH_TORCH)
+  add_test(NAME interop_hf COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/interop_hf.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(interop_hf PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 1800)
+endif()

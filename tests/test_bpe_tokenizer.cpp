@@ -19,6 +19,7 @@
 #include "common/fs.h"
 #include "model/bpe_tokenizer.h"
 #include "model/gguf_tokenizer.h"
+#include "model/hf_tokenizer.h"
 #include "model/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -438,6 +439,60 @@ TEST(BpeLoad, TokenizerJsonRoundTripKeepsTokenizerAndFingerprint) {
   }
 }
 
+// What transformers reads beside tokenizer.json: PreTrainedTokenizerFast, the special tokens by
+// their text, and BOS from the post-processor (lorazip codes every stream from BOS).
+TEST(BpeLoad, HfTokenizerFilesAddBosAsLorazipCodes) {
+  BpeDefinition d = tiny({"a b"}, {"ab"}, "smollm");
+  d.tokens.push_back("<|im_start|>");
+  d.types.push_back(lorazip::kBpeControl);
+  d.tokens.push_back("<|im_end|>");
+  d.types.push_back(lorazip::kBpeControl);
+  d.bos_id = static_cast<int32_t>(d.tokens.size()) - 2;
+  d.eos_id = d.bos_id + 1;
+  const Tokenizer t = Tokenizer::from_bpe(d, "def");
+  EXPECT_EQ(t.token_text(d.bos_id), "<|im_start|>");
+  EXPECT_EQ(t.token_text(0), d.tokens[0]);
+  EXPECT_EQ(t.unk_id(), -1);
+  EXPECT_THROW(t.token_text(t.vocab_size()), std::invalid_argument);
+
+  const auto files = lorazip::hf_tokenizer_files(t, 2048);
+  ASSERT_EQ(files.size(), 2u);
+  const nlohmann::json c = nlohmann::json::parse(files.at("tokenizer_config.json"));
+  EXPECT_EQ(c.at("tokenizer_class"), "PreTrainedTokenizerFast");
+  EXPECT_EQ(c.at("bos_token"), "<|im_start|>");
+  EXPECT_EQ(c.at("eos_token"), "<|im_end|>");
+  EXPECT_TRUE(c.at("unk_token").is_null());
+  EXPECT_EQ(c.at("add_bos_token"), true);
+  EXPECT_EQ(c.at("add_eos_token"), false);
+  EXPECT_EQ(c.at("model_max_length"), 2048);
+  const nlohmann::json m = nlohmann::json::parse(files.at("special_tokens_map.json"));
+  EXPECT_EQ(m, (nlohmann::json{{"bos_token", "<|im_start|>"}, {"eos_token", "<|im_end|>"}}));
+
+  const nlohmann::json j = nlohmann::json::parse(t.model_bytes());
+  const nlohmann::json& post = j.at("post_processor");
+  EXPECT_EQ(post.at("type"), "TemplateProcessing");
+  EXPECT_EQ(post.at("single").at(0).at("SpecialToken").at("id"), "<|im_start|>");
+  EXPECT_EQ(post.at("single").at(1).at("Sequence").at("id"), "A");
+  EXPECT_EQ(post.at("special_tokens").at("<|im_start|>").at("ids"), nlohmann::json::array({d.bos_id}));
+  // Loadable by Hugging Face's tokenizers before 0.20 too (and by any version: it refuses unknown
+  // top-level keys): merges as "a b" strings, lorazip's own key inside "model".
+  EXPECT_FALSE(j.contains("lorazip"));
+  EXPECT_EQ(j.at("model").at("lorazip").at("bos_id"), d.bos_id);
+  for (const auto& merge : j.at("model").at("merges")) EXPECT_TRUE(merge.is_string()) << merge;
+  // A file with the key at the top level (as lorazip wrote before) still loads the same.
+  nlohmann::json old = j;
+  old["lorazip"] = old["model"]["lorazip"];
+  old["model"].erase("lorazip");
+  const Tokenizer from_old = Tokenizer::from_bytes(old.dump(), "old");
+  EXPECT_EQ(from_old.bos_id(), d.bos_id);
+  EXPECT_EQ(from_old.sha256(), t.sha256());
+  // Without a BOS there is nothing to add.
+  d.bos_id = -1;
+  const Tokenizer none = Tokenizer::from_bpe(d, "def");
+  EXPECT_TRUE(nlohmann::json::parse(none.model_bytes()).at("post_processor").is_null());
+  EXPECT_EQ(nlohmann::json::parse(lorazip::hf_tokenizer_files(none, 8).at("tokenizer_config.json")).at("add_bos_token"), false);
+}
+
 TEST(BpeLoad, FingerprintChangesWithTheDefinition) {
   const std::string base = Tokenizer::from_bpe(tiny({"a b", "b c"}, {"ab", "bc"}), "x").sha256();
   EXPECT_EQ(Tokenizer::from_bpe(tiny({"a b", "b c"}, {"ab", "bc"}), "y").sha256(), base);
@@ -527,6 +582,7 @@ TEST(BpeLoad, HuggingFaceLayoutsAreRecognised) {
          {"invert", false}},
         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
   j.erase("lorazip");
+  j["model"].erase("lorazip");
   const BpeDefinition d = lorazip::parse_tokenizer_json(j.dump(), "tok.json");
   EXPECT_EQ(d.pre, "llama-bpe");
   EXPECT_EQ(d.merges, (std::vector<std::string>{symbols("a") + " " + symbols("b")}));

@@ -4,15 +4,46 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
+
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include "common/fs.h"
 #include "model/checkpoint.h"
+#include "model/bpe_tokenizer.h"
+#include "model/tokenizer.h"
 
 using namespace lorazip;
 namespace fs = std::filesystem;
 
 namespace {
+
+// A byte-level BPE tokenizer of 256 byte tokens plus BOS / EOS (what a GGUF base brings).
+std::shared_ptr<Tokenizer> tiny_tokenizer() {
+  BpeDefinition d;
+  int next = 0;
+  for (int b = 0; b < 256; ++b) {
+    // GPT-2's byte-to-symbol map: printable Latin-1 stays, the rest moves to U+0100 onwards.
+    const bool keep = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    const int cp = keep ? b : 0x100 + next++;
+    std::string sym;
+    if (cp < 0x80) sym += static_cast<char>(cp);
+    else {
+      sym += static_cast<char>(0xC0 | (cp >> 6));
+      sym += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    d.tokens.push_back(sym);
+    d.types.push_back(kBpeNormal);
+  }
+  d.tokens.push_back("<|im_start|>");
+  d.types.push_back(kBpeControl);
+  d.tokens.push_back("<|im_end|>");
+  d.types.push_back(kBpeControl);
+  d.bos_id = 256;
+  d.eos_id = 257;
+  return std::make_shared<Tokenizer>(Tokenizer::from_bpe(d, "tiny"));
+}
 
 LlamaConfig tiny(bool tie) {
   LlamaConfig c;
@@ -80,8 +111,16 @@ TEST_F(Checkpoint, SaveLoadRoundTrip) {
     LlamaForCausalLM m(tiny(tie));
     m->init_weights(7);
     const std::string dir = root + (tie ? "/tied" : "/untied");
-    save_hf_model(m, dir, "tokenizer-bytes");
-    EXPECT_EQ(read_file(dir + "/tokenizer.model"), "tokenizer-bytes");
+    const std::string tok = tiny_tokenizer()->model_bytes();
+    save_hf_model(m, dir, tok);
+    EXPECT_EQ(read_file(dir + "/tokenizer.json"), tok);
+    // AutoTokenizer's files beside it: the class, BOS / EOS by their text, the model's context.
+    const auto tc = nlohmann::json::parse(read_file(dir + "/tokenizer_config.json"));
+    EXPECT_EQ(tc.at("tokenizer_class"), "PreTrainedTokenizerFast");
+    EXPECT_EQ(tc.at("bos_token"), "<|im_start|>");
+    EXPECT_EQ(tc.at("eos_token"), "<|im_end|>");
+    EXPECT_EQ(tc.at("model_max_length"), m->config().max_position_embeddings);
+    EXPECT_EQ(nlohmann::json::parse(read_file(dir + "/special_tokens_map.json")).at("bos_token"), "<|im_start|>");
     SafetensorsFile f = read_safetensors(dir + "/model.safetensors");
     EXPECT_EQ(f.metadata.at("format"), "pt");
     EXPECT_EQ(f.tensors.count("lm_head.weight"), tie ? 0u : 1u);
@@ -113,7 +152,8 @@ TEST_F(Checkpoint, ShardedSaveAndLoad) {
   const std::string dir = root + "/sharded";
   save_hf_model(m, dir, "", /*max_shard_bytes=*/8000);
   EXPECT_FALSE(file_exists(dir + "/model.safetensors"));
-  EXPECT_FALSE(file_exists(dir + "/tokenizer.model"));
+  EXPECT_FALSE(file_exists(dir + "/tokenizer.json"));
+  EXPECT_FALSE(file_exists(dir + "/tokenizer_config.json"));
   auto index = nlohmann::json::parse(read_file(dir + "/model.safetensors.index.json"));
   int64_t total = 0;
   for (auto& kv : m->named_parameters()) total += kv.value().numel() * 4;
@@ -141,9 +181,11 @@ TEST_F(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaries) {
   a->init_weights(1);
   b->init_weights(2);
   const std::string dir = root + "/model";
-  save_hf_model(a, dir, "tok");
+  save_hf_model(a, dir, tiny_tokenizer()->model_bytes());
+  ASSERT_TRUE(file_exists(dir + "/tokenizer_config.json"));
   save_hf_model(b, dir, "");
-  EXPECT_FALSE(file_exists(dir + "/tokenizer.model"));  // the directory was replaced as a whole
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    EXPECT_FALSE(file_exists(dir + "/" + f)) << f;  // the directory was replaced as a whole
   LlamaForCausalLM back = load_hf_model(dir);
   EXPECT_EQ(model_fingerprint(back), model_fingerprint(b));
   size_t entries = 0;

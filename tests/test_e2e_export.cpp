@@ -124,6 +124,21 @@ TEST_F(E2eExport, MergedModelIsABaseForCompress) {
   auto cfg = nlohmann::json::parse(slurp(out / "config.json"));
   EXPECT_EQ(cfg.value("hidden_size", 0), 64);
   EXPECT_EQ(slurp(out / "tokenizer.model"), slurp(fs::path(base_) / "tokenizer.model"));
+  // AutoTokenizer's files, in the pretrained base and the merged export alike: BOS added (lorazip
+  // codes from BOS), and no "\u2581" put before the first word (the tokenizer has no dummy prefix).
+  for (const fs::path& dir : {fs::path(base_), out}) {
+    ASSERT_TRUE(fs::is_regular_file(dir / "tokenizer_config.json")) << dir;
+    ASSERT_TRUE(fs::is_regular_file(dir / "special_tokens_map.json")) << dir;
+    const auto tc = nlohmann::json::parse(slurp(dir / "tokenizer_config.json"));
+    EXPECT_EQ(tc.value("tokenizer_class", ""), "LlamaTokenizer") << dir;
+    EXPECT_EQ(tc.value("bos_token", ""), "<s>") << dir;
+    EXPECT_EQ(tc.value("eos_token", ""), "</s>") << dir;
+    EXPECT_TRUE(tc.value("add_bos_token", false)) << dir;
+    EXPECT_FALSE(tc.value("add_eos_token", true)) << dir;
+    EXPECT_FALSE(tc.value("add_prefix_space", true)) << dir;
+    EXPECT_TRUE(tc.value("legacy", false)) << dir;
+    EXPECT_EQ(tc.value("model_max_length", 0), 128) << dir;
+  }
   auto header = safetensors_header(out / "model.safetensors");
   EXPECT_TRUE(header.contains("model.layers.0.self_attn.q_proj.weight")) << header.dump();
   EXPECT_TRUE(header.contains("lm_head.weight")) << header.dump();

@@ -14,8 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/fs.h"
 #include "common/hash.h"
+#include "model/hf_tokenizer.h"
 #include "model/tokenizer.h"
 
 #ifdef LORAZIP_TEST_WITH_TORCH
@@ -347,6 +350,34 @@ TEST(Tokenizer, PieceBytesAndSpecialIds) {
     EXPECT_THROW(t->piece_bytes(-1), std::invalid_argument) << name;
     EXPECT_THROW(t->piece_bytes(t->vocab_size()), std::invalid_argument) << name;
   }
+}
+
+// tokenizer_config.json for a SentencePiece model: the slow/fast Llama classes, BOS added, and
+// add_prefix_space as the model was trained (without it transformers 4.x's fast tokenizer puts
+// "\u2581" before the first word of a model trained without a dummy prefix, as lorazip's are).
+TEST(Tokenizer, HfTokenizerConfigStatesBosEosAndPrefix) {
+  const Tokenizer& t = trained("bpe");
+  EXPECT_EQ(t.token_text(t.bos_id()), "<s>");
+  EXPECT_EQ(t.token_text(t.eos_id()), "</s>");
+  EXPECT_EQ(t.token_text(t.unk_id()), "<unk>");
+  EXPECT_EQ(t.token_text(t.byte_id('\n')), "<0x0A>");
+  const auto files = lorazip::hf_tokenizer_files(t, 512);
+  const nlohmann::json c = nlohmann::json::parse(files.at("tokenizer_config.json"));
+  EXPECT_EQ(c.at("tokenizer_class"), "LlamaTokenizer");
+  EXPECT_EQ(c.at("bos_token"), "<s>");
+  EXPECT_EQ(c.at("eos_token"), "</s>");
+  EXPECT_EQ(c.at("unk_token"), "<unk>");
+  EXPECT_EQ(c.at("add_bos_token"), true);
+  EXPECT_EQ(c.at("add_eos_token"), false);
+  EXPECT_EQ(c.at("add_prefix_space"), false);
+  EXPECT_EQ(c.at("legacy"), true);
+  EXPECT_EQ(c.at("model_max_length"), 512);
+  EXPECT_EQ(nlohmann::json::parse(files.at("special_tokens_map.json")),
+            (nlohmann::json{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}));
+  if (!have_tinystories()) return;  // the dummy-prefix case needs a Llama-family tokenizer.model
+  ASSERT_TRUE(tinystories().trained_with_dummy_prefix());
+  EXPECT_EQ(nlohmann::json::parse(lorazip::hf_tokenizer_files(tinystories(), 512).at("tokenizer_config.json")).at("add_prefix_space"),
+            true);
 }
 
 TEST(Tokenizer, FingerprintIsOfTheOriginalFile) {

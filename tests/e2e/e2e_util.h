@@ -6,8 +6,8 @@
 // The shared pipeline lives in <build>/tests/e2e-work/tiny. CTest runs every test case in its own
 // process (and possibly several at once), so the first process that needs it runs
 // `lorazip run tiny.yaml --work-dir <that dir>` under an exclusive file lock; the others wait and
-// then find it ready. A marker names the binary (size, mtime) and tiny.yaml's text it was made
-// with; when either changes the directory is rebuilt from scratch.
+// then find it ready. A marker names the binary and its shared libraries (size, mtime) and
+// tiny.yaml's text it was made with; when either changes the directory is rebuilt from scratch.
 #pragma once
 #include <fcntl.h>
 #include <stdlib.h>
@@ -138,14 +138,21 @@ inline std::string tiny_yaml_text_absolute() {
 // picks training's BLAS kernels (training's floats, unlike coding's, follow the kernel), so a run
 // under another OPENBLAS_CORETYPE builds its own pipeline instead of comparing with another's.
 inline std::string marker_text() {
-  struct stat st {};
-  ::stat(kBin.c_str(), &st);
+  // The binary and the shared library beside it that holds the program (a change of the library
+  // alone leaves the binary as it was).
+  auto stamp = [](const fs::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return p.filename().string() + " absent\n";
+    return p.filename().string() + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec) + "\n";
+  };
   auto env = [](const char* name) {
     const char* v = std::getenv(name);
     return std::string(name) + (v ? "=" + std::string(v) : " unset") + "\n";
   };
-  return "binary " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
-         "\nconfig " + std::to_string(std::hash<std::string>{}(slurp(kTinyYaml))) + "\n" + env("OPENBLAS_CORETYPE") +
+  const fs::path bin(kBin);
+  return stamp(bin) + stamp(bin.parent_path() / "liblorazip_full.so") + stamp(bin.parent_path() / "liblorazip_spm.so") +
+         "config " + std::to_string(std::hash<std::string>{}(slurp(kTinyYaml))) + "\n" + env("OPENBLAS_CORETYPE") +
          env("LORAZIP_KEEP_BLAS");
 }
 

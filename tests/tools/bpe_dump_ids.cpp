@@ -1,7 +1,9 @@
 // Interop helper (scripts/interop.sh): encodes a list of byte strings with lorazip's byte-level BPE
 // and prints the ids, so a script can compare them with llama.cpp's. Not a test by itself.
-// Usage: bpe_dump_ids VOCAB INPUTS.jsonl OUT.jsonl
-//   VOCAB: a GGUF file, scripts/export_gguf_vocab.py output, or a tokenizer.json
+// Usage: bpe_dump_ids [--native] VOCAB INPUTS.jsonl OUT.jsonl
+//   --native: the ids the codec codes (Tokenizer::encode_native: a SentencePiece model trained with a
+//   dummy prefix sees " " + text), as scripts/interop_hf.py compares them with transformers'
+//   VOCAB: a GGUF file, scripts/export_gguf_vocab.py output, a tokenizer.json or a tokenizer.model
 //   INPUTS.jsonl: one {"hex": "<bytes as hex>"} per line; OUT.jsonl: one {"ids": [...]} per line.
 // Prints the encode throughput to stderr (bytes / seconds of encode calls only).
 #include <chrono>
@@ -36,6 +38,7 @@ std::string unhex(const std::string& h) {
 lorazip::Tokenizer load(const std::string& path) {
   if (lorazip::is_gguf_path(path)) return lorazip::load_tokenizer(path);
   const std::string bytes = lorazip::read_file(path);
+  if (bytes.empty() || bytes[0] != '{') return lorazip::Tokenizer::from_bytes(bytes, path);  // tokenizer.model
   const nlohmann::json j = nlohmann::json::parse(bytes);
   if (!j.contains("tokens")) return lorazip::Tokenizer::from_bytes(bytes, path);
   lorazip::BpeDefinition d;
@@ -52,8 +55,13 @@ lorazip::Tokenizer load(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool native = argc > 1 && std::string(argv[1]) == "--native";
+  if (native) {
+    --argc;
+    ++argv;
+  }
   if (argc != 4) {
-    std::cerr << "usage: bpe_dump_ids VOCAB(.gguf|.json) INPUTS.jsonl OUT.jsonl\n";
+    std::cerr << "usage: bpe_dump_ids [--native] VOCAB(.gguf|.json|.model) INPUTS.jsonl OUT.jsonl\n";
     return 2;
   }
   try {
@@ -68,11 +76,12 @@ int main(int argc, char** argv) {
     while (std::getline(in, line)) {
       const std::string text = unhex(nlohmann::json::parse(line).at("hex").get<std::string>());
       const auto t0 = std::chrono::steady_clock::now();
-      const std::vector<int32_t> ids = tok.encode(text);
+      bool prefixed = false;
+      const std::vector<int32_t> ids = native ? tok.encode_native(text, &prefixed) : tok.encode(text);
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       bytes += text.size();
       tokens += ids.size();
-      if (tok.decode(ids) != text) ++bad;
+      if ((native ? tok.decode_native(ids.data(), ids.size(), prefixed) : tok.decode(ids)) != text) ++bad;
       out << nlohmann::json{{"ids", ids}}.dump() << "\n";
     }
     std::fprintf(stderr, "[bpe_dump_ids] %zu bytes -> %zu tokens in %.3f s of encode (%.2f MB/s); %zu failed to round-trip\n",
