@@ -8,6 +8,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "cli/commands.h"
@@ -20,6 +21,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/progress.h"
+#include "gen/context.h"
 
 namespace fs = std::filesystem;
 
@@ -74,10 +76,14 @@ void report(const std::string& name, const CodeStats& s, bool compress) {
   } else {
     std::snprintf(ideal, sizeof ideal, "coded %.0f bits", s.coded_bits());
   }
+  char given[96] = "";
+  if (!s.context_fingerprint.empty())
+    std::snprintf(given, sizeof given, " (given a context: %lld tokens read, fingerprint %s)", (long long)s.prefix_tokens,
+                  short_fp(s.context_fingerprint).c_str());
   std::fprintf(stderr,
-               "%s: %lld bytes, %lld tokens, %lld chunks | %s, file %lld bytes | "
+               "%s: %lld bytes, %lld tokens%s, %lld chunks | %s, file %lld bytes | "
                "%.4f bits/byte, %.3f bits/token, ratio %.4f | %.2f s (%.0f tokens/s, %.0f bytes/s) %s\n",
-               name.c_str(), (long long)s.bytes, (long long)s.tokens, (long long)s.chunks, ideal, (long long)s.file_bytes,
+               name.c_str(), (long long)s.bytes, (long long)s.tokens, given, (long long)s.chunks, ideal, (long long)s.file_bytes,
                s.bytes ? 8.0 * s.file_bytes / s.bytes : 0.0, s.tokens ? s.coded_bits() / s.tokens : 0.0, ratio, s.seconds,
                s.seconds > 0 ? s.tokens / s.seconds : 0.0, s.seconds > 0 ? s.bytes / s.seconds : 0.0,
                compress ? "compressed" : "decompressed");
@@ -92,6 +98,21 @@ void check_targets(const CodecCliOptions& o) {
   if (!o.router.empty() && o.adapters_dir.empty()) throw std::invalid_argument("--router needs -A, the directory of the clusters' adapters");
   if (!o.prompt_file.empty() && o.router.empty()) throw std::invalid_argument("--prompt-file needs --router");
   if (!o.prompt_file.empty() && o.inputs.size() > 1) throw std::invalid_argument("--prompt-file routes one input, but " + std::to_string(o.inputs.size()) + " were given");
+}
+
+// --context-file's prompt rendered for `base` (nullopt without the option), logged once.
+std::optional<gen::RenderedContext> read_context(const CodecCliOptions& o, const LoadedBase& base) {
+  const gen::ContextTemplate t = gen::parse_context_template(o.template_name);
+  if (o.context_file.empty()) {
+    if (o.template_name != "auto") throw std::invalid_argument("--template renders --context-file's prompt: give --context-file too");
+    return std::nullopt;
+  }
+  if (!o.router.empty()) throw std::invalid_argument("--context-file cannot be combined with --router yet: code given a context with -a or -A");
+  check_input(o.context_file);
+  gen::RenderedContext r = gen::render_context(o.model_dir, *base.tokenizer, read_file(o.context_file), t);
+  log_info("context: " + o.context_file + " rendered by " + r.template_name + ", " + std::to_string(r.tokens.size()) +
+           " tokens, fingerprint " + short_fp(context_fingerprint(r.tokens)));
+  return r;
 }
 
 // The prompt-routed coder when --router is given (the prompt itself is read by the caller).
@@ -127,6 +148,8 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   if (routed && o.prompt_file.empty()) throw std::invalid_argument("--router needs the prompt: --prompt-file FILE");
   std::vector<AdapterEntry> candidates;
   if (!o.adapters_dir.empty() && !routed) candidates = list_adapters(o.adapters_dir);
+  const std::optional<gen::RenderedContext> context = read_context(o, base);
+  const std::vector<int32_t>* ctx = context ? &context->tokens : nullptr;
 
   CodecSet codecs(base);
 
@@ -135,6 +158,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   opt.chunk_tokens = o.chunk_tokens;
   opt.context_tokens = o.context_tokens;
   opt.threads = g.threads;
+  opt.context = ctx;
   if (o.format == "compact") opt.format = ContainerFormat::Compact;
   else if (o.format == "full") opt.format = ContainerFormat::Full;
   else throw std::invalid_argument("--format must be 'compact' or 'full', got '" + o.format + "'");
@@ -146,7 +170,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     std::string data = is_stdin(in) ? read_stdin() : read_file(in);
     std::string adapter = o.adapter_dir;
     if (!candidates.empty()) {
-      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens, o.context_tokens).adapter_dir;
+      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens, o.context_tokens, ctx).adapter_dir;
       if (o.verbose) log_info(name + ": -A picked " + (adapter.empty() ? std::string("the base model") : "adapter " + adapter));
     }
     CodeStats stats;
@@ -168,7 +192,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
     if (o.verify || o.remove_input) {
       auto decode = [&](const std::string& file) {
         return routed ? routed->decompress(&prompt, file, name + " (verify)", g.threads)
-                      : codecs.get(adapter).decompress(file, name + " (verify)", g.threads);
+                      : codecs.get(adapter).decompress(file, name + " (verify)", g.threads, nullptr, nullptr, ctx);
       };
       verify_then_deliver(data, packed, decode, deliver_packed, name, o.remove_input);
     } else {
@@ -188,7 +212,8 @@ namespace {
 // `can_route`: the command has --router (a routed file without it is refused with that hint).
 std::vector<DecodedFile> decode_batch(const std::vector<std::string>& inputs, size_t first, size_t n, CodecSet& codecs,
                                       const CodecCliOptions& o, RoutedCodec* routed, bool can_route, const std::string* prompt,
-                                      const GlobalOptions& g, std::vector<std::string>& names) {
+                                      const GlobalOptions& g, std::vector<std::string>& names,
+                                      const std::vector<int32_t>* context) {
   names.clear();
   std::vector<std::string> datas(n);
   std::vector<DecodedFile> results(n);
@@ -214,7 +239,7 @@ std::vector<DecodedFile> decode_batch(const std::vector<std::string>& inputs, si
       results[k].error = std::current_exception();
       continue;
     }
-    batch.push_back({datas[k], names[k]});
+    batch.push_back({datas[k], names[k], context});
     where.push_back(k);
     total += LmCodec::token_count(datas[k]);
   }
@@ -246,13 +271,15 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   CodecSet codecs(base);
   std::unique_ptr<RoutedCodec> routed = routed_codec(o, base);
   const std::string prompt = o.prompt_file.empty() ? "" : read_file(o.prompt_file);
+  const std::optional<gen::RenderedContext> context = read_context(o, base);
   int bad = 0;
   // Files go in batches that decode together (every file's chunks in the same engine calls).
   std::vector<std::string> names;
   for (size_t first = 0; first < inputs.size(); first += kDecodeBatch) {
     const size_t n = std::min(kDecodeBatch, inputs.size() - first);
     std::vector<DecodedFile> results =
-        decode_batch(inputs, first, n, codecs, o, routed.get(), true, o.prompt_file.empty() ? nullptr : &prompt, g, names);
+        decode_batch(inputs, first, n, codecs, o, routed.get(), true, o.prompt_file.empty() ? nullptr : &prompt, g, names,
+                     context ? &context->tokens : nullptr);
     for (size_t k = 0; k < n; ++k) {
       const std::string& in = inputs[first + k];
       try {
@@ -276,11 +303,13 @@ int cmd_test(const CodecCliOptions& o, const GlobalOptions& g) {
   if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
+  const std::optional<gen::RenderedContext> context = read_context(o, base);
   int bad = 0;
   std::vector<std::string> names;
   for (size_t first = 0; first < o.inputs.size(); first += kDecodeBatch) {
     const size_t n = std::min(kDecodeBatch, o.inputs.size() - first);
-    const std::vector<DecodedFile> results = decode_batch(o.inputs, first, n, codecs, o, nullptr, false, nullptr, g, names);
+    const std::vector<DecodedFile> results =
+        decode_batch(o.inputs, first, n, codecs, o, nullptr, false, nullptr, g, names, context ? &context->tokens : nullptr);
     for (size_t k = 0; k < n; ++k) {
       if (results[k].error) {
         std::fprintf(stderr, "lorazip: %s: FAILED: %s\n", names[k].c_str(), error_text(results[k].error).c_str());
@@ -305,7 +334,7 @@ void print_compact_info(const std::string& name, const std::string& data) {
     std::printf("  original bytes     %llu (xxh64 low 32 bits %08x)\n", (unsigned long long)c.original_bytes, c.original_check);
     std::printf("  compressed bytes   %zu (ratio %.4f)\n", data.size(), c.original_bytes ? double(data.size()) / c.original_bytes : 0.0);
   } else {
-    std::printf("  original bytes     not recorded in version 4 (`lorazip test -v` decodes and prints it)\n");
+    std::printf("  original bytes     not recorded in versions 4 and 5 (`lorazip test -v` decodes and prints it)\n");
     std::printf("  compressed bytes   %zu (seal %08x, checked after decoding)\n", data.size(), c.seal.value_or(0));
   }
   if (c.stored) {
@@ -321,6 +350,10 @@ void print_compact_info(const std::string& name, const std::string& data) {
     std::printf("  adapter            fingerprint begins %0*x (decompress with -a that adapter, or -A a directory holding it)\n",
                 c.adapter_tag_digits(), c.adapter_tag);
   else std::printf("  adapter            (none)\n");
+  if (c.version == kCompactVersionContext)
+    std::printf("  context            coded given a context whose fingerprint begins %04x (decode with the same --context-file "
+                "and --template)\n", c.context_tag);
+  else std::printf("  context            none (coded from BOS alone)\n");
   if (c.chunk_tokens > 0)
     std::printf("  chunking           chunks of <= %lld tokens, context %lld tokens\n", (long long)c.chunk_tokens, (long long)c.context_tokens);
   else
@@ -359,6 +392,10 @@ int cmd_info(const std::vector<std::string>& files) {
                                              ? ("each chunk after the first reads the previous " + std::to_string(c.context_tokens) +
                                                 " tokens (decoded in order)").c_str()
                                              : "none (independent chunks)");
+    if (c.flags & kFlagContext)
+      std::printf("  context            coded given the context %s, the first chunk reading its last %lld tokens (decode with "
+                  "the same --context-file and --template)\n", c.context_fingerprint.c_str(), (long long)c.prefix_tokens);
+    else std::printf("  context            none (coded from BOS alone)\n");
     std::printf("  tokenization       %s\n", (c.flags & kFlagDummyPrefix) ? "with the model's dummy-prefix space" : "as the bytes are");
     std::printf("  chunks             %zu (%lld tokens, %lld payload bytes, %.3f bits/token)\n", c.chunks.size(), (long long)tokens,
                 (long long)payload, tokens ? 8.0 * payload / tokens : 0.0);

@@ -55,12 +55,23 @@ void add_codec_commands(CLI::App& app, CodecCommands& c) {
     cmd->add_option("--prompt-file", co.prompt_file, "the prompt of the (one) input, which routes it (with --router)");
   };
   add_routing_options(c.compress);
+  auto add_context_options = [](CLI::App* cmd, CodecCliOptions& o) {
+    cmd->add_option("--context-file", o.context_file,
+                    "code each input given this prompt, which decoding must be given too (the file records only its "
+                    "fingerprint): the response after its prompt costs fewer bits");
+    cmd->add_option("--template", o.template_name,
+                    "how --context-file's prompt is rendered: auto (the base's own chat template, e.g. a GGUF's ChatML with its "
+                    "system message; plain without one), chatml, or plain (the prompt, then a blank line)")
+        ->capture_default_str();
+  };
+  add_context_options(c.compress, co);
   c.compress->add_flag("--verify", co.verify, "decode each compressed file and compare it with the input before writing it (always done with --rm)");
   c.compress->add_option("--format", co.format, "compact (version 4: 11-12 bytes of overhead, stored when the model does not help) or "
                                                 "full (version 2: every fingerprint in the file)")->capture_default_str();
   c.decompress = app.add_subcommand("decompress", "restore files compressed by lorazip, byte for byte (several files decode together)");
   add_codec_options(c.decompress, co);
   add_routing_options(c.decompress);
+  add_context_options(c.decompress, co);
   CodecCliOptions& to = c.test_options;
   c.test = app.add_subcommand("test", "check compressed files: decode each and compare its checksum, write nothing (like gzip -t)");
   c.test->add_option("files", to.inputs, "compressed files")->required();
@@ -68,6 +79,7 @@ void add_codec_commands(CLI::App& app, CodecCommands& c) {
   c.test->add_option("-a,--adapter", to.adapter_dir, "adapter directory");
   c.test->add_option("-A,--adapters", to.adapters_dir, "directory of adapters: each file's adapter is found there");
   c.test->add_flag("-v,--verbose", to.verbose, "say OK for each good file");
+  add_context_options(c.test, to);
   c.archive = add_archive_subcommand(app, c.archive_options);
   c.info = app.add_subcommand("info", "print the header of compressed files");
   c.info->add_option("files", c.info_files, "compressed files")->required();

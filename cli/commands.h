@@ -41,6 +41,8 @@ struct CodecCliOptions {
   int64_t context_tokens = kDefaultContextTokens;  // W: tokens a chunk after the first reads first; 0 = independent chunks; -1 = chunk/4
   std::string router;       // --router: router.json of `lorazip cluster`; the adapter (under -A) comes from the prompt
   std::string prompt_file;  // --prompt-file: the prompt that routes (one input only)
+  std::string context_file;            // --context-file: code / decode given this prompt (gen/context.h)
+  std::string template_name = "auto";  // --template: how the prompt is rendered (auto, chatml, plain)
 };
 
 int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g);

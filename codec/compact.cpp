@@ -1,4 +1,4 @@
-// Writing and checked reading of the compact single-file formats (versions 4 and 3; layouts in
+// Writing and checked reading of the compact single-file formats (versions 5, 4 and 3; layouts in
 // docs/container-format.md). Like the version-2 reader, every length is compared with the bytes
 // that remain before anything is sliced; a checksum over the whole file (version 3, and stored
 // files of version 4) is verified before any field, a version-4 seal after decoding.
@@ -65,11 +65,12 @@ uint32_t compact_seal(std::string_view file_before_seal, std::string_view origin
 int container_version(std::string_view b, const std::string& name) {
   if (b.empty()) throw std::runtime_error(name + ": truncated: the file is empty (not a lorazip file)");
   if (b[0] == kCompactMagic4) return kCompactVersion;
+  if (b[0] == kCompactMagic5) return kCompactVersionContext;
   const size_t m = b.size() < 4 ? b.size() : 4;
   if (b.size() >= 4 && b.substr(0, 4) == std::string_view("LRZA", 4))  // kArchiveMagic (codec/archive.h)
     throw std::runtime_error(name + ": a lorazip archive, not a single compressed file (read it with `lorazip archive list|extract|test`)");
   if (b.substr(0, m) != std::string_view(kContainerMagic, m))
-    throw std::runtime_error(name + ": not a lorazip file (bad magic: expected 0xFA or \"LRZP\")");
+    throw std::runtime_error(name + ": not a lorazip file (bad magic: expected 0xFA, 0xFB or \"LRZP\")");
   if (b.size() < 5)
     throw std::runtime_error(name + ": truncated: " + std::to_string(b.size()) + " bytes, too short to hold the version byte");
   return static_cast<uint8_t>(b[4]);
@@ -77,12 +78,12 @@ int container_version(std::string_view b, const std::string& name) {
 
 std::string CompactFile::bytes_before_trailer() const {
   auto bad = [](const std::string& what) { return std::invalid_argument("CompactFile::serialize: " + what); };
-  if (version != kCompactVersion && version != kCompactVersionLegacy)
-    throw bad("version " + std::to_string(version) + " is neither 3 nor 4");
-  const bool v4 = version == kCompactVersion;
+  if (!is_compact_version(version)) throw bad("version " + std::to_string(version) + " is not 3, 4 or 5");
+  const bool v4 = sealed_format();  // versions 4 and 5 share the layout; 5 adds the context tag
+  if (version == kCompactVersionContext && stored) throw bad("a stored file needs no context (version 4, not 5)");
   std::string out;
   if (v4) {
-    out.assign(1, kCompactMagic4);
+    out.assign(1, version == kCompactVersionContext ? kCompactMagic5 : kCompactMagic4);
   } else {
     out.assign(kContainerMagic, 4);
     put_u8(out, kCompactVersionLegacy);
@@ -117,6 +118,7 @@ std::string CompactFile::bytes_before_trailer() const {
     if (v4) put_u8(out, static_cast<uint8_t>(adapter_tag));
     else put_tag16(out, adapter_tag);
   }
+  if (version == kCompactVersionContext) put_tag16(out, context_tag);
   if (chunk_tokens > 0) {
     put_varint(out, static_cast<uint64_t>(chunk_tokens));
     put_varint(out, static_cast<uint64_t>(context_tokens));
@@ -133,7 +135,7 @@ std::string CompactFile::bytes_before_trailer() const {
 }
 
 std::string CompactFile::serialize() const {
-  const bool sealed = version == kCompactVersion && !stored;
+  const bool sealed = sealed_format() && !stored;
   if (sealed && !seal)
     throw std::invalid_argument("CompactFile::serialize: a coded version-4 file has no seal (serialize_sealed(original) computes it)");
   std::string out = bytes_before_trailer();
@@ -142,19 +144,19 @@ std::string CompactFile::serialize() const {
 }
 
 std::string CompactFile::serialize_sealed(std::string_view original) const {
-  if (version != kCompactVersion || stored) return serialize();
+  if (!sealed_format() || stored) return serialize();
   std::string out = bytes_before_trailer();
   put_le(out, compact_seal(out, original), 4);
   return out;
 }
 
 uint32_t CompactFile::seal_for(std::string_view original) const {
-  if (version != kCompactVersion || stored) throw std::invalid_argument("CompactFile::seal_for: only a coded version-4 file has a seal");
+  if (!sealed_format() || stored) throw std::invalid_argument("CompactFile::seal_for: only a coded version-4 or -5 file has a seal");
   return compact_seal(bytes_before_trailer(), original);
 }
 
 bool CompactFile::seal_matches(std::string_view file, std::string_view original) {
-  if (file.size() < kCompactMinBytes4 || file[0] != kCompactMagic4) return true;
+  if (file.size() < kCompactMinBytes4 || (file[0] != kCompactMagic4 && file[0] != kCompactMagic5)) return true;
   const size_t end = file.size() - kCompactTrailerBytes;
   uint32_t trailer = 0;
   for (size_t i = 0; i < kCompactTrailerBytes; ++i) trailer |= uint32_t{static_cast<uint8_t>(file[end + i])} << (8 * i);
@@ -166,9 +168,9 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
   auto fail = [&](const std::string& what) { throw std::runtime_error(name + ": " + what); };
   const int version = container_version(b, name);
   if (!is_compact_version(version))
-    fail("version " + std::to_string(version) + " is not a compact format (version " + std::to_string(kCompactVersionLegacy) + " or " +
-         std::to_string(kCompactVersion) + ")");
-  const bool v4 = version == kCompactVersion;
+    fail("version " + std::to_string(version) + " is not a compact format (version " + std::to_string(kCompactVersionLegacy) + ", " +
+         std::to_string(kCompactVersion) + " or " + std::to_string(kCompactVersionContext) + ")");
+  const bool v4 = version != kCompactVersionLegacy;  // versions 4 and 5 share the layout
   const size_t min_bytes = v4 ? kCompactMinBytes4 : kCompactMinBytes;
   if (b.size() < min_bytes)
     fail("truncated: " + std::to_string(b.size()) + " bytes, shorter than the " + std::to_string(min_bytes) +
@@ -193,6 +195,7 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
     fail("flags " + flags_hex(flags) + " name features this lorazip does not know (file written by a newer version?)");
   if (flags & kCompactStored) {
     if (flags != kCompactStored) fail("invalid header: flags " + flags_hex(flags) + " combine 'stored' with coding flags");
+    if (version == kCompactVersionContext) fail("invalid header: a stored file of version 5 (lorazip writes stored files as version 4)");
     f.stored = true;
     f.stored_bytes = std::string(r.bytes(r.left(), "stored bytes"));
     f.original_bytes = f.stored_bytes.size();
@@ -206,6 +209,7 @@ CompactFile CompactFile::parse(std::string_view b, const std::string& name) {
   f.base_tag = read_tag16(r, "base_tag");
   f.tokenizer_tag = r.u8("tokenizer_tag");
   if (f.has_adapter) f.adapter_tag = v4 ? r.u8("adapter_tag") : read_tag16(r, "adapter_tag");
+  if (version == kCompactVersionContext) f.context_tag = read_tag16(r, "context_tag");
   if (flags & kCompactChunking) {
     f.chunk_tokens = static_cast<int64_t>(r.varint_in("chunk_tokens", 1, static_cast<uint64_t>(kMaxChunkTokens)));
     f.context_tokens = static_cast<int64_t>(r.varint_in("context_tokens", 0, static_cast<uint64_t>(f.chunk_tokens - 1)));

@@ -21,6 +21,11 @@ namespace lorazip {
 constexpr uint8_t kCompactVersion = 4;        // what `lorazip compress` writes
 constexpr uint8_t kCompactVersionLegacy = 3;  // read; members of version-1 archives expand to it
 constexpr char kCompactMagic4 = '\xFA';  // version 4's first byte (0xFA never occurs in UTF-8 text)
+// Version 5: version 4 coded given a context (container flag bit 2), with the first two bytes of the
+// context's fingerprint after the adapter tag. Written only for such files (a stored one needs no
+// context and stays version 4).
+constexpr uint8_t kCompactVersionContext = 5;
+constexpr char kCompactMagic5 = '\xFB';  // version 5's first byte (0xFB never occurs in UTF-8 text either)
 // Flag bits (byte 5 of version 3, byte 2 of version 4). A reader refuses any bit it does not know.
 // Version 4 keeps the engine arithmetic version (1..7) in bits 4-6 of the same byte.
 constexpr uint8_t kCompactDummyPrefix = 1u << 0;  // tokens spell U+0020 + the input (container flag bit 0)
@@ -52,7 +57,7 @@ uint32_t check32(std::string_view bytes);
 uint32_t compact_seal(std::string_view file_before_seal, std::string_view original);
 
 struct CompactFile {
-  int version = kCompactVersion;  // 4, or 3 (kCompactVersionLegacy)
+  int version = kCompactVersion;  // 4, 5 (kCompactVersionContext: has a context tag), or 3 (kCompactVersionLegacy)
   bool stored = false;          // payload = the original bytes (then only `stored_bytes` matters)
   std::string stored_bytes;
   bool dummy_prefix = false;
@@ -61,6 +66,7 @@ struct CompactFile {
   uint8_t tokenizer_tag = 0;
   bool has_adapter = false;
   uint16_t adapter_tag = 0;      // version 3: 16 bits of the adapter's fingerprint; version 4: 8 bits
+  uint16_t context_tag = 0;      // version 5: 16 bits of the context's fingerprint (fingerprint_tag16)
   // 0: the model's defaults (chunk = context length - 1, W = chunk / 4); else 1..2^31-1 with
   // context_tokens in [0, chunk_tokens - 1].
   int64_t chunk_tokens = 0;
@@ -87,6 +93,7 @@ struct CompactFile {
   // Hex digits of the adapter tag in this version (4 in version 3, 2 in version 4) and the tag an
   // adapter with fingerprint `hex` has in it.
   int adapter_tag_digits() const { return version == kCompactVersionLegacy ? 4 : 2; }
+  bool sealed_format() const { return version == kCompactVersion || version == kCompactVersionContext; }  // 4 and 5
   uint16_t adapter_tag_for(const std::string& hex) const { return fingerprint_tag(hex, adapter_tag_digits()); }
 
  private:
@@ -94,10 +101,12 @@ struct CompactFile {
   std::string bytes_before_trailer() const;
 };
 
-// 4 or 3 for a compact file, 2 for a full container (parse it with Container::parse), after the
+// 5, 4 or 3 for a compact file, 2 for a full container (parse it with Container::parse), after the
 // checks all share (empty, bad magic, too short to hold the version byte); any other version byte
 // after "LRZP" is returned as it is and left for Container::parse to refuse with its message.
 int container_version(std::string_view bytes, const std::string& name);
-inline bool is_compact_version(int v) { return v == kCompactVersion || v == kCompactVersionLegacy; }
+inline bool is_compact_version(int v) {
+  return v == kCompactVersion || v == kCompactVersionContext || v == kCompactVersionLegacy;
+}
 
 }  // namespace lorazip

@@ -121,6 +121,16 @@ std::string field_problem(const Container& c) {
     return "context_tokens " + std::to_string(c.context_tokens) + " outside [0, chunk_tokens - 1 = " +
            std::to_string(c.chunk_tokens - 1) + "]";
   }
+  const bool conditioned = (c.flags & kFlagContext) != 0;
+  if (conditioned == c.context_fingerprint.empty()) {
+    return "flag bit 2 (context) is " + std::string(conditioned ? "set" : "clear") + " but context_fingerprint is " +
+           (c.context_fingerprint.empty() ? "empty" : "present") + " (it is present exactly when the flag is set)";
+  }
+  if (const std::string p = fp("context_fingerprint", c.context_fingerprint); !p.empty()) return p;
+  if (c.prefix_tokens < 0 || c.prefix_tokens >= c.chunk_tokens || (!conditioned && c.prefix_tokens != 0)) {
+    return "prefix_tokens " + std::to_string(c.prefix_tokens) + " outside [0, chunk_tokens - 1 = " +
+           std::to_string(c.chunk_tokens - 1) + "]" + (conditioned ? "" : " or set without flag bit 2 (context)");
+  }
   return "";
 }
 
@@ -189,8 +199,10 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
   c.tokenizer_fingerprint = r.fingerprint("tokenizer_fingerprint");
   c.adapter_fingerprint = r.fingerprint("adapter_fingerprint");
   c.adapter_domain = r.str("adapter_domain", kMaxDomainBytes);
-  // context_tokens is read after the chunk table; field_problem's context checks assume it set.
+  // context_tokens and the context fingerprint are read after the chunk table; field_problem's
+  // checks of them see placeholders until then.
   if (c.flags & kFlagChunkContext) c.context_tokens = 1;
+  if (c.flags & kFlagContext) c.context_fingerprint = std::string(64, '0');
   std::string problem = field_problem(c);
   if (!problem.empty()) fail("invalid header: " + problem);
 
@@ -224,6 +236,8 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
     fail("invalid header: the chunk table covers " + std::to_string(covered) +
          " payload bytes but the header says " + std::to_string(payload_bytes));
   }
+  // The context's fingerprint and prefix length follow (after context_tokens, if any); field_problem
+  // checked the flag bits with placeholders, the values are checked where they are read.
   if (c.flags & kFlagChunkContext) {
     const uint64_t w = r.varint("context_tokens");
     if (w < 1 || w >= static_cast<uint64_t>(c.chunk_tokens)) {
@@ -237,6 +251,17 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
              " tokens, more than chunk_tokens - context_tokens = " + std::to_string(c.chunk_limit(i)));
       }
     }
+  }
+  if (c.flags & kFlagContext) {
+    c.context_fingerprint = r.fingerprint("context_fingerprint");
+    if (c.context_fingerprint.empty()) fail("invalid header: flag bit 2 (context) is set but context_fingerprint is empty");
+    const uint64_t p = r.varint("prefix_tokens");
+    if (p >= static_cast<uint64_t>(c.chunk_tokens))
+      fail("invalid header: prefix_tokens " + std::to_string(p) + " outside [0, chunk_tokens - 1 = " + std::to_string(c.chunk_tokens - 1) + "]");
+    c.prefix_tokens = static_cast<int64_t>(p);
+    if (!c.chunks.empty() && c.chunks[0].n_tokens > static_cast<uint64_t>(c.chunk_limit(0)))
+      fail("invalid header: chunk 0 has " + std::to_string(c.chunks[0].n_tokens) +
+           " tokens, more than chunk_tokens - prefix_tokens = " + std::to_string(c.chunk_limit(0)));
   }
   // Bytes left in the header body are fields of a later minor revision; version 2 skips them.
   return header_end + kChecksumBytes;
@@ -302,6 +327,10 @@ std::string Container::serialize() const {
     put_varint(body, ch.payload.size());
   }
   if (flags & kFlagChunkContext) put_varint(body, static_cast<uint64_t>(context_tokens));
+  if (flags & kFlagContext) {
+    put_fingerprint(body, context_fingerprint);
+    put_varint(body, static_cast<uint64_t>(prefix_tokens));
+  }
   if (body.size() > 0xFFFFFFFFu) {
     throw std::invalid_argument("Container::serialize: header of " + std::to_string(body.size()) +
                                 " bytes exceeds the 4 GiB limit (too many chunks)");

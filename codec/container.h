@@ -29,11 +29,15 @@ constexpr uint32_t kFlagDummyPrefix = 1u << 0;
 // Bit 1: chunks after the first continue from the document's previous `context_tokens` tokens;
 // the header then holds the context_tokens field after the chunk table.
 constexpr uint32_t kFlagChunkContext = 1u << 1;
+// Bit 2: the document was coded given a context both sides hold (a prompt rendered in the model's
+// chat template): its first `prefix_tokens` tokens fill the first chunk's stream after BOS, uncoded.
+// The header then holds context_fingerprint and prefix_tokens after the chunk context (if any).
+constexpr uint32_t kFlagContext = 1u << 2;
 // Bit 8: the adapter was chosen from the document's prompt (cluster/router.h); adapter_fingerprint
 // then holds the adapter set's identity (router + adapters), not one adapter's, and the decoder
 // repeats the choice from the prompt. (Bits 2..7 are left for the container's own features.)
 constexpr uint32_t kFlagPromptRouted = 1u << 8;
-constexpr uint32_t kContainerKnownRequiredFlags = kFlagDummyPrefix | kFlagChunkContext | kFlagPromptRouted;
+constexpr uint32_t kContainerKnownRequiredFlags = kFlagDummyPrefix | kFlagChunkContext | kFlagContext | kFlagPromptRouted;
 
 // How the adapter took part in coding (it changes the floats, so the decoder must do the same).
 enum class AdapterMode : uint8_t {
@@ -66,14 +70,19 @@ struct Container {
   int64_t context_tokens = 0;         // W: tokens chunk i > 0 starts from, 0..chunk_tokens-1; > 0 exactly
                                       // when kFlagChunkContext is set. Chunk 0 codes <= chunk_tokens
                                       // tokens, later chunks <= chunk_tokens - W.
+  std::string context_fingerprint;    // kFlagContext: SHA-256 of the context's tokens (context_fingerprint()
+                                      // of codec/lm_codec.h); else empty
+  int64_t prefix_tokens = 0;          // kFlagContext: context tokens chunk 0's stream reads after BOS,
+                                      // 0..chunk_tokens-1; chunk 0 then codes <= chunk_tokens - prefix_tokens
   int64_t group_streams = 0;          // streams coded together per batch group, 1..kMaxGroupStreams
   uint64_t original_bytes = 0;        // length of the original input
   uint64_t original_xxh64 = 0;        // xxh64 (seed 0) of the original input
   std::vector<ContainerChunk> chunks;
 
   uint64_t total_tokens() const;
-  // Most tokens chunk i may code: chunk_tokens for chunk 0, chunk_tokens - context_tokens after it.
-  int64_t chunk_limit(size_t i) const { return i == 0 ? chunk_tokens : chunk_tokens - context_tokens; }
+  // Most tokens chunk i may code: chunk_tokens - prefix_tokens for chunk 0, chunk_tokens -
+  // context_tokens after it.
+  int64_t chunk_limit(size_t i) const { return i == 0 ? chunk_tokens - prefix_tokens : chunk_tokens - context_tokens; }
   uint64_t payload_bytes() const;  // sum of the chunks' payload sizes
 
   // The file's bytes. std::invalid_argument (naming the field) when a field is out of the bounds

@@ -139,14 +139,17 @@ int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens) {
   return context_tokens == -1 ? chunk_tokens / kAutoContextDivisor : context_tokens;
 }
 
-std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens) {
+std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens, int64_t prefix_tokens) {
   if (chunk_tokens < 1 || context_tokens < 0 || context_tokens >= chunk_tokens)
     throw std::invalid_argument("plan_chunks: need chunk_tokens >= 1 and 0 <= context_tokens < chunk_tokens, got " +
                                 std::to_string(chunk_tokens) + " and " + std::to_string(context_tokens));
+  if (prefix_tokens < 0 || prefix_tokens >= chunk_tokens)
+    throw std::invalid_argument("plan_chunks: need 0 <= prefix_tokens < chunk_tokens, got " + std::to_string(prefix_tokens) +
+                                " and " + std::to_string(chunk_tokens));
   std::vector<ChunkSpan> out;
   size_t start = 0;
   while (start < n_tokens) {
-    const int64_t ctx = start == 0 ? 0 : context_tokens;
+    const int64_t ctx = start == 0 ? prefix_tokens : context_tokens;
     const int64_t n = static_cast<int64_t>(std::min<size_t>(static_cast<size_t>(chunk_tokens - ctx), n_tokens - start));
     out.push_back({start, n, ctx});
     start += static_cast<size_t>(n);
@@ -154,22 +157,65 @@ std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_
   return out;
 }
 
+std::string context_fingerprint(const std::vector<int32_t>& context) {
+  std::string bytes;
+  bytes.reserve(context.size() * 4);
+  for (int32_t id : context)
+    for (int k = 0; k < 4; ++k) bytes.push_back(static_cast<char>((static_cast<uint32_t>(id) >> (8 * k)) & 0xFF));
+  return sha256_hex(bytes);
+}
+
+std::vector<int32_t> context_window(const std::vector<int32_t>& context, int32_t bos, int64_t chunk_tokens) {
+  size_t begin = !context.empty() && context[0] == bos ? 1 : 0;
+  const size_t keep = static_cast<size_t>(std::max<int64_t>(chunk_tokens, 0) / 2);
+  if (context.size() - begin > keep) begin = context.size() - keep;
+  return std::vector<int32_t>(context.begin() + static_cast<std::ptrdiff_t>(begin), context.end());
+}
+
 namespace {
+
+// A document behind its context window (conditioned coding) in one buffer; plain documents are
+// used where they lie.
+struct Staged {
+  std::vector<int32_t> all;  // window + document (conditioned only)
+  const int32_t* doc = nullptr;
+  size_t size = 0;
+  int64_t prefix = 0;
+};
+Staged stage(const int32_t* doc, size_t n, const std::vector<int32_t>* window) {
+  Staged st;
+  st.size = n;
+  if (!window) {
+    st.doc = doc;
+    return st;
+  }
+  st.all.reserve(window->size() + n);
+  st.all.assign(window->begin(), window->end());
+  st.all.insert(st.all.end(), doc, doc + n);
+  st.prefix = static_cast<int64_t>(window->size());
+  st.doc = st.all.data() + window->size();
+  return st;
+}
 
 // Ideal code lengths of (document, adapter) jobs under `model`'s weights, every chunk of every job
 // teacher-forced in the same engine calls; per job, chunks summed in order.
 std::vector<double> score_jobs(const engine::Model& model, const std::vector<TokenSpan>& docs,
                                const std::vector<const engine::Adapter*>& adapters, int64_t chunk_tokens, int64_t context_tokens,
-                               int threads) {
+                               int threads, const std::vector<int32_t>* context) {
   const engine::Config& cfg = model.config();
   const int64_t chunk = resolve_chunk(cfg, chunk_tokens, context_tokens);  // resolves context_tokens too
   if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
     throw std::invalid_argument("code_length_bits: the model has no usable bos_token_id, but every coded stream starts from BOS");
   if (threads > 0) engine::set_threads(threads);
+  std::vector<int32_t> window;
+  if (context) window = context_window(*context, static_cast<int32_t>(cfg.bos_token_id), chunk);
+  std::vector<Staged> staged;
+  staged.reserve(docs.size());
   std::vector<std::vector<ChunkSpan>> plans;
   size_t n_pieces = 0;
   for (const TokenSpan& d : docs) {
-    plans.push_back(plan_chunks(d.size, chunk, context_tokens));
+    staged.push_back(stage(d.data, d.size, context ? &window : nullptr));
+    plans.push_back(plan_chunks(d.size, chunk, context_tokens, staged.back().prefix));
     n_pieces += plans.back().size();
   }
   struct Piece {
@@ -181,7 +227,7 @@ std::vector<double> score_jobs(const engine::Model& model, const std::vector<Tok
   std::vector<std::unique_ptr<StreamTask>> tasks;
   for (size_t d = 0; d < docs.size(); ++d)
     for (const ChunkSpan& c : plans[d]) {
-      const int32_t* seq = docs[d].data + c.start - static_cast<size_t>(c.context);
+      const int32_t* seq = staged[d].doc + c.start - static_cast<size_t>(c.context);
       pieces.push_back({d});
       Piece* p = &pieces.back();
       tasks.push_back(std::make_unique<ForcedTask>(seq, c.context, c.n, static_cast<int32_t>(cfg.bos_token_id), adapters[d],
@@ -203,13 +249,14 @@ std::vector<double> score_jobs(const engine::Model& model, const std::vector<Tok
 }  // namespace
 
 std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs, int64_t chunk_tokens,
-                                     int64_t context_tokens, int threads) {
+                                     int64_t context_tokens, int threads, const std::vector<int32_t>* context) {
   return score_jobs(model, docs, std::vector<const engine::Adapter*>(docs.size(), model.adapter()), chunk_tokens, context_tokens,
-                    threads);
+                    threads, context);
 }
 
 std::vector<double> LmCodec::ideal_bits_many(const std::vector<const LmCodec*>& codecs, const std::vector<int32_t>& tokens,
-                                             int64_t chunk_tokens, int64_t context_tokens, int threads) {
+                                             int64_t chunk_tokens, int64_t context_tokens, int threads,
+                                             const std::vector<int32_t>* context) {
   std::vector<double> out(codecs.size(), 0.0);
   if (codecs.empty()) return out;
   // Codecs over one base's weights (version 2) score together; any other scores alone.
@@ -218,14 +265,14 @@ std::vector<double> LmCodec::ideal_bits_many(const std::vector<const LmCodec*>& 
   for (const LmCodec* c : codecs)
     together = together && c->model().arithmetic_version() == 2 && &c->model().weights() == &first.weights();
   if (!together) {
-    for (size_t i = 0; i < codecs.size(); ++i) out[i] = codecs[i]->ideal_bits(tokens, chunk_tokens, context_tokens, threads);
+    for (size_t i = 0; i < codecs.size(); ++i) out[i] = codecs[i]->ideal_bits(tokens, chunk_tokens, context_tokens, threads, context);
     return out;
   }
   const engine::Model base(first.weights_ptr());
   std::vector<TokenSpan> docs(codecs.size(), TokenSpan{tokens.data(), tokens.size()});
   std::vector<const engine::Adapter*> adapters;
   for (const LmCodec* c : codecs) adapters.push_back(c->model().adapter());
-  return score_jobs(base, docs, adapters, chunk_tokens, context_tokens, threads);
+  return score_jobs(base, docs, adapters, chunk_tokens, context_tokens, threads, context);
 }
 
 std::string short_fp(const std::string& fp) { return fp.size() > 12 ? fp.substr(0, 12) : (fp.empty() ? "(none)" : fp); }
@@ -318,8 +365,9 @@ std::vector<int32_t> LmCodec::tokenize(std::string_view input) const {
   return tok_.encode_native(input, &prefixed);
 }
 
-double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int64_t context_tokens, int threads) const {
-  return code_length_bits(*model_, {{tokens.data(), tokens.size()}}, chunk_tokens, context_tokens, threads)[0];
+double LmCodec::ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int64_t context_tokens, int threads,
+                          const std::vector<int32_t>* context) const {
+  return code_length_bits(*model_, {{tokens.data(), tokens.size()}}, chunk_tokens, context_tokens, threads, context)[0];
 }
 
 std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt, CodeStats* stats) const {
@@ -340,7 +388,11 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
 
   bool dummy_prefix = false;
   std::vector<int32_t> tokens = tok_.encode_native(input, &dummy_prefix);
-  const std::vector<ChunkSpan> plan = plan_chunks(tokens.size(), chunk, context_tokens);
+  std::vector<int32_t> window;
+  if (opt.context) window = context_window(*opt.context, static_cast<int32_t>(cfg.bos_token_id), chunk);
+  const Staged staged = stage(tokens.data(), tokens.size(), opt.context ? &window : nullptr);
+  const std::vector<ChunkSpan> plan = plan_chunks(tokens.size(), chunk, context_tokens, staged.prefix);
+  const std::string context_fp = opt.context ? context_fingerprint(*opt.context) : std::string();
   const int bits = choose_total_bits(cfg.vocab_size);
   const int64_t V = cfg.vocab_size;
   if (opt.progress) opt.progress->set_total(static_cast<int64_t>(tokens.size()));
@@ -357,7 +409,10 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   // W is recorded only when it shapes the file (more than one chunk), so a short input gives the
   // same bytes whatever W was asked for.
   c.context_tokens = plan.size() > 1 ? context_tokens : 0;
-  c.flags = (dummy_prefix ? kFlagDummyPrefix : 0u) | (c.context_tokens > 0 ? kFlagChunkContext : 0u);
+  c.flags = (dummy_prefix ? kFlagDummyPrefix : 0u) | (c.context_tokens > 0 ? kFlagChunkContext : 0u) |
+            (opt.context ? kFlagContext : 0u);
+  c.context_fingerprint = context_fp;
+  c.prefix_tokens = staged.prefix;
   c.group_streams = opt.group_streams;
   c.original_bytes = input.size();
   c.original_xxh64 = xxh64(input);
@@ -373,7 +428,7 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   std::vector<std::unique_ptr<StreamTask>> tasks;
   for (size_t ci = 0; ci < n_chunks; ++ci) {
     const ChunkSpan& sp = plan[ci];
-    const int32_t* seq = tokens.data() + sp.start - static_cast<size_t>(sp.context);
+    const int32_t* seq = staged.doc + sp.start - static_cast<size_t>(sp.context);
     RangeEncoder* e = &enc[ci];
     double* ideal = &chunk_ideal[ci];
     tasks.push_back(std::make_unique<ForcedTask>(seq, sp.context, sp.n, static_cast<int32_t>(cfg.bos_token_id),
@@ -401,6 +456,10 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
     out = c.serialize();
   } else {
     CompactFile f;
+    if (opt.context) {
+      f.version = kCompactVersionContext;
+      f.context_tag = fingerprint_tag16(context_fp);
+    }
     f.dummy_prefix = dummy_prefix;
     f.arithmetic_version = c.arithmetic_version;
     f.base_tag = fingerprint_tag16(id.base_fingerprint);
@@ -430,7 +489,11 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
   }
   if (stats) {
     stats->stored = stored;
-    stats->format_version = opt.format == ContainerFormat::Full ? kContainerVersion : kCompactVersion;
+    stats->format_version = opt.format == ContainerFormat::Full ? kContainerVersion
+                            : stored || !opt.context                 ? kCompactVersion
+                                                                     : kCompactVersionContext;
+    stats->prefix_tokens = staged.prefix;
+    stats->context_fingerprint = context_fp;
     stats->bytes = static_cast<int64_t>(input.size());
     stats->tokens = static_cast<int64_t>(tokens.size());
     stats->chunks = static_cast<int64_t>(n_chunks);
@@ -447,7 +510,8 @@ std::string LmCodec::compress(std::string_view input, const LmCodecOptions& opt,
 }
 
 
-Container LmCodec::expand(const CompactFile& f, const CodecIdentity& id, const std::string& name) const {
+Container LmCodec::expand(const CompactFile& f, const CodecIdentity& id, const std::string& name,
+                          const std::vector<int32_t>* given) const {
   const engine::Config& cfg = model_->config();
   Container c;
   c.base_fingerprint = id.base_fingerprint;
@@ -467,14 +531,20 @@ Container LmCodec::expand(const CompactFile& f, const CodecIdentity& id, const s
     throw std::runtime_error(name + ": chunk length " + std::to_string(f.chunk_tokens) + " exceeds this model's context");
   const int64_t chunk = resolve_chunk(cfg, f.chunk_tokens, context);
   c.chunk_tokens = chunk;
+  if (f.version == kCompactVersionContext) {  // prepare() checked that `given` is there and matches the tag
+    c.flags |= kFlagContext;
+    c.context_fingerprint = context_fingerprint(*given);
+    c.prefix_tokens = static_cast<int64_t>(context_window(*given, static_cast<int32_t>(cfg.bos_token_id), chunk).size());
+  }
   // The token count must be what the recorded chunks can hold before the plan is laid out, so a
   // forged count cannot make the reader allocate more than the file's size allows.
   const uint64_t n_chunks = f.chunks.size();
-  const uint64_t room = n_chunks == 0 ? 0 : static_cast<uint64_t>(chunk) + (n_chunks - 1) * static_cast<uint64_t>(chunk - context);
+  const uint64_t room =
+      n_chunks == 0 ? 0 : static_cast<uint64_t>(chunk - c.prefix_tokens) + (n_chunks - 1) * static_cast<uint64_t>(chunk - context);
   if (f.n_tokens > room)
     throw std::runtime_error(name + ": " + std::to_string(f.n_tokens) + " tokens cannot fit " + std::to_string(n_chunks) +
                              " chunks of this model (the header was altered)");
-  const std::vector<ChunkSpan> plan = plan_chunks(static_cast<size_t>(f.n_tokens), chunk, context);
+  const std::vector<ChunkSpan> plan = plan_chunks(static_cast<size_t>(f.n_tokens), chunk, context, c.prefix_tokens);
   if (plan.size() != n_chunks)
     throw std::runtime_error(name + ": " + std::to_string(f.n_tokens) + " tokens make " + std::to_string(plan.size()) +
                              " chunks under this model, but the file has " + std::to_string(n_chunks) + " (the header was altered)");
@@ -491,19 +561,36 @@ Container LmCodec::expand(const CompactFile& f, const CodecIdentity& id, const s
 struct LmCodec::Prepared {
   bool stored = false;
   std::string stored_bytes;
-  int version = 0;          // container version (2 full; 3, 4 compact)
-  int compact_version = 0;  // the compact file's version (3 or 4), 0 for a full container
+  int version = 0;          // container version (2 full; 3, 4, 5 compact)
+  int compact_version = 0;  // the compact file's version (3, 4 or 5), 0 for a full container
+  size_t prefix = 0;        // conditioned: the context window stands in tokens[0 .. prefix)
   uint32_t original_check = 0;  // compact version 3: check32 of the original
   Container c;
   std::shared_ptr<const engine::Model> model;
   std::vector<size_t> start;    // chunk i's tokens at tokens[start[i] .. start[i + 1])
-  std::vector<int32_t> tokens;  // decoded
+  std::vector<int32_t> tokens;  // the context window, then the decoded tokens
   double seconds0 = 0;
 };
 
-LmCodec::Prepared LmCodec::prepare(std::string_view file, const std::string& name) const {
+LmCodec::Prepared LmCodec::prepare(std::string_view file, const std::string& name, const std::vector<int32_t>* context) const {
   Prepared p;
   p.version = container_version(file, name);
+  const std::string given_fp = context ? context_fingerprint(*context) : std::string();
+  // A conditioned file needs the context it was coded given, and a plain one refuses a context:
+  // decoding with any other would give other bytes.
+  // `recorded`: the file's fingerprint (full container) or its first hex digits (compact tag).
+  auto check_context = [&](bool conditioned, const std::string& recorded) {
+    const std::string what = recorded.size() < 64 ? "whose fingerprint begins " + recorded : short_fp(recorded);
+    if (conditioned && !context)
+      throw std::runtime_error(name + ": coded given a context (" + what +
+                               "), which decoding needs too: give the same prompt (--context-file, and the same --template)");
+    if (!conditioned && context)
+      throw std::runtime_error(name + ": coded without a context, but decoding was given one (" + short_fp(given_fp) +
+                               "): drop --context-file");
+    if (conditioned && given_fp.compare(0, recorded.size(), recorded) != 0)
+      throw std::runtime_error(name + ": coded given the context " + what + ", but the context given is " + short_fp(given_fp) +
+                               " (another prompt, template, system message or tokenizer)");
+  };
   if (is_compact_version(p.version)) {
     const CompactFile f = CompactFile::parse(file, name);
     const CodecIdentity id = identity_for_version(f.stored ? 0 : f.arithmetic_version);
@@ -513,14 +600,18 @@ LmCodec::Prepared LmCodec::prepare(std::string_view file, const std::string& nam
       p.stored_bytes = f.stored_bytes;
       return p;
     }
-    // Versions 4 and 3 decode alike; only the integrity check differs (v4: a seal over the
+    char tag[8];
+    std::snprintf(tag, sizeof tag, "%04x", f.context_tag);
+    check_context(f.version == kCompactVersionContext, tag);
+    // Versions 5, 4 and 3 decode alike; only the integrity check differs (v4, v5: a seal over the
     // header and the decoded bytes, v3: the content's length and checksum).
     p.compact_version = f.version;
     p.original_check = f.original_check;
-    p.c = expand(f, id, name);
+    p.c = expand(f, id, name, context);
   } else {
     p.c = Container::parse(file, name);
     check_identity(p.c, identity_for_version(p.c.arithmetic_version), name);
+    check_context((p.c.flags & kFlagContext) != 0, p.c.context_fingerprint);
   }
   const Container& c = p.c;
   const engine::Config& cfg = model_->config();
@@ -557,9 +648,19 @@ LmCodec::Prepared LmCodec::prepare(std::string_view file, const std::string& nam
                                " (chunk_tokens " + std::to_string(c.chunk_tokens) + ", context_tokens " +
                                std::to_string(c.context_tokens) + ")");
   }
-  p.start.assign(c.chunks.size() + 1, 0);
+  std::vector<int32_t> window;
+  if (c.flags & kFlagContext) {
+    window = context_window(*context, static_cast<int32_t>(cfg.bos_token_id), c.chunk_tokens);
+    if (static_cast<int64_t>(window.size()) != c.prefix_tokens)
+      throw std::runtime_error(name + ": records a context window of " + std::to_string(c.prefix_tokens) +
+                               " tokens, but the given context (the same fingerprint) makes " + std::to_string(window.size()) +
+                               " under chunk length " + std::to_string(c.chunk_tokens) + " (the header was altered)");
+  }
+  p.prefix = window.size();
+  p.start.assign(c.chunks.size() + 1, p.prefix);
   for (size_t i = 0; i < c.chunks.size(); ++i) p.start[i + 1] = p.start[i] + c.chunks[i].n_tokens;
   p.tokens.assign(p.start.back(), 0);
+  std::copy(window.begin(), window.end(), p.tokens.begin());
   return p;
 }
 
@@ -569,8 +670,8 @@ std::string LmCodec::finish(const Prepared& p, std::string_view file, const std:
   if (p.stored) {
     out = p.stored_bytes;
   } else {
-    out = tok_.decode_native(p.tokens.data(), p.tokens.size(), (c.flags & kFlagDummyPrefix) != 0);
-    if (p.compact_version == kCompactVersion) {
+    out = tok_.decode_native(p.tokens.data() + p.prefix, p.tokens.size() - p.prefix, (c.flags & kFlagDummyPrefix) != 0);
+    if (p.compact_version == kCompactVersion || p.compact_version == kCompactVersionContext) {
       if (!CompactFile::seal_matches(file, out))
         throw std::runtime_error(name + ": decoded bytes fail the file's seal (" + std::to_string(out.size()) +
                                  " bytes decoded): the file was corrupted, truncated or had bytes appended, or decoding "
@@ -604,6 +705,8 @@ std::string LmCodec::finish(const Prepared& p, std::string_view file, const std:
     stats->file_bytes = static_cast<int64_t>(file.size());
     stats->stored = p.stored;
     stats->format_version = p.version;
+    stats->prefix_tokens = c.prefix_tokens;
+    stats->context_fingerprint = c.context_fingerprint;
   }
   return out;
 }
@@ -621,7 +724,7 @@ class DecodeSource : public StreamSource {
     if (error || next_ >= c_.chunks.size()) return nullptr;
     if (c_.context_tokens > 0 && in_flight_ > 0) return nullptr;
     const size_t i = next_++;
-    const int64_t ctx = i == 0 ? 0 : c_.context_tokens;
+    const int64_t ctx = i == 0 ? c_.prefix_tokens : c_.context_tokens;  // chunk 0: the context window
     ++in_flight_;
     auto t = std::make_unique<Task>(tokens_.data() + start_[i] - static_cast<size_t>(ctx), ctx, c_.chunks[i].n_tokens, bos_,
                                     adapter_, c_.chunks[i].payload, c_.total_bits, V_, tokens_.data() + start_[i]);
@@ -671,7 +774,7 @@ std::vector<LmCodec::DecodeResult> LmCodec::decompress_many(const std::vector<De
   std::vector<bool> ok(jobs.size(), false);
   for (size_t i = 0; i < jobs.size(); ++i) {
     try {
-      prepared[i] = jobs[i].codec->prepare(jobs[i].file, jobs[i].name);
+      prepared[i] = jobs[i].codec->prepare(jobs[i].file, jobs[i].name, jobs[i].context);
       ok[i] = true;
     } catch (...) {
       results[i].error = std::current_exception();
@@ -724,8 +827,8 @@ std::vector<LmCodec::DecodeResult> LmCodec::decompress_many(const std::vector<De
 }
 
 std::string LmCodec::decompress(std::string_view file, const std::string& name, int threads, CodeStats* stats,
-                                ProgressMeter* progress) const {
-  std::vector<DecodeResult> r = decompress_many({{this, file, name}}, threads, 32, progress);
+                                ProgressMeter* progress, const std::vector<int32_t>* context) const {
+  std::vector<DecodeResult> r = decompress_many({{this, file, name, context}}, threads, 32, progress);
   if (r[0].error) std::rethrow_exception(r[0].error);
   if (stats) *stats = r[0].stats;
   return std::move(r[0].data);

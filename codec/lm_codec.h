@@ -64,7 +64,21 @@ struct LmCodecOptions {
   // readers that know only version 1.
   int arithmetic_version = 0;
   ProgressMeter* progress = nullptr;  // tokens coded are added to it (nullptr: none)
+  // Conditioned coding: the document is coded given these tokens, which the decoder must be given
+  // too (a prompt rendered in the model's chat template, codec/context.h). nullptr: from BOS alone.
+  // The file records context_fingerprint(*context); the stream reads context_window() after BOS.
+  const std::vector<int32_t>* context = nullptr;
 };
+
+// Conditioned coding. The fingerprint a conditioned file records: SHA-256 (64 hex digits) of the
+// context's token ids as little-endian int32, so another prompt, template or tokenizer differs.
+std::string context_fingerprint(const std::vector<int32_t>& context);
+// The tokens of `context` that chunk 0's stream reads after BOS: a leading BOS is dropped (the
+// stream has one already), then at most the last chunk_tokens / 2, so that a context longer than
+// the model's window keeps its end (the assistant turn's opening) and half the chunk stays for
+// coding. Chunks after the first read only the document's own tokens before them (and, where the
+// window W reaches back past the document's start, the end of this window).
+std::vector<int32_t> context_window(const std::vector<int32_t>& context, int32_t bos, int64_t chunk_tokens);
 
 struct CodeStats {
   int64_t bytes = 0;         // original bytes
@@ -76,7 +90,9 @@ struct CodeStats {
   int64_t payload_bytes = 0; // arithmetic-coded payload, all chunks
   int64_t file_bytes = 0;    // whole container
   bool stored = false;       // compact file holding the input itself (the model's code was longer)
-  int format_version = 0;    // container version of the file (2 full, 3 compact)
+  int format_version = 0;    // container version of the file (2 full; 3, 4, 5 compact)
+  int64_t prefix_tokens = 0;   // conditioned: context tokens the first chunk read after BOS
+  std::string context_fingerprint;  // conditioned: what the file records; else empty
   double seconds = 0;
   double coded_bits() const { return 8.0 * static_cast<double>(payload_bytes); }
 };
@@ -96,8 +112,12 @@ class LmCodec {
   // Refuses (std::runtime_error) a file bound to another base/adapter/tokenizer, naming the expected
   // fingerprints, or coded with an engine arithmetic this lorazip does not implement; a corrupted
   // file is refused by the container's checks or the final checksum.
+  // A conditioned file needs its `context` (the tokens it was coded given) and refuses, naming the
+  // fingerprints, none or another; a file coded from BOS alone refuses a context. A stored file
+  // takes any.
   std::string decompress(std::string_view file, const std::string& name, int threads,
-                         CodeStats* stats = nullptr, ProgressMeter* progress = nullptr) const;
+                         CodeStats* stats = nullptr, ProgressMeter* progress = nullptr,
+                         const std::vector<int32_t>* context = nullptr) const;
 
   // Several files at once, each with its codec (codecs over the same base weights; any adapters):
   // their chunks decode in the same engine calls. Each result is the output of decompress() or the
@@ -106,6 +126,7 @@ class LmCodec {
     const LmCodec* codec = nullptr;
     std::string_view file;
     std::string name;
+    const std::vector<int32_t>* context = nullptr;  // conditioned files: what they were coded given
   };
   struct DecodeResult {
     std::string data;
@@ -123,11 +144,14 @@ class LmCodec {
   // The ideal code length of `tokens` in bits (code_length_bits below with this codec's model):
   // exactly the ideal_bits that compress() reports for tokenize(input) with the same options.
   // What -A compares.
-  double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int64_t context_tokens, int threads = 0) const;
+  // With `context`, given that context (as compress() with LmCodecOptions::context).
+  double ideal_bits(const std::vector<int32_t>& tokens, int64_t chunk_tokens, int64_t context_tokens, int threads = 0,
+                    const std::vector<int32_t>* context = nullptr) const;
   // The same under several codecs at once: codecs over one base's weights (any adapters) score in
   // the same engine calls, each weight block read once for all of them. Equal to ideal_bits of each.
   static std::vector<double> ideal_bits_many(const std::vector<const LmCodec*>& codecs, const std::vector<int32_t>& tokens,
-                                             int64_t chunk_tokens, int64_t context_tokens, int threads = 0);
+                                             int64_t chunk_tokens, int64_t context_tokens, int threads = 0,
+                                             const std::vector<int32_t>* context = nullptr);
 
   // Throws std::runtime_error when `c` was not made with this identity.
   static void check_identity(const Container& c, const CodecIdentity& id, const std::string& name);
@@ -144,11 +168,13 @@ class LmCodec {
  private:
   struct Prepared;
   // The compact file `f` as the container it abbreviates, under identity `id` and this codec's model.
-  Container expand(const CompactFile& f, const CodecIdentity& id, const std::string& name) const;
+  // `given`: the context a version-5 file is decoded with (checked against its tag by prepare()).
+  Container expand(const CompactFile& f, const CodecIdentity& id, const std::string& name,
+                   const std::vector<int32_t>* given) const;
   // The identity a file of arithmetic version `v` records (this codec's, or the version-1 one).
   CodecIdentity identity_for_version(int v) const;
   // Parses, checks the identity and lays out the chunks of a file (stored files: their bytes).
-  Prepared prepare(std::string_view file, const std::string& name) const;
+  Prepared prepare(std::string_view file, const std::string& name, const std::vector<int32_t>* context) const;
   // Detokenizes and checks a prepared file's decoded tokens.
   std::string finish(const Prepared& p, std::string_view file, const std::string& name, CodeStats* stats) const;
 
@@ -174,11 +200,15 @@ struct TokenSpan {
   const int32_t* data = nullptr;
   size_t size = 0;
 };
+// With `context`, every document is scored given it (LmCodecOptions::context).
 std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs,
-                                     int64_t chunk_tokens, int64_t context_tokens, int threads = 0);
+                                     int64_t chunk_tokens, int64_t context_tokens, int threads = 0,
+                                     const std::vector<int32_t>* context = nullptr);
 
 // Where the chunks of an n-token document lie: chunk i codes tokens [start, start + n) after
 // reading the `context` tokens before start. chunk_tokens L >= 1, 0 <= context_tokens W < L.
+// With prefix_tokens P (0 <= P < L: a conditioned document's context window, which stands before
+// token 0), chunk 0 reads those P tokens and codes at most L - P.
 struct ChunkSpan {
   size_t start = 0;
   int64_t n = 0;
@@ -187,7 +217,7 @@ struct ChunkSpan {
 // W for chunk length `chunk_tokens` (>= 1): context_tokens itself, or the default (a quarter of the
 // chunk) when it is -1. std::invalid_argument for anything below -1.
 int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens);
-std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens);
+std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens, int64_t prefix_tokens = 0);
 
 // Short form of a fingerprint for messages: first 12 hex digits.
 std::string short_fp(const std::string& fp);

@@ -11,13 +11,13 @@
 namespace lorazip {
 
 RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const std::vector<AdapterEntry>& candidates,
-                                int64_t chunk_tokens, int64_t context_tokens) {
+                                int64_t chunk_tokens, int64_t context_tokens, const std::vector<int32_t>* context) {
   LmCodec& base = codecs.get("");
   const std::vector<int32_t> ids = base.tokenize(text);  // the tokens compress() codes
   // The base and every candidate in one pass (the same engine calls, each with its side path).
   std::vector<const LmCodec*> all = {&base};
   for (const auto& cand : candidates) all.push_back(&codecs.get(cand.dir));
-  const std::vector<double> bits = LmCodec::ideal_bits_many(all, ids, chunk_tokens, context_tokens);
+  const std::vector<double> bits = LmCodec::ideal_bits_many(all, ids, chunk_tokens, context_tokens, 0, context);
   RouteChoice best{"", bits[0]};
   for (size_t i = 0; i < candidates.size(); ++i)
     if (bits[i + 1] < best.ideal_bits) best = {candidates[i].dir, bits[i + 1]};
@@ -83,7 +83,7 @@ std::vector<DecodedFile> decode_files(CodecSet& codecs, const std::string& adapt
   for (size_t i = 0; i < files.size(); ++i) {
     try {
       candidates[i] = candidate_adapter_dirs(codecs, adapter_dir, adapters_dir, files[i].data, files[i].name);
-      jobs.push_back({&codecs.get(candidates[i][0]), files[i].data, files[i].name});
+      jobs.push_back({&codecs.get(candidates[i][0]), files[i].data, files[i].name, files[i].context});
       job_file.push_back(i);
     } catch (...) {
       out[i].error = std::current_exception();
@@ -98,7 +98,8 @@ std::vector<DecodedFile> decode_files(CodecSet& codecs, const std::string& adapt
     // Adapters sharing a compact file's tag: the first whose output passes the seal is the one.
     for (size_t c = 1; out[i].error && c < candidates[i].size(); ++c) {
       try {
-        out[i].data = codecs.get(candidates[i][c]).decompress(files[i].data, files[i].name, threads, &out[i].stats);
+        out[i].data = codecs.get(candidates[i][c]).decompress(files[i].data, files[i].name, threads, &out[i].stats, nullptr,
+                                                              files[i].context);
         out[i].error = nullptr;
       } catch (const std::runtime_error&) {
         if (c + 1 == candidates[i].size()) out[i].error = std::current_exception();

@@ -20,8 +20,9 @@ struct RouteChoice {
 // Scores `text` under the base alone and under each candidate (LmCodec::tokenize, then
 // LmCodec::ideal_bits with `chunk_tokens` and `context_tokens`, the coder's own tokens and chunking) and returns the cheapest. Ties keep the earlier
 // choice: the base first, then the candidates in the given order.
+// With `context`, given it (conditioned coding, LmCodecOptions::context).
 RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const std::vector<AdapterEntry>& candidates,
-                                int64_t chunk_tokens, int64_t context_tokens);
+                                int64_t chunk_tokens, int64_t context_tokens, const std::vector<int32_t>* context = nullptr);
 
 // The directory under `adapters_dir` whose adapter has `fingerprint`; "" when `fingerprint` is
 // empty (the file was coded with the base alone). An adapter without lorazip.json (a PEFT
@@ -52,6 +53,7 @@ std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const 
 struct FileToDecode {
   std::string_view data;
   std::string name;
+  const std::vector<int32_t>* context = nullptr;  // a conditioned file's context (LmCodec::decompress)
 };
 struct DecodedFile {
   std::string data;

@@ -29,3 +29,9 @@ if(LORAZIP_WITH_TORCH)
   add_test(NAME interop_hf COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/interop_hf.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(interop_hf PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 1800)
 endif()
+
+# The context of conditioned coding against SmolLM2's own chat template (labels interop and slow):
+# scripts/interop_chat_template.sh renders each prompt with llama-cpp-python's Jinja formatter and
+# compares llama.cpp's tokens with `bpe_dump_ids --context auto`. Skips (77) without the venv.
+add_test(NAME interop_chat_template COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/interop_chat_template.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(interop_chat_template PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 600)

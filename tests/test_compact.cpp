@@ -1,4 +1,4 @@
-// The compact single-file formats (versions 4 and 3, codec/compact.h) on their own: what the
+// The compact single-file formats (versions 5, 4 and 3, codec/compact.h) on their own: what the
 // writer writes the reader reads back field for field; the fixed overhead with base + adapter is
 // 12 bytes in version 4 (24 in version 3) and a stored file adds 6 (10); every flipped byte, every
 // truncation and appended byte is refused by the parser or fails the seal; unknown flags and
@@ -55,6 +55,7 @@ void expect_same(const CompactFile& a, const CompactFile& b) {
   EXPECT_EQ(a.tokenizer_tag, b.tokenizer_tag);
   EXPECT_EQ(a.has_adapter, b.has_adapter);
   EXPECT_EQ(a.adapter_tag, b.adapter_tag);
+  EXPECT_EQ(a.context_tag, b.context_tag);
   EXPECT_EQ(a.chunk_tokens, b.chunk_tokens);
   EXPECT_EQ(a.context_tokens, b.context_tokens);
   EXPECT_EQ(a.original_bytes, b.original_bytes);
@@ -331,7 +332,9 @@ TEST(CompactFile, WriterRefusesWhatTheReaderWould) {
   EXPECT_THROW(f.serialize(), std::invalid_argument);
   f.adapter_tag = 0xFF;
   EXPECT_NO_THROW(f.serialize());
-  f.version = 5;
+  f.version = 6;
+  EXPECT_THROW(f.serialize(), std::invalid_argument);
+  f.version = 2;
   EXPECT_THROW(f.serialize(), std::invalid_argument);
 }
 
@@ -363,4 +366,47 @@ TEST(CompactFile, AnArchiveIsRefusedAsAnArchive) {
       EXPECT_NE(std::string(e.what()).find("x.lza: a lorazip archive, not a single compressed file"), std::string::npos) << e.what();
     }
   }
+}
+
+// Version 5: version 4 coded given a context, its magic 0xFB and the context's 16-bit tag after the
+// adapter tag; two bytes more than version 4, sealed the same way; never a stored file.
+TEST(CompactFile, Version5CarriesTheContextTag) {
+  const std::string original = "the response";
+  for (const bool adapter : {true, false}) {
+    CompactFile f = coded(2, 30, kCompactVersion);
+    f.has_adapter = adapter;
+    f.adapter_tag = adapter ? f.adapter_tag : 0;
+    const std::string v4 = f.serialize_sealed(original);
+    f.version = kCompactVersionContext;
+    f.context_tag = fingerprint_tag16("47c494d4");
+    const std::string v5 = f.serialize_sealed(original);
+    EXPECT_EQ(static_cast<uint8_t>(v5[0]), 0xFB);
+    EXPECT_EQ(v5.size(), v4.size() + 2);
+    EXPECT_EQ(container_version(v5, "c.lz"), kCompactVersionContext);
+    const CompactFile back = CompactFile::parse(v5, "c.lz");
+    CompactFile want = f;
+    want.seal = back.seal;
+    expect_same(back, want);
+    EXPECT_EQ(back.context_tag, 0x47c4);
+    EXPECT_TRUE(CompactFile::seal_matches(v5, original));
+    EXPECT_FALSE(CompactFile::seal_matches(v5, original + "!"));
+    // The tag is bound by the seal: another tag parses but fails it.
+    std::string other = v5;
+    const size_t at = adapter ? 6 : 5;  // magic, flags, base tag (2), tokenizer tag, [adapter tag]
+    ASSERT_EQ(static_cast<uint8_t>(other[at]), 0x47);
+    other[at] = 0x48;
+    EXPECT_EQ(CompactFile::parse(other, "c.lz").context_tag, 0x48c4);
+    EXPECT_FALSE(CompactFile::seal_matches(other, original));
+    for (size_t n = 0; n < v5.size(); ++n) expect_refused_or_unsealed(v5.substr(0, n), original, "truncated to " + std::to_string(n));
+  }
+  // A stored file needs no context: version 5 never holds one.
+  CompactFile stored;
+  stored.version = kCompactVersionContext;
+  stored.stored = true;
+  stored.stored_bytes = "abc";
+  EXPECT_THROW(stored.serialize(), std::invalid_argument);
+  stored.version = kCompactVersion;
+  std::string bytes = stored.serialize();
+  bytes[0] = static_cast<char>(0xFB);
+  expect_refused(bytes, "a stored file under version 5's magic");
 }

@@ -46,6 +46,8 @@ void expect_same(const Container& a, const Container& b) {
   EXPECT_EQ(a.total_bits, b.total_bits);
   EXPECT_EQ(a.chunk_tokens, b.chunk_tokens);
   EXPECT_EQ(a.group_streams, b.group_streams);
+  EXPECT_EQ(a.context_fingerprint, b.context_fingerprint);
+  EXPECT_EQ(a.prefix_tokens, b.prefix_tokens);
   EXPECT_EQ(a.original_bytes, b.original_bytes);
   EXPECT_EQ(a.original_xxh64, b.original_xxh64);
   ASSERT_EQ(a.chunks.size(), b.chunks.size());
@@ -286,7 +288,7 @@ TEST(Container, RefusesInconsistentOrUnknownFields) {
                  "field 'base_fingerprint' has length 20 (a SHA-256 fingerprint has 32 bytes");
   EXPECT_REFUSED(craft([](Raw& r) { r.tokenizer_fp = std::string(1, '\x20') + "short"; }),
                  "truncated header: field 'tokenizer_fingerprint'");
-  EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(4, 4); }), "flags 0x00000004 name features");
+  EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(8, 4); }), "flags 0x00000008 name features");
   EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(0x8003, 4); }), "flags 0x00008003 name features");
   EXPECT_REFUSED(craft([](Raw& r) { r.chunk_tokens = std::string("\x80\x00", 2); }), "non-canonical varint");
   EXPECT_REFUSED(craft([](Raw& r) { r.original_bytes = std::string(10, '\xff') + '\x01'; }), "overflows 64 bits");
@@ -337,6 +339,57 @@ TEST(Container, DummyPrefixAndChunkContextFlags) {
   EXPECT_THROW(bad.serialize(), std::invalid_argument);  // past chunk_tokens - W
 }
 
+TEST(Container, ContextFlagHoldsTheFingerprintAndPrefixAfterTheTable) {
+  // Bit 2 (context): the context's fingerprint and the first chunk's prefix length after the
+  // table (after context_tokens when bit 1 is set too); chunk 0 then holds chunk_tokens - prefix.
+  const std::string ctx_fp = sha256_hex("the prompt");
+  const auto given = [&](uint64_t prefix) {
+    return [=](Raw& r) {
+      r.flags = le(4, 4);
+      r.reserved = fp(ctx_fp) + varint(prefix);
+    };
+  };
+  const Container c = Container::parse(craft(given(10)), "c.lrz");
+  EXPECT_EQ(c.flags, kFlagContext);
+  EXPECT_EQ(c.context_fingerprint, ctx_fp);
+  EXPECT_EQ(c.prefix_tokens, 10);
+  EXPECT_EQ(c.chunk_limit(0), 54);
+  EXPECT_EQ(c.serialize(), craft(given(10))) << "the writer puts the fields where the spec says";
+  EXPECT_REFUSED(craft(given(62)), "chunk 0 has 5 tokens, more than chunk_tokens - prefix_tokens = 2");
+  EXPECT_REFUSED(craft(given(64)), "prefix_tokens 64 outside [0, chunk_tokens - 1 = 63]");
+  EXPECT_REFUSED(craft([](Raw& r) { r.flags = le(4, 4); }), "truncated header: field 'context_fingerprint'");
+  EXPECT_REFUSED(craft([](Raw& r) {
+    r.flags = le(4, 4);
+    r.reserved = fp("") + varint(0);
+  }), "flag bit 2 (context) is set but context_fingerprint is empty");
+  // With bit 1 as well: context_tokens first.
+  const Container both = Container::parse(craft([&](Raw& r) {
+    r.flags = le(6, 4);
+    r.table = varint(54) + varint(3) + varint(40) + varint(4);
+    r.reserved = varint(16) + fp(ctx_fp) + varint(10);
+  }), "b.lrz");
+  EXPECT_EQ(both.context_tokens, 16);
+  EXPECT_EQ(both.prefix_tokens, 10);
+  EXPECT_EQ(Container::parse(both.serialize(), "b.lrz").context_fingerprint, ctx_fp);
+  // Without the flag the same bytes are reserved and skipped.
+  EXPECT_TRUE(Container::parse(craft([&](Raw& r) { r.reserved = fp(ctx_fp) + varint(10); }), "f.lrz").context_fingerprint.empty());
+  Container bad = c;
+  bad.flags = 0;
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);  // a fingerprint without its flag
+  bad = c;
+  bad.context_fingerprint.clear();
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);  // the flag without a fingerprint
+  bad = c;
+  bad.context_fingerprint = "abc";
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);
+  bad = c;
+  bad.prefix_tokens = 64;
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);
+  bad = c;
+  bad.prefix_tokens = 60;
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);  // chunk 0's 5 tokens past 64 - 60
+}
+
 TEST(Container, SerializeRefusesWhatParseWouldRefuse) {
   auto bad = [](const std::function<void(Container&)>& edit) {
     Container c = sample();
@@ -354,7 +407,7 @@ TEST(Container, SerializeRefusesWhatParseWouldRefuse) {
   bad([](Container& c) { c.adapter_fingerprint.clear(); });  // mode is Merged
   bad([](Container& c) { c.adapter_mode = AdapterMode::None; });
   bad([](Container& c) { c.adapter_domain = std::string(256, 'd'); });
-  bad([](Container& c) { c.flags = 0x4; });
+  bad([](Container& c) { c.flags = 0x8; });
   bad([](Container& c) { c.chunks[0].n_tokens = 101; });
 }
 

@@ -71,6 +71,54 @@ TEST_F(E2eCodec, VerboseReportsIdealOnlyWhenCompressingAndSpeedBoth) {
   EXPECT_EQ(slurp(t_ / "v.txt"), text);
 }
 
+// Conditioned coding from the command line: the response coded given its prompt (--context-file),
+// which decoding and testing need too; without it, with another one, or given to a plain file,
+// the file is refused naming the context's fingerprint; info says the file needs a context.
+TEST_F(E2eCodec, ContextFileConditionsCodingAndIsRequiredToDecode) {
+  const std::string text = sample_text();
+  spill(t_ / "r.txt", text);
+  spill(t_ / "p.txt", "Write a short story about a little robot who learns to paint.");
+  spill(t_ / "q.txt", "Write a short story about a little robot who learns to sing.");
+  for (const std::string format : {"compact", "full"}) {
+    Result c = lz({"compress", "-v", "-m", base_, "-a", math_, "--format", format, "--context-file", "p.txt", "-f", "r.txt"});
+    ASSERT_EQ(c.rc, 0) << c.describe();
+    EXPECT_TRUE(has(c.err, "context: p.txt rendered by plain")) << c.err;  // a base without a chat template
+    EXPECT_TRUE(has(c.err, "(given a context: ")) << c.err;
+    Result d = lz({"decompress", "-m", base_, "-a", math_, "--context-file", "p.txt", "-c", "r.txt.lz"});
+    ASSERT_EQ(d.rc, 0) << format << "\n" << d.describe();
+    EXPECT_EQ(d.out, text) << format;
+    Result none = lz({"decompress", "-m", base_, "-a", math_, "-c", "r.txt.lz"});
+    EXPECT_EQ(none.rc, 1) << none.describe();
+    EXPECT_TRUE(has(none.err, "r.txt.lz: coded given a context") && has(none.err, "--context-file")) << none.err;
+    Result other = lz({"decompress", "-m", base_, "-a", math_, "--context-file", "q.txt", "-c", "r.txt.lz"});
+    EXPECT_EQ(other.rc, 1) << other.describe();
+    EXPECT_TRUE(has(other.err, "but the context given is")) << other.err;
+    EXPECT_EQ(other.out, "") << "nothing may be written for a refused file";
+    Result t = lz({"test", "-m", base_, "-a", math_, "--context-file", "p.txt", "r.txt.lz"});
+    EXPECT_EQ(t.rc, 0) << t.describe();
+    Result t2 = lz({"test", "-m", base_, "-a", math_, "r.txt.lz"});
+    EXPECT_EQ(t2.rc, 1) << t2.describe();
+    Result i = lz({"info", "r.txt.lz"});
+    ASSERT_EQ(i.rc, 0) << i.describe();
+    EXPECT_TRUE(has(i.out, "  context            coded given ") && has(i.out, "--context-file")) << i.out;
+  }
+  // A plain file refuses a context; the template needs a prompt; ChatML needs the markers.
+  Result plain = lz({"compress", "-m", base_, "-f", "r.txt"});
+  ASSERT_EQ(plain.rc, 0) << plain.describe();
+  Result given = lz({"decompress", "-m", base_, "--context-file", "p.txt", "-c", "r.txt.lz"});
+  EXPECT_EQ(given.rc, 1) << given.describe();
+  EXPECT_TRUE(has(given.err, "coded without a context")) << given.err;
+  Result tmpl = lz({"compress", "-m", base_, "--template", "plain", "-c", "r.txt"});
+  EXPECT_EQ(tmpl.rc, 2) << tmpl.describe();
+  EXPECT_TRUE(has(tmpl.err, "--template renders --context-file's prompt")) << tmpl.err;
+  Result chatml = lz({"compress", "-m", base_, "--context-file", "p.txt", "--template", "chatml", "-c", "r.txt"});
+  EXPECT_EQ(chatml.rc, 1) << chatml.describe();
+  EXPECT_TRUE(has(chatml.err, "has no <|im_start|> token")) << chatml.err;
+  Result missing = lz({"compress", "-m", base_, "--context-file", "nope.txt", "-c", "r.txt"});
+  EXPECT_NE(missing.rc, 0);
+  EXPECT_TRUE(has(missing.err, "nope.txt: No such file or directory")) << missing.err;
+}
+
 TEST_F(E2eCodec, FilesWithDefaultSuffixKeepTheInput) {
   const std::string text = sample_text();
   spill(t_ / "notes.txt", text);

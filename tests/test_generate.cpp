@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "gen/chat.h"
+#include "gen/context.h"
 #include "gen/generate.h"
 #include "model/gguf.h"
+#include "model/gguf_tokenizer.h"
 #include "tests/gen_tiny.h"
 
 using namespace lorazip;
@@ -217,4 +219,54 @@ TEST(ChatTemplate, ReadsTheCachedSmolLM2Gguf) {
   EXPECT_EQ(t.im_start(), 1);
   EXPECT_EQ(t.im_end(), 2);
   EXPECT_FALSE(t.default_system().empty());
+}
+
+// The context of conditioned coding: a prompt rendered as a user turn (gen/context.h).
+TEST(ContextTemplate, PlainChatMLAndAutoRenderAsDocumented) {
+  auto tok = test::tiny_tokenizer();
+  auto text_of = [](const std::vector<int32_t>& ids) {
+    std::string t;
+    for (int32_t id : ids) t += id == test::kImStart ? "<S>" : id == test::kImEnd ? "<E>" : std::string(1, static_cast<char>(id));
+    return t;
+  };
+  const std::string prompt = "Add 2 and 3.<|im_end|>";  // a marker's text in the prompt stays bytes
+  const gen::RenderedContext chat = gen::render_context("no-such-base", *tok, prompt, gen::ContextTemplate::ChatML);
+  EXPECT_EQ(text_of(chat.tokens), "<S>user\n" + prompt + "<E>\n<S>assistant\n");
+  EXPECT_EQ(chat.template_name, "chatml");
+  int markers = 0;
+  for (int32_t id : chat.tokens) markers += id >= 256;
+  EXPECT_EQ(markers, 3);
+  const gen::RenderedContext plain = gen::render_context("no-such-base", *tok, prompt, gen::ContextTemplate::Plain);
+  EXPECT_EQ(plain.tokens, tok->encode(prompt + "\n\n"));
+  EXPECT_EQ(plain.template_name, "plain");
+  // auto: a base that is not a GGUF (so has no chat template lorazip reads) renders plain.
+  EXPECT_EQ(gen::render_context("no-such-base", *tok, prompt, gen::ContextTemplate::Auto).tokens, plain.tokens);
+  EXPECT_EQ(gen::parse_context_template("chatml"), gen::ContextTemplate::ChatML);
+  EXPECT_THROW(gen::parse_context_template("llama3"), std::invalid_argument);
+  // ChatML needs the markers in the vocabulary, and says so naming the base.
+  BpeDefinition d;
+  d.tokens = test::tiny_vocab();
+  d.tokens.resize(256);
+  d.types.assign(256, kBpeNormal);
+  const Tokenizer bytes_only = Tokenizer::from_bpe(d, "bytes");
+  try {
+    gen::render_context("base-dir", bytes_only, prompt, gen::ContextTemplate::ChatML);
+    FAIL() << "ChatML rendered without markers";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("base-dir: the vocabulary has no <|im_start|> token"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ContextTemplate, AutoUsesTheCachedSmolLM2sOwnTemplate) {
+  const char* home = std::getenv("HOME");
+  const std::string path = std::string(home ? home : "") + "/.cache/lorazip/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) GTEST_SKIP() << "no " << path << " (scripts/fetch_smollm2.sh downloads it)";
+  std::fclose(f);
+  const Tokenizer tok = load_tokenizer(path);
+  const gen::RenderedContext r = gen::render_context(path, tok, "Hi", gen::ContextTemplate::Auto);
+  const ChatTemplate t = ChatTemplate::from_gguf(GgufFile::open(path));
+  EXPECT_EQ(r.tokens, t.user_prompt(tok, "Hi"));
+  EXPECT_EQ(r.tokens.front(), 1);  // <|im_start|> of the default system message
+  EXPECT_NE(r.template_name.find("system message"), std::string::npos) << r.template_name;
 }

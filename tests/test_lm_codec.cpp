@@ -1146,6 +1146,133 @@ std::string archive_path(const std::string& name) { return temp_root() + "/" + n
 
 }  // namespace
 
+// ---- Conditioned coding: a document coded given a context both sides hold ----------------------
+
+// Token ids of the world's vocabulary (a prompt as the codec sees it: any ids, BOS first or not).
+std::vector<int32_t> some_context(uint32_t seed, size_t n, bool bos_first) {
+  World& w = world();
+  std::vector<int32_t> ids = w.tok->encode(make_text(seed, 8 * n));
+  ids.resize(std::min(ids.size(), n));
+  if (bos_first) ids.insert(ids.begin(), w.tok->bos_id());
+  return ids;
+}
+
+TEST(LmCodecContext, WindowDropsALeadingBosAndKeepsTheEnd) {
+  const std::vector<int32_t> ctx = {1, 10, 11, 12, 13, 14, 15, 16, 17};
+  EXPECT_EQ(context_window(ctx, 1, 100), (std::vector<int32_t>{10, 11, 12, 13, 14, 15, 16, 17}));
+  EXPECT_EQ(context_window(ctx, 2, 100), ctx);  // 1 is not this model's BOS
+  EXPECT_EQ(context_window(ctx, 1, 8), (std::vector<int32_t>{14, 15, 16, 17}));  // at most half the chunk
+  EXPECT_EQ(context_window(ctx, 1, 9), (std::vector<int32_t>{14, 15, 16, 17}));
+  EXPECT_TRUE(context_window({1}, 1, 64).empty());
+  EXPECT_TRUE(context_window({}, 1, 64).empty());
+  // The fingerprint is of every token, in order.
+  EXPECT_EQ(context_fingerprint(ctx).size(), 64u);
+  EXPECT_NE(context_fingerprint(ctx), context_fingerprint({1, 10, 11, 12, 13, 14, 15, 17, 16}));
+  EXPECT_NE(context_fingerprint({}), context_fingerprint({0}));
+  // The plan: chunk 0 reads the window and codes the rest of its positions.
+  const std::vector<ChunkSpan> plan = plan_chunks(100, 32, 8, 10);
+  ASSERT_GE(plan.size(), 2u);
+  EXPECT_EQ(plan[0].context, 10);
+  EXPECT_EQ(plan[0].n, 22);
+  EXPECT_EQ(plan[1].start, 22u);
+  EXPECT_EQ(plan[1].context, 8);
+  EXPECT_EQ(plan[1].n, 24);
+  EXPECT_THROW(plan_chunks(10, 32, 8, 32), std::invalid_argument);
+}
+
+TEST(LmCodecContext, RoundTripsInBothFormatsEveryChunkModeAndAnyThreadCount) {
+  World& w = world();
+  AdaptedCodec chat = adapted_codec(make_adapter("chat", 21));
+  const std::vector<std::pair<std::string, std::vector<int32_t>>> contexts = {
+      {"empty", {}}, {"BOS only", {w.tok->bos_id()}}, {"short", some_context(71, 6, false)},
+      {"BOS first", some_context(72, 12, true)}, {"longer than the window", some_context(73, 90, true)}};
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"empty", ""}, {"one byte", "a"}, {"text over chunks", make_text(2400, 1500)}, {"binary", random_bytes(9, 300)}};
+  for (const auto& [cname, ctx] : contexts)
+    for (const auto& [iname, input] : inputs)
+      for (int64_t chunk : {int64_t{0}, int64_t{32}})
+        for (int64_t context : {int64_t{-1}, int64_t{0}})
+          for (const bool compact : {false, true})
+            for (const LmCodec* codec : {w.codec.get(), chat.codec.get()}) {
+              const std::string what = "context " + cname + ", input " + iname + ", chunk " + std::to_string(chunk) + ", W " +
+                                       std::to_string(context) + (compact ? ", compact" : ", full");
+              LmCodecOptions o = compact ? compact_opts(chunk, 2, context) : opts(chunk, 4, 2, context);
+              o.context = &ctx;
+              CodeStats cs;
+              const std::string file = codec->compress(input, o, &cs);
+              if (compact && !cs.stored) EXPECT_EQ(container_version(file, "c"), kCompactVersionContext) << what;
+              if (!compact) {
+                const Container c = Container::parse(file, "c");
+                EXPECT_TRUE(c.flags & kFlagContext) << what;
+                EXPECT_EQ(c.context_fingerprint, context_fingerprint(ctx)) << what;
+                EXPECT_EQ(c.prefix_tokens, cs.prefix_tokens) << what;
+              }
+              const int64_t chunk_len = chunk > 0 ? chunk : 63;
+              EXPECT_EQ(cs.prefix_tokens, static_cast<int64_t>(context_window(ctx, w.tok->bos_id(), chunk_len).size())) << what;
+              CodeStats ds;
+              EXPECT_EQ(codec->decompress(file, "c", 1, &ds, nullptr, &ctx), input) << what;
+              o.threads = 1;
+              EXPECT_EQ(codec->compress(input, o), file) << what << ": depends on the thread count";
+              // The ideal code length given the context is what compress reports.
+              if (!input.empty())
+                EXPECT_EQ(codec->ideal_bits(codec->tokenize(input), chunk, context, 1, &ctx), cs.ideal_bits) << what;
+            }
+}
+
+TEST(LmCodecContext, TheContextChangesTheBitsAndTheDecoderReadsIt) {
+  World& w = world();
+  const std::string text = make_text(2500, 600);
+  const std::vector<int32_t> tokens = w.codec->tokenize(text);
+  const std::vector<int32_t> a = some_context(81, 20, true), b = some_context(82, 20, true);
+  const double plain = w.codec->ideal_bits(tokens, 0, -1);
+  const double given_a = w.codec->ideal_bits(tokens, 0, -1, 1, &a);
+  EXPECT_NE(given_a, plain);
+  EXPECT_NE(given_a, w.codec->ideal_bits(tokens, 0, -1, 1, &b));
+  // Decoding a file with another context of the same fingerprint is impossible, so check the
+  // decoder really conditions: the conditioned payload is not the plain one.
+  LmCodecOptions o = opts(0, 4, 1);
+  const std::string plain_file = w.codec->compress(text, o);
+  o.context = &a;
+  const std::string given_file = w.codec->compress(text, o);
+  EXPECT_NE(Container::parse(plain_file, "p").chunks[0].payload, Container::parse(given_file, "g").chunks[0].payload);
+}
+
+TEST(LmCodecContext, MissingWrongOrEditedContextIsRefusedNamingTheFingerprint) {
+  World& w = world();
+  const std::string text = make_text(2600, 400);
+  const std::vector<int32_t> ctx = some_context(91, 15, true);
+  std::vector<int32_t> edited = ctx;
+  edited.back() = edited.back() == 5 ? 6 : 5;
+  const std::string fp = context_fingerprint(ctx), edited_fp = context_fingerprint(edited);
+  for (const bool compact : {false, true}) {
+    LmCodecOptions o = compact ? compact_opts(0, 1) : opts(0, 4, 1);
+    o.context = &ctx;
+    const std::string file = w.codec->compress(text, o);
+    o.context = nullptr;
+    const std::string plain = w.codec->compress(text, o);
+    const std::string named = compact ? fp.substr(0, 4) : fp.substr(0, 12);
+    const std::string what = compact ? "compact" : "full";
+    std::string msg = refusal_of([&] { w.codec->decompress(file, "x.lz", 1); });
+    EXPECT_NE(msg.find("x.lz: coded given a context"), std::string::npos) << what << ": " << msg;
+    EXPECT_NE(msg.find(named), std::string::npos) << what << ": " << msg;
+    msg = refusal_of([&] { w.codec->decompress(file, "x.lz", 1, nullptr, nullptr, &edited); });
+    EXPECT_NE(msg.find(named), std::string::npos) << what << ": " << msg;
+    EXPECT_NE(msg.find(edited_fp.substr(0, 12)), std::string::npos) << what << ": " << msg;
+    msg = refusal_of([&] { w.codec->decompress(plain, "p.lz", 1, nullptr, nullptr, &ctx); });
+    EXPECT_NE(msg.find("p.lz: coded without a context"), std::string::npos) << what << ": " << msg;
+  }
+  // A stored file needs no context: it decodes with or without one.
+  LmCodecOptions o = compact_opts(0, 1);
+  o.context = &ctx;
+  const std::string noise = random_bytes(93, 2000);
+  CodeStats s;
+  const std::string stored = w.codec->compress(noise, o, &s);
+  ASSERT_TRUE(s.stored);
+  EXPECT_EQ(container_version(stored, "s"), kCompactVersion);
+  EXPECT_EQ(w.codec->decompress(stored, "s", 1), noise);
+  EXPECT_EQ(w.codec->decompress(stored, "s", 1, nullptr, nullptr, &ctx), noise);
+}
+
 TEST(LmArchive, ZeroOneAndManyDocumentsWithEmptyAndBinaryMembersRoundTrip) {
   World& w = world();
   CodecSet codecs(w.base);

@@ -18,7 +18,7 @@ lorazip_add_test(NAME test_bpe_tokenizer SOURCES test_bpe_tokenizer.cpp LIBS lor
 # compares bpe_dump_ids' ids with llama-cpp-python's on ../shared/data/llm-text and edge cases.
 # It exits 77 (skipped) when its Python ($LORAZIP_PYTHON, else python3) lacks gguf/llama_cpp.
 add_executable(bpe_dump_ids tools/bpe_dump_ids.cpp)
-target_link_libraries(bpe_dump_ids PRIVATE lorazip_model_io)
+target_link_libraries(bpe_dump_ids PRIVATE lorazip_model_io lorazip_gen)
 target_compile_options(bpe_dump_ids PRIVATE ${LORAZIP_WARNINGS})
 add_test(NAME interop_bpe_llamacpp COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/interop.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(interop_bpe_llamacpp PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 1800)

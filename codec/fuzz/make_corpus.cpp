@@ -48,6 +48,16 @@ void write_new_format_seeds(const std::string& dir) {
   coded.chunks = {"one chunk"};
   coded.n_tokens = 5;
   write_seed(dir + "/coded4-one-chunk.lrz", coded.serialize_sealed("other"));
+  coded.version = kCompactVersionContext;  // coded given a context: its tag after the (absent) adapter tag
+  coded.context_tag = 0x47c4;
+  write_seed(dir + "/coded5.lrz", coded.serialize_sealed("given a prompt"));
+  coded.has_adapter = true;
+  coded.adapter_tag = 0xd4;
+  coded.chunk_tokens = 40;
+  coded.context_tokens = 10;
+  coded.n_tokens = 90;
+  coded.chunks = {"first chunk payload", "second", "third and last"};
+  write_seed(dir + "/coded5-adapter-chunks.lrz", coded.serialize_sealed("the original"));
 
   for (int variant = 0; variant < 4; ++variant) {
     const bool jsonl = variant & 1;

@@ -93,6 +93,14 @@ inline std::vector<std::pair<std::string, Container>> seed_containers() {
   windowed.original_xxh64 = xxh64("windowed");
   windowed.chunks = {coded_chunk(64, 8), coded_chunk(48, 9), coded_chunk(5, 10)};
   out.emplace_back("windowed.lrz", windowed);
+
+  Container conditioned = windowed;  // coded given a context: its fingerprint and a 20-token prefix
+  conditioned.flags = kFlagChunkContext | kFlagContext;
+  conditioned.context_fingerprint = sha256_hex("context tokens");
+  conditioned.prefix_tokens = 20;
+  conditioned.original_xxh64 = xxh64("conditioned");
+  conditioned.chunks = {coded_chunk(44, 11), coded_chunk(48, 12), coded_chunk(7, 13)};
+  out.emplace_back("conditioned.lrz", conditioned);
   return out;
 }
 

@@ -1,8 +1,11 @@
 // Interop helper (scripts/interop.sh): encodes a list of byte strings with lorazip's byte-level BPE
 // and prints the ids, so a script can compare them with llama.cpp's. Not a test by itself.
-// Usage: bpe_dump_ids [--native] VOCAB INPUTS.jsonl OUT.jsonl
+// Usage: bpe_dump_ids [--native | --context TEMPLATE] VOCAB INPUTS.jsonl OUT.jsonl
 //   --native: the ids the codec codes (Tokenizer::encode_native: a SentencePiece model trained with a
 //   dummy prefix sees " " + text), as scripts/interop_hf.py compares them with transformers'
+//   --context: each input is a prompt; the ids are the context conditioned coding reads for it,
+//   rendered by gen/context.h with TEMPLATE (auto, chatml, plain) for the base VOCAB
+//   (scripts/interop_chat_template.py compares them with the GGUF's own Jinja template)
 //   VOCAB: a GGUF file, scripts/export_gguf_vocab.py output, a tokenizer.json or a tokenizer.model
 //   INPUTS.jsonl: one {"hex": "<bytes as hex>"} per line; OUT.jsonl: one {"ids": [...]} per line.
 // Prints the encode throughput to stderr (bytes / seconds of encode calls only).
@@ -16,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "gen/context.h"
 #include "model/bpe_tokenizer.h"
 #include "model/gguf_tokenizer.h"
 #include "model/tokenizer.h"
@@ -60,8 +64,14 @@ int main(int argc, char** argv) {
     --argc;
     ++argv;
   }
+  std::string context_template;
+  if (argc > 2 && std::string(argv[1]) == "--context") {
+    context_template = argv[2];
+    argc -= 2;
+    argv += 2;
+  }
   if (argc != 4) {
-    std::cerr << "usage: bpe_dump_ids [--native] VOCAB(.gguf|.json|.model) INPUTS.jsonl OUT.jsonl\n";
+    std::cerr << "usage: bpe_dump_ids [--native | --context TEMPLATE] VOCAB(.gguf|.json|.model) INPUTS.jsonl OUT.jsonl\n";
     return 2;
   }
   try {
@@ -77,6 +87,11 @@ int main(int argc, char** argv) {
       const std::string text = unhex(nlohmann::json::parse(line).at("hex").get<std::string>());
       const auto t0 = std::chrono::steady_clock::now();
       bool prefixed = false;
+      if (!context_template.empty()) {
+        const auto r = lorazip::gen::render_context(argv[1], tok, text, lorazip::gen::parse_context_template(context_template));
+        out << nlohmann::json{{"ids", r.tokens}, {"template", r.template_name}}.dump() << "\n";
+        continue;
+      }
       const std::vector<int32_t> ids = native ? tok.encode_native(text, &prefixed) : tok.encode(text);
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       bytes += text.size();

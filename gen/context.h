@@ -1,0 +1,35 @@
+// The context of conditioned coding (LmCodecOptions::context): a prompt, rendered as the model was
+// tuned to read it, so that the response is coded given it. Both sides render the same prompt the
+// same way; the file records only the fingerprint of the rendered tokens (codec/lm_codec.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/tokenizer.h"
+
+namespace lorazip::gen {
+
+// How a prompt becomes the context's tokens:
+//   auto:   the base's own chat template (a GGUF's tokenizer.chat_template, recognised as ChatML,
+//           with its default system message) when it has one, else plain;
+//   chatml: <|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n, no system message (the
+//           vocabulary must hold <|im_start|> and <|im_end|>);
+//   plain:  the prompt's own tokens, then those of "\n\n" (for bases trained on text alone).
+enum class ContextTemplate { Auto, ChatML, Plain };
+// "auto", "chatml" or "plain"; std::invalid_argument naming the accepted names otherwise.
+ContextTemplate parse_context_template(const std::string& name);
+
+struct RenderedContext {
+  std::vector<int32_t> tokens;
+  std::string template_name;  // what rendered it: "chatml (the GGUF's template, with its system message)", "chatml", "plain"
+};
+
+// The prompt (any bytes: the markers are emitted as their own ids, the text between them tokenized
+// as plain bytes, so a prompt never smuggles in a control token) rendered for the base at
+// `model_path` (-m: a .gguf file or a Hugging Face directory) with tokenizer `tok`.
+// std::runtime_error naming the base when `t` is chatml and its vocabulary lacks the markers, or
+// the GGUF's template is one lorazip does not recognise under auto (then --template plain works).
+RenderedContext render_context(const std::string& model_path, const Tokenizer& tok, const std::string& prompt, ContextTemplate t);
+
+}  // namespace lorazip::gen
