@@ -7,3 +7,8 @@ if(LORAZIP_WITH_TORCH)
                    LIBS lorazip_codec_torch LABELS slow TIMEOUT 3600)
   add_dependencies(test_lm_codec_corpus lorazip_spm)
 endif()
+
+# Conditioned coding on the real SmolLM2 GGUF and the llm-text test split (label slow; about a
+# minute): fewer bits given the prompt than from BOS alone, in every domain. Torch-free.
+lorazip_add_test(NAME test_conditioned_slow SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_conditioned_slow.cpp
+                 LIBS lorazip_codec lorazip_gen lorazip_data LABELS slow TIMEOUT 1800)
