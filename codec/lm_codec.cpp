@@ -199,23 +199,28 @@ Staged stage(const int32_t* doc, size_t n, const std::vector<int32_t>* window) {
 
 // Ideal code lengths of (document, adapter) jobs under `model`'s weights, every chunk of every job
 // teacher-forced in the same engine calls; per job, chunks summed in order.
+// `contexts`: per document, the context it is scored given (nullptr: from BOS alone); empty: none.
 std::vector<double> score_jobs(const engine::Model& model, const std::vector<TokenSpan>& docs,
                                const std::vector<const engine::Adapter*>& adapters, int64_t chunk_tokens, int64_t context_tokens,
-                               int threads, const std::vector<int32_t>* context) {
+                               int threads, const std::vector<const std::vector<int32_t>*>& contexts) {
   const engine::Config& cfg = model.config();
   const int64_t chunk = resolve_chunk(cfg, chunk_tokens, context_tokens);  // resolves context_tokens too
   if (cfg.bos_token_id < 0 || cfg.bos_token_id >= cfg.vocab_size)
     throw std::invalid_argument("code_length_bits: the model has no usable bos_token_id, but every coded stream starts from BOS");
   if (threads > 0) engine::set_threads(threads);
-  std::vector<int32_t> window;
-  if (context) window = context_window(*context, static_cast<int32_t>(cfg.bos_token_id), chunk);
+  if (!contexts.empty() && contexts.size() != docs.size())
+    throw std::invalid_argument("code_length_bits: " + std::to_string(contexts.size()) + " contexts for " + std::to_string(docs.size()) +
+                                " documents");
   std::vector<Staged> staged;
   staged.reserve(docs.size());
   std::vector<std::vector<ChunkSpan>> plans;
   size_t n_pieces = 0;
-  for (const TokenSpan& d : docs) {
-    staged.push_back(stage(d.data, d.size, context ? &window : nullptr));
-    plans.push_back(plan_chunks(d.size, chunk, context_tokens, staged.back().prefix));
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const std::vector<int32_t>* context = contexts.empty() ? nullptr : contexts[i];
+    std::vector<int32_t> window;
+    if (context) window = context_window(*context, static_cast<int32_t>(cfg.bos_token_id), chunk);
+    staged.push_back(stage(docs[i].data, docs[i].size, context ? &window : nullptr));
+    plans.push_back(plan_chunks(docs[i].size, chunk, context_tokens, staged.back().prefix));
     n_pieces += plans.back().size();
   }
   struct Piece {
@@ -251,7 +256,14 @@ std::vector<double> score_jobs(const engine::Model& model, const std::vector<Tok
 std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs, int64_t chunk_tokens,
                                      int64_t context_tokens, int threads, const std::vector<int32_t>* context) {
   return score_jobs(model, docs, std::vector<const engine::Adapter*>(docs.size(), model.adapter()), chunk_tokens, context_tokens,
-                    threads, context);
+                    threads, context ? std::vector<const std::vector<int32_t>*>(docs.size(), context)
+                                     : std::vector<const std::vector<int32_t>*>());
+}
+
+std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs, int64_t chunk_tokens,
+                                     int64_t context_tokens, int threads, const std::vector<const std::vector<int32_t>*>& contexts) {
+  return score_jobs(model, docs, std::vector<const engine::Adapter*>(docs.size(), model.adapter()), chunk_tokens, context_tokens,
+                    threads, contexts);
 }
 
 std::vector<double> LmCodec::ideal_bits_many(const std::vector<const LmCodec*>& codecs, const std::vector<int32_t>& tokens,
@@ -272,7 +284,8 @@ std::vector<double> LmCodec::ideal_bits_many(const std::vector<const LmCodec*>& 
   std::vector<TokenSpan> docs(codecs.size(), TokenSpan{tokens.data(), tokens.size()});
   std::vector<const engine::Adapter*> adapters;
   for (const LmCodec* c : codecs) adapters.push_back(c->model().adapter());
-  return score_jobs(base, docs, adapters, chunk_tokens, context_tokens, threads, context);
+  return score_jobs(base, docs, adapters, chunk_tokens, context_tokens, threads,
+                    context ? std::vector<const std::vector<int32_t>*>(docs.size(), context) : std::vector<const std::vector<int32_t>*>());
 }
 
 std::string short_fp(const std::string& fp) { return fp.size() > 12 ? fp.substr(0, 12) : (fp.empty() ? "(none)" : fp); }

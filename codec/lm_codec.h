@@ -204,6 +204,10 @@ struct TokenSpan {
 std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs,
                                      int64_t chunk_tokens, int64_t context_tokens, int threads = 0,
                                      const std::vector<int32_t>* context = nullptr);
+// Each document given its own context (`contexts[i]`, nullptr: from BOS alone; one per document).
+std::vector<double> code_length_bits(const engine::Model& model, const std::vector<TokenSpan>& docs,
+                                     int64_t chunk_tokens, int64_t context_tokens, int threads,
+                                     const std::vector<const std::vector<int32_t>*>& contexts);
 
 // Where the chunks of an n-token document lie: chunk i codes tokens [start, start + n) after
 // reading the `context` tokens before start. chunk_tokens L >= 1, 0 <= context_tokens W < L.

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "data/token_store.h"
 #include "data/doc_sample.h"
+#include "gen/context.h"
 
 namespace lorazip {
 namespace {
@@ -141,6 +142,45 @@ bool zstd_dictionary_baseline(Row& row, const TokenStore& store, const Tokenizer
     return false;
   }
   return true;
+}
+
+// The conditioned columns: every document of a row given its prompt, under the base and each
+// adapter (the coder's W); rows with a document without a prompt are left out.
+void score_conditioned(std::vector<Row>& rows, LoadedBase& base, CodecSet& codecs, const std::vector<AdapterEntry>& adapters,
+                       const EvaluationOptions& opt) {
+  const gen::ContextTemplate t = gen::parse_context_template(opt.context_template);
+  for (auto& r : rows) {
+    std::vector<gen::RenderedContext> rendered;
+    for (size_t k = 0; k < r.bytes.size(); ++k) {
+      auto p = opt.prompts.find(r.bytes[k]);
+      if (p == opt.prompts.end()) break;
+      rendered.push_back(gen::render_context(base.dir, *base.tokenizer, p->second, t));
+    }
+    if (r.bytes.empty() || rendered.size() != r.bytes.size()) continue;
+    std::vector<TokenSpan> docs;
+    std::vector<const std::vector<int32_t>*> contexts;
+    for (size_t k = 0; k < r.idx.size(); ++k) {
+      docs.push_back({r.docs.doc(r.idx[k]), r.docs.doc_len(r.idx[k])});
+      contexts.push_back(&rendered[k].tokens);
+    }
+    auto total = [&](const LmCodec& codec) {
+      double sum = 0;
+      for (double b : code_length_bits(codec.model(), docs, opt.chunk_tokens, opt.context_tokens, opt.threads, contexts)) sum += b;
+      return sum;
+    };
+    DomainResult& d = r.result;
+    d.context_template = rendered.front().template_name;
+    const int64_t chunk =
+        opt.chunk_tokens != 0 ? opt.chunk_tokens : codecs.get("").model().config().max_position_embeddings - 1;
+    d.context_tokens_given = 0;
+    for (const auto& c : rendered)
+      d.context_tokens_given +=
+          static_cast<int64_t>(context_window(c.tokens, static_cast<int32_t>(base.config.bos_token_id), chunk).size());
+    d.base_bits_given = total(codecs.get(""));
+    for (const auto& a : adapters) d.adapter_bits_given[a.domain] = total(codecs.get(a.dir));
+    log_info("eval: " + d.domain + " given the prompts: base " + std::to_string(d.bits_per_token(d.base_bits_given)).substr(0, 5) +
+             " bits/token (from BOS alone " + std::to_string(d.bits_per_token(d.base_bits)).substr(0, 5) + ")");
+  }
 }
 
 // The prompt-routed column: each document under the adapter its prompt picks (the base alone
@@ -275,6 +315,7 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
   }
 
   if (!opt.router_path.empty()) score_prompt_routed(rows, base, opt);
+  if (opt.conditioned && !opt.prompts.empty()) score_conditioned(rows, base, codecs, adapters, opt);
 
   if (opt.classical) {
     for (auto& r : rows) {

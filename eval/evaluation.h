@@ -38,6 +38,11 @@ struct EvaluationOptions {
   // column); a row is measured only when every one of its documents has a prompt.
   std::string router_path;
   std::map<std::string, std::string> prompts;  // document bytes -> its prompt
+  // Conditioned coding: where every document of a row has a prompt in `prompts`, the row is also
+  // scored with each document given its prompt (rendered by `context_template`: auto, chatml,
+  // plain), under the base and every adapter (the report's "conditioned on the prompt" table).
+  bool conditioned = true;
+  std::string context_template = "auto";
 };
 
 // std::runtime_error when the store was prepared with another tokenizer than the base's.

@@ -38,6 +38,11 @@ double DomainResult::own_adapter_bits() const {
   return own_adapter.empty() || it == adapter_bits.end() ? base_bits : it->second;
 }
 
+double DomainResult::own_adapter_bits_given() const {
+  auto it = adapter_bits_given.find(own_adapter);
+  return own_adapter.empty() || it == adapter_bits_given.end() ? base_bits_given : it->second;
+}
+
 double DomainResult::savings() const {
   double a = own_adapter_bits();
   return a > 0 ? base_bits / a : 0;
@@ -102,6 +107,18 @@ nlohmann::json Report::to_json() const {
     e["classical_per_doc_bytes"] = d.classical_per_doc;
     e["classical_concat_bytes"] = d.classical_concat;
     if (d.zstd_dict_per_doc >= 0) e["zstd19_dict"] = {{"per_doc_bytes", d.zstd_dict_per_doc}, {"dict_bytes", d.zstd_dict_bytes}};
+    if (std::isfinite(d.base_bits_given)) {
+      nlohmann::json cross_given;
+      for (const auto& [a, b] : d.adapter_bits_given) cross_given[a] = {{"bits", b}, {"bits_per_token", d.bits_per_token(b)}};
+      e["conditioned"] = {{"template", d.context_template},
+                          {"context_tokens", d.context_tokens_given},
+                          {"base_bits", d.base_bits_given},
+                          {"base_bits_per_token", d.bits_per_token(d.base_bits_given)},
+                          {"adapter_bits", d.own_adapter_bits_given()},
+                          {"adapter_bits_per_token", d.bits_per_token(d.own_adapter_bits_given())},
+                          {"base_saving", d.base_bits > 0 ? 1.0 - d.base_bits_given / d.base_bits : 0.0},
+                          {"cross", cross_given}};
+    }
     if (std::isfinite(d.prompt_routed_bits))
       e["prompt_routed"] = {{"bits", d.prompt_routed_bits}, {"bits_per_token", d.bits_per_token(d.prompt_routed_bits)},
                             {"choice", d.prompt_routed_choice}};
@@ -137,6 +154,24 @@ std::string Report::to_markdown() const {
       o << " " << (b.empty() ? "-" : b + " " + fmt(8.0 * d.classical_per_doc.at(b) / std::max<int64_t>(1, d.tokens)) + " bits/token") << " |";
     }
     o << "\n";
+  }
+  bool any_given = false;
+  for (const auto& d : domains) any_given |= std::isfinite(d.base_bits_given);
+  if (any_given) {
+    o << "\n### Conditioned on the prompt: each response coded given its prompt (`compress --context-file`) vs from BOS alone\n\n"
+         "| domain | docs | context tokens | base, BOS only | base, given the prompt | saving | adapter, BOS only | "
+         "adapter, given the prompt | saving | template |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+    for (const auto& d : domains) {
+      if (!std::isfinite(d.base_bits_given)) continue;
+      const double a0 = d.own_adapter_bits(), a1 = d.own_adapter_bits_given();
+      o << "| " << d.domain << " | " << d.docs << " | " << d.context_tokens_given << " | " << fmt(d.bits_per_token(d.base_bits)) << " | "
+        << fmt(d.bits_per_token(d.base_bits_given)) << " | " << fmt(d.base_bits > 0 ? 100.0 * (1 - d.base_bits_given / d.base_bits) : 0, 1)
+        << "% | " << (d.own_adapter.empty() ? "-" : fmt(d.bits_per_token(a0))) << " | "
+        << (d.own_adapter.empty() ? "-" : fmt(d.bits_per_token(a1))) << " | "
+        << (d.own_adapter.empty() ? "-" : fmt(a0 > 0 ? 100.0 * (1 - a1 / a0) : 0, 1) + "%") << " | " << d.context_template << " |\n";
+    }
+    o << "\n(bits/token of the responses' ideal code length; the prompt's tokens are read, not coded, and the file "
+         "stores only their fingerprint.)\n";
   }
   bool any_modes = false;
   for (const auto& d : domains) any_modes |= d.base_independent_seconds > 0;
@@ -252,6 +287,10 @@ std::string Report::to_csv() const {
     row("base", d.base_bits);
     for (const auto& [a, b] : d.adapter_bits) row("adapter:" + a, b);
     row("routed", d.routed_bits);
+    if (std::isfinite(d.base_bits_given)) {
+      row("base:given_prompt", d.base_bits_given);
+      for (const auto& [a, b] : d.adapter_bits_given) row("adapter:" + a + ":given_prompt", b);
+    }
     for (const auto& [n, b] : d.classical_per_doc) row(n + ":per_doc", 8.0 * b);
     for (const auto& [n, b] : d.classical_concat) row(n + ":concat", 8.0 * b);
     if (d.zstd_dict_per_doc >= 0) row("zstd-19+dict:per_doc", 8.0 * d.zstd_dict_per_doc);

@@ -32,6 +32,13 @@ struct DomainResult {
   // prompt picks; NaN when not measured (no router, or documents without prompts).
   double prompt_routed_bits = NAN;
   std::map<std::string, int64_t> prompt_routed_choice;  // adapter -> documents routed to it
+  // Conditioned coding (codec/lm_codec.h): each document coded given its prompt, rendered by
+  // `context_template`; NaN / empty when not measured (a document of the row has no prompt).
+  double base_bits_given = NAN;
+  std::map<std::string, double> adapter_bits_given;  // adapter domain -> ideal bits given the prompts
+  int64_t context_tokens_given = 0;                  // context-window tokens read, all documents
+  std::string context_template;
+  double own_adapter_bits_given() const;  // base_bits_given when there is no own adapter
 
   // Real coded size on a sample of documents (each compressed alone as a lorazip file).
   int64_t sample_docs = 0, sample_tokens = 0, sample_bytes = 0;

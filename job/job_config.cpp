@@ -57,7 +57,7 @@ nlohmann::json EvalConfig::to_json() const {
                   {"messages", x.input.messages}, {"max_docs", x.input.max_docs}, {"adapter", x.adapter},
                   {"optional", x.optional}});
   return {{"max_docs", max_docs}, {"sample_docs", sample_docs}, {"classical", classical}, {"batch_tokens", batch_tokens},
-          {"extra", xs}};
+          {"extra", xs}, {"conditioned", conditioned}, {"context_template", context_template}};
 }
 
 nlohmann::json CodecConfig::to_json() const { return {{"group_streams", group_streams}, {"chunk_tokens", chunk_tokens}, {"context_tokens", context_tokens}}; }
@@ -119,6 +119,10 @@ JobConfig JobConfig::load(const std::string& path) {
   ev.get("sample_docs", j.eval.sample_docs);
   ev.get("classical", j.eval.classical);
   ev.get("batch_tokens", j.eval.batch_tokens);
+  ev.get("conditioned", j.eval.conditioned);
+  ev.get("context_template", j.eval.context_template);
+  if (j.eval.context_template != "auto" && j.eval.context_template != "chatml" && j.eval.context_template != "plain")
+    ev.fail("context_template", "must be auto, chatml or plain, got '" + j.eval.context_template + "'");
   if (j.eval.max_docs < 0) ev.fail("max_docs", "must be >= 0 (0 = all)");
   if (j.eval.sample_docs < 0) ev.fail("sample_docs", "must be >= 0");
   if (j.eval.batch_tokens < 1) ev.fail("batch_tokens", "must be >= 1");

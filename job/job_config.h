@@ -44,6 +44,10 @@ struct EvalConfig {
   bool classical = true;      // gzip / xz / zstd / brotli on the same documents
   int64_t batch_tokens = 8192;  // padded positions per forward pass
   std::vector<ExtraCorpus> extra;  // corpora from other sources, prepared with the base's tokenizer
+  // Conditioned coding: domains whose JSONL records carry a "prompt" are also scored with each
+  // response given its prompt, rendered by context_template (auto, chatml, plain).
+  bool conditioned = true;
+  std::string context_template = "auto";
 
   nlohmann::json to_json() const;  // every field, extra corpora included (the resolved `eval:` section)
 };

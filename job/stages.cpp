@@ -167,6 +167,25 @@ Report eval_stage(const JobConfig& j, int threads, const EvalOverrides& o) {
       log_info(std::string("eval: no prompt-routed column: ") + e.what());
     }
   }
+  eo.conditioned = j.eval.conditioned;
+  eo.context_template = j.eval.context_template;
+  if (eo.conditioned && eo.prompts.empty()) {
+    // The responses' prompts, for the conditioned columns: the clusters' records, else the data
+    // inputs' JSONL records ("messages" inputs hold turns, not prompt/response records).
+    std::vector<InputSpec> inputs;
+    if (j.cluster.k > 0) {
+      inputs = cluster_inputs(j);
+    } else {
+      for (const InputSpec& in : j.data.inputs)
+        if (!in.messages) inputs.push_back(in);
+    }
+    try {
+      for (const ClusterRecord& rec : read_cluster_records(inputs, "prompt"))
+        if (rec.has_prompt) eo.prompts.emplace(rec.text, rec.prompt);
+    } catch (const std::exception& e) {
+      log_info(std::string("eval: no conditioned columns: ") + e.what());
+    }
+  }
   Report r = run_evaluation(base, eo);
   r.write(j.work_dir);
   log_info("eval: " + format_duration(r.seconds) + "; wrote " + j.work_dir + "/report.{md,json,csv,svg}");

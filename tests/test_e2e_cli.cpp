@@ -154,6 +154,12 @@ TEST(E2eConfig, WrongTypeNamesFileLineAndKey) {
   EXPECT_TRUE(has(s.err, cfg2.string() + ":" + std::to_string(line))) << s.describe();
   EXPECT_TRUE(has(s.err, "classical")) << s.describe();
 
+  TempDir t4;
+  fs::path cfg4 = config_replacing(t4.path(), "  classical: true", "  classical: true\n  context_template: llama3", &line);
+  Result v = lorazip({"eval", cfg4.string(), "--work-dir", (t4 / "w").string()}, t4.path());
+  EXPECT_EQ(v.rc, 2) << v.describe();
+  EXPECT_TRUE(has(v.err, "context_template") && has(v.err, "must be auto, chatml or plain, got 'llama3'")) << v.describe();
+
   TempDir t3;
   fs::path cfg3 = config_replacing(t3.path(), "  targets:", "  targets: {q: 1}", &line);
   Result u = lorazip({"run", cfg3.string(), "--work-dir", (t3 / "w").string()}, t3.path());

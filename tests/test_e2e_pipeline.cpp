@@ -69,10 +69,24 @@ TEST(E2ePipeline, RunWritesEveryArtefact) {
     EXPECT_EQ(by_domain[name].value("own_adapter", ""), name);
     EXPECT_TRUE(by_domain[name]["cross"].contains(name)) << by_domain[name].dump(2);
   }
+  // The embedded samples carry prompts: every domain is also scored given them (base and each
+  // adapter), rendered plain (the tiny base has no chat template), the prompt's tokens read.
+  for (const auto& name : kDomains) {
+    const auto& d = by_domain[name];
+    ASSERT_TRUE(d.contains("conditioned")) << name << ": no conditioned columns\n" << d.dump(2);
+    const auto& c = d["conditioned"];
+    EXPECT_EQ(c.value("template", ""), "plain") << name;
+    EXPECT_GT(c.value("context_tokens", int64_t{0}), 0) << name;
+    EXPECT_GT(c.value("base_bits_per_token", -1.0), 0.5) << name;
+    EXPECT_NE(c.value("base_bits", -1.0), d["ideal"].value("base_bits", -1.0)) << name << ": the prompt changed nothing";
+    for (const auto& a : kAdapterDomains) EXPECT_TRUE(c["cross"].contains(a)) << name << " lacks adapter " << a;
+  }
   // The Markdown report names every domain, the CSV has a row per domain and model, the SVG is SVG.
   std::string md = slurp(t / "report.md");
   for (const auto& name : kDomains) EXPECT_TRUE(has(md, name)) << md;
   EXPECT_TRUE(has(md, "| files over ideal, bytes/doc | 3% of ideal + 8 B, bytes/doc | archive ratio | archive over ideal |")) << md;
+  EXPECT_TRUE(has(md, "### Conditioned on the prompt")) << md;
+  EXPECT_TRUE(has(slurp(t / "report.csv"), "base:given_prompt")) << "report.csv lacks the conditioned rows";
   std::string csv = slurp(t / "report.csv");
   EXPECT_TRUE(has(csv, "chat,")) << csv;
   EXPECT_TRUE(has(csv, "adapter:math")) << csv;
