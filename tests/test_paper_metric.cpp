@@ -25,6 +25,8 @@ DomainResult tiny_domain(const std::string& name) {
   d.routed_bits = 18;
   d.routed_choice = {{"a", 2}};
   d.prompt_routed_bits = 24;
+  d.base_bits_given = 32;
+  d.adapter_bits_given = {{"a", 16}, {"b", 28}, {"c", 44}};
   d.classical_per_doc = {{"gzip-9", 15}, {"xz-9", 14}};
   return d;
 }
@@ -53,12 +55,15 @@ TEST(PaperMetric, RowMatchesHandComputedValues) {
   // 18 bits + 2 documents * log2(3 adapters + base) = 22 bits.
   EXPECT_DOUBLE_EQ(paper_ratio(p.response_routed_bits, p.tokens, 256), 22.0 / 80);
   EXPECT_DOUBLE_EQ(paper_ratio(p.prompt_routed_bits, p.tokens, 256), 0.3);  // 24 / 80
+  EXPECT_DOUBLE_EQ(paper_ratio(p.base_given_bits, p.tokens, 256), 0.4);     // 32 / 80
+  EXPECT_DOUBLE_EQ(paper_ratio(p.own_given_bits, p.tokens, 256), 0.2);      // own adapter a: 16 / 80
 
   nlohmann::json j = paper_table_json(r);
   EXPECT_DOUBLE_EQ(j["rows"][0]["own_adapter"].get<double>(), 0.25);
   EXPECT_DOUBLE_EQ(j["rows"][0]["gzip_9"].get<double>(), 1.5);
   const std::string md = paper_table_markdown(r);
-  EXPECT_NE(md.find("| x | 2 | 10 | 1.5000 | 0.5000 | 0.2500 | 0.5000 | 0.2750 | 0.3000 | 1.000 | 0.500 | 0.0625 |"),
+  EXPECT_DOUBLE_EQ(j["rows"][0]["own_adapter_given_prompt"].get<double>(), 0.2);
+  EXPECT_NE(md.find("| x | 2 | 10 | 1.5000 | 0.5000 | 0.2500 | 0.5000 | 0.2750 | 0.3000 | 0.4000 | 0.2000 | 1.000 | 0.500 | 0.0625 |"),
             std::string::npos)
       << md;
   EXPECT_NE(r.to_markdown().find("The paper's metric"), std::string::npos);
@@ -86,12 +91,16 @@ TEST(PaperMetric, MissingFiguresAreDashesNotZeros) {
   d.adapter_bits.clear();
   d.routed_choice.clear();
   d.prompt_routed_bits = NAN;
+  d.base_bits_given = NAN;
+  d.adapter_bits_given.clear();
   d.classical_per_doc.clear();
   r.domains = {d};
   nlohmann::json j = paper_table_json(r);
   EXPECT_TRUE(j["rows"][0]["own_adapter"].is_null());
   EXPECT_TRUE(j["rows"][0]["wrong_adapter"].is_null());
   EXPECT_TRUE(j["rows"][0]["prompt_routed"].is_null());
+  EXPECT_TRUE(j["rows"][0]["base_given_prompt"].is_null());
+  EXPECT_TRUE(j["rows"][0]["own_adapter_given_prompt"].is_null());
   EXPECT_TRUE(j["rows"][0]["gzip_9"].is_null());
   EXPECT_DOUBLE_EQ(j["rows"][0]["base"].get<double>(), 0.5);
 }
