@@ -48,7 +48,8 @@ PaperRow paper_row(const DomainResult& d, size_t adapters) {
     p.response_routed_bits = d.routed_bits + static_cast<double>(d.docs) * std::log2(static_cast<double>(adapters) + 1.0);
   p.prompt_routed_bits = d.prompt_routed_bits;
   p.base_given_bits = d.base_bits_given;
-  p.own_given_bits = d.own_adapter_bits_given();
+  auto own_given = d.adapter_bits_given.find(d.own_adapter);
+  if (!d.own_adapter.empty() && own_given != d.adapter_bits_given.end()) p.own_given_bits = own_given->second;
   return p;
 }
 

@@ -31,7 +31,7 @@ struct PaperRow {
                                       // choice it must store: log2(adapters + 1) bits per document
   double prompt_routed_bits = NAN;    // the adapter the prompt picks (nothing stored); NaN: not run
   double base_given_bits = NAN;       // conditioned on the prompt (DomainResult::base_bits_given); NaN: not run
-  double own_given_bits = NAN;        // the own adapter (else the base) conditioned on the prompt
+  double own_given_bits = NAN;        // the own adapter conditioned on the prompt (NaN: no own adapter, or not run)
 };
 
 // The row for one domain; `adapters` is the number of adapters -A chooses among.

@@ -101,6 +101,12 @@ TEST(PaperMetric, MissingFiguresAreDashesNotZeros) {
   EXPECT_TRUE(j["rows"][0]["prompt_routed"].is_null());
   EXPECT_TRUE(j["rows"][0]["base_given_prompt"].is_null());
   EXPECT_TRUE(j["rows"][0]["own_adapter_given_prompt"].is_null());
+  // Given the prompt but without an own adapter: the base's figure, and a dash for the adapter.
+  r.domains[0].base_bits_given = 32;
+  r.domains[0].adapter_bits_given = {{"b", 28}};
+  j = paper_table_json(r);
+  EXPECT_DOUBLE_EQ(j["rows"][0]["base_given_prompt"].get<double>(), 0.4);
+  EXPECT_TRUE(j["rows"][0]["own_adapter_given_prompt"].is_null());
   EXPECT_TRUE(j["rows"][0]["gzip_9"].is_null());
   EXPECT_DOUBLE_EQ(j["rows"][0]["base"].get<double>(), 0.5);
 }
