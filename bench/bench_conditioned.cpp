@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
     const gen::ContextTemplate t = gen::parse_context_template(a.template_name);
     const std::vector<Domain> domains = collect(a);
     LoadedBase base = load_base(a.model);
+    const gen::ContextRenderer renderer(a.model, *base.tokenizer, t);
     CodecSet codecs(base);
     const LmCodec& codec = codecs.get(a.adapter);
     LmCodecOptions opt;
@@ -166,14 +167,12 @@ int main(int argc, char** argv) {
     std::printf("| domain | records | response bytes | response tokens | context tokens | BOS-only ideal bits | conditioned ideal bits "
                 "| saved | BOS-only file bytes | conditioned file bytes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     Row all;
-    std::string rendered_by;
     std::vector<std::string> responses;  // for llama-zip
     for (const Domain& d : domains) {
       Row row;
       for (size_t i = 0; i < d.records.size(); ++i) {
         const Record& r = d.records[i];
-        const gen::RenderedContext ctx = gen::render_context(a.model, *base.tokenizer, r.prompt, t);
-        rendered_by = ctx.template_name;
+        const gen::RenderedContext ctx = renderer.render(r.prompt);
         CodeStats plain, given;
         opt.context = nullptr;
         const std::string f0 = codec.compress(r.text, opt, &plain);
@@ -196,7 +195,7 @@ int main(int argc, char** argv) {
       all.add(row);
     }
     print_row("**all**", all);
-    std::printf("\nprompts rendered by %s; files: lorazip's compact format, headers included\n", rendered_by.c_str());
+    std::printf("\nprompts rendered by %s; files: lorazip's compact format, headers included\n", renderer.template_name().c_str());
     if (!a.peer.empty()) {
       const PeerDocuments docs(responses);
       PeerRequest req;

@@ -148,13 +148,13 @@ bool zstd_dictionary_baseline(Row& row, const TokenStore& store, const Tokenizer
 // adapter (the coder's W); rows with a document without a prompt are left out.
 void score_conditioned(std::vector<Row>& rows, LoadedBase& base, CodecSet& codecs, const std::vector<AdapterEntry>& adapters,
                        const EvaluationOptions& opt) {
-  const gen::ContextTemplate t = gen::parse_context_template(opt.context_template);
+  const gen::ContextRenderer renderer(base.dir, *base.tokenizer, gen::parse_context_template(opt.context_template));
   for (auto& r : rows) {
     std::vector<gen::RenderedContext> rendered;
     for (size_t k = 0; k < r.bytes.size(); ++k) {
       auto p = opt.prompts.find(r.bytes[k]);
       if (p == opt.prompts.end()) break;
-      rendered.push_back(gen::render_context(base.dir, *base.tokenizer, p->second, t));
+      rendered.push_back(renderer.render(p->second));
     }
     if (r.bytes.empty() || rendered.size() != r.bytes.size()) continue;
     std::vector<TokenSpan> docs;

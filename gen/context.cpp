@@ -23,33 +23,35 @@ int32_t find_marker(const Tokenizer& tok, const std::string& text, const std::st
   throw std::runtime_error(model_path + ": the vocabulary has no " + text + " token, so it cannot render ChatML (use --template plain)");
 }
 
-RenderedContext plain(const Tokenizer& tok, const std::string& prompt) {
-  RenderedContext r;
-  r.tokens = tok.encode(prompt + "\n\n");
-  r.template_name = "plain";
-  return r;
-}
-
 }  // namespace
 
-RenderedContext render_context(const std::string& model_path, const Tokenizer& tok, const std::string& prompt, ContextTemplate t) {
-  if (t == ContextTemplate::Plain) return plain(tok, prompt);
+ContextRenderer::ContextRenderer(const std::string& model_path, const Tokenizer& tok, ContextTemplate t) : tok_(tok), name_("plain") {
   if (t == ContextTemplate::ChatML) {
     const int32_t start = find_marker(tok, "<|im_start|>", model_path);
     const int32_t end = find_marker(tok, "<|im_end|>", model_path);
-    const ChatTemplate chat(start, end, "");
-    return {chat.user_prompt(tok, prompt), "chatml"};
-  }
-  // auto: the base's own template where it has one.
-  if (is_gguf_path(model_path)) {
+    chat_.emplace(start, end, "");
+    name_ = "chatml";
+  } else if (t == ContextTemplate::Auto && is_gguf_path(model_path)) {
+    // auto: the base's own template where it has one.
     const GgufFile f = GgufFile::open(model_path);
     if (f.has("tokenizer.chat_template")) {
-      const ChatTemplate chat = ChatTemplate::from_gguf(f);  // refuses a template it does not recognise, naming it
-      return {chat.user_prompt(tok, prompt),
-              chat.default_system().empty() ? "chatml (the GGUF's template)" : "chatml (the GGUF's template, with its system message)"};
+      try {
+        chat_.emplace(ChatTemplate::from_gguf(f));
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(std::string(e.what()) + " (--template plain or --template chatml render the prompt without it)");
+      }
+      name_ = chat_->default_system().empty() ? "chatml (the GGUF's template)" : "chatml (the GGUF's template, with its system message)";
     }
   }
-  return plain(tok, prompt);
+}
+
+RenderedContext ContextRenderer::render(const std::string& prompt) const {
+  if (chat_) return {chat_->user_prompt(tok_, prompt), name_};
+  return {tok_.encode(prompt + "\n\n"), name_};
+}
+
+RenderedContext render_context(const std::string& model_path, const Tokenizer& tok, const std::string& prompt, ContextTemplate t) {
+  return ContextRenderer(model_path, tok, t).render(prompt);
 }
 
 }  // namespace lorazip::gen

@@ -3,9 +3,11 @@
 // same way; the file records only the fingerprint of the rendered tokens (codec/lm_codec.h).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "gen/chat.h"
 #include "model/tokenizer.h"
 
 namespace lorazip::gen {
@@ -25,11 +27,26 @@ struct RenderedContext {
   std::string template_name;  // what rendered it: "chatml (the GGUF's template, with its system message)", "chatml", "plain"
 };
 
-// The prompt (any bytes: the markers are emitted as their own ids, the text between them tokenized
-// as plain bytes, so a prompt never smuggles in a control token) rendered for the base at
-// `model_path` (-m: a .gguf file or a Hugging Face directory) with tokenizer `tok`.
-// std::runtime_error naming the base when `t` is chatml and its vocabulary lacks the markers, or
-// the GGUF's template is one lorazip does not recognise under auto (then --template plain works).
+// Renders prompts for the base at `model_path` (-m: a .gguf file or a Hugging Face directory) with
+// tokenizer `tok` (which must outlive it). The template is resolved once, at construction (auto reads
+// the GGUF's metadata then), so rendering many prompts opens nothing. std::runtime_error naming the
+// base when `t` is chatml and the vocabulary lacks the markers, or under auto the GGUF's template is
+// one lorazip does not recognise (the message says --template plain or chatml still work).
+class ContextRenderer {
+ public:
+  ContextRenderer(const std::string& model_path, const Tokenizer& tok, ContextTemplate t);
+  // The prompt (any bytes: the markers are emitted as their own ids, the text between them
+  // tokenized as plain bytes, so a prompt never smuggles in a control token) as context tokens.
+  RenderedContext render(const std::string& prompt) const;
+  const std::string& template_name() const { return name_; }
+
+ private:
+  const Tokenizer& tok_;
+  std::optional<ChatTemplate> chat_;  // empty: plain
+  std::string name_;
+};
+
+// One prompt: ContextRenderer(model_path, tok, t).render(prompt).
 RenderedContext render_context(const std::string& model_path, const Tokenizer& tok, const std::string& prompt, ContextTemplate t);
 
 }  // namespace lorazip::gen

@@ -62,6 +62,7 @@ TEST(ConditionedSmolLM2, FewerBitsGivenThePromptInEveryDomain) {
   LoadedBase base = load_base(gguf.string());
   CodecSet codecs(base);
   const LmCodec& codec = codecs.get("");
+  const gen::ContextRenderer renderer(gguf.string(), *base.tokenizer, gen::ContextTemplate::Auto);
   std::vector<fs::path> domains;
   for (const auto& e : fs::directory_iterator(data))
     if (e.is_directory()) domains.push_back(e.path());
@@ -72,7 +73,7 @@ TEST(ConditionedSmolLM2, FewerBitsGivenThePromptInEveryDomain) {
     ASSERT_FALSE(records.empty()) << d << ": no test-split records with a prompt";
     double plain = 0, given = 0;
     for (size_t i = 0; i < records.size(); ++i) {
-      const gen::RenderedContext ctx = gen::render_context(gguf.string(), *base.tokenizer, records[i].prompt, gen::ContextTemplate::Auto);
+      const gen::RenderedContext ctx = renderer.render(records[i].prompt);
       const std::vector<int32_t> tokens = codec.tokenize(records[i].text);
       plain += codec.ideal_bits(tokens, 0, -1);
       given += codec.ideal_bits(tokens, 0, -1, 0, &ctx.tokens);

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,8 @@ int main(int argc, char** argv) {
     if (!in) throw std::runtime_error(std::string("cannot read ") + argv[2]);
     std::ofstream out(argv[3]);
     if (!out) throw std::runtime_error(std::string("cannot write ") + argv[3]);
+    std::optional<lorazip::gen::ContextRenderer> renderer;
+    if (!context_template.empty()) renderer.emplace(argv[1], tok, lorazip::gen::parse_context_template(context_template));
     std::string line;
     size_t bytes = 0, tokens = 0, bad = 0;
     double seconds = 0;
@@ -87,8 +90,8 @@ int main(int argc, char** argv) {
       const std::string text = unhex(nlohmann::json::parse(line).at("hex").get<std::string>());
       const auto t0 = std::chrono::steady_clock::now();
       bool prefixed = false;
-      if (!context_template.empty()) {
-        const auto r = lorazip::gen::render_context(argv[1], tok, text, lorazip::gen::parse_context_template(context_template));
+      if (renderer) {
+        const auto r = renderer->render(text);
         out << nlohmann::json{{"ids", r.tokens}, {"template", r.template_name}}.dump() << "\n";
         continue;
       }
