@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/progress.h"
+#include "gen/context.h"
 
 namespace fs = std::filesystem;
 
@@ -31,6 +32,11 @@ CLI::App* add_archive_subcommand(CLI::App& app, ArchiveCliOptions& o) {
   a->add_option("-a,--adapter", o.adapter_dir, "adapter directory to code (or decode) every document with");
   a->add_option("-A,--adapters", o.adapters_dir, "directory of adapters: create/add pick per document; extract finds each member's");
   a->add_flag("--jsonl", o.jsonl, "create/add: the input is a JSONL file whose records' \"text\" fields are the documents");
+  a->add_flag("--conversations", o.conversations,
+              "create: JSONL records with \"messages\" (role, content) or \"prompt\" + \"response\"/\"text\" are coded turn by turn, "
+              "each turn given the turns before it (add follows the archive)");
+  a->add_option("--template", o.template_name, "create --conversations: how earlier turns are rendered: auto (the base's chat template, else plain), chatml or plain")
+      ->capture_default_str();
   a->add_option("-C,--directory", o.directory, "extract: write members under this directory")->capture_default_str();
   a->add_flag("-c,--stdout", o.to_stdout, "extract: write the members to standard output, one after another");
   a->add_option("-o,--output", o.output, "extract: write the members, one after another, to this file (a JSONL archive gives its JSONL file back)");
@@ -43,21 +49,66 @@ CLI::App* add_archive_subcommand(CLI::App& app, ArchiveCliOptions& o) {
 
 namespace {
 
-std::vector<ArchiveDocument> read_inputs(const ArchiveCliOptions& o) {
+std::vector<ArchiveDocument> read_inputs(const ArchiveCliOptions& o, bool conversations) {
   if (o.inputs.empty()) throw std::invalid_argument("archive " + o.action + ": name the files, directories or (--jsonl) JSONL file to store");
   if (!o.jsonl) return documents_from_paths(o.inputs);
   std::vector<ArchiveDocument> docs;
   for (const auto& in : o.inputs) {
-    std::vector<ArchiveDocument> d = documents_from_jsonl(read_file(in));
+    std::vector<ArchiveDocument> d = documents_from_jsonl(read_file(in), conversations);
     docs.insert(docs.end(), d.begin(), d.end());
   }
   // Records are named by their position in the archive's JSONL file; add renumbers them there.
   return docs;
 }
 
+// ChatML turns (no system message, or the base's own template with its default one).
+class ChatTurns : public TurnRenderer {
+ public:
+  ChatTurns(const std::string& model_path, const Tokenizer& tok, gen::ContextTemplate t) : r_(model_path, tok, t) {}
+  const gen::ContextRenderer& renderer() const { return r_; }
+  std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string& role) const override {
+    std::vector<gen::ChatMessage> msgs;
+    msgs.reserve(before.size());
+    for (const auto& t : before) msgs.push_back({t.role, t.text});
+    return r_.turn_context(msgs, role);
+  }
+
+ private:
+  gen::ContextRenderer r_;
+};
+
+TurnRendererFactory turn_renderers(const std::string& model_path, const Tokenizer& tok) {
+  return [model_path, &tok](ArchiveTurnTemplate t) -> std::unique_ptr<TurnRenderer> {
+    if (t == ArchiveTurnTemplate::Plain) return plain_turn_renderer(tok);
+    auto r = std::make_unique<ChatTurns>(model_path, tok, t == ArchiveTurnTemplate::ChatML ? gen::ContextTemplate::ChatML : gen::ContextTemplate::Auto);
+    if (t == ArchiveTurnTemplate::BaseTemplate && r->renderer().resolved() != gen::ContextTemplate::Auto)
+      throw std::runtime_error(model_path + ": the archive's turns are rendered in the base's own chat template, and this base has none");
+    return r;
+  };
+}
+
+// --template resolved for the base: what the archive header records.
+ArchiveTurnTemplate resolve_turn_template(const ArchiveCliOptions& o, const Tokenizer& tok) {
+  const gen::ContextTemplate t = gen::parse_context_template(o.template_name);
+  if (t == gen::ContextTemplate::Plain) return ArchiveTurnTemplate::Plain;
+  const gen::ContextRenderer r(o.model_dir, tok, t);
+  return r.resolved() == gen::ContextTemplate::ChatML ? ArchiveTurnTemplate::ChatML
+         : r.resolved() == gen::ContextTemplate::Auto  ? ArchiveTurnTemplate::BaseTemplate
+                                                       : ArchiveTurnTemplate::Plain;
+}
+
+const char* turn_template_name(ArchiveTurnTemplate t) {
+  return t == ArchiveTurnTemplate::Plain ? "plain" : t == ArchiveTurnTemplate::ChatML ? "chatml" : "the base's own chat template";
+}
+
 void report_write(const ArchiveCliOptions& o, const ArchiveWriteStats& st) {
   if (!o.verbose) return;
-  std::fprintf(stderr, "%s: %zu documents (%zu stored as they are), %llu bytes in, %llu data bytes (ideal %.0f bytes for the coded ones), "
+  for (const auto& [role, b] : st.by_role)
+    std::fprintf(stderr, "%s: %-10s %6zu turns, %10llu bytes in, %10llu data bytes (%.4f of the input; ideal %.0f bytes)\n", o.archive.c_str(),
+                 role.empty() ? "(no role)" : role.c_str(), b.turns, (unsigned long long)b.input_bytes, (unsigned long long)b.data_bytes,
+                 b.input_bytes ? double(b.data_bytes) / double(b.input_bytes) : 0.0, b.ideal_bits / 8);
+  if (st.records && st.records != st.members) std::fprintf(stderr, "%s: %zu records as %zu members (their turns)\n", o.archive.c_str(), st.records, st.members);
+  std::fprintf(stderr, "%s: %zu members (%zu stored as they are), %llu bytes in, %llu data bytes (ideal %.0f bytes for the coded ones), "
                "file %llu bytes, ratio %.4f\n", o.archive.c_str(), st.members, st.stored, (unsigned long long)st.input_bytes,
                (unsigned long long)st.data_bytes, st.ideal_bits / 8, (unsigned long long)st.file_bytes,
                st.input_bytes ? double(st.file_bytes) / double(st.input_bytes) : 0.0);
@@ -78,20 +129,31 @@ int list_members(const ArchiveCliOptions& o) {
   const ArchiveLayout L = read_archive_layout(*src, o.archive);
   if (o.verbose) {
     std::printf("# archive version %d, base model fingerprint begins %04x, tokenizer %02x, %s, %zu members\n", L.header.version, L.header.base_tag,
-                L.header.tokenizer_tag, L.header.flags & kArchiveJsonl ? "JSONL records" : "files", L.index.members.size());
+                L.header.tokenizer_tag,
+                L.header.flags & kArchiveConversations ? "conversations (JSONL records coded turn by turn)"
+                : L.header.flags & kArchiveJsonl        ? "JSONL records"
+                                                        : "files",
+                L.index.members.size());
+    if (L.header.flags & kArchiveConversations)
+      std::printf("# turns are coded given the turns before them, rendered in %s; a record's turns share its name\n",
+                  turn_template_name(L.header.turn_template));
     if (L.header.version == kArchiveVersion)
       std::printf("# columns: document bytes ('-': coded, not recorded; the member's seal checks it), data bytes, how, name\n");
     for (size_t i = 0; i < L.index.adapters.size(); ++i)
       std::printf("# adapter %zu: fingerprint begins %04x, domain '%s'\n", i + 1, L.index.adapters[i].tag, L.index.adapters[i].domain.c_str());
   }
-  for (const auto& m : L.index.members) {
+  for (size_t k = 0; k < L.index.members.size(); ++k) {
+    const ArchiveMember& m = L.index.members[k];
     if (!o.verbose) {
+      if (m.same_record) continue;  // a record's later turns: one name per record
       std::printf("%s\n", m.name.c_str());
       continue;
     }
     std::string how = !m.coded ? "stored" : m.adapter == 0 ? "base" : "adapter " + L.index.adapters[m.adapter - 1].domain;
     const std::string size = m.coded && L.header.version == kArchiveVersion ? "-" : std::to_string(m.original_bytes);
-    std::printf("%10s %10llu  %-16s %s\n", size.c_str(), (unsigned long long)m.data_len, how.c_str(), m.name.c_str());
+    std::string turn;
+    if (L.header.flags & kArchiveConversations && !m.raw_line && !m.role.empty()) turn = "  (turn " + std::to_string(m.turn) + ", " + m.role + ")";
+    std::printf("%10s %10llu  %-16s %s%s\n", size.c_str(), (unsigned long long)m.data_len, how.c_str(), m.name.c_str(), turn.c_str());
   }
   return 0;
 }
@@ -117,11 +179,28 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   if (o.action == "list") return list_members(o);
   if (o.action == "repair") return repair(o);
   if (o.model_dir.empty()) throw std::invalid_argument("archive " + o.action + ": no base model: pass -m DIR or -m FILE.gguf");
+  if (o.conversations && o.action != "create")
+    throw std::invalid_argument("--conversations is for create (add follows the archive; extract and test read it from the archive)");
+  if (o.conversations && !o.jsonl) throw std::invalid_argument("--conversations codes JSONL records: give --jsonl and a JSONL file");
+  if (!o.conversations && o.template_name != "auto") throw std::invalid_argument("--template renders conversations: give --conversations too");
+  if (o.conversations) gen::parse_context_template(o.template_name);  // refuse a bad name before loading the base
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
+  const TurnRendererFactory renderers = turn_renderers(o.model_dir, *base.tokenizer);
   if (o.action == "create" || o.action == "add") {
-    std::vector<ArchiveDocument> docs = read_inputs(o);
-    const ArchiveCodingOptions c = coding_options(o, g);
+    bool conversations = o.conversations;
+    if (o.action == "add") {
+      auto src = open_file_source(o.archive);
+      conversations = (read_archive_layout(*src, o.archive).header.flags & kArchiveConversations) != 0;
+    }
+    std::vector<ArchiveDocument> docs = read_inputs(o, conversations);
+    ArchiveCodingOptions c = coding_options(o, g);
+    c.renderers = renderers;
+    c.conversations = o.conversations;
+    if (o.conversations) {
+      c.turn_template = resolve_turn_template(o, *base.tokenizer);
+      if (o.verbose) std::fprintf(stderr, "%s: turns rendered in %s\n", o.archive.c_str(), turn_template_name(c.turn_template));
+    }
     report_write(o, o.action == "create" ? archive_create(o.archive, codecs, docs, c, o.force) : archive_add(o.archive, codecs, docs, c));
     return 0;
   }
@@ -142,6 +221,16 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
       which.push_back(it->second);
     }
   }
+  if (L.header.flags & kArchiveConversations) {
+    // A conversation record is several members (its turns) and comes out whole, once.
+    std::vector<size_t> records;
+    std::vector<char> taken(L.index.members.size(), 0);
+    for (size_t k : which) {
+      const size_t first = record_first_member(L.index, k);
+      if (!taken[first]++) records.push_back(first);
+    }
+    which = std::move(records);
+  }
   const bool one_stream = o.action == "extract" && (o.to_stdout || !o.output.empty() || jsonl);
   if (o.action == "extract" && jsonl && !o.to_stdout && o.output.empty())
     throw std::invalid_argument(o.archive + " holds JSONL records: extract them with -o FILE.jsonl or -c");
@@ -152,7 +241,7 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   std::vector<ArchiveExtracted> docs;
   {
     ProgressMeter meter(o.archive, 0, stderr, g.progress);
-    docs = archive_extract_members(*src, L, which, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive, &meter);
+    docs = archive_extract_members(*src, L, which, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive, &meter, renderers);
   }
   for (size_t i = 0; i < which.size(); ++i) {
     const ArchiveMember& m = L.index.members[which[i]];

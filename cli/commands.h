@@ -65,6 +65,8 @@ struct ArchiveCliOptions {
   bool verbose = false;
   int64_t chunk_tokens = 0;
   int64_t context_tokens = kDefaultContextTokens;
+  bool conversations = false;           // create: code each record's turns given the turns before them
+  std::string template_name = "auto";   // create --conversations: auto, chatml or plain
 };
 int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g);
 

@@ -37,6 +37,9 @@ constexpr uint8_t kMemberNoNewline = 1u << 4;
 constexpr uint8_t kMemberKnown = kMemberCoded | kMemberDummyPrefix | kMemberAsciiEscapes | kMemberRawLine | kMemberNoNewline;
 constexpr uint8_t kMemberNameNext = 1u << 5;  // version 2: the name is next_member_name(the previous member's); not written
 constexpr uint8_t kMemberKnown2 = kMemberKnown | kMemberNameNext;
+// Version 2, conversations: the member is the next turn of the record of the member before it;
+// its name is that member's (not written).
+constexpr uint8_t kMemberSameRecord = 1u << 6;
 // Version 2: each member takes at least its data length (a byte) and its check (4 bytes); the
 // flags and gaps are runs and may take no byte of their own.
 constexpr uint64_t kMinMemberBytes2 = 5;
@@ -318,6 +321,143 @@ std::string join_jsonl_record(std::string_view text, const std::string& prefix, 
   return prefix + json_string_literal(text, ascii_escapes) + suffix;
 }
 
+namespace {
+
+// The text a JSON string literal stands for and the style that writes it back exactly; false when
+// neither style rebuilds `lit` byte for byte.
+bool rebuildable_literal(std::string_view lit, std::string* text, bool* ascii_escapes) {
+  if (!decode_json_string(lit, text)) return false;
+  for (bool ascii : {false, true}) {
+    try {
+      if (json_string_literal(*text, ascii) == lit) {
+        *ascii_escapes = ascii;
+        return true;
+      }
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  return false;
+}
+
+// Calls visit(key literal, value start, value end) for each member of the JSON object whose '{'
+// is at s[i], in order; false for a malformed object (or when visit returns false).
+template <class Visit>
+bool scan_object(std::string_view s, size_t i, Visit visit) {
+  if (i >= s.size() || s[i] != '{') return false;
+  i = skip_ws(s, i + 1);
+  if (i < s.size() && s[i] == '}') return true;
+  while (i < s.size() && s[i] == '"') {
+    const size_t key_end = skip_string(s, i);
+    if (key_end == std::string_view::npos) return false;
+    const std::string_view key = s.substr(i, key_end - i);
+    i = skip_ws(s, key_end);
+    if (i >= s.size() || s[i] != ':') return false;
+    i = skip_ws(s, i + 1);
+    const size_t value_end = skip_value(s, i);
+    if (value_end == std::string_view::npos) return false;
+    if (!visit(key, i, value_end)) return false;
+    i = skip_ws(s, value_end);
+    if (i < s.size() && s[i] == ',') i = skip_ws(s, i + 1);
+    else return i < s.size() && s[i] == '}';
+  }
+  return false;
+}
+
+struct TurnSpan {
+  size_t start = 0, end = 0;  // the content's string literal
+  std::string role;
+};
+
+// The turns of a "messages" array at s[i] (objects with "role" and "content" strings; other
+// elements are no turns); false when it is malformed.
+bool scan_messages(std::string_view s, size_t i, std::vector<TurnSpan>* out) {
+  if (i >= s.size() || s[i] != '[') return false;
+  i = skip_ws(s, i + 1);
+  if (i < s.size() && s[i] == ']') return true;
+  while (i < s.size()) {
+    const size_t end = skip_value(s, i);
+    if (end == std::string_view::npos) return false;
+    if (s[i] == '{') {
+      TurnSpan t;
+      bool has_role = false, has_content = false;
+      const bool ok = scan_object(s, i, [&](std::string_view key, size_t vs, size_t ve) {
+        if (key == "\"role\"" && !has_role && s[vs] == '"') {
+          bool ascii = false;
+          if (!rebuildable_literal(s.substr(vs, ve - vs), &t.role, &ascii) || t.role.size() > kMaxTurnRole) return false;
+          has_role = true;
+        } else if (key == "\"content\"" && !has_content && s[vs] == '"') {
+          t.start = vs;
+          t.end = ve;
+          has_content = true;
+        }
+        return true;
+      });
+      if (!ok) return false;
+      if (has_role && has_content) out->push_back(std::move(t));
+    }
+    i = skip_ws(s, end);
+    if (i < s.size() && s[i] == ',') i = skip_ws(s, i + 1);
+    else return i < s.size() && s[i] == ']';
+  }
+  return false;
+}
+
+}  // namespace
+
+bool split_conversation_record(std::string_view line, std::vector<JsonlTurn>* turns, std::string* suffix) {
+  turns->clear();
+  suffix->clear();
+  const size_t open = skip_ws(line, 0);
+  std::vector<TurnSpan> spans;
+  bool has_messages = false;
+  TurnSpan prompt, response;
+  int response_rank = 0;  // 0: none; else 4 "response", 3 "completion", 2 "output", 1 "text"
+  const bool ok = scan_object(line, open, [&](std::string_view key, size_t vs, size_t ve) {
+    if (key == "\"messages\"" && line[vs] == '[' && !has_messages) {
+      has_messages = true;
+      return scan_messages(line, vs, &spans);
+    }
+    if (line[vs] != '"') return true;
+    if (key == "\"prompt\"" && prompt.role.empty()) {
+      prompt = {vs, ve, "user"};
+      return true;
+    }
+    const int rank = key == "\"response\"" ? 4 : key == "\"completion\"" ? 3 : key == "\"output\"" ? 2 : key == "\"text\"" ? 1 : 0;
+    if (rank > response_rank) {
+      response = {vs, ve, "assistant"};
+      response_rank = rank;
+    }
+    return true;
+  });
+  if (!ok) return false;
+  if (!has_messages) {
+    if (prompt.role.empty() || response_rank == 0) return false;
+    spans = {prompt, response};
+  }
+  if (spans.empty()) return false;
+  std::vector<size_t> by_place(spans.size());
+  for (size_t k = 0; k < spans.size(); ++k) by_place[k] = k;
+  std::sort(by_place.begin(), by_place.end(), [&](size_t a, size_t b) { return spans[a].start < spans[b].start; });
+  size_t pos = 0;
+  for (size_t k : by_place) {
+    JsonlTurn t;
+    if (!rebuildable_literal(line.substr(spans[k].start, spans[k].end - spans[k].start), &t.text, &t.ascii_escapes)) return false;
+    t.prefix = std::string(line.substr(pos, spans[k].start - pos));
+    t.role = spans[k].role;
+    t.turn = static_cast<uint32_t>(k);
+    pos = spans[k].end;
+    turns->push_back(std::move(t));
+  }
+  *suffix = std::string(line.substr(pos));
+  return true;
+}
+
+std::string join_conversation_record(const std::vector<JsonlTurn>& turns, const std::string& suffix) {
+  std::string out;
+  for (const JsonlTurn& t : turns) out += t.prefix + json_string_literal(t.text, t.ascii_escapes);
+  return out + suffix;
+}
+
 std::unique_ptr<ByteSource> open_file_source(const std::string& path) { return std::make_unique<FileSource>(path); }
 std::unique_ptr<ByteSource> memory_source(std::string bytes) { return std::make_unique<MemorySource>(std::move(bytes)); }
 
@@ -333,7 +473,12 @@ std::string ArchiveHeader::serialize() const {
   if (chunk_tokens < 0 || chunk_tokens > kMaxChunkTokens || (chunk_tokens > 0 && (context_tokens < 0 || context_tokens >= chunk_tokens)))
     throw std::invalid_argument("ArchiveHeader::serialize: chunk_tokens " + std::to_string(chunk_tokens) + " / context_tokens " +
                                 std::to_string(context_tokens) + " out of range");
-  if (flags & ~kArchiveJsonl) throw std::invalid_argument("ArchiveHeader::serialize: unknown flags");
+  if (flags & ~kArchiveKnownFlags) throw std::invalid_argument("ArchiveHeader::serialize: unknown flags");
+  const bool conversations = (flags & kArchiveConversations) != 0;
+  if (conversations && (version != kArchiveVersion || !(flags & kArchiveJsonl)))
+    throw std::invalid_argument("ArchiveHeader::serialize: conversations need a version-2 archive of JSONL records");
+  if (conversations && static_cast<uint8_t>(turn_template) > static_cast<uint8_t>(ArchiveTurnTemplate::BaseTemplate))
+    throw std::invalid_argument("ArchiveHeader::serialize: unknown turn template");
   std::string out(kArchiveMagic, 4);
   put_u8(out, static_cast<uint8_t>(version));
   put_u8(out, flags);
@@ -342,6 +487,7 @@ std::string ArchiveHeader::serialize() const {
   put_u8(out, tokenizer_tag);
   put_varint(out, static_cast<uint64_t>(chunk_tokens));
   if (chunk_tokens > 0) put_varint(out, static_cast<uint64_t>(context_tokens));
+  if (conversations) put_u8(out, static_cast<uint8_t>(turn_template));
   put_le(out, check32(out), 4);
   return out;
 }
@@ -359,7 +505,10 @@ ArchiveHeader ArchiveHeader::parse(std::string_view b, const std::string& name, 
   ArchiveHeader h;
   h.version = version;
   h.flags = r.u8("flags");
-  if (h.flags & ~kArchiveJsonl) fail("archive flags name features this lorazip does not know (written by a newer version?)");
+  if (h.flags & ~kArchiveKnownFlags) fail("archive flags name features this lorazip does not know (written by a newer version?)");
+  const bool conversations = (h.flags & kArchiveConversations) != 0;
+  if (conversations && (version != kArchiveVersion || !(h.flags & kArchiveJsonl)))
+    fail("invalid archive header: the conversations flag without version 2 and JSONL records");
   h.arithmetic_version = r.u8("arithmetic_version");
   const int max_arith = version == kArchiveVersion ? kCompactMaxArithmetic4 : 255;
   if (h.arithmetic_version < 1 || h.arithmetic_version > max_arith)
@@ -369,6 +518,12 @@ ArchiveHeader ArchiveHeader::parse(std::string_view b, const std::string& name, 
   h.chunk_tokens = static_cast<int64_t>(r.varint_in("chunk_tokens", 0, static_cast<uint64_t>(kMaxChunkTokens)));
   if (h.chunk_tokens > 0)
     h.context_tokens = static_cast<int64_t>(r.varint_in("context_tokens", 0, static_cast<uint64_t>(h.chunk_tokens - 1)));
+  if (conversations) {
+    const uint8_t t = r.u8("turn_template");
+    if (t > static_cast<uint8_t>(ArchiveTurnTemplate::BaseTemplate))
+      fail("invalid archive header: turn template " + std::to_string(t) + " is none this lorazip knows (0 plain, 1 chatml, 2 the base's own)");
+    h.turn_template = static_cast<ArchiveTurnTemplate>(t);
+  }
   const size_t end = r.pos();
   const uint32_t stored = static_cast<uint32_t>(r.le(4, "header_check"));
   if (kVerifyChecksums && stored != check32(b.substr(0, end))) fail("archive header checksum mismatch (file corrupted)");
@@ -511,7 +666,13 @@ int64_t unzigzag(uint64_t z) { return static_cast<int64_t>(z >> 1) ^ -static_cas
 // differences from the guess), chunk counts (runs) and chunk lengths; then the JSONL records'
 // prefixes and suffixes. No original length: a coded member's check (its version-4 seal) binds
 // what it decodes to.
-std::string index_block_v2(const ArchiveIndex& ix, bool jsonl) {
+// A conversation archive (kArchiveConversations) marks a record's later turns kMemberSameRecord
+// (their names are not written), writes a suffix only for a record's last turn, and ends with
+// every record member's role and place in its conversation.
+// Whether member k is the last turn of its record (a member of its own is).
+bool ends_record(const std::vector<ArchiveMember>& ms, size_t k) { return k + 1 >= ms.size() || !ms[k + 1].same_record; }
+
+std::string index_block_v2(const ArchiveIndex& ix, bool jsonl, bool conversations) {
   std::string block;
   put_adapters(block, ix);
   put_varint(block, ix.members.size());
@@ -521,8 +682,13 @@ std::string index_block_v2(const ArchiveIndex& ix, bool jsonl) {
   for (size_t k = 0; k < ix.members.size(); ++k) {
     const ArchiveMember& m = ix.members[k];
     check_member_for_writing(ix, m);
-    numbered[k] = k > 0 && !m.name.empty() && next_member_name(ix.members[k - 1].name) == m.name;
-    flags.push_back(member_flags(m) | (numbered[k] ? kMemberNameNext : 0));
+    if (m.same_record) {
+      const ArchiveMember* prev = k > 0 ? &ix.members[k - 1] : nullptr;
+      if (!conversations || !prev || m.raw_line || prev->raw_line || prev->no_newline || prev->name != m.name)
+        throw std::invalid_argument("archive member '" + m.name + "' continues a record it cannot continue");
+    }
+    numbered[k] = !m.same_record && k > 0 && !m.name.empty() && next_member_name(ix.members[k - 1].name) == m.name;
+    flags.push_back(member_flags(m) | (numbered[k] ? kMemberNameNext : 0) | (m.same_record ? kMemberSameRecord : 0));
     gaps.push_back(m.gap);
     if (m.coded) {
       coded_bytes += m.data_len;
@@ -533,7 +699,7 @@ std::string index_block_v2(const ArchiveIndex& ix, bool jsonl) {
   }
   put_runs(block, flags);
   for (size_t k = 0; k < ix.members.size(); ++k)
-    if (!numbered[k]) put_str(block, ix.members[k].name);
+    if (!numbered[k] && !ix.members[k].same_record) put_str(block, ix.members[k].name);
   put_runs(block, gaps);
   for (const auto& m : ix.members) put_varint(block, m.data_len);
   for (const auto& m : ix.members) put_le(block, m.check, 4);
@@ -551,10 +717,19 @@ std::string index_block_v2(const ArchiveIndex& ix, bool jsonl) {
     if (m.coded)
       for (size_t i = 0; i + 1 < m.chunk_lens.size(); ++i) put_varint(block, m.chunk_lens[i]);
   if (jsonl)
+    for (size_t k = 0; k < ix.members.size(); ++k) {
+      const ArchiveMember& m = ix.members[k];
+      if (m.raw_line) continue;
+      put_str(block, m.prefix);
+      if (!conversations || ends_record(ix.members, k)) put_str(block, m.suffix);
+      else if (!m.suffix.empty()) throw std::invalid_argument("archive member '" + m.name + "': a turn before the record's last has a suffix");
+    }
+  if (conversations)
     for (const auto& m : ix.members)
       if (!m.raw_line) {
-        put_str(block, m.prefix);
-        put_str(block, m.suffix);
+        if (m.role.size() > kMaxTurnRole) throw std::invalid_argument("archive member '" + m.name + "': role longer than 255 bytes");
+        put_str(block, m.role);
+        put_varint(block, m.turn);
       }
   return block;
 }
@@ -628,7 +803,29 @@ void parse_v1(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t dat
   }
 }
 
-void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t data_end, bool jsonl) {
+// A conversation archive's records: each record's turns hold the places 0..n-1 once each, and
+// only a record of one turn may have no role.
+void check_records(ByteReader& r, const ArchiveIndex& ix) {
+  const auto& ms = ix.members;
+  std::vector<char> seen;
+  for (size_t first = 0; first < ms.size();) {
+    size_t end = first + 1;
+    while (end < ms.size() && ms[end].same_record) ++end;
+    const size_t n = end - first;
+    seen.assign(n, 0);
+    for (size_t k = first; k < end; ++k) {
+      const ArchiveMember& m = ms[k];
+      if (m.raw_line) continue;  // a whole line is a record of one member
+      if (m.turn >= n || seen[m.turn]++)
+        r.fail("invalid archive index: " + member_label(k, m) + " has turn " + std::to_string(m.turn) + ", but its record's " +
+               std::to_string(n) + " turns must hold 0.." + std::to_string(n - 1) + " once each");
+      if (m.role.empty() && n > 1) r.fail("invalid archive index: " + member_label(k, m) + " has no role in a record of several turns");
+    }
+    first = end;
+  }
+}
+
+void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t data_end, bool jsonl, bool conversations) {
   const uint64_t n_members = r.varint("n_members");
   if (n_members > r.left() / kMinMemberBytes2)
     r.fail("invalid archive index: " + std::to_string(n_members) + " members cannot fit its " + std::to_string(r.left()) + " bytes");
@@ -638,12 +835,23 @@ void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t dat
   const std::vector<uint64_t> flags = read_runs(r, n, "member flags");
   for (size_t k = 0; k < n; ++k) {
     if (flags[k] > 0xFF) r.fail("invalid archive index: archive member " + std::to_string(k) + " has unknown flags");
-    check_member_flags(r, "archive member " + std::to_string(k), static_cast<uint8_t>(flags[k]), kMemberKnown2, jsonl);
+    const std::string who = "archive member " + std::to_string(k);
+    check_member_flags(r, who, static_cast<uint8_t>(flags[k]), kMemberKnown2 | (conversations ? kMemberSameRecord : 0), jsonl);
     apply_member_flags(ix.members[k], static_cast<uint8_t>(flags[k]));
     numbered[k] = flags[k] & kMemberNameNext;
+    ArchiveMember& m = ix.members[k];
+    m.same_record = flags[k] & kMemberSameRecord;
+    if (m.same_record) {
+      if (k == 0 || numbered[k] || m.raw_line || ix.members[k - 1].raw_line || ix.members[k - 1].no_newline)
+        r.fail("invalid archive index: " + who + " continues a record it cannot continue (the first member, a whole line, or after a record's end)");
+    }
   }
   for (size_t k = 0; k < n; ++k) {
     ArchiveMember& m = ix.members[k];
+    if (m.same_record) {
+      m.name = ix.members[k - 1].name;
+      continue;
+    }
     if (!numbered[k]) {
       m.name = r.str("member name", kMaxMemberName);
       continue;
@@ -693,11 +901,20 @@ void parse_v2(ByteReader& r, ArchiveIndex& ix, uint64_t data_start, uint64_t dat
     if (m.coded && m.n_tokens > 0) read_chunk_lengths(r, member_label(k, m), m, extra[k]);
   }
   if (jsonl)
+    for (size_t k = 0; k < n; ++k) {
+      ArchiveMember& m = ix.members[k];
+      if (m.raw_line) continue;
+      m.prefix = r.str("member prefix", kMaxIndexBytes);
+      if (!conversations || ends_record(ix.members, k)) m.suffix = r.str("member suffix", kMaxIndexBytes);
+    }
+  if (conversations) {
     for (auto& m : ix.members)
       if (!m.raw_line) {
-        m.prefix = r.str("member prefix", kMaxIndexBytes);
-        m.suffix = r.str("member suffix", kMaxIndexBytes);
+        m.role = r.str("member role", kMaxTurnRole);
+        m.turn = static_cast<uint32_t>(r.varint_in("member turn", 0, UINT32_MAX));
       }
+    check_records(r, ix);
+  }
 }
 
 }  // namespace
@@ -708,7 +925,7 @@ std::string ArchiveIndex::serialize_with_footer(const ArchiveHeader& h) const {
     throw std::invalid_argument("ArchiveIndex::serialize_with_footer: archive version " + std::to_string(h.version) + " is neither 1 nor 2");
   std::string packed;
   if (h.version == kArchiveVersion) {
-    const std::string block = index_block_v2(*this, jsonl);
+    const std::string block = index_block_v2(*this, jsonl, (h.flags & kArchiveConversations) != 0);
     const std::string z = classical_compress(Classical::Zstd19, block);
     packed.assign(1, static_cast<char>(z.size() < block.size() ? kIndexZstd : kIndexRaw));
     packed += z.size() < block.size() ? z : block;
@@ -743,7 +960,7 @@ ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& nam
   read_adapters(r, ix);
   const bool jsonl = (h.flags & kArchiveJsonl) != 0;
   try {
-    if (h.version == kArchiveVersion) parse_v2(r, ix, data_start, data_end, jsonl);
+    if (h.version == kArchiveVersion) parse_v2(r, ix, data_start, data_end, jsonl, (h.flags & kArchiveConversations) != 0);
     else parse_v1(r, ix, data_start, data_end, jsonl);
   } catch (const std::bad_alloc&) {
     // A hostile index can claim as many members as its decompressed bytes allow.
@@ -754,12 +971,20 @@ ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& nam
   return ix;
 }
 
-CompactFile member_compact_file(const ArchiveHeader& h, const ArchiveIndex& ix, const ArchiveMember& m, std::string_view data) {
+size_t record_first_member(const ArchiveIndex& ix, size_t k) {
+  while (k > 0 && k < ix.members.size() && ix.members[k].same_record) --k;
+  return k;
+}
+
+CompactFile member_compact_file(const ArchiveHeader& h, const ArchiveIndex& ix, const ArchiveMember& m, std::string_view data,
+                                std::optional<uint16_t> context_tag) {
   if (!m.coded || data.size() != m.data_len || m.adapter > ix.adapters.size())
     throw std::invalid_argument("member_compact_file: '" + m.name + "' is not a coded member with this data and adapter");
   CompactFile f;
   const bool v2 = h.version == kArchiveVersion;
-  f.version = v2 ? kCompactVersion : kCompactVersionLegacy;
+  if (context_tag && !v2) throw std::invalid_argument("member_compact_file: '" + m.name + "': a version-1 archive has no conditioned members");
+  f.version = context_tag ? kCompactVersionContext : v2 ? kCompactVersion : kCompactVersionLegacy;
+  f.context_tag = context_tag.value_or(0);
   f.dummy_prefix = m.dummy_prefix;
   f.arithmetic_version = h.arithmetic_version;
   f.base_tag = h.base_tag;

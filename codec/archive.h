@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -22,9 +23,20 @@ constexpr char kArchiveFooterMagic[4] = {'L', 'R', 'Z', 'E'};
 constexpr uint8_t kArchiveVersion = 2;        // what `archive create` writes (columnar index, members sealed as version-4 files)
 constexpr uint8_t kArchiveVersionLegacy = 1;  // read, and appended to in its own version
 constexpr uint8_t kArchiveJsonl = 1u << 0;  // members are the "text" fields of JSONL records; the index holds the rest
+// Conversations (version 2, with kArchiveJsonl): a record's turns (its "messages" contents, or its
+// "prompt" and response) are members of their own, each coded given the turns before it rendered
+// in the template the header names (ArchiveTurnTemplate); the index keeps each turn's role and place.
+constexpr uint8_t kArchiveConversations = 1u << 1;
+constexpr uint8_t kArchiveKnownFlags = kArchiveJsonl | kArchiveConversations;
 constexpr size_t kArchiveFooterBytes = 16;  // index_len u64, index check32 u32, "LRZE"
 constexpr size_t kMaxMemberName = 4096;
 constexpr size_t kMaxArchiveAdapters = 4096;
+constexpr size_t kMaxTurnRole = 255;  // bytes of a turn's role
+
+// How a conversation archive renders the turns before a turn as its context (the header's byte):
+// the prompt's own text (plain), ChatML with no system message, or the base's own chat template
+// (a GGUF's tokenizer.chat_template, recognised as ChatML, with its default system message).
+enum class ArchiveTurnTemplate : uint8_t { Plain = 0, ChatML = 1, BaseTemplate = 2 };
 
 // Read access by offset (a file, or bytes in memory). Archive readers go through it so that what
 // they touch can be counted (tests check that extracting one member reads only its bytes).
@@ -47,6 +59,7 @@ struct ArchiveHeader {
   uint8_t tokenizer_tag = 0;
   int64_t chunk_tokens = 0;      // 0: the model's defaults (then context_tokens is ignored)
   int64_t context_tokens = 0;
+  ArchiveTurnTemplate turn_template = ArchiveTurnTemplate::Plain;  // kArchiveConversations only
   std::string serialize() const;  // magic, version, fields, check32
   // From the archive's first bytes (`bytes` may run past the header); sets *header_bytes.
   static ArchiveHeader parse(std::string_view bytes, const std::string& name, size_t* header_bytes);
@@ -75,6 +88,14 @@ struct ArchiveMember {
   bool ascii_escapes = false;   // JSONL: the text was written with \uXXXX for every non-ASCII character
   bool raw_line = false;        // JSONL: the member is the whole line (no "text" string lorazip can rebuild)
   bool no_newline = false;      // JSONL: the record ends the file without a newline
+  // Conversations: the member is a turn of a record. `same_record`: it continues the record of the
+  // member before it (its name is that member's; the record's bytes are every turn's prefix and
+  // JSON string in member order, then the last turn's suffix). `role`: the turn's role ("" only for
+  // a record of one turn: a lone "text", coded from BOS alone). `turn`: its place in the
+  // conversation (the order it is coded and rendered in; a record's turns hold 0..n-1 once each).
+  bool same_record = false;
+  std::string role;
+  uint32_t turn = 0;
   uint64_t offset = 0;          // computed by ArchiveIndex::parse / layout(): where the data starts
 };
 
@@ -131,13 +152,19 @@ ArchiveRepair find_archive_repair(const ByteSource& src, const std::string& name
 // to its last complete state (ftruncate + fsync). An intact archive is left as it is.
 ArchiveRepair repair_archive(const std::string& path);
 
+// Conversation archives: the first member of the record member k belongs to (k itself elsewhere).
+size_t record_first_member(const ArchiveIndex& ix, size_t k);
+
 // The member's data, read from its own byte range only.
 std::string read_member_data(const ByteSource& src, const ArchiveMember& m);
 // A coded member as the compact file it stands for, which the reader decodes: in a version-2
 // archive a version-4 file whose seal is the member's check (the writer sets that check from
 // this file: serialize_sealed(document)), in a version-1 archive a version-3 file. `data` is the
 // member's data.
-CompactFile member_compact_file(const ArchiveHeader& h, const ArchiveIndex& ix, const ArchiveMember& m, std::string_view data);
+// A turn coded given a context expands to a version-5 file with `context_tag` (the first two bytes of
+// the context's fingerprint, which the reader computes from the turns it decoded before).
+CompactFile member_compact_file(const ArchiveHeader& h, const ArchiveIndex& ix, const ArchiveMember& m, std::string_view data,
+                                std::optional<uint16_t> context_tag = std::nullopt);
 // The name after `prev` in a numbered run ("line 9" -> "line 10", "doc09" -> "doc10"): its
 // trailing decimal digits counted up by one; "" when `prev` does not end in a digit.
 std::string next_member_name(const std::string& prev);
@@ -150,5 +177,20 @@ std::string next_member_name(const std::string& prev);
 std::string json_string_literal(std::string_view text, bool ascii_escapes);
 bool split_jsonl_record(std::string_view line, std::string* text, std::string* prefix, std::string* suffix, bool* ascii_escapes);
 std::string join_jsonl_record(std::string_view text, const std::string& prefix, const std::string& suffix, bool ascii_escapes);
+
+// Conversation records. A line whose top-level object has a "messages" array of objects with
+// "role" and "content" strings (every such message a turn, in array order; a message without
+// them stays in the record's bytes and is no turn), or a "prompt" string with a "response",
+// "completion", "output" or "text" string (the prompt a user turn, the other an assistant turn).
+// The turns come in the order their strings stand in the line, each with the bytes before it;
+// `suffix` is what follows the last. false when the line is neither shape or a turn's string (or
+// role) does not rebuild byte for byte; then split_jsonl_record decides.
+struct JsonlTurn {
+  std::string text, role, prefix;
+  uint32_t turn = 0;  // place in the conversation
+  bool ascii_escapes = false;
+};
+bool split_conversation_record(std::string_view line, std::vector<JsonlTurn>* turns, std::string* suffix);
+std::string join_conversation_record(const std::vector<JsonlTurn>& turns, const std::string& suffix);
 
 }  // namespace lorazip

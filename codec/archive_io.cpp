@@ -22,18 +22,28 @@ namespace fs = std::filesystem;
 namespace lorazip {
 namespace {
 
-// The member for `doc`, its data appended to `data`, coded under the archive's chunking.
+ArchiveWriteStats::RoleBytes& role_stats(ArchiveWriteStats& st, const std::string& role) {
+  for (auto& [r, b] : st.by_role)
+    if (r == role) return b;
+  st.by_role.emplace_back(role, ArchiveWriteStats::RoleBytes{});
+  return st.by_role.back().second;
+}
+
+// The member for `doc`, its data appended to `data`, coded under the archive's chunking (given
+// `context` when not null: a conversation's turn).
 ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
-                          ArchiveIndex& index, std::string& data, ArchiveWriteStats& st) {
+                          ArchiveIndex& index, std::string& data, ArchiveWriteStats& st, const std::vector<int32_t>* context = nullptr) {
   std::string adapter = opt.adapter_dir;
   if (!opt.candidates.empty())
-    adapter = route_by_ideal_bits(codecs, doc.bytes, opt.candidates, h.chunk_tokens, h.chunk_tokens > 0 ? h.context_tokens : -1).adapter_dir;
+    adapter = route_by_ideal_bits(codecs, doc.bytes, opt.candidates, h.chunk_tokens, h.chunk_tokens > 0 ? h.context_tokens : -1, context)
+                  .adapter_dir;
   LmCodec& codec = codecs.get(adapter);
   LmCodecOptions co;
   co.chunk_tokens = h.chunk_tokens;
   co.context_tokens = h.chunk_tokens > 0 ? h.context_tokens : -1;
   co.threads = opt.threads;
   co.format = ContainerFormat::Compact;
+  co.context = context;
   CodeStats cs;
   const CompactFile f = CompactFile::parse(codec.compress(doc.bytes, co, &cs), doc.name);
   ArchiveMember m;
@@ -73,9 +83,12 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
       m.adapter = static_cast<uint32_t>(it - index.adapters.begin()) + 1;
     }
     if (h.version == kArchiveVersion) {
-      // The member's check is the seal of the version-4 file the reader will rebuild from it.
+      // The member's check is the seal of the version-4 (given a context: version-5) file the
+      // reader will rebuild from it.
       m.original_bytes = 0;
-      m.check = member_compact_file(h, index, m, std::string_view(data).substr(data_start)).seal_for(doc.bytes);
+      std::optional<uint16_t> tag;
+      if (f.version == kCompactVersionContext) tag = f.context_tag;
+      m.check = member_compact_file(h, index, m, std::string_view(data).substr(data_start), tag).seal_for(doc.bytes);
     }
   }
   ++st.members;
@@ -83,6 +96,96 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
   st.data_bytes += m.data_len;
   return m;
 }
+
+// A conversation record's members (one per turn, in the order the turns stand in the line), each
+// turn coded given the turns before it in the conversation; their data appended to `data` in
+// member order.
+std::vector<ArchiveMember> code_record(CodecSet& codecs, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
+                                       const TurnRenderer& renderer, ArchiveIndex& index, std::string& data, ArchiveWriteStats& st) {
+  const size_t n = doc.turns.size();
+  std::vector<size_t> at(n, n);  // member position of each turn
+  for (size_t k = 0; k < n; ++k) {
+    const uint32_t t = doc.turns[k].turn;
+    if (t >= n || at[t] != n) throw std::invalid_argument(doc.name + ": its turns do not hold the places 0.." + std::to_string(n - 1) + " once each");
+    at[t] = k;
+  }
+  std::vector<ArchiveMember> members(n);
+  std::vector<std::string> bytes(n);
+  std::vector<ConversationTurn> before;
+  for (size_t t = 0; t < n; ++t) {
+    const JsonlTurn& turn = doc.turns[at[t]];
+    ArchiveDocument d;
+    d.name = doc.name;
+    d.bytes = turn.text;
+    d.jsonl = true;
+    d.prefix = turn.prefix;
+    d.ascii_escapes = turn.ascii_escapes;
+    const std::vector<int32_t> ctx = turn.role.empty() ? std::vector<int32_t>{} : renderer.context(before, turn.role);
+    const uint64_t data_before = st.data_bytes;
+    const double bits_before = st.ideal_bits;
+    ArchiveMember m = code_member(codecs, d, h, opt, index, bytes[at[t]], st, ctx.empty() ? nullptr : &ctx);
+    m.role = turn.role;
+    m.turn = static_cast<uint32_t>(t);
+    m.same_record = at[t] > 0;
+    ArchiveWriteStats::RoleBytes& rb = role_stats(st, turn.role);
+    ++rb.turns;
+    rb.input_bytes += turn.text.size();
+    rb.data_bytes += st.data_bytes - data_before;
+    rb.ideal_bits += st.ideal_bits - bits_before;
+    members[at[t]] = std::move(m);
+    before.push_back({turn.role, turn.text});
+  }
+  members.back().suffix = doc.suffix;
+  members.back().no_newline = doc.no_newline;
+  for (auto& b : bytes) data += b;
+  return members;
+}
+
+// Codes `docs` into `index` (data appended to `file`): files and plain records one member each,
+// conversation records one member per turn.
+void code_documents(CodecSet& codecs, const std::vector<ArchiveDocument>& docs, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
+                    ArchiveIndex& index, std::string& file, ArchiveWriteStats& st) {
+  const bool conversations = (h.flags & kArchiveConversations) != 0;
+  std::unique_ptr<TurnRenderer> renderer;
+  if (conversations) {
+    if (!opt.renderers) throw std::invalid_argument("a conversation archive needs a turn renderer (ArchiveCodingOptions::renderers)");
+    renderer = opt.renderers(h.turn_template);
+  }
+  for (const auto& d : docs) {
+    if (d.jsonl) ++st.records;
+    if (!d.turns.empty()) {
+      if (!conversations) throw std::invalid_argument(d.name + ": a conversation record in an archive that does not hold conversations");
+      for (auto& m : code_record(codecs, d, h, opt, *renderer, index, file, st)) index.members.push_back(std::move(m));
+      continue;
+    }
+    const uint64_t data_before = st.data_bytes;
+    const double bits_before = st.ideal_bits;
+    index.members.push_back(code_member(codecs, d, h, opt, index, file, st));
+    if (conversations) {
+      ArchiveWriteStats::RoleBytes& rb = role_stats(st, "");
+      ++rb.turns;
+      rb.input_bytes += d.bytes.size();
+      rb.data_bytes += st.data_bytes - data_before;
+      rb.ideal_bits += st.ideal_bits - bits_before;
+    }
+  }
+}
+
+class PlainTurnRenderer : public TurnRenderer {
+ public:
+  explicit PlainTurnRenderer(const Tokenizer& tok) : tok_(tok) {}
+  std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string&) const override {
+    std::vector<int32_t> out;
+    for (const auto& t : before) {
+      const std::vector<int32_t> ids = tok_.encode(t.text + "\n\n");
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+    return out;
+  }
+
+ private:
+  const Tokenizer& tok_;
+};
 
 void check_base(const ArchiveHeader& h, CodecSet& codecs, const std::string& name) {
   // An archive of arithmetic version 1 names a block-quantized base by its float32 fingerprint.
@@ -128,7 +231,9 @@ std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>
   return docs;
 }
 
-std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes) {
+std::unique_ptr<TurnRenderer> plain_turn_renderer(const Tokenizer& tok) { return std::make_unique<PlainTurnRenderer>(tok); }
+
+std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes, bool conversations) {
   std::vector<ArchiveDocument> docs;
   size_t pos = 0;
   while (pos < bytes.size()) {
@@ -141,6 +246,12 @@ std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes) {
       nl = bytes.size();
     }
     const std::string_view line(bytes.data() + pos, nl - pos);
+    if (conversations && split_conversation_record(line, &d.turns, &d.suffix)) {
+      docs.push_back(std::move(d));
+      pos = nl + 1;
+      continue;
+    }
+    d.turns.clear();
     if (!split_jsonl_record(line, &d.bytes, &d.prefix, &d.suffix, &d.ascii_escapes)) {
       d.raw_line = true;
       d.bytes = std::string(line);
@@ -163,6 +274,11 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
   ArchiveHeader h;
   h.version = opt.version;
   h.flags = jsonl ? kArchiveJsonl : 0;
+  if (opt.conversations) {
+    if (!jsonl && !docs.empty()) throw std::invalid_argument("conversations are JSONL records: pass a JSONL file (--jsonl)");
+    h.flags = kArchiveJsonl | kArchiveConversations;
+    h.turn_template = opt.turn_template;
+  }
   h.arithmetic_version = codecs.get("").model().arithmetic_version();
   h.base_tag = fingerprint_tag16(id.base_fingerprint);
   h.tokenizer_tag = fingerprint_tag8(id.tokenizer_fingerprint);
@@ -177,7 +293,7 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
   std::string file = h.serialize();
   ArchiveIndex index;
   ArchiveWriteStats st;
-  for (const auto& d : docs) index.members.push_back(code_member(codecs, d, h, opt, index, file, st));
+  code_documents(codecs, docs, h, opt, index, file, st);
   file += index.serialize_with_footer(h);
   st.file_bytes = file.size();
   write_file_atomic(path, file);
@@ -205,7 +321,7 @@ ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const s
   ArchiveWriteStats st;
   const size_t first_new = L.index.members.size();
   const uint64_t old_end = L.index.layout(L.header_bytes);  // end of the last member's data
-  for (const auto& d : docs) L.index.members.push_back(code_member(codecs, d, L.header, opt, L.index, data, st));
+  code_documents(codecs, docs, L.header, opt, L.index, data, st);
   // The old index and footer stay where they are, as a gap before the first new member.
   if (first_new < L.index.members.size()) L.index.members[first_new].gap = old_size - old_end;
   const std::string tail = data + L.index.serialize_with_footer(L.header);
@@ -245,11 +361,135 @@ std::string member_document(const ArchiveLayout& L, const ArchiveMember& m, std:
 
 }  // namespace
 
+namespace {
+
+// The records of a conversation archive that `which` names (any of their members), decoded round
+// by round: round t decodes turn t of every record at once, each given the turns before it.
+std::vector<ArchiveExtracted> extract_records(const ByteSource& src, const ArchiveLayout& L, const std::vector<size_t>& which, CodecSet& codecs,
+                                              const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+                                              const std::string& archive_name, ProgressMeter* progress, const TurnRendererFactory& renderers) {
+  const auto& ms = L.index.members;
+  std::vector<ArchiveExtracted> out(which.size());
+  if (!renderers) throw std::invalid_argument(archive_name + ": holds conversations, and no turn renderer was given to decode them");
+  const std::unique_ptr<TurnRenderer> renderer = renderers(L.header.turn_template);
+  struct Record {
+    size_t first = 0, end = 0;
+    std::vector<size_t> by_turn;        // member of each turn
+    std::vector<std::string> data;      // each member's data (member order)
+    std::vector<std::string> text;      // each member's decoded text (member order)
+    std::vector<ConversationTurn> before;
+    std::exception_ptr error;
+  };
+  std::vector<Record> records;
+  std::vector<size_t> record_of(which.size());
+  std::vector<size_t> index_of_first(ms.size(), SIZE_MAX);
+  for (size_t i = 0; i < which.size(); ++i) {
+    if (which[i] >= ms.size()) {
+      out[i].error = std::make_exception_ptr(std::invalid_argument("member " + std::to_string(which[i]) + " is not in " + archive_name));
+      record_of[i] = SIZE_MAX;
+      continue;
+    }
+    const size_t first = record_first_member(L.index, which[i]);
+    if (index_of_first[first] == SIZE_MAX) {
+      Record r;
+      r.first = first;
+      r.end = first + 1;
+      while (r.end < ms.size() && ms[r.end].same_record) ++r.end;
+      index_of_first[first] = records.size();
+      records.push_back(std::move(r));
+    }
+    record_of[i] = index_of_first[first];
+  }
+  size_t rounds = 0;
+  for (Record& r : records) {
+    const size_t n = r.end - r.first;
+    rounds = std::max(rounds, n);
+    r.by_turn.assign(n, 0);
+    r.data.resize(n);
+    r.text.resize(n);
+    try {
+      for (size_t k = r.first; k < r.end; ++k) {
+        r.by_turn[ms[k].raw_line ? 0 : ms[k].turn] = k - r.first;  // the index parser checked the places
+        r.data[k - r.first] = read_member_data(src, ms[k]);
+      }
+    } catch (...) {
+      r.error = std::current_exception();
+    }
+  }
+  for (size_t t = 0; t < rounds; ++t) {
+    std::vector<std::vector<int32_t>> contexts(records.size());
+    std::vector<std::string> files(records.size());
+    std::vector<FileToDecode> batch_plain, batch_adapted;
+    std::vector<size_t> plain_at, adapted_at;
+    for (size_t ri = 0; ri < records.size(); ++ri) {
+      Record& r = records[ri];
+      if (r.error || t >= r.end - r.first) continue;
+      const size_t j = r.by_turn[t];
+      const ArchiveMember& m = ms[r.first + j];
+      const std::string who = archive_name + ": member '" + m.name + "'" + (r.end - r.first > 1 ? " turn " + std::to_string(t) : "");
+      try {
+        if (!m.coded) {
+          if (check32(r.data[j]) != m.check) throw std::runtime_error(who + ": checksum mismatch (member corrupted)");
+          r.text[j] = r.data[j];
+          continue;
+        }
+        if (!m.role.empty()) contexts[ri] = renderer->context(r.before, m.role);
+        std::optional<uint16_t> tag;
+        if (!contexts[ri].empty()) tag = fingerprint_tag16(context_fingerprint(contexts[ri]));
+        const CompactFile f = member_compact_file(L.header, L.index, m, r.data[j], tag);
+        files[ri] = f.serialize();
+        if (progress) progress->set_total(progress->total() + LmCodec::token_count(files[ri]));
+        FileToDecode job{files[ri], who, contexts[ri].empty() ? nullptr : &contexts[ri]};
+        (f.has_adapter ? batch_adapted : batch_plain).push_back(job);
+        (f.has_adapter ? adapted_at : plain_at).push_back(ri);
+      } catch (...) {
+        r.error = std::current_exception();
+      }
+    }
+    auto settle = [&](const std::vector<DecodedFile>& res, const std::vector<size_t>& at) {
+      for (size_t b = 0; b < res.size(); ++b) {
+        Record& r = records[at[b]];
+        if (res[b].error) r.error = res[b].error;
+        else r.text[r.by_turn[t]] = res[b].data;
+      }
+    };
+    if (!batch_plain.empty()) settle(decode_files(codecs, "", "", batch_plain, threads, progress), plain_at);
+    if (!batch_adapted.empty()) settle(decode_files(codecs, adapter_dir, adapters_dir, batch_adapted, threads, progress), adapted_at);
+    for (Record& r : records)
+      if (!r.error && t < r.end - r.first) {
+        const ArchiveMember& m = ms[r.first + r.by_turn[t]];
+        r.before.push_back({m.role, r.text[r.by_turn[t]]});
+      }
+  }
+  for (size_t i = 0; i < which.size(); ++i) {
+    if (record_of[i] == SIZE_MAX) continue;
+    const Record& r = records[record_of[i]];
+    if (r.error) {
+      out[i].error = r.error;
+      continue;
+    }
+    const ArchiveMember& last = ms[r.end - 1];
+    std::string line;
+    if (last.raw_line) {
+      line = r.text.back();
+    } else {
+      for (size_t k = r.first; k < r.end; ++k) line += ms[k].prefix + json_string_literal(r.text[k - r.first], ms[k].ascii_escapes);
+      line += last.suffix;
+    }
+    if (!last.no_newline) line += '\n';
+    out[i].doc = std::move(line);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L, size_t k, CodecSet& codecs,
                                    const std::string& adapter_dir, const std::string& adapters_dir, int threads,
-                                   const std::string& archive_name) {
+                                   const std::string& archive_name, const TurnRendererFactory& renderers) {
   if (k >= L.index.members.size()) throw std::invalid_argument("member " + std::to_string(k) + " is not in " + archive_name);
-  std::vector<ArchiveExtracted> r = archive_extract_members(src, L, {k}, codecs, adapter_dir, adapters_dir, threads, archive_name);
+  std::vector<ArchiveExtracted> r =
+      archive_extract_members(src, L, {k}, codecs, adapter_dir, adapters_dir, threads, archive_name, nullptr, renderers);
   if (r[0].error) std::rethrow_exception(r[0].error);
   return std::move(r[0].doc);
 }
@@ -257,7 +497,18 @@ std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L
 std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, const ArchiveLayout& L, const std::vector<size_t>& which,
                                                      CodecSet& codecs, const std::string& adapter_dir,
                                                      const std::string& adapters_dir, int threads, const std::string& archive_name,
-                                                     ProgressMeter* progress) {
+                                                     ProgressMeter* progress, const TurnRendererFactory& renderers) {
+  if (L.header.flags & kArchiveConversations) {
+    // Records in batches, as members below.
+    std::vector<ArchiveExtracted> out;
+    constexpr size_t kBatch = 256;
+    for (size_t first = 0; first < which.size(); first += kBatch) {
+      const std::vector<size_t> part(which.begin() + first, which.begin() + std::min(which.size(), first + kBatch));
+      for (auto& e : extract_records(src, L, part, codecs, adapter_dir, adapters_dir, threads, archive_name, progress, renderers))
+        out.push_back(std::move(e));
+    }
+    return out;
+  }
   std::vector<ArchiveExtracted> out(which.size());
   // Coded members are decoded in batches of this many (their files are held at once).
   constexpr size_t kBatch = 256;

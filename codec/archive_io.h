@@ -5,6 +5,8 @@
 #pragma once
 #include <exception>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +26,9 @@ struct ArchiveDocument {
   bool jsonl = false;
   bool raw_line = false, ascii_escapes = false, no_newline = false;
   std::string prefix, suffix;
+  // A conversation record (documents_from_jsonl with conversations): its turns, in the order they
+  // stand in the line (`bytes` and `prefix` unused; `suffix` follows the last turn).
+  std::vector<JsonlTurn> turns;
 };
 inline ArchiveDocument file_document(std::string name, std::string bytes) {
   ArchiveDocument d;
@@ -38,7 +43,26 @@ inline ArchiveDocument file_document(std::string name, std::string bytes) {
 std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>& paths);
 // The records of a JSONL file, one per line, each split into its text and the bytes around it
 // (or kept whole when its text cannot be rebuilt byte for byte); named "line N" (from 1).
-std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes);
+// With `conversations`, a record split_conversation_record splits is one document of several turns.
+std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes, bool conversations = false);
+
+// Conversations: what a turn is coded given. A turn of role "" (a lone "text") is coded from BOS
+// alone; any other turn given context(turns before it in the conversation, its role); an empty
+// result means from BOS alone too. Both sides must render alike: the archive names the template.
+struct ConversationTurn {
+  std::string role, text;
+};
+class TurnRenderer {
+ public:
+  virtual ~TurnRenderer() = default;
+  virtual std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string& role) const = 0;
+};
+// The renderer for an archive's template (the CLI builds ChatML and the base's own from the base,
+// gen/context.h); std::runtime_error when the base cannot render it.
+using TurnRendererFactory = std::function<std::unique_ptr<TurnRenderer>(ArchiveTurnTemplate)>;
+// The plain template: each earlier turn's text followed by "\n\n", tokenized turn by turn
+// (Tokenizer::encode); roles are not rendered. `tok` must outlive it.
+std::unique_ptr<TurnRenderer> plain_turn_renderer(const Tokenizer& tok);
 
 struct ArchiveCodingOptions {
   std::string adapter_dir;               // -a: every document with this adapter ("" = the base)
@@ -47,12 +71,25 @@ struct ArchiveCodingOptions {
   int64_t chunk_tokens = 0;              // 0 = the model's default; used by create only (add keeps the archive's)
   int64_t context_tokens = -1;
   int threads = 0;
+  // create: a conversation archive (kArchiveConversations) whose turns render in `turn_template`
+  // (add follows the archive's). Coding or decoding a conversation archive needs `renderers`.
+  bool conversations = false;
+  ArchiveTurnTemplate turn_template = ArchiveTurnTemplate::Plain;
+  TurnRendererFactory renderers;
 };
 
 struct ArchiveWriteStats {
   size_t members = 0, stored = 0;
   uint64_t input_bytes = 0, data_bytes = 0, file_bytes = 0;
   double ideal_bits = 0;  // summed over coded members (the model's code length of their tokens)
+  size_t records = 0;     // JSONL records (a conversation record holds several members)
+  // Conversations: per role ("" for turns with none), the turns' bytes in and data bytes out.
+  struct RoleBytes {
+    size_t turns = 0;
+    uint64_t input_bytes = 0, data_bytes = 0;
+    double ideal_bits = 0;
+  };
+  std::vector<std::pair<std::string, RoleBytes>> by_role;
 };
 
 // Writes a new archive at `path` (temporary file + rename; an existing file is replaced only with
@@ -69,9 +106,12 @@ ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const s
 // Member k's document (a JSONL record: the whole line with its newline), read from the member's
 // own byte range only, decoded with the adapter it names (found in `adapter_dir` / `adapters_dir`
 // as decode_file does). std::runtime_error naming the member when its data or checksum is wrong.
+// In a conversation archive, the whole record member k belongs to (every turn of it decoded in
+// conversation order, each given the turns before it): `renderers` must be given.
 std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& layout, size_t k, CodecSet& codecs,
                                    const std::string& adapter_dir, const std::string& adapters_dir, int threads,
-                                   const std::string& archive_name);
+                                   const std::string& archive_name, const TurnRendererFactory& renderers = nullptr);
+
 
 // Members `which` at once: the coded ones decode together (every member's chunks in the same
 // engine calls, LmCodec::decompress_many), `progress` (when given) counting their tokens. One
@@ -84,6 +124,7 @@ struct ArchiveExtracted {
 std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, const ArchiveLayout& layout,
                                                      const std::vector<size_t>& which, CodecSet& codecs,
                                                      const std::string& adapter_dir, const std::string& adapters_dir, int threads,
-                                                     const std::string& archive_name, ProgressMeter* progress = nullptr);
+                                                     const std::string& archive_name, ProgressMeter* progress = nullptr,
+                                                     const TurnRendererFactory& renderers = nullptr);
 
 }  // namespace lorazip

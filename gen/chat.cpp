@@ -206,6 +206,28 @@ std::vector<int32_t> ChatTemplate::apply(const Tokenizer& tok, const std::vector
   return out;
 }
 
+std::vector<int32_t> ChatTemplate::open_turn(const Tokenizer& tok, const std::vector<ChatMessage>& before, const std::string& role) const {
+  std::vector<int32_t> out;
+  if (!default_system_.empty() && (before.empty() ? role : before[0].role) != "system") {
+    out.push_back(im_start_);
+    const std::vector<int32_t> ids = tok.encode("system\n" + default_system_);
+    out.insert(out.end(), ids.begin(), ids.end());
+    out.push_back(im_end_);
+    const std::vector<int32_t> nl = tok.encode("\n");
+    out.insert(out.end(), nl.begin(), nl.end());
+  }
+  if (!before.empty()) {
+    // apply() adds the default system message itself only when before[0] is not a system turn,
+    // which is the case handled above; render the turns without it.
+    const std::vector<int32_t> turns = ChatTemplate(im_start_, im_end_, "").apply(tok, before, false);
+    out.insert(out.end(), turns.begin(), turns.end());
+  }
+  out.push_back(im_start_);
+  const std::vector<int32_t> ids = tok.encode(role + "\n");
+  out.insert(out.end(), ids.begin(), ids.end());
+  return out;
+}
+
 std::vector<int32_t> ChatTemplate::user_prompt(const Tokenizer& tok, const std::string& text) const {
   return apply(tok, {{"user", text}}, true);
 }

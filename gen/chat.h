@@ -40,6 +40,10 @@ class ChatTemplate {
 
   // Prompt tokens for `messages`, ending with "<|im_start|>assistant\n" when add_generation_prompt.
   std::vector<int32_t> apply(const Tokenizer& tok, const std::vector<ChatMessage>& messages, bool add_generation_prompt = true) const;
+  // The context a conversation's next turn of `role` is read after: the turns `before` (with the
+  // default system message first when the conversation's first turn is not a system one), then
+  // "<|im_start|>{role}\n". apply(m, true) == open_turn(m, "assistant") for any non-empty m.
+  std::vector<int32_t> open_turn(const Tokenizer& tok, const std::vector<ChatMessage>& before, const std::string& role) const;
   // One user message (the common case).
   std::vector<int32_t> user_prompt(const Tokenizer& tok, const std::string& text) const;
   // Where an assistant turn ends.

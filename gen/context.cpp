@@ -31,6 +31,7 @@ ContextRenderer::ContextRenderer(const std::string& model_path, const Tokenizer&
     const int32_t end = find_marker(tok, "<|im_end|>", model_path);
     chat_.emplace(start, end, "");
     name_ = "chatml";
+    resolved_ = ContextTemplate::ChatML;
   } else if (t == ContextTemplate::Auto && is_gguf_path(model_path)) {
     // auto: the base's own template where it has one.
     const GgufFile f = GgufFile::open(model_path);
@@ -41,6 +42,7 @@ ContextRenderer::ContextRenderer(const std::string& model_path, const Tokenizer&
         throw std::runtime_error(std::string(e.what()) + " (--template plain or --template chatml render the prompt without it)");
       }
       name_ = chat_->default_system().empty() ? "chatml (the GGUF's template)" : "chatml (the GGUF's template, with its system message)";
+      resolved_ = ContextTemplate::Auto;
     }
   }
 }
@@ -48,6 +50,16 @@ ContextRenderer::ContextRenderer(const std::string& model_path, const Tokenizer&
 RenderedContext ContextRenderer::render(const std::string& prompt) const {
   if (chat_) return {chat_->user_prompt(tok_, prompt), name_};
   return {tok_.encode(prompt + "\n\n"), name_};
+}
+
+std::vector<int32_t> ContextRenderer::turn_context(const std::vector<ChatMessage>& before, const std::string& role) const {
+  if (chat_) return chat_->open_turn(tok_, before, role);
+  std::vector<int32_t> out;
+  for (const ChatMessage& m : before) {
+    const std::vector<int32_t> ids = tok_.encode(m.content + "\n\n");
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  return out;
 }
 
 RenderedContext render_context(const std::string& model_path, const Tokenizer& tok, const std::string& prompt, ContextTemplate t) {

@@ -38,12 +38,18 @@ class ContextRenderer {
   // The prompt (any bytes: the markers are emitted as their own ids, the text between them
   // tokenized as plain bytes, so a prompt never smuggles in a control token) as context tokens.
   RenderedContext render(const std::string& prompt) const;
+  // A conversation's next turn of `role`, given the turns before it: ChatML's open_turn; plain: each
+  // earlier turn's text followed by "\n\n", tokenized turn by turn (roles not rendered).
+  std::vector<int32_t> turn_context(const std::vector<ChatMessage>& before, const std::string& role) const;
   const std::string& template_name() const { return name_; }
+  // What the template resolved to: Plain, ChatML, or Auto for the base's own chat template.
+  ContextTemplate resolved() const { return resolved_; }
 
  private:
   const Tokenizer& tok_;
   std::optional<ChatTemplate> chat_;  // empty: plain
   std::string name_;
+  ContextTemplate resolved_ = ContextTemplate::Plain;
 };
 
 // One prompt: ContextRenderer(model_path, tok, t).render(prompt).

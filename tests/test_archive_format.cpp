@@ -342,6 +342,19 @@ std::string refusal_of_block(const std::string& body, int version = kArchiveVers
   return raw;
 }
 
+// ArchiveHeader::parse's refusal of `bytes` with a valid check over them ("accepted" if none).
+std::string refusal_of_header(std::string bytes) {
+  bytes.resize(bytes.size() - 4);
+  put_le(bytes, check32(bytes), 4);
+  size_t used = 0;
+  try {
+    ArchiveHeader::parse(bytes, "h.lza", &used);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
 std::string check_bytes(int n) { return std::string(static_cast<size_t>(4 * n), '\x5a'); }
 
 }  // namespace
@@ -407,4 +420,188 @@ TEST(ArchiveFormat, Version2KeepsASmallIndexAsItIsAndALargeOneAsZstd) {
             large.members.back().name);
   auto src = memory_source(file);
   EXPECT_EQ(read_archive_layout(*src, "s.lza").index.members.size(), 2u);
+}
+
+// ---- Conversations: records coded turn by turn -------------------------------------------------
+
+namespace {
+
+std::vector<JsonlTurn> split_turns(const std::string& line, std::string* suffix) {
+  std::vector<JsonlTurn> turns;
+  EXPECT_TRUE(split_conversation_record(line, &turns, suffix)) << line;
+  EXPECT_EQ(join_conversation_record(turns, *suffix), line);
+  return turns;
+}
+
+std::string messages_record(size_t n, bool ascii) {
+  std::string line = "{\"id\": 7, \"messages\": [";
+  for (size_t k = 0; k < n; ++k) {
+    if (k) line += ", ";
+    const std::string content = k % 3 == 2 ? "" : "turn " + std::to_string(k) + " caf\xC3\xA9 \"q\"\n";
+    line += "{\"role\": \"" + std::string(k % 2 ? "assistant" : "user") + "\", \"content\": " + json_string_literal(content, ascii) + "}";
+  }
+  return line + "], \"meta\": {\"k\": [1, 2]}}";
+}
+
+}  // namespace
+
+TEST(ArchiveConversations, MessagesAndPromptResponseRecordsSplitIntoTurnsAndRebuildByteForByte) {
+  std::string suffix;
+  for (size_t n : {1u, 2u, 20u})
+    for (bool ascii : {false, true}) {
+      const std::vector<JsonlTurn> t = split_turns(messages_record(n, ascii), &suffix);
+      ASSERT_EQ(t.size(), n);
+      for (size_t k = 0; k < n; ++k) {
+        EXPECT_EQ(t[k].turn, k);
+        EXPECT_EQ(t[k].role, k % 2 ? "assistant" : "user");
+        EXPECT_EQ(t[k].text, k % 3 == 2 ? "" : "turn " + std::to_string(k) + " caf\xC3\xA9 \"q\"\n");
+        if (k % 3 != 2) EXPECT_EQ(t[k].ascii_escapes, ascii) << k;
+      }
+      EXPECT_EQ(suffix, "}], \"meta\": {\"k\": [1, 2]}}");
+    }
+  // The data's own shape: the response ("text") stands before the prompt; the prompt is turn 0.
+  std::vector<JsonlTurn> t = split_turns(R"({"text": "The answer is 4.", "prompt": "What is 2+2?", "source": "s", "model": "m"})", &suffix);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].text, "The answer is 4.");
+  EXPECT_EQ(t[0].role, "assistant");
+  EXPECT_EQ(t[0].turn, 1u);
+  EXPECT_EQ(t[1].text, "What is 2+2?");
+  EXPECT_EQ(t[1].role, "user");
+  EXPECT_EQ(t[1].turn, 0u);
+  EXPECT_EQ(t[0].prefix, "{\"text\": ");
+  EXPECT_EQ(suffix, ", \"source\": \"s\", \"model\": \"m\"}");
+  // "response" is preferred to "text"; invalid UTF-8 inside a turn and a system turn; a message
+  // whose content is not a string (a tool call) stays in the record's bytes and is no turn.
+  t = split_turns("{\"prompt\": \"p\xFF\xFE\", \"text\": \"t\", \"response\": \"r\"}", &suffix);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].text, "p\xFF\xFE");
+  EXPECT_EQ(t[1].text, "r");
+  t = split_turns(R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": null, "tool_calls": []}, {"content": "x", "role": "user"}]})",
+                  &suffix);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].role, "system");
+  EXPECT_EQ(t[1].role, "user");
+  EXPECT_EQ(t[1].turn, 1u);
+  // Neither shape, or a turn that does not rebuild: not a conversation (the caller falls back).
+  std::vector<JsonlTurn> none;
+  for (const char* line : {R"({"text": "alone"})", R"({"prompt": "no response"})", R"({"messages": []})", R"({"messages": [{"role": "user"}]})",
+                           R"({"prompt": "p", "text": "upper \u00E9"})", R"({"messages": [{"role": "user", "content": "x"})", "not json",
+                           R"({"messages": [{"role": 3, "content": "x"}]})"})
+    EXPECT_FALSE(split_conversation_record(line, &none, &suffix)) << line;
+  EXPECT_FALSE(split_conversation_record(R"({"messages": [{"role": "user", "content": "\ud800"}]})", &none, &suffix)) << "a lone surrogate";
+}
+
+namespace {
+
+ArchiveHeader conversation_header() {
+  ArchiveHeader h;
+  h.arithmetic_version = 1;
+  h.flags = kArchiveJsonl | kArchiveConversations;
+  h.turn_template = ArchiveTurnTemplate::BaseTemplate;
+  return h;
+}
+
+// A conversation index of stored turns: record "line 1" with three turns (member order 2, 0, 1),
+// then "line 2" of one turn with no role, then a whole line.
+ArchiveIndex conversation_index() {
+  ArchiveIndex ix;
+  auto turn = [&](const std::string& name, const std::string& text, const std::string& role, uint32_t place, bool same) {
+    ArchiveMember m = stored_member(name, text);
+    m.role = role;
+    m.turn = place;
+    m.same_record = same;
+    m.prefix = "<" + text + ">";
+    ix.members.push_back(m);
+  };
+  turn("line 1", "answer", "assistant", 2, false);
+  turn("line 1", "question", "user", 1, true);
+  turn("line 1", "rules", "system", 0, true);
+  ix.members.back().suffix = "}";
+  turn("line 2", "alone", "", 0, false);
+  ix.members.back().suffix = "]";
+  ArchiveMember raw = stored_member("line 3", "not json");
+  raw.raw_line = true;
+  raw.no_newline = true;
+  ix.members.push_back(raw);
+  return ix;
+}
+
+std::string conversation_refusal(const ArchiveIndex& ix, const ArchiveHeader& h) {
+  const std::string packed = ix.serialize_with_footer(h);
+  return refusal_of(packed.substr(0, packed.size() - kArchiveFooterBytes), h);
+}
+
+}  // namespace
+
+TEST(ArchiveConversations, HeaderAndIndexRoundTripTurnsRolesAndRecords) {
+  const ArchiveHeader h = conversation_header();
+  size_t header_bytes = 0;
+  const ArchiveHeader back_h = ArchiveHeader::parse(h.serialize(), "h.lza", &header_bytes);
+  EXPECT_EQ(back_h.flags, h.flags);
+  EXPECT_EQ(back_h.turn_template, ArchiveTurnTemplate::BaseTemplate);
+  const ArchiveIndex ix = conversation_index();
+  const std::string packed = ix.serialize_with_footer(h);
+  const ArchiveIndex back = ArchiveIndex::parse(packed.substr(0, packed.size() - kArchiveFooterBytes), "h.lza", 0, 1000, h);
+  ASSERT_EQ(back.members.size(), ix.members.size());
+  for (size_t k = 0; k < ix.members.size(); ++k) {
+    const ArchiveMember &a = ix.members[k], &b = back.members[k];
+    EXPECT_EQ(a.name, b.name) << k;
+    EXPECT_EQ(a.role, b.role) << k;
+    EXPECT_EQ(a.turn, b.turn) << k;
+    EXPECT_EQ(a.same_record, b.same_record) << k;
+    EXPECT_EQ(a.prefix, b.prefix) << k;
+    EXPECT_EQ(a.suffix, b.suffix) << k;
+    EXPECT_EQ(a.raw_line, b.raw_line) << k;
+    EXPECT_EQ(a.no_newline, b.no_newline) << k;
+  }
+  EXPECT_EQ(record_first_member(back, 2), 0u);
+  EXPECT_EQ(record_first_member(back, 1), 0u);
+  EXPECT_EQ(record_first_member(back, 3), 3u);
+  EXPECT_EQ(record_first_member(back, 4), 4u);
+}
+
+TEST(ArchiveConversations, HostileTurnsRecordsAndHeadersAreRefused) {
+  const ArchiveHeader h = conversation_header();
+  ArchiveIndex ix = conversation_index();
+  ix.members[1].turn = 2;  // two turns in place 2, none in place 1
+  EXPECT_NE(conversation_refusal(ix, h).find("must hold 0..2 once each"), std::string::npos);
+  ix = conversation_index();
+  ix.members[0].turn = 3;
+  EXPECT_NE(conversation_refusal(ix, h).find("has turn 3"), std::string::npos);
+  ix = conversation_index();
+  ix.members[1].role.clear();
+  EXPECT_NE(conversation_refusal(ix, h).find("no role in a record of several turns"), std::string::npos);
+  // The writer refuses a turn that cannot continue the member before it; a hand-made index too.
+  ix = conversation_index();
+  ix.members[3].same_record = true;  // after the record's last turn... named differently
+  EXPECT_THROW(ix.serialize_with_footer(h), std::invalid_argument);
+  ix = conversation_index();
+  ix.members[2].no_newline = true;  // a record's end before a turn that continues it
+  ix.members[3].same_record = true;
+  ix.members[3].name = "line 1";
+  EXPECT_THROW(ix.serialize_with_footer(h), std::invalid_argument);
+  std::string block;
+  put_varint(block, 0);  // no adapters
+  put_varint(block, 1);  // one member, flags: stored + continues a record
+  put_varint(block, 0x40);
+  put_varint(block, 1);
+  block += std::string(4, '\0');  // room the member count is checked against
+  EXPECT_NE(refusal_of(std::string(1, '\0') + block, h).find("continues a record it cannot continue"), std::string::npos);
+  ArchiveHeader plain_jsonl = h;
+  plain_jsonl.flags = kArchiveJsonl;
+  EXPECT_NE(refusal_of(std::string(1, '\0') + block, plain_jsonl).find("unknown flags"), std::string::npos)
+      << "the flag means nothing outside a conversation archive";
+  // Headers: the flag needs version 2 and JSONL records; the template byte must be known.
+  ArchiveHeader bad = h;
+  bad.flags = kArchiveConversations;
+  EXPECT_THROW(bad.serialize(), std::invalid_argument);
+  std::string hb = h.serialize();
+  size_t used = 0;
+  hb[5] = static_cast<char>(kArchiveConversations);  // the flags byte: conversations without JSONL
+  EXPECT_NE(refusal_of_header(hb).find("conversations flag without version 2 and JSONL"), std::string::npos);
+  hb = h.serialize();
+  const size_t tmpl_at = hb.size() - 5;  // the template byte stands before the header's check
+  hb[tmpl_at] = 3;
+  EXPECT_NE(refusal_of_header(hb).find("turn template 3"), std::string::npos);
+  (void)used;
 }

@@ -698,6 +698,44 @@ TEST_F(E2eCodec, ArchiveCreateListExtractAddAndJsonl) {
   ASSERT_EQ(back.rc, 0) << back.describe();
   EXPECT_EQ(slurp(t_ / "back.jsonl"), jsonl);
 
+  // Conversations: the same kind of file coded turn by turn (the tiny base has no chat template:
+  // auto renders plain); extract gives the file back, list names each record once, -v its turns;
+  // a record's later turns come out with it by its name.
+  std::string chats;
+  for (int i = 0; i < 3; ++i)
+    chats += "{\"messages\": [{\"role\": \"user\", \"content\": \"Question " + std::to_string(i) +
+             "?\"}, {\"role\": \"assistant\", \"content\": \"Answer " + std::to_string(i) + ":\\nthe value is " + std::to_string(i * 7) +
+             ".\"}], \"model\": \"m\"}\n";
+  spill(t_ / "c.jsonl", chats);
+  Result cc = lz({"archive", "create", "c.lza", "--jsonl", "--conversations", "c.jsonl", "-m", base_, "-v"});
+  ASSERT_EQ(cc.rc, 0) << cc.describe();
+  EXPECT_TRUE(has(cc.err, "c.lza: turns rendered in plain") && has(cc.err, "3 records as 6 members") && has(cc.err, "assistant")) << cc.describe();
+  Result cback = lz({"archive", "extract", "c.lza", "-m", base_, "-o", "cback.jsonl"});
+  ASSERT_EQ(cback.rc, 0) << cback.describe();
+  EXPECT_EQ(slurp(t_ / "cback.jsonl"), chats);
+  Result clist = lz({"archive", "list", "c.lza"});
+  EXPECT_EQ(clist.out, "line 1\nline 2\nline 3\n") << clist.describe();
+  Result clistv = lz({"archive", "list", "c.lza", "-v"});
+  EXPECT_TRUE(has(clistv.out, "rendered in plain") && has(clistv.out, "line 2  (turn 1, assistant)")) << clistv.describe();
+  Result cone = lz({"archive", "extract", "c.lza", "line 2", "-m", base_, "-c"});
+  ASSERT_EQ(cone.rc, 0) << cone.describe();
+  EXPECT_EQ(cone.out, chats.substr(chats.find('\n') + 1, chats.find('\n', chats.find('\n') + 1) - chats.find('\n')));
+  EXPECT_EQ(lz({"archive", "test", "c.lza", "-m", base_}).rc, 0);
+  // Misuse is refused by name: --conversations without --jsonl or on add, --template alone,
+  // ChatML on a base without its markers.
+  Result nojsonl = lz({"archive", "create", "x.lza", "--conversations", "c.jsonl", "-m", base_});
+  EXPECT_TRUE(nojsonl.rc != 0 && has(nojsonl.err, "give --jsonl")) << nojsonl.describe();
+  Result onadd = lz({"archive", "add", "c.lza", "--jsonl", "--conversations", "c.jsonl", "-m", base_});
+  EXPECT_TRUE(onadd.rc != 0 && has(onadd.err, "add follows the archive")) << onadd.describe();
+  Result lone = lz({"archive", "create", "x.lza", "--jsonl", "--template", "plain", "c.jsonl", "-m", base_});
+  EXPECT_TRUE(lone.rc != 0 && has(lone.err, "give --conversations too")) << lone.describe();
+  Result chatml = lz({"archive", "create", "x.lza", "--jsonl", "--conversations", "--template", "chatml", "c.jsonl", "-m", base_});
+  EXPECT_TRUE(chatml.rc != 0 && has(chatml.err, "no <|im_start|> token")) << chatml.describe();
+  EXPECT_FALSE(fs::exists(t_ / "x.lza"));
+  ASSERT_EQ(lz({"archive", "add", "c.lza", "--jsonl", "c.jsonl", "-m", base_}).rc, 0) << "add of records to a conversation archive";
+  Result cback2 = lz({"archive", "extract", "c.lza", "-m", base_, "-c"});
+  EXPECT_EQ(cback2.out, chats + chats) << cback2.describe();
+
   // Damage the middle of a.txt's data (the first member): it is named, the others extract.
   std::string bytes = slurp(t_ / "docs.lza");
   bytes[40] ^= 0x20;

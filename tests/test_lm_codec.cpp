@@ -1426,6 +1426,130 @@ TEST(LmArchive, JsonlRoundTripsByteForByte) {
   EXPECT_EQ(back, jsonl + "{\"text\": \"appended\"}\n");
 }
 
+// ---- Conversation archives: each record's turns coded given the turns before them ---------------
+
+namespace {
+
+// The plain template renders a turn's context from the world's tokenizer.
+TurnRendererFactory plain_renderers() {
+  return [](ArchiveTurnTemplate) { return plain_turn_renderer(*world().tok); };
+}
+
+// A "messages" record of n turns: roles alternating, every third turn empty, Unicode in every
+// other one, invalid UTF-8 in turn 1 (ensure_ascii false keeps the bytes as they are).
+std::string conversation_line(uint32_t seed, size_t n, size_t bytes_per_turn, bool ascii) {
+  std::string line = "{\"id\": " + std::to_string(seed) + ", \"messages\": [";
+  for (size_t k = 0; k < n; ++k) {
+    std::string content = k % 3 == 2 ? "" : make_text(seed * 100 + static_cast<uint32_t>(k), bytes_per_turn);
+    if (k % 2 == 0 && !content.empty()) content += " caf\xC3\xA9 \xF0\x9F\x9A\x80";
+    if (k == 1 && !ascii) content += " \xFF\xFE bytes";
+    line += std::string(k ? ", " : "") + "{\"role\": \"" + (k % 2 ? "assistant" : "user") + "\", \"content\": " + json_string_literal(content, ascii) + "}";
+  }
+  return line + "], \"extra\": {\"kept\": [1, \"as it is\"]}}";
+}
+
+std::string extract_jsonl(const std::string& path, CodecSet& codecs) {
+  auto src = open_file_source(path);
+  const ArchiveLayout L = read_archive_layout(*src, path);
+  std::vector<size_t> records;
+  for (size_t k = 0; k < L.index.members.size(); ++k)
+    if (!L.index.members[k].same_record) records.push_back(k);
+  std::string out;
+  for (auto& e : archive_extract_members(*src, L, records, codecs, "", "", 1, path, nullptr, plain_renderers())) {
+    if (e.error) std::rethrow_exception(e.error);
+    out += e.doc;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(LmArchive, ConversationsRoundTripByteForByte) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  std::string jsonl;
+  for (size_t n : {1u, 2u, 20u}) jsonl += conversation_line(static_cast<uint32_t>(n), n, 120, n == 2) + "\n";
+  // A record longer than the model's 64 positions (the archive codes in 40-position chunks), the data's own
+  // prompt/text shape, a lone text, a line that is not JSON, an empty line, no final newline.
+  jsonl += conversation_line(40, 3, 900, false) + "\n";
+  jsonl += "{\"text\": " + json_string_literal(make_text(41, 300), false) + ", \"prompt\": \"Tell me.\", \"model\": \"m\"}\n";
+  jsonl += "{\"text\": \"alone\", \"n\": 1}\nnot json at all\n\n{\"prompt\": \"\", \"response\": \"last, no newline\"}";
+  const std::vector<ArchiveDocument> docs = documents_from_jsonl(jsonl, true);
+  ASSERT_EQ(docs.size(), 9u);
+  EXPECT_EQ(docs[2].turns.size(), 20u);
+  EXPECT_EQ(docs[4].turns.size(), 2u);
+  EXPECT_TRUE(docs[5].turns.empty());
+  ArchiveCodingOptions opt;
+  opt.conversations = true;
+  opt.renderers = plain_renderers();
+  opt.chunk_tokens = 40;
+  opt.context_tokens = 10;
+  const std::string path = archive_path("conversations.lza");
+  const ArchiveWriteStats st = archive_create(path, codecs, docs, opt, true);
+  EXPECT_EQ(st.records, 9u);
+  EXPECT_EQ(st.members, 1u + 2 + 20 + 3 + 2 + 1 + 1 + 1 + 2);
+  EXPECT_EQ(extract_jsonl(path, codecs), jsonl);
+  // Any member of a record gives the whole record, once.
+  auto src = open_file_source(path);
+  const ArchiveLayout L = read_archive_layout(*src, path);
+  EXPECT_TRUE(L.header.flags & kArchiveConversations);
+  const size_t last_of_20 = 1 + 2 + 19;
+  ASSERT_TRUE(L.index.members[last_of_20].same_record);
+  EXPECT_EQ(archive_extract_member(*src, L, last_of_20, codecs, "", "", 1, path, plain_renderers()), conversation_line(20, 20, 120, false) + "\n");
+  // Decoding a conversation archive needs a renderer; appending continues it turn by turn.
+  EXPECT_THROW(archive_extract_member(*src, L, 0, codecs, "", "", 1, path), std::invalid_argument);
+  const std::string more = conversation_line(50, 4, 80, true) + "\n";
+  archive_add(path, codecs, documents_from_jsonl(more, true), opt);
+  EXPECT_EQ(extract_jsonl(path, codecs), jsonl + more);
+}
+
+TEST(LmArchive, ConversationTurnsAreCodedGivenTheTurnsBeforeThem) {
+  World& w = world();
+  CodecSet codecs(w.base);
+  const std::string prompt = make_text(61, 400), response = make_text(62, 500);
+  const std::string line = "{\"prompt\": " + json_string_literal(prompt, false) + ", \"response\": " + json_string_literal(response, false) + "}\n";
+  ArchiveCodingOptions opt;
+  opt.conversations = true;
+  opt.renderers = plain_renderers();
+  const std::string path = archive_path("turns.lza");
+  archive_create(path, codecs, documents_from_jsonl(line, true), opt, true);
+  auto src = open_file_source(path);
+  const ArchiveLayout L = read_archive_layout(*src, path);
+  ASSERT_EQ(L.index.members.size(), 2u);
+  const ArchiveMember &p = L.index.members[0], &r = L.index.members[1];
+  EXPECT_EQ(p.role, "user");
+  EXPECT_EQ(r.role, "assistant");
+  ASSERT_TRUE(p.coded && r.coded);
+  // The prompt from BOS alone (plain renders nothing before the first turn); the response is the
+  // codec's file given the prompt's plain rendering: the same chunks, byte for byte.
+  const std::vector<int32_t> ctx = w.tok->encode(prompt + "\n\n");
+  LmCodecOptions co;
+  co.format = ContainerFormat::Compact;
+  co.threads = 1;
+  const CompactFile alone = CompactFile::parse(w.codec->compress(prompt, co), "p");
+  co.context = &ctx;
+  const CompactFile given = CompactFile::parse(w.codec->compress(response, co), "r");
+  EXPECT_EQ(given.version, kCompactVersionContext);
+  std::string given_data, alone_data;
+  for (const auto& c : given.chunks) given_data += c;
+  for (const auto& c : alone.chunks) alone_data += c;
+  EXPECT_EQ(read_member_data(*src, r), given_data);
+  EXPECT_EQ(read_member_data(*src, p), alone_data);
+  // A reader that renders the turns otherwise gets a refusal, never other text.
+  const TurnRendererFactory other = [](ArchiveTurnTemplate) {
+    struct Shifted : TurnRenderer {
+      std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string& role) const override {
+        std::vector<int32_t> c = plain_turn_renderer(*world().tok)->context(before, role);
+        if (!c.empty()) c.back() = c.back() == 5 ? 6 : 5;
+        return c;
+      }
+    };
+    return std::unique_ptr<TurnRenderer>(new Shifted);
+  };
+  const std::string msg = refusal_of([&] { archive_extract_member(*src, L, 1, codecs, "", "", 1, path, other); });
+  EXPECT_NE(msg.find("turns.lza: member 'line 1' turn 1"), std::string::npos) << msg;
+}
+
 TEST(LmArchive, PerDocumentAdaptersAreFoundOnExtract) {
   World& w = world();
   CodecSet codecs(w.base);
