@@ -2,10 +2,14 @@
 // from BOS alone and given its prompt (rendered as `lorazip compress --context-file` renders it),
 // per domain: the ideal code lengths, the saving, and the compact files' bytes; every conditioned
 // file is decoded with its prompt and compared with the response. With --peer and --llama-zip,
-// llama-zip (which codes text alone and writes no header) on the same responses and GGUF.
+// llama-zip (which codes text alone and writes no header) on the same responses and GGUF. With
+// --archive DIR, the sampled records (their lines as they are) as one JSONL file in DIR, stored by
+// the classical codecs, by `lorazip archive create --jsonl` (responses coded from BOS alone, prompts
+// in the zstd index) and by `--conversations` (each prompt coded, then its response given it), both
+// archives decoded and compared with the file.
 //
 //   bench_conditioned -m BASE [-a ADAPTER] [--docs N] [--seed S] [--split test|any] [--template T]
-//                     [--threads N] [--peer PYTHON --llama-zip DIR] CORPUS...
+//                     [--threads N] [--peer PYTHON --llama-zip DIR] [--archive DIR] CORPUS...
 //
 // CORPUS: a corpus root (one sub-directory per domain holding *.jsonl), a domain directory or one
 // .jsonl file. Records without a prompt are left out. --split test (the default) samples prepare's
@@ -23,6 +27,8 @@
 #include <vector>
 
 #include "bench/peer.h"
+#include "codec/archive_io.h"
+#include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
 #include "common/fs.h"
@@ -35,7 +41,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Args {
-  std::string model, adapter, split = "test", template_name = "auto", peer, llama_zip;
+  std::string model, adapter, split = "test", template_name = "auto", peer, llama_zip, archive_dir;
   std::vector<std::string> inputs;
   int64_t docs = 20;
   uint64_t seed = 1;
@@ -43,7 +49,7 @@ struct Args {
 };
 
 struct Record {
-  std::string prompt, text;
+  std::string prompt, text, line;
 };
 
 struct Domain {
@@ -66,7 +72,7 @@ std::vector<Record> read_records(const std::string& path) {
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) continue;
     if (!j.contains("prompt") || !j["prompt"].is_string()) continue;
-    Record r{j["prompt"].get<std::string>(), j["text"].get<std::string>()};
+    Record r{j["prompt"].get<std::string>(), j["text"].get<std::string>(), line};
     if (!r.text.empty() && !r.prompt.empty()) out.push_back(std::move(r));
   }
   return out;
@@ -148,6 +154,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--peer", a.peer, "a venv's python with llama-cpp-python, for llama-zip");
   app.add_option("--llama-zip", a.llama_zip, "with --peer: llama-zip's folder (its llama_zip.py)");
+  app.add_option("--archive", a.archive_dir, "also store the sampled records as JSONL in this folder: classical codecs and lorazip archives");
   CLI11_PARSE(app, argc, argv);
   try {
     if (a.llama_zip.empty() != a.peer.empty()) throw std::invalid_argument("--peer and --llama-zip go together");
@@ -196,6 +203,60 @@ int main(int argc, char** argv) {
     }
     print_row("**all**", all);
     std::printf("\nprompts rendered by %s; files: lorazip's compact format, headers included\n", renderer.template_name().c_str());
+    if (!a.archive_dir.empty()) {
+      std::string jsonl;
+      for (const Domain& d : domains)
+        for (const Record& r : d.records) jsonl += r.line + "\n";
+      fs::create_directories(a.archive_dir);
+      const std::string path = (fs::path(a.archive_dir) / "records.jsonl").string();
+      write_file_atomic(path, jsonl);
+      std::printf("\nthe %lld records as JSONL (%s): %lld bytes\n\n| stored by | bytes | of the JSONL |\n|---|---:|---:|\n",
+                  (long long)all.docs, path.c_str(), (long long)jsonl.size());
+      auto row = [&](const std::string& what, size_t bytes) {
+        std::printf("| %s | %zu | %.4f |\n", what.c_str(), bytes, double(bytes) / double(jsonl.size()));
+      };
+      for (Classical c : all_classical()) row(classical_name(c), classical_compress(c, jsonl).size());
+      const TurnRendererFactory renderers = gen::archive_turn_renderers(a.model, *base.tokenizer);
+      std::vector<std::pair<std::string, ArchiveWriteStats>> made;
+      for (const bool conversations : {false, true}) {
+        ArchiveCodingOptions c;
+        c.adapter_dir = a.adapter;
+        c.threads = a.threads;
+        c.conversations = conversations;
+        c.renderers = renderers;
+        c.turn_template = gen::resolve_turn_template(a.model, *base.tokenizer, t);
+        const std::string lza = (fs::path(a.archive_dir) / (conversations ? "conversations.lza" : "records.lza")).string();
+        const ArchiveWriteStats st = archive_create(lza, codecs, documents_from_jsonl(jsonl, conversations), c, true);
+        auto src = open_file_source(lza);
+        const ArchiveLayout L = read_archive_layout(*src, lza);
+        std::vector<size_t> which;
+        for (size_t k = 0; k < L.index.members.size(); ++k)
+          if (!L.index.members[k].same_record) which.push_back(k);
+        std::string back;
+        for (auto& e : archive_extract_members(*src, L, which, codecs, a.adapter, "", a.threads, lza, nullptr, renderers)) {
+          if (e.error) std::rethrow_exception(e.error);
+          back += e.doc;
+        }
+        if (back != jsonl) throw std::runtime_error(lza + ": the archive did not give the JSONL file back");
+        row(conversations ? "lorazip archive --conversations (prompt coded, then the response given it)"
+                          : "lorazip archive --jsonl (responses from BOS alone, the rest in the index)",
+            st.file_bytes);
+        made.emplace_back(conversations ? "--conversations" : "--jsonl", st);
+      }
+      std::printf("\nboth archives decoded to the JSONL file byte for byte; turns rendered in %s\n\n| archive | turns | role | text bytes | coded bytes | of the text |\n|---|---|---:|---:|---:|---:|\n",
+                  gen::turn_template_name(gen::resolve_turn_template(a.model, *base.tokenizer, t)));
+      for (const auto& [name, st] : made) {
+        if (st.by_role.empty()) {
+          std::printf("| %s | responses | %zu | %llu | %llu | %.4f |\n", name.c_str(), st.members, (unsigned long long)st.input_bytes,
+                      (unsigned long long)st.data_bytes, double(st.data_bytes) / double(std::max<uint64_t>(1, st.input_bytes)));
+          continue;
+        }
+        for (const auto& [role, b] : st.by_role)
+          std::printf("| %s | %s | %zu | %llu | %llu | %.4f |\n", name.c_str(), role.empty() ? "(none)" : role.c_str(), b.turns,
+                      (unsigned long long)b.input_bytes, (unsigned long long)b.data_bytes,
+                      double(b.data_bytes) / double(std::max<uint64_t>(1, b.input_bytes)));
+      }
+    }
     if (!a.peer.empty()) {
       const PeerDocuments docs(responses);
       PeerRequest req;

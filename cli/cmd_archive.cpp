@@ -61,46 +61,6 @@ std::vector<ArchiveDocument> read_inputs(const ArchiveCliOptions& o, bool conver
   return docs;
 }
 
-// ChatML turns (no system message, or the base's own template with its default one).
-class ChatTurns : public TurnRenderer {
- public:
-  ChatTurns(const std::string& model_path, const Tokenizer& tok, gen::ContextTemplate t) : r_(model_path, tok, t) {}
-  const gen::ContextRenderer& renderer() const { return r_; }
-  std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string& role) const override {
-    std::vector<gen::ChatMessage> msgs;
-    msgs.reserve(before.size());
-    for (const auto& t : before) msgs.push_back({t.role, t.text});
-    return r_.turn_context(msgs, role);
-  }
-
- private:
-  gen::ContextRenderer r_;
-};
-
-TurnRendererFactory turn_renderers(const std::string& model_path, const Tokenizer& tok) {
-  return [model_path, &tok](ArchiveTurnTemplate t) -> std::unique_ptr<TurnRenderer> {
-    if (t == ArchiveTurnTemplate::Plain) return plain_turn_renderer(tok);
-    auto r = std::make_unique<ChatTurns>(model_path, tok, t == ArchiveTurnTemplate::ChatML ? gen::ContextTemplate::ChatML : gen::ContextTemplate::Auto);
-    if (t == ArchiveTurnTemplate::BaseTemplate && r->renderer().resolved() != gen::ContextTemplate::Auto)
-      throw std::runtime_error(model_path + ": the archive's turns are rendered in the base's own chat template, and this base has none");
-    return r;
-  };
-}
-
-// --template resolved for the base: what the archive header records.
-ArchiveTurnTemplate resolve_turn_template(const ArchiveCliOptions& o, const Tokenizer& tok) {
-  const gen::ContextTemplate t = gen::parse_context_template(o.template_name);
-  if (t == gen::ContextTemplate::Plain) return ArchiveTurnTemplate::Plain;
-  const gen::ContextRenderer r(o.model_dir, tok, t);
-  return r.resolved() == gen::ContextTemplate::ChatML ? ArchiveTurnTemplate::ChatML
-         : r.resolved() == gen::ContextTemplate::Auto  ? ArchiveTurnTemplate::BaseTemplate
-                                                       : ArchiveTurnTemplate::Plain;
-}
-
-const char* turn_template_name(ArchiveTurnTemplate t) {
-  return t == ArchiveTurnTemplate::Plain ? "plain" : t == ArchiveTurnTemplate::ChatML ? "chatml" : "the base's own chat template";
-}
-
 void report_write(const ArchiveCliOptions& o, const ArchiveWriteStats& st) {
   if (!o.verbose) return;
   for (const auto& [role, b] : st.by_role)
@@ -136,7 +96,7 @@ int list_members(const ArchiveCliOptions& o) {
                 L.index.members.size());
     if (L.header.flags & kArchiveConversations)
       std::printf("# turns are coded given the turns before them, rendered in %s; a record's turns share its name\n",
-                  turn_template_name(L.header.turn_template));
+                  gen::turn_template_name(L.header.turn_template));
     if (L.header.version == kArchiveVersion)
       std::printf("# columns: document bytes ('-': coded, not recorded; the member's seal checks it), data bytes, how, name\n");
     for (size_t i = 0; i < L.index.adapters.size(); ++i)
@@ -186,7 +146,7 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   if (o.conversations) gen::parse_context_template(o.template_name);  // refuse a bad name before loading the base
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
-  const TurnRendererFactory renderers = turn_renderers(o.model_dir, *base.tokenizer);
+  const TurnRendererFactory renderers = gen::archive_turn_renderers(o.model_dir, *base.tokenizer);
   if (o.action == "create" || o.action == "add") {
     bool conversations = o.conversations;
     if (o.action == "add") {
@@ -198,8 +158,8 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
     c.renderers = renderers;
     c.conversations = o.conversations;
     if (o.conversations) {
-      c.turn_template = resolve_turn_template(o, *base.tokenizer);
-      if (o.verbose) std::fprintf(stderr, "%s: turns rendered in %s\n", o.archive.c_str(), turn_template_name(c.turn_template));
+      c.turn_template = gen::resolve_turn_template(o.model_dir, *base.tokenizer, gen::parse_context_template(o.template_name));
+      if (o.verbose) std::fprintf(stderr, "%s: turns rendered in %s\n", o.archive.c_str(), gen::turn_template_name(c.turn_template));
     }
     report_write(o, o.action == "create" ? archive_create(o.archive, codecs, docs, c, o.force) : archive_add(o.archive, codecs, docs, c));
     return 0;

@@ -171,22 +171,6 @@ void code_documents(CodecSet& codecs, const std::vector<ArchiveDocument>& docs, 
   }
 }
 
-class PlainTurnRenderer : public TurnRenderer {
- public:
-  explicit PlainTurnRenderer(const Tokenizer& tok) : tok_(tok) {}
-  std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string&) const override {
-    std::vector<int32_t> out;
-    for (const auto& t : before) {
-      const std::vector<int32_t> ids = tok_.encode(t.text + "\n\n");
-      out.insert(out.end(), ids.begin(), ids.end());
-    }
-    return out;
-  }
-
- private:
-  const Tokenizer& tok_;
-};
-
 void check_base(const ArchiveHeader& h, CodecSet& codecs, const std::string& name) {
   // An archive of arithmetic version 1 names a block-quantized base by its float32 fingerprint.
   CodecIdentity id = codecs.get("").identity();
@@ -230,8 +214,6 @@ std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>
     if (!safe_member_name(d.name) || d.name.size() > kMaxMemberName) throw std::invalid_argument("unsafe or too long member name '" + d.name + "'");
   return docs;
 }
-
-std::unique_ptr<TurnRenderer> plain_turn_renderer(const Tokenizer& tok) { return std::make_unique<PlainTurnRenderer>(tok); }
 
 std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes, bool conversations) {
   std::vector<ArchiveDocument> docs;

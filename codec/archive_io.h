@@ -13,6 +13,7 @@
 
 #include "codec/archive.h"
 #include "codec/model_setup.h"
+#include "codec/turns.h"
 
 namespace lorazip {
 
@@ -46,23 +47,7 @@ std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>
 // With `conversations`, a record split_conversation_record splits is one document of several turns.
 std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes, bool conversations = false);
 
-// Conversations: what a turn is coded given. A turn of role "" (a lone "text") is coded from BOS
-// alone; any other turn given context(turns before it in the conversation, its role); an empty
-// result means from BOS alone too. Both sides must render alike: the archive names the template.
-struct ConversationTurn {
-  std::string role, text;
-};
-class TurnRenderer {
- public:
-  virtual ~TurnRenderer() = default;
-  virtual std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string& role) const = 0;
-};
-// The renderer for an archive's template (the CLI builds ChatML and the base's own from the base,
-// gen/context.h); std::runtime_error when the base cannot render it.
-using TurnRendererFactory = std::function<std::unique_ptr<TurnRenderer>(ArchiveTurnTemplate)>;
-// The plain template: each earlier turn's text followed by "\n\n", tokenized turn by turn
-// (Tokenizer::encode); roles are not rendered. `tok` must outlive it.
-std::unique_ptr<TurnRenderer> plain_turn_renderer(const Tokenizer& tok);
+
 
 struct ArchiveCodingOptions {
   std::string adapter_dir;               // -a: every document with this adapter ("" = the base)

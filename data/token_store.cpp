@@ -145,6 +145,17 @@ std::vector<uint64_t> read_u64_dataset(const H5::Group& g, const char* name) {
 
 }  // namespace
 
+void DocSet::set_contexts(const std::vector<std::vector<int32_t>>& contexts) {
+  if (contexts.size() != num_docs())
+    throw std::invalid_argument("DocSet::set_contexts: " + std::to_string(contexts.size()) + " contexts for " + std::to_string(num_docs()) + " documents");
+  context_tokens.clear();
+  context_offsets.assign(1, 0);
+  for (const auto& c : contexts) {
+    context_tokens.insert(context_tokens.end(), c.begin(), c.end());
+    context_offsets.push_back(context_tokens.size());
+  }
+}
+
 uint64_t DocSet::total_bytes() const {
   uint64_t s = 0;
   for (uint64_t b : byte_lengths) s += b;

@@ -30,9 +30,20 @@ struct DocSet {
   std::vector<int32_t> tokens;
   std::vector<uint64_t> offsets;       // n_docs + 1
   std::vector<uint64_t> byte_lengths;  // n_docs
+  // Conditioned training (not in the store: attached by the job from the documents' prompts):
+  // document d is read after its context context_tokens[context_offsets[d] .. context_offsets[d+1]),
+  // which is never a target. Both empty: no contexts.
+  std::vector<int32_t> context_tokens;
+  std::vector<uint64_t> context_offsets;  // n_docs + 1, or empty
   size_t num_docs() const { return byte_lengths.size(); }
   const int32_t* doc(size_t d) const { return tokens.data() + offsets[d]; }
   size_t doc_len(size_t d) const { return offsets[d + 1] - offsets[d]; }
+  bool has_contexts() const { return !context_offsets.empty(); }
+  const int32_t* context(size_t d) const { return context_tokens.data() + context_offsets[d]; }
+  size_t context_len(size_t d) const { return has_contexts() ? context_offsets[d + 1] - context_offsets[d] : 0; }
+  // Sets the contexts (one per document, empty ones allowed); std::invalid_argument when the
+  // count is not num_docs().
+  void set_contexts(const std::vector<std::vector<int32_t>>& contexts);
   uint64_t total_bytes() const;
 };
 

@@ -62,6 +62,47 @@ std::vector<int32_t> ContextRenderer::turn_context(const std::vector<ChatMessage
   return out;
 }
 
+namespace {
+
+class ArchiveTurns : public TurnRenderer {
+ public:
+  ArchiveTurns(const std::string& model_path, const Tokenizer& tok, ContextTemplate t) : r_(model_path, tok, t) {}
+  const ContextRenderer& renderer() const { return r_; }
+  std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string& role) const override {
+    std::vector<ChatMessage> msgs;
+    msgs.reserve(before.size());
+    for (const auto& t : before) msgs.push_back({t.role, t.text});
+    return r_.turn_context(msgs, role);
+  }
+
+ private:
+  ContextRenderer r_;
+};
+
+}  // namespace
+
+TurnRendererFactory archive_turn_renderers(const std::string& model_path, const Tokenizer& tok) {
+  return [model_path, &tok](ArchiveTurnTemplate t) -> std::unique_ptr<TurnRenderer> {
+    const ContextTemplate want = t == ArchiveTurnTemplate::Plain    ? ContextTemplate::Plain
+                                 : t == ArchiveTurnTemplate::ChatML ? ContextTemplate::ChatML
+                                                                    : ContextTemplate::Auto;
+    auto r = std::make_unique<ArchiveTurns>(model_path, tok, want);
+    if (r->renderer().resolved() != want)
+      throw std::runtime_error(model_path + ": the archive's turns are rendered in the base's own chat template, and this base has none");
+    return r;
+  };
+}
+
+ArchiveTurnTemplate resolve_turn_template(const std::string& model_path, const Tokenizer& tok, ContextTemplate t) {
+  if (t == ContextTemplate::Plain) return ArchiveTurnTemplate::Plain;
+  const ContextTemplate r = ContextRenderer(model_path, tok, t).resolved();
+  return r == ContextTemplate::ChatML ? ArchiveTurnTemplate::ChatML : r == ContextTemplate::Auto ? ArchiveTurnTemplate::BaseTemplate : ArchiveTurnTemplate::Plain;
+}
+
+const char* turn_template_name(ArchiveTurnTemplate t) {
+  return t == ArchiveTurnTemplate::Plain ? "plain" : t == ArchiveTurnTemplate::ChatML ? "chatml" : "the base's own chat template";
+}
+
 RenderedContext render_context(const std::string& model_path, const Tokenizer& tok, const std::string& prompt, ContextTemplate t) {
   return ContextRenderer(model_path, tok, t).render(prompt);
 }

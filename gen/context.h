@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/turns.h"
 #include "gen/chat.h"
 #include "model/tokenizer.h"
 
@@ -51,6 +52,15 @@ class ContextRenderer {
   std::string name_;
   ContextTemplate resolved_ = ContextTemplate::Plain;
 };
+
+// Conversation archives: renderers for each template an archive may name, over the base at
+// `model_path` with `tok` (which must outlive them): plain and ChatML as ContextRenderer's
+// turn_context, the base's own template refused (std::runtime_error) when the base has none.
+TurnRendererFactory archive_turn_renderers(const std::string& model_path, const Tokenizer& tok);
+// What `t` resolves to for that base: the byte a new archive's header records.
+ArchiveTurnTemplate resolve_turn_template(const std::string& model_path, const Tokenizer& tok, ContextTemplate t);
+// "plain", "chatml", "the base's own chat template".
+const char* turn_template_name(ArchiveTurnTemplate t);
 
 // One prompt: ContextRenderer(model_path, tok, t).render(prompt).
 RenderedContext render_context(const std::string& model_path, const Tokenizer& tok, const std::string& prompt, ContextTemplate t);

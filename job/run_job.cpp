@@ -239,7 +239,10 @@ void run_job(const JobConfig& j, const RunJobOptions& o) {
   std::string s_adapters;
   for (size_t i = 0; i < domains.size(); ++i) {
     const std::string& d = domains[i];
-    const std::string s = stamp_of({"adapter", d, s_base, s_prep, j.lora.to_json().dump(), j.train.to_json().dump()});
+    // A conditioned adapter also depends on how its prompts are rendered.
+    const std::string s = j.train.conditioned
+                              ? stamp_of({"adapter", d, s_base, s_prep, j.lora.to_json().dump(), j.train.to_json().dump(), j.eval.context_template})
+                              : stamp_of({"adapter", d, s_base, s_prep, j.lora.to_json().dump(), j.train.to_json().dump()});
     s_adapters += s;
     const std::string tag = "[3/5] adapter " + std::to_string(i + 1) + "/" + std::to_string(domains.size()) + " '" + d + "'";
     run_stage(cache, o, "adapter:" + d, s, file_exists(j.adapters_path() + "/" + d + "/adapter_config.json"), tag, "training",

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "data/token_store.h"
 #include "eval/evaluation.h"
+#include "gen/context.h"
 #include "model/tokenizer.h"
 #include "train/distributed.h"
 #include "train/evaluate.h"
@@ -110,12 +111,61 @@ TrainResult pretrain_stage(const JobConfig& j, bool resume, int threads) {
   return r;
 }
 
+namespace {
+
+// The responses' prompts (response bytes -> prompt): the clusters' records where the job clusters,
+// else the data inputs' JSONL records ("messages" inputs hold turns, not prompt/response records).
+std::map<std::string, std::string> response_prompts(const JobConfig& j) {
+  std::vector<InputSpec> inputs;
+  if (j.cluster.k > 0) {
+    inputs = cluster_inputs(j);
+  } else {
+    for (const InputSpec& in : j.data.inputs)
+      if (!in.messages) inputs.push_back(in);
+  }
+  std::map<std::string, std::string> prompts;
+  for (const ClusterRecord& rec : read_cluster_records(inputs, "prompt"))
+    if (rec.has_prompt) prompts.emplace(rec.text, rec.prompt);
+  return prompts;
+}
+
+// Conditioned training: each document with a prompt gets its rendered prompt as its context, cut
+// as the codec cuts it (context_window: no leading BOS, the last chunk/2 tokens). Returns how many.
+size_t attach_contexts(DocSet& set, const Tokenizer& tok, const std::map<std::string, std::string>& prompts,
+                       const gen::ContextRenderer& renderer, int64_t chunk_tokens) {
+  if (set.num_docs() == 0) return 0;
+  const std::vector<std::string> texts = decode_documents(set, tok);
+  std::vector<std::vector<int32_t>> contexts(set.num_docs());
+  size_t n = 0;
+  for (size_t d = 0; d < texts.size(); ++d) {
+    auto it = prompts.find(texts[d]);
+    if (it == prompts.end()) continue;
+    contexts[d] = context_window(renderer.render(it->second).tokens, tok.bos_id(), chunk_tokens);
+    n += contexts[d].empty() ? 0 : 1;
+  }
+  set.set_contexts(contexts);
+  return n;
+}
+
+}  // namespace
+
 TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const std::string& base_dir, bool resume, int threads) {
   LoadedBase base = load_base(base_dir);
   TokenStore store = TokenStore::open(j.store_path());
   if (store.tokenizer_sha256() != base.tokenizer->sha256())
     throw std::runtime_error("token store '" + j.store_path() + "' was prepared with another tokenizer than base '" + base_dir + "'");
   TrainData data = load_train_data(store, {domain});
+  if (j.train.conditioned) {
+    const gen::ContextRenderer renderer(base_dir, *base.tokenizer, gen::parse_context_template(j.eval.context_template));
+    const std::map<std::string, std::string> prompts = response_prompts(j);
+    const int64_t chunk = j.codec.chunk_tokens > 0 ? j.codec.chunk_tokens : base.config.max_position_embeddings - 1;
+    const size_t nt = attach_contexts(data.train, *base.tokenizer, prompts, renderer, chunk);
+    const size_t nv = attach_contexts(data.val, *base.tokenizer, prompts, renderer, chunk);
+    log_info("adapter " + domain + ": conditioned loss: " + std::to_string(nt) + " of " + std::to_string(data.train.num_docs()) +
+             " training and " + std::to_string(nv) + " of " + std::to_string(data.val.num_docs()) + " validation documents read after their prompt (" +
+             renderer.template_name() + "), the prompt's tokens masked out of the loss");
+    if (nt == 0) throw std::runtime_error("train.conditioned: no training document of domain '" + domain + "' has a prompt in the data inputs");
+  }
   AdapterInfo info;
   info.domain = domain;
   info.base_model_name_or_path = absolute_path(base_dir);  // resolves from any folder (PEFT, llama.cpp)
@@ -170,18 +220,8 @@ Report eval_stage(const JobConfig& j, int threads, const EvalOverrides& o) {
   eo.conditioned = j.eval.conditioned;
   eo.context_template = j.eval.context_template;
   if (eo.conditioned && eo.prompts.empty()) {
-    // The responses' prompts, for the conditioned columns: the clusters' records, else the data
-    // inputs' JSONL records ("messages" inputs hold turns, not prompt/response records).
-    std::vector<InputSpec> inputs;
-    if (j.cluster.k > 0) {
-      inputs = cluster_inputs(j);
-    } else {
-      for (const InputSpec& in : j.data.inputs)
-        if (!in.messages) inputs.push_back(in);
-    }
     try {
-      for (const ClusterRecord& rec : read_cluster_records(inputs, "prompt"))
-        if (rec.has_prompt) eo.prompts.emplace(rec.text, rec.prompt);
+      eo.prompts = response_prompts(j);
     } catch (const std::exception& e) {
       log_info(std::string("eval: no conditioned columns: ") + e.what());
     }

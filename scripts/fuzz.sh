@@ -3,7 +3,7 @@
 # Usage: bash scripts/fuzz.sh [seconds=180] [build-dir=build-fuzz] [target=fuzz_container]
 #   fuzz_container    bytes -> Container::parse -> range-decode every chunk (seeds: codec/fuzz/corpus/)
 #   fuzz_compact      bytes -> CompactFile::parse (compact single files, versions 5, 4 and 3) -> serialize -> parse (seeds: make_fuzz_corpus)
-#   fuzz_archive      bytes -> read_archive_layout (archive header, footer, zstd index; versions 2 and 1) -> member ranges, coded members expanded to compact files, the index rewritten and reread; find_archive_repair (the state it keeps must read); and as a JSONL line -> split/join (seeds: make_fuzz_corpus)
+#   fuzz_archive      bytes -> read_archive_layout (archive header, footer, zstd index; versions 2 and 1; conversation archives) -> member ranges, coded members expanded to compact files (turns also to version 5), the index rewritten and reread; find_archive_repair (the state it keeps must read); and as a JSONL line -> split/join, plain and conversation records (seeds: make_fuzz_corpus)
 #   fuzz_range_coder  bytes -> arbitrary intervals -> encode -> decode, checked symbol by symbol
 #   fuzz_tokenizer_json  bytes -> tokenizer.json reader -> BPE tokenizer -> round trips (seeds: model/fuzz/corpus/)
 #   fuzz_router       bytes -> PromptRouter::parse, router.json of lorazip cluster (seeds: cluster/fuzz/corpus/)

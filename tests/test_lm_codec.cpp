@@ -1430,9 +1430,20 @@ TEST(LmArchive, JsonlRoundTripsByteForByte) {
 
 namespace {
 
-// The plain template renders a turn's context from the world's tokenizer.
+// The plain template (as gen's renderer has it): each earlier turn's text and "\n\n", tokenized
+// turn by turn with the world's tokenizer.
+struct PlainTurns : TurnRenderer {
+  std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string&) const override {
+    std::vector<int32_t> out;
+    for (const auto& t : before) {
+      const std::vector<int32_t> ids = world().tok->encode(t.text + "\n\n");
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+    return out;
+  }
+};
 TurnRendererFactory plain_renderers() {
-  return [](ArchiveTurnTemplate) { return plain_turn_renderer(*world().tok); };
+  return [](ArchiveTurnTemplate) { return std::unique_ptr<TurnRenderer>(new PlainTurns); };
 }
 
 // A "messages" record of n turns: roles alternating, every third turn empty, Unicode in every
@@ -1539,7 +1550,7 @@ TEST(LmArchive, ConversationTurnsAreCodedGivenTheTurnsBeforeThem) {
   const TurnRendererFactory other = [](ArchiveTurnTemplate) {
     struct Shifted : TurnRenderer {
       std::vector<int32_t> context(const std::vector<ConversationTurn>& before, const std::string& role) const override {
-        std::vector<int32_t> c = plain_turn_renderer(*world().tok)->context(before, role);
+        std::vector<int32_t> c = PlainTurns().context(before, role);
         if (!c.empty()) c.back() = c.back() == 5 ? 6 : 5;
         return c;
       }

@@ -192,6 +192,72 @@ TEST(Packing, WindowsArePureFunctionsOfSeedAndIndex) {
   EXPECT_EQ(got, expect);
 }
 
+// Conditioned training: contexts are read after BOS and never targets, in packing and in evaluation.
+TEST(Packing, ContextsComeAfterBosAndAreNeverTargets) {
+  DocSet docs = counting_docs(5, 4, 2, 6);
+  std::vector<std::vector<int32_t>> ctx = {{60, 61}, {}, {62}, {63, 60, 61}, {}};
+  docs.set_contexts(ctx);
+  PackedStream a(docs, 1, 7);
+  EXPECT_EQ(a.epoch_tokens(), static_cast<int64_t>(docs.tokens.size() + 6 + docs.num_docs()));
+  std::vector<int32_t> expect;
+  std::vector<uint8_t> expect_flags;
+  for (uint32_t d : a.epoch_order(0)) {
+    expect.push_back(1);
+    expect_flags.push_back(1);
+    for (int32_t t : ctx[d]) expect.push_back(t), expect_flags.push_back(1);
+    for (size_t k = 0; k < docs.doc_len(d); ++k) expect.push_back(docs.doc(d)[k]), expect_flags.push_back(0);
+  }
+  std::vector<int32_t> got(expect.size());
+  std::vector<uint8_t> flags(expect.size());
+  a.window(0, static_cast<int64_t>(expect.size()), 1, got.data(), flags.data());
+  EXPECT_EQ(got, expect);
+  EXPECT_EQ(flags, expect_flags);
+  // Concatenation keeps each document's context; a set without contexts joins with empty ones.
+  DocSet plain = counting_docs(2, 9, 2, 4);
+  const DocSet both = concat_docsets({&docs, &plain});
+  ASSERT_TRUE(both.has_contexts());
+  EXPECT_EQ(both.context_len(3), 3u);
+  EXPECT_EQ(both.context(3)[0], 63);
+  EXPECT_EQ(both.context_len(5), 0u);
+  EXPECT_EQ(both.context_len(6), 0u);
+  EXPECT_THROW(docs.set_contexts({{1}}), std::invalid_argument);
+}
+
+TEST(Evaluate, ContextsAreReadFirstAndNotCounted) {
+  auto m = tiny_model();
+  DocSet docs = counting_docs(2, 5, 10, 10);
+  for (int t = 0; t < 40; ++t) docs.tokens.push_back(3 + (t * 7) % 50);  // longer than one chunk
+  docs.offsets.push_back(docs.tokens.size());
+  docs.byte_lengths.push_back(40);
+  // Document 2's context is longer than half a chunk (15 / 2 = 7): its last 7 tokens are read.
+  const std::vector<int32_t> long_ctx = {40, 41, 42, 43, 44, 45, 46, 47, 48, 49};
+  docs.set_contexts({{55, 56, 57}, {}, long_ctx});
+  auto bits = document_bits(m, docs, /*context=*/16, /*batch_tokens=*/4096);
+  // The reference: BOS + context + document, summed over the document's positions only.
+  auto given_bits = [&](const std::vector<int64_t>& ctx, const std::vector<int64_t>& chunk) {
+    std::vector<int64_t> all = ctx;
+    all.insert(all.end(), chunk.begin(), chunk.end());
+    std::vector<int64_t> in = {1};
+    in.insert(in.end(), all.begin(), all.end() - 1);
+    torch::NoGradGuard ng;
+    torch::Tensor logp = torch::log_softmax(m->forward(torch::tensor(in).unsqueeze(0)), -1)[0];
+    double b = 0;
+    for (size_t t = ctx.size(); t < all.size(); ++t) b -= logp[static_cast<int64_t>(t)][all[t]].item<double>() / std::log(2.0);
+    return b;
+  };
+  std::vector<int64_t> d0(docs.doc(0), docs.doc(0) + 10), d1(docs.doc(1), docs.doc(1) + 10);
+  EXPECT_NEAR(bits[0].bits, given_bits({55, 56, 57}, d0), 1e-4 * bits[0].bits);
+  EXPECT_NEAR(bits[1].bits, chunk_bits(m, d1), 1e-4 * bits[1].bits);
+  EXPECT_GT(std::abs(bits[0].bits - chunk_bits(m, d0)), 1e-3) << "the context changed nothing";
+  // Document 2: the first chunk reads 7 context tokens and codes 8; then chunks of 15 from BOS.
+  const std::vector<int64_t> tail(long_ctx.end() - 7, long_ctx.end());
+  double want = given_bits(tail, std::vector<int64_t>(docs.doc(2), docs.doc(2) + 8));
+  for (size_t off = 8; off < 40; off += 15)
+    want += chunk_bits(m, std::vector<int64_t>(docs.doc(2) + off, docs.doc(2) + std::min<size_t>(off + 15, 40)));
+  EXPECT_NEAR(bits[2].bits, want, 1e-4 * want);
+  EXPECT_EQ(bits[2].tokens, 40);
+}
+
 TEST(Schedule, WarmupThenCosineToMinLr) {
   LoopConfig c;
   c.steps = 100;
@@ -285,6 +351,67 @@ TEST(TrainLora, OnlyLoraChangesAndBitsGoDown) {
   EXPECT_TRUE(file_exists(dir + "/counting/metrics.jsonl"));
   fs::remove_all(dir);
   fs::remove_all(run);
+}
+
+// A base pretrained on counting runs; documents that start by repeating their context's one token
+// and then count on. Trained on conditioned loss, the adapter learns to read the context (where
+// the base would count on, it repeats); trained from BOS alone on the same documents it never sees
+// the context, and codes the documents given it worse.
+TEST(TrainLora, ConditionedLossLearnsFromTheContext) {
+  const std::string dir = temp_dir("cond");
+  {
+    TrainData counting;
+    counting.train = counting_docs(60, 21, 5, 40);
+    PretrainConfig pc;
+    pc.steps = 40;
+    pc.batch_size = 4;
+    pc.seq_len = 32;
+    pc.lr = 1e-2;
+    pc.min_lr = 1e-3;
+    pc.warmup_steps = 4;
+    RunOptions po;
+    po.run_dir = dir + "_base_run";
+    pretrain(tiny_config(), pc, counting, "", dir + "/base", po);
+    fs::remove_all(po.run_dir);
+  }
+  auto with_contexts = [](DocSet d) {
+    std::vector<std::vector<int32_t>> ctx(d.num_docs());
+    for (size_t k = 0; k < d.num_docs(); ++k) ctx[k] = {d.doc(k)[0]};
+    d.set_contexts(ctx);
+    return d;
+  };
+  TrainData given;
+  given.train = with_contexts(counting_docs(200, 31, 2, 4));
+  given.val = with_contexts(counting_docs(40, 32, 2, 4));
+  TrainData alone;
+  alone.train = counting_docs(200, 31, 2, 4);
+  alone.val = given.val;  // both validated given the contexts: what the codec will code
+  LoraConfig lora;
+  lora.r = 8;
+  TrainConfig cfg;
+  cfg.steps = 80;
+  cfg.batch_size = 8;
+  cfg.seq_len = 32;
+  cfg.lr = 1e-2;
+  cfg.min_lr = 1e-3;
+  cfg.warmup_steps = 4;
+  cfg.eval_every = 20;
+  cfg.checkpoint_every = 40;
+  AdapterInfo info;
+  info.domain = "counting";
+  info.base_model_name_or_path = "tiny";
+  std::vector<TrainResult> r;
+  for (const TrainData* data : {&given, &alone}) {
+    LlamaForCausalLM base = load_hf_model(dir + "/base");
+    RunOptions opt;
+    opt.run_dir = dir + "/run" + std::to_string(r.size());
+    r.push_back(train_lora(base, lora, cfg, *data, info, dir + "/a" + std::to_string(r.size()), opt));
+  }
+  fs::remove_all(dir);
+  EXPECT_DOUBLE_EQ(r[0].base_val_bits_per_token, r[1].base_val_bits_per_token);
+  EXPECT_LT(r[0].best_val_bits_per_token, 0.8 * r[1].best_val_bits_per_token)
+      << "conditioned " << r[0].best_val_bits_per_token << ", from BOS alone " << r[1].best_val_bits_per_token << ", base "
+      << r[0].base_val_bits_per_token;
 }
 
 TEST(TrainLora, ResumeAfterInterruptionGivesTheSameAdapter) {

@@ -20,6 +20,9 @@ struct Chunk {
   size_t slot;          // index into the result vector
   const int32_t* toks;  // the chunk's tokens (targets)
   int64_t len;          // 1..context-1
+  const int32_t* prefix = nullptr;  // a document's first chunk: its context, read after BOS, never a target
+  int64_t prefix_len = 0;
+  int64_t positions() const { return prefix_len + len; }
 };
 
 // Restores a module's train/eval mode on scope exit.
@@ -57,18 +60,25 @@ std::vector<DocBits> document_bits(LlamaForCausalLM& model, const DocSet& docs, 
                                   std::to_string(docs.num_docs()) + " documents)");
     const int64_t n = static_cast<int64_t>(docs.doc_len(d));
     out[s].tokens = n;
-    for (int64_t off = 0; off < n; off += max_chunk)
-      chunks.push_back({s, docs.doc(d) + off, std::min(max_chunk, n - off)});
+    // A context (conditioned training): its last max_chunk / 2 tokens at most, as the codec's window.
+    const int64_t c = std::min<int64_t>(static_cast<int64_t>(docs.context_len(d)), max_chunk / 2);
+    const int32_t* ctx = c > 0 ? docs.context(d) + (docs.context_len(d) - static_cast<size_t>(c)) : nullptr;
+    for (int64_t off = 0; off < n;) {
+      const int64_t p = off == 0 ? c : 0;
+      const int64_t len = std::min(max_chunk - p, n - off);
+      chunks.push_back({s, docs.doc(d) + off, len, off == 0 ? ctx : nullptr, p});
+      off += len;
+    }
   }
   // Longest first, so each batch's padding is small; ties keep document order.
-  std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) { return a.len > b.len; });
+  std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) { return a.positions() > b.positions(); });
 
   ModeGuard mode(*model);
   torch::NoGradGuard no_grad;
   const int64_t budget = std::max<int64_t>(opt.batch_tokens, max_chunk);
   size_t i = 0;
   while (i < chunks.size()) {
-    const int64_t T = chunks[i].len;
+    const int64_t T = chunks[i].positions();
     const int64_t B = std::max<int64_t>(1, std::min<int64_t>(budget / T, static_cast<int64_t>(chunks.size() - i)));
     torch::Tensor input = torch::full({B, T}, bos, torch::kInt64);    // (B, T): BOS + chunk[:-1], padded
     torch::Tensor target = torch::zeros({B, T}, torch::kInt64);       // (B, T): chunk, padded with 0
@@ -78,10 +88,12 @@ std::vector<DocBits> document_bits(LlamaForCausalLM& model, const DocSet& docs, 
     auto mk_a = mask.accessor<double, 2>();
     for (int64_t b = 0; b < B; ++b) {
       const Chunk& c = chunks[i + b];
-      for (int64_t t = 0; t < c.len; ++t) {
-        if (t > 0) in_a[b][t] = c.toks[t - 1];
-        tg_a[b][t] = c.toks[t];
-        mk_a[b][t] = 1.0;
+      // Position t reads BOS + the row's tokens before it; the row is prefix, then toks.
+      auto row = [&](int64_t t) { return t < c.prefix_len ? c.prefix[t] : c.toks[t - c.prefix_len]; };
+      for (int64_t t = 0; t < c.positions(); ++t) {
+        if (t > 0) in_a[b][t] = row(t - 1);
+        tg_a[b][t] = row(t);
+        mk_a[b][t] = t < c.prefix_len ? 0.0 : 1.0;
       }
     }
     torch::Tensor logits = model->forward(input);  // (B, T, V), on the model's device (CPU or GPU)

@@ -19,7 +19,9 @@ PackedStream::PackedStream(const DocSet& docs, int32_t bos_id, uint64_t seed) : 
   if (docs.num_docs() == 0) throw std::invalid_argument("training data has no documents");
   if (docs.offsets.size() != docs.num_docs() + 1 || docs.offsets.back() != docs.tokens.size())
     throw std::invalid_argument("training data: document offsets do not match the token array");
-  epoch_len_ = static_cast<int64_t>(docs.tokens.size() + docs.num_docs());
+  if (docs.has_contexts() && (docs.context_offsets.size() != docs.num_docs() + 1 || docs.context_offsets.back() != docs.context_tokens.size()))
+    throw std::invalid_argument("training data: context offsets do not match the context array");
+  epoch_len_ = static_cast<int64_t>(docs.tokens.size() + docs.context_tokens.size() + docs.num_docs());
 }
 
 std::vector<uint32_t> PackedStream::epoch_order(int64_t e) const {
@@ -47,7 +49,7 @@ const PackedStream::Epoch& PackedStream::epoch(int64_t e) {
   int64_t pos = 0;
   for (size_t i = 0; i < c.order.size(); ++i) {
     c.start[i] = pos;
-    pos += 1 + static_cast<int64_t>(docs_.doc_len(c.order[i]));
+    pos += 1 + static_cast<int64_t>(docs_.context_len(c.order[i]) + docs_.doc_len(c.order[i]));
   }
   c.start.back() = pos;
   return c;
@@ -64,14 +66,19 @@ void PackedStream::window(int64_t g, int64_t len, int64_t stride, int32_t* token
     size_t i = static_cast<size_t>(std::upper_bound(ep.start.begin(), ep.start.end(), off) - ep.start.begin()) - 1;
     for (; i < ep.order.size() && filled < len; ++i) {
       const uint32_t d = ep.order[i];
-      int64_t k = off - ep.start[i];  // 0 = the BOS, k >= 1 = token k-1 of the document
+      // 0 = the BOS, then the context's c tokens, then the document's.
+      int64_t k = off - ep.start[i];
       const int64_t entry_len = ep.start[i + 1] - ep.start[i];
+      const int64_t c = static_cast<int64_t>(docs_.context_len(d));
       for (; k < entry_len && filled < len; ++k, ++filled, ++p) {
         if (k == 0) {
           tokens[filled] = bos_;
           is_bos[filled] = 1;
+        } else if (k <= c) {
+          tokens[filled] = docs_.context(d)[k - 1];
+          is_bos[filled] = 1;
         } else {
-          tokens[filled] = docs_.doc(d)[k - 1];
+          tokens[filled] = docs_.doc(d)[k - 1 - c];
           is_bos[filled] = 0;
         }
       }

@@ -19,10 +19,11 @@ class PackedStream {
   // `docs` must outlive the stream. std::invalid_argument when it has no documents.
   PackedStream(const DocSet& docs, int32_t bos_id, uint64_t seed);
 
-  // Fills tokens[0..len) with window g and is_bos[0..len) with 1 where the token is a BOS separator.
+  // Fills tokens[0..len) with window g and is_bos[0..len) with 1 where the token is a BOS separator
+  // or part of a document's context (DocSet::context: read before the document, never a target).
   void window(int64_t g, int64_t len, int64_t stride, int32_t* tokens, uint8_t* is_bos);
 
-  int64_t epoch_tokens() const { return epoch_len_; }  // documents' tokens + one BOS each
+  int64_t epoch_tokens() const { return epoch_len_; }  // documents' tokens and contexts + one BOS each
   // The document order of epoch e (a permutation of 0..n_docs-1).
   std::vector<uint32_t> epoch_order(int64_t e) const;
 

@@ -32,12 +32,20 @@ namespace lorazip {
 DocSet concat_docsets(const std::vector<const DocSet*>& sets) {
   DocSet out;
   out.offsets.push_back(0);
+  const bool contexts = std::any_of(sets.begin(), sets.end(), [](const DocSet* s) { return s->has_contexts(); });
+  if (contexts) out.context_offsets.push_back(0);
   for (const DocSet* s : sets) {
     if (s->num_docs() == 0) continue;
     const uint64_t base = out.tokens.size();
     out.tokens.insert(out.tokens.end(), s->tokens.begin(), s->tokens.end());
     for (size_t d = 1; d < s->offsets.size(); ++d) out.offsets.push_back(base + s->offsets[d]);
     out.byte_lengths.insert(out.byte_lengths.end(), s->byte_lengths.begin(), s->byte_lengths.end());
+    if (!contexts) continue;
+    // A set without contexts joins with empty ones.
+    for (size_t d = 0; d < s->num_docs(); ++d) {
+      if (s->has_contexts()) out.context_tokens.insert(out.context_tokens.end(), s->context(d), s->context(d) + s->context_len(d));
+      out.context_offsets.push_back(out.context_tokens.size());
+    }
   }
   return out;
 }
@@ -79,7 +87,10 @@ double jget(const nlohmann::json& j, const char* k) {
 uint64_t docset_hash(const DocSet& d) {
   uint64_t h = xxh64(d.tokens.data(), d.tokens.size() * sizeof(int32_t));
   h = xxh64(d.offsets.data(), d.offsets.size() * sizeof(uint64_t), h);
-  return xxh64(d.byte_lengths.data(), d.byte_lengths.size() * sizeof(uint64_t), h);
+  h = xxh64(d.byte_lengths.data(), d.byte_lengths.size() * sizeof(uint64_t), h);
+  if (!d.has_contexts()) return h;  // as before contexts existed, so older checkpoints resume
+  h = xxh64(d.context_tokens.data(), d.context_tokens.size() * sizeof(int32_t), h);
+  return xxh64(d.context_offsets.data(), d.context_offsets.size() * sizeof(uint64_t), h);
 }
 
 // What the loop trains, and how it saves what is not an optimizer parameter.

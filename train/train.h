@@ -78,6 +78,10 @@ struct PretrainConfig : LoopConfig {
 // `train:` section: a LoRA adapter for one domain on a frozen base.
 struct TrainConfig : LoopConfig {
   int64_t early_stopping_patience = 0;  // stop after this many evaluations without a new best; 0 = off
+  // Conditioned loss: each response is trained on (and validated) given its prompt, rendered as
+  // eval.context_template renders it, the prompt's tokens masked out of the loss (the job attaches
+  // them as DocSet contexts; documents without a prompt train from BOS alone).
+  bool conditioned = false;
 
   TrainConfig();
   static TrainConfig from_yaml(YamlMap& m, const std::string& base_dir);  // strict, calls m.finish()

@@ -109,6 +109,7 @@ TrainConfig TrainConfig::from_yaml(YamlMap& m, const std::string& /*base_dir*/) 
   TrainConfig c;
   read_loop(m, c);
   m.get("early_stopping_patience", c.early_stopping_patience);
+  m.get("conditioned", c.conditioned);
   m.finish();
   c.validate(section_source(m));
   if (c.early_stopping_patience < 0)
@@ -119,6 +120,7 @@ TrainConfig TrainConfig::from_yaml(YamlMap& m, const std::string& /*base_dir*/) 
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j = LoopConfig::to_json();
   j["early_stopping_patience"] = early_stopping_patience;
+  j["conditioned"] = conditioned;
   return j;
 }
 

@@ -101,6 +101,50 @@ void write_new_format_seeds(const std::string& dir) {
     const std::string tail = "hello" + ix.serialize_with_footer(h);
     write_seed(dir + (jsonl ? "/records-cut-add" : "/files-cut-add") + v + ".lza", file + tail.substr(0, tail.size() / 2));
   }
+
+  // A conversation archive: a record of two turns (a stored prompt, a coded response in front of
+  // it in the line), then a record of one turn with no role.
+  {
+    ArchiveHeader h;
+    h.flags = kArchiveJsonl | kArchiveConversations;
+    h.turn_template = ArchiveTurnTemplate::BaseTemplate;
+    h.arithmetic_version = 2;
+    h.base_tag = 0xa1b2;
+    h.tokenizer_tag = 0xc3;
+    std::string file = h.serialize();
+    ArchiveIndex ix;
+    ArchiveMember response;
+    response.name = "line 1";
+    response.coded = true;
+    response.n_tokens = 12;
+    response.chunk_lens = {7};
+    response.data_len = 7;
+    response.prefix = "{\"text\": ";
+    response.role = "assistant";
+    response.turn = 1;
+    ArchiveMember prompt;
+    prompt.name = "line 1";
+    prompt.same_record = true;
+    prompt.data_len = 5;
+    prompt.check = check32("hello");
+    prompt.prefix = ", \"prompt\": ";
+    prompt.suffix = ", \"model\": \"m\"}";
+    prompt.role = "user";
+    ArchiveMember alone;
+    alone.name = "line 2";
+    alone.data_len = 3;
+    alone.check = check32("one");
+    alone.prefix = "{\"text\": ";
+    alone.suffix = "}";
+    alone.no_newline = true;
+    file += "payload" "hello" "one";
+    ix.members = {response, prompt, alone};
+    file += ix.serialize_with_footer(h);
+    write_seed(dir + "/conversations.lza", file);
+    write_seed(dir + "/conversation-line.jsonl",
+               "{\"id\": 1, \"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"caf\\u00e9?\"}, "
+               "{\"role\": \"assistant\", \"content\": null}, {\"content\": \"Yes.\", \"role\": \"assistant\"}], \"x\": [1]}");
+  }
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 //   dummy prefix sees " " + text), as scripts/interop_hf.py compares them with transformers'
 //   --context: each input is a prompt; the ids are the context conditioned coding reads for it,
 //   rendered by gen/context.h with TEMPLATE (auto, chatml, plain) for the base VOCAB
-//   (scripts/interop_chat_template.py compares them with the GGUF's own Jinja template)
+//   (scripts/interop_chat_template.py compares them with the GGUF's own Jinja template); an input
+//   {"turns": [{"role": R, "hex": H}...], "role": R} is a conversation's next turn instead, its ids
+//   the context a conversation archive codes that turn given (ContextRenderer::turn_context)
 //   VOCAB: a GGUF file, scripts/export_gguf_vocab.py output, a tokenizer.json or a tokenizer.model
 //   INPUTS.jsonl: one {"hex": "<bytes as hex>"} per line; OUT.jsonl: one {"ids": [...]} per line.
 // Prints the encode throughput to stderr (bytes / seconds of encode calls only).
@@ -90,6 +92,15 @@ int main(int argc, char** argv) {
       const std::string text = unhex(nlohmann::json::parse(line).at("hex").get<std::string>());
       const auto t0 = std::chrono::steady_clock::now();
       bool prefixed = false;
+      if (renderer && nlohmann::json::parse(line).contains("turns")) {
+        // A conversation's next turn: {"turns": [{"role", "hex"}...], "role": ROLE, "hex": ""}.
+        const nlohmann::json j = nlohmann::json::parse(line);
+        std::vector<lorazip::gen::ChatMessage> before;
+        for (const auto& t : j.at("turns")) before.push_back({t.at("role").get<std::string>(), unhex(t.at("hex").get<std::string>())});
+        out << nlohmann::json{{"ids", renderer->turn_context(before, j.at("role").get<std::string>())}, {"template", renderer->template_name()}}.dump()
+            << "\n";
+        continue;
+      }
       if (renderer) {
         const auto r = renderer->render(text);
         out << nlohmann::json{{"ids", r.tokens}, {"template", r.template_name}}.dump() << "\n";
