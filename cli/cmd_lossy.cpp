@@ -258,13 +258,16 @@ int cmd_rewrite(const LossyOptions& o, const GlobalOptions& g) {
   for (const auto& p : problems) {
     auto ref = refs.find(p.id);
     if (ref == refs.end()) continue;
+    // Both texts coded given the problem, which the receiver holds (rewrite config `conditioned`).
+    const std::vector<int32_t> ctx = cfg.conditioned ? gen::problem_context(m, p.problem) : std::vector<int32_t>{};
+    copt.context = cfg.conditioned ? &ctx : nullptr;
     const gen::RewriteResult r = gen::rewrite_solution(m, codec, copt, p.problem, ref->second.answer, cfg, g.threads, &m, p.gold);
     char row[512];
     std::snprintf(row, sizeof row, "| %s | %lld | %.0f | %lld | %.0f | %.4f | %.4f | %s %s |\n", p.id.c_str(), static_cast<long long>(r.original_bytes),
                   r.original_code.coded_bits(), static_cast<long long>(r.rewrite_bytes), r.rewrite_code.coded_bits(), r.ratio_vs_bytes,
                   r.ratio_vs_coded, r.inferred_answer.substr(0, 20).c_str(), r.inferred_correct ? "✓" : "✗");
     md += row;
-    jsonl.add(gen::rewrite_json(p.id, o.bench, o.reference_model, r));
+    jsonl.add(gen::rewrite_json(p.id, o.bench, o.reference_model, r, cfg.conditioned));
     logf("%s: rewrite (%lld bytes): %s", p.id.c_str(), static_cast<long long>(r.rewrite_bytes), r.rewrite.c_str());
     sum_bytes += 8.0 * static_cast<double>(r.original_bytes);
     sum_coded += r.original_code.coded_bits();

@@ -22,6 +22,7 @@ RewriteConfig load_rewrite_config(const std::string& path) {
   m.get("seed", c.seed);
   m.get("max_tokens", c.max_tokens);
   m.get("infer_tokens", c.infer_tokens);
+  m.get("conditioned", c.conditioned);
   m.finish();
   if (c.prompt.find("{solution}") == std::string::npos) m.fail("prompt", "must contain {solution}");
   check_config(c);
@@ -108,7 +109,10 @@ RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, co
   return r;
 }
 
-std::string rewrite_json(const std::string& id, const std::string& bench, const std::string& reference_model, const RewriteResult& r) {
+std::vector<int32_t> problem_context(const ChatModel& m, const std::string& problem) { return m.chat.user_prompt(*m.tokenizer, problem); }
+
+std::string rewrite_json(const std::string& id, const std::string& bench, const std::string& reference_model, const RewriteResult& r,
+                         bool conditioned) {
   const nlohmann::json j = {{"id", id},
                             {"bench", bench},
                             {"reference_model", reference_model},
@@ -122,6 +126,7 @@ std::string rewrite_json(const std::string& id, const std::string& bench, const 
                             {"samples", static_cast<int64_t>(r.samples.size())},
                             {"inferred_answer", r.inferred_answer},
                             {"inferred_correct", r.inferred_correct},
+                            {"conditioned", conditioned},
                             {"rewrite", r.rewrite}};
   return j.dump();
 }

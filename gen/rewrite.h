@@ -29,6 +29,10 @@ struct RewriteConfig {
   uint64_t seed = 1;
   int64_t max_tokens = 256;   // per rewrite
   int64_t infer_tokens = 256; // the inferring model's answer
+  // Both texts (the original solution and the rewrite) coded given the problem, which the receiver
+  // holds: the problem as a user turn in the model's chat template (conditioned coding,
+  // docs/codec.md); false codes them from BOS alone.
+  bool conditioned = true;
 };
 // Reads a YAML file whose keys are RewriteConfig's fields (unknown keys refused, naming them).
 RewriteConfig load_rewrite_config(const std::string& path);
@@ -51,15 +55,22 @@ struct RewriteResult {
   bool inferred_correct = false;
 };
 
-// `codec` codes both texts (its options `code_opt`); `inferer` (nullable) answers from the rewrite
-// and is graded against `gold` (answers_match).
+// `codec` codes both texts (its options `code_opt`; code_opt.context, when set, is what both are
+// coded given: the problem rendered for the codec's model, see problem_context); `inferer`
+// (nullable) answers from the rewrite and is graded against `gold` (answers_match).
 RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, const LmCodecOptions& code_opt, const std::string& problem,
                                const std::string& solution, const RewriteConfig& cfg, int threads, const ChatModel* inferer,
                                const std::string& gold);
 
+// The context both sides code a problem's texts given (cfg.conditioned): `problem` as a user turn
+// in `m`'s chat template, ending with the assistant turn's opening.
+std::vector<int32_t> problem_context(const ChatModel& m, const std::string& problem);
+
 // One JSON object (no newline) recording a result for later readers (`lorazip frontier`): id, bench,
 // reference_model, original_bytes, original_tokens, original_coded_bits, rewrite_bytes,
-// rewrite_tokens, rewrite_coded_bits, positions, samples, inferred_answer, inferred_correct, rewrite.
-std::string rewrite_json(const std::string& id, const std::string& bench, const std::string& reference_model, const RewriteResult& r);
+// rewrite_tokens, rewrite_coded_bits, positions, samples, inferred_answer, inferred_correct, rewrite,
+// and conditioned (whether both were coded given the problem).
+std::string rewrite_json(const std::string& id, const std::string& bench, const std::string& reference_model, const RewriteResult& r,
+                         bool conditioned = false);
 
 }  // namespace lorazip::gen

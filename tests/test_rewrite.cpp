@@ -63,16 +63,35 @@ TEST(Rewrite, KeepsTheShortestSampleAndCodesIt) {
   // Same seed, same rewrites (on any thread count).
   const RewriteResult again = rewrite_solution(m, codec, copt, "Add 12 and 30.", solution, cfg, 2, nullptr, "");
   EXPECT_EQ(again.samples, r.samples);
+  // Given the problem (what `lorazip rewrite` does by default): both texts are coded after the
+  // problem's user turn, exactly as compress codes them given that context.
+  const std::vector<int32_t> ctx = problem_context(m, "Add 12 and 30.");
+  EXPECT_EQ(ctx, m.chat.user_prompt(*m.tokenizer, "Add 12 and 30."));
+  LmCodecOptions given = copt;
+  given.context = &ctx;
+  const RewriteResult cond = rewrite_solution(m, codec, given, "Add 12 and 30.", solution, cfg, 1, nullptr, "");
+  EXPECT_EQ(cond.rewrite, r.rewrite);
+  CodeStats o_given, w_given;
+  codec.compress(solution, given, &o_given);
+  codec.compress(cond.rewrite, given, &w_given);
+  EXPECT_EQ(cond.original_code.context_fingerprint, context_fingerprint(ctx));
+  EXPECT_GT(cond.original_code.prefix_tokens, 0);
+  EXPECT_DOUBLE_EQ(cond.original_code.ideal_bits, o_given.ideal_bits);
+  EXPECT_DOUBLE_EQ(cond.rewrite_code.ideal_bits, w_given.ideal_bits);
+  EXPECT_NE(cond.original_code.ideal_bits, r.original_code.ideal_bits);
+  EXPECT_NE(rewrite_json("p1", "b", "ref", cond, true).find("\"conditioned\":true"), std::string::npos);
 }
 
 TEST(Rewrite, ConfigFileRefusesUnknownKeys) {
   const std::string dir = testing::TempDir();
   const std::string good = dir + "/rw_good.yaml", bad = dir + "/rw_bad.yaml";
-  std::ofstream(good) << "prompt: 'Shorten: {solution}'\nsamples: 3\ntemperature: 0.5\n";
+  std::ofstream(good) << "prompt: 'Shorten: {solution}'\nsamples: 3\ntemperature: 0.5\nconditioned: false\n";
   std::ofstream(bad) << "samples: 3\nsampels: 4\n";
   const RewriteConfig c = load_rewrite_config(good);
   EXPECT_EQ(c.samples, 3);
   EXPECT_EQ(c.prompt, "Shorten: {solution}");
+  EXPECT_FALSE(c.conditioned);
+  EXPECT_TRUE(RewriteConfig{}.conditioned) << "coding given the problem is the default";
   EXPECT_THROW(load_rewrite_config(bad), std::invalid_argument);
   std::ofstream(bad) << "prompt: 'no placeholder'\n";
   EXPECT_THROW(load_rewrite_config(bad), std::invalid_argument);
