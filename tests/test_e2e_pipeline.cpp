@@ -162,6 +162,32 @@ TEST(E2ePipeline, TrainChangeRerunsAdaptersOnly) {
       << "the adapter was not retrained: its tensors are those of the 16-step run";
 }
 
+// train.conditioned: the adapters are retrained on each response given its prompt (the embedded
+// samples carry prompts), the log says how many documents were read after their prompt, and the
+// adapter records the option.
+TEST(E2ePipeline, ConditionedTrainingReadsThePrompts) {
+  fs::path t = tiny_pipeline();
+  ASSERT_FALSE(t.empty());
+  TempDir tmp;
+  fs::copy(t, tmp / "w", fs::copy_options::recursive);
+  std::string text = tiny_yaml_text_absolute();
+  const std::string from = "train:\n  steps: 16\n";
+  size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << "tiny.yaml's train section does not start with 'steps: 16'";
+  text.replace(at, from.size(), "train:\n  steps: 16\n  conditioned: true\n");
+  spill(tmp / "cond.yaml", text);
+  Result r = lorazip({"run", (tmp / "cond.yaml").string(), "--work-dir", (tmp / "w").string()}, tmp.path());
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_TRUE(has(r.err, "prepare: cached")) << r.describe();
+  for (const auto& d : kAdapterDomains) {
+    EXPECT_TRUE(has(r.err, "'" + d + "': training")) << r.describe();
+    EXPECT_TRUE(has(r.err, "adapter " + d + ": conditioned loss: ")) << r.describe();
+  }
+  EXPECT_FALSE(has(r.err, "conditioned loss: 0 of")) << "a domain's documents were not matched to their prompts\n" << r.describe();
+  auto info = nlohmann::json::parse(slurp(tmp / "w/adapters/math/lorazip.json"));
+  EXPECT_TRUE(info["config"]["train"].value("conditioned", false)) << info.dump(2);
+}
+
 // eval depends on its whole config section and on the bytes of each extra corpus: editing an
 // extra corpus's text reruns eval, and the rerun's report has the new text's figures.
 TEST(E2ePipeline, EditedExtraCorpusRerunsEval) {

@@ -1559,6 +1559,19 @@ TEST(LmArchive, ConversationTurnsAreCodedGivenTheTurnsBeforeThem) {
   };
   const std::string msg = refusal_of([&] { archive_extract_member(*src, L, 1, codecs, "", "", 1, path, other); });
   EXPECT_NE(msg.find("turns.lza: member 'line 1' turn 1"), std::string::npos) << msg;
+  // -A: each turn takes the cheaper of the base and the adapters given its context; all extract.
+  make_adapter("chat", 21);
+  ArchiveCodingOptions routed = opt;
+  routed.candidates = list_adapters(temp_root() + "/adapters");
+  const std::string jsonl = line + conversation_line(70, 5, 200, false) + "\n";
+  archive_create(path, codecs, documents_from_jsonl(jsonl, true), routed, true);
+  auto src2 = open_file_source(path);
+  const ArchiveLayout L2 = read_archive_layout(*src2, path);
+  std::string back;
+  for (size_t k = 0; k < L2.index.members.size(); ++k)
+    if (!L2.index.members[k].same_record)
+      back += archive_extract_member(*src2, L2, k, codecs, "", temp_root() + "/adapters", 1, path, plain_renderers());
+  EXPECT_EQ(back, jsonl);
 }
 
 TEST(LmArchive, PerDocumentAdaptersAreFoundOnExtract) {
