@@ -178,6 +178,17 @@ void score_conditioned(std::vector<Row>& rows, LoadedBase& base, CodecSet& codec
           static_cast<int64_t>(context_window(c.tokens, static_cast<int32_t>(base.config.bos_token_id), chunk).size());
     d.base_bits_given = total(codecs.get(""));
     for (const auto& a : adapters) d.adapter_bits_given[a.domain] = total(codecs.get(a.dir));
+    if (opt.classical) {
+      // The records as a JSONL file stores them (prompt and response), each alone, beside the
+      // responses alone (classical_per_doc): what the classical codecs must store when nothing is shared.
+      d.prompt_bytes_given = 0;
+      for (size_t k = 0; k < r.bytes.size(); ++k) {
+        const std::string& prompt = opt.prompts.at(r.bytes[k]);
+        d.prompt_bytes_given += static_cast<int64_t>(prompt.size());
+        const std::string line = "{\"prompt\": " + json_string_literal(prompt, false) + ", \"text\": " + json_string_literal(r.bytes[k], false) + "}\n";
+        for (Classical c : all_classical()) d.classical_records_given[classical_name(c)] += static_cast<int64_t>(classical_compress(c, line).size());
+      }
+    }
     log_info("eval: " + d.domain + " given the prompts: base " + std::to_string(d.bits_per_token(d.base_bits_given)).substr(0, 5) +
              " bits/token (from BOS alone " + std::to_string(d.bits_per_token(d.base_bits)).substr(0, 5) + ")");
   }

@@ -118,6 +118,10 @@ nlohmann::json Report::to_json() const {
                           {"adapter_bits_per_token", d.bits_per_token(d.own_adapter_bits_given())},
                           {"base_saving", d.base_bits > 0 ? 1.0 - d.base_bits_given / d.base_bits : 0.0},
                           {"cross", cross_given}};
+      if (!d.classical_records_given.empty()) {
+        e["conditioned"]["prompt_bytes"] = d.prompt_bytes_given;
+        e["conditioned"]["classical_jsonl_per_record_bytes"] = d.classical_records_given;
+      }
     }
     if (std::isfinite(d.prompt_routed_bits))
       e["prompt_routed"] = {{"bits", d.prompt_routed_bits}, {"bits_per_token", d.bits_per_token(d.prompt_routed_bits)},
@@ -172,6 +176,29 @@ std::string Report::to_markdown() const {
     }
     o << "\n(bits/token of the responses' ideal code length; the prompt's tokens are read, not coded, and the file "
          "stores only their fingerprint.)\n";
+    bool any_records = false;
+    for (const auto& d : domains) any_records |= !d.classical_records_given.empty();
+    if (any_records) {
+      o << "\n#### The same records in bytes, beside the classical codecs (each document or record compressed alone)\n\n"
+           "| domain | docs | response bytes | prompt bytes | best classical, responses alone | best classical, prompt + response "
+           "as a JSONL line | lorazip base, responses given the prompts | lorazip own adapter, given the prompts |\n"
+           "|---|---:|---:|---:|---|---|---:|---:|\n";
+      auto best = [](const std::map<std::string, int64_t>& m) {
+        std::string name;
+        int64_t size = -1;
+        for (const auto& [n, b] : m)
+          if (size < 0 || b < size) size = b, name = n;
+        return name.empty() ? std::string("-") : fmt(static_cast<double>(size), 0) + " (" + name + ")";
+      };
+      for (const auto& d : domains) {
+        if (d.classical_records_given.empty()) continue;
+        o << "| " << d.domain << " | " << d.docs << " | " << d.bytes << " | " << d.prompt_bytes_given << " | " << best(d.classical_per_doc)
+          << " | " << best(d.classical_records_given) << " | " << fmt(d.base_bits_given / 8, 0) << " | "
+          << (d.own_adapter.empty() ? "-" : fmt(d.own_adapter_bits_given() / 8, 0)) << " |\n";
+      }
+      o << "\n(lorazip: the ideal code length in bytes, without file headers; the prompts are not stored, as both sides hold "
+           "them. A JSONL file that holds both is what `lorazip archive create --jsonl --conversations` codes: docs/codec.md.)\n";
+    }
   }
   bool any_modes = false;
   for (const auto& d : domains) any_modes |= d.base_independent_seconds > 0;

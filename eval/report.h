@@ -38,6 +38,11 @@ struct DomainResult {
   std::map<std::string, double> adapter_bits_given;  // adapter domain -> ideal bits given the prompts
   int64_t context_tokens_given = 0;                  // context-window tokens read, all documents
   std::string context_template;
+  // The same records stored whole by the classical codecs: each record alone as the JSONL line
+  // {"prompt": ..., "text": ...} (name -> bytes, all records), and the prompts' bytes; empty / 0
+  // when not measured (eval.classical off, or no conditioned columns).
+  std::map<std::string, int64_t> classical_records_given;
+  int64_t prompt_bytes_given = 0;
   double own_adapter_bits_given() const;  // base_bits_given when there is no own adapter
 
   // Real coded size on a sample of documents (each compressed alone as a lorazip file).

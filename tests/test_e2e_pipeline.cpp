@@ -80,12 +80,19 @@ TEST(E2ePipeline, RunWritesEveryArtefact) {
     EXPECT_GT(c.value("base_bits_per_token", -1.0), 0.5) << name;
     EXPECT_NE(c.value("base_bits", -1.0), d["ideal"].value("base_bits", -1.0)) << name << ": the prompt changed nothing";
     for (const auto& a : kAdapterDomains) EXPECT_TRUE(c["cross"].contains(a)) << name << " lacks adapter " << a;
+    // The same records as JSONL lines under the classical codecs: a record holds its response, so
+    // each codec's bytes exceed what it takes for the responses alone (both each document alone).
+    EXPECT_GT(c.value("prompt_bytes", int64_t{0}), 0) << name;
+    ASSERT_TRUE(c.contains("classical_jsonl_per_record_bytes")) << name << "\n" << c.dump(2);
+    for (const auto& [codec, bytes] : c["classical_jsonl_per_record_bytes"].items())
+      EXPECT_GT(bytes.get<int64_t>(), d["classical_per_doc_bytes"].value(codec, int64_t{0})) << name << " " << codec;
   }
   // The Markdown report names every domain, the CSV has a row per domain and model, the SVG is SVG.
   std::string md = slurp(t / "report.md");
   for (const auto& name : kDomains) EXPECT_TRUE(has(md, name)) << md;
   EXPECT_TRUE(has(md, "| files over ideal, bytes/doc | 3% of ideal + 8 B, bytes/doc | archive ratio | archive over ideal |")) << md;
   EXPECT_TRUE(has(md, "### Conditioned on the prompt")) << md;
+  EXPECT_TRUE(has(md, "#### The same records in bytes, beside the classical codecs")) << md;
   EXPECT_TRUE(has(slurp(t / "report.csv"), "base:given_prompt")) << "report.csv lacks the conditioned rows";
   std::string csv = slurp(t / "report.csv");
   EXPECT_TRUE(has(csv, "chat,")) << csv;
