@@ -213,9 +213,7 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
         stream += doc;
         continue;
       }
-      const fs::path out = fs::path(o.directory) / m.name;
-      if (m.name.empty() || m.name[0] == '/' || m.name.find("..") != std::string::npos)
-        throw std::runtime_error(o.archive + ": member name '" + m.name + "' would be written outside " + o.directory + "; not extracted");
+      const fs::path out = extract_path(o.directory, m.name, o.archive);
       if (!o.force && fs::exists(out)) throw std::invalid_argument("'" + out.string() + "' already exists; use -f to overwrite");
       write_file_atomic(out.string(), doc);
     } catch (const std::invalid_argument&) {

@@ -227,8 +227,7 @@ std::vector<DecodedFile> decode_batch(const std::vector<std::string>& inputs, si
       check_input(in);
       datas[k] = is_stdin(in) ? read_stdin() : read_file(in);
       const std::string& file = datas[k];
-      if (can_route && container_version(file, names[k]) == 2 &&
-          (Container::parse_header_only(file, names[k]).flags & kFlagPromptRouted)) {
+      if (can_route && is_prompt_routed(file, names[k])) {
         if (!routed)
           throw std::runtime_error(names[k] + ": the adapter was chosen from the document's prompt, which the file does not hold: "
                                               "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");

@@ -249,11 +249,7 @@ int cmd_rewrite(const LossyOptions& o, const GlobalOptions& g) {
   const auto refs = gen::load_reference_answers(o.reference, o.bench, o.reference_model);
   LmCodecOptions copt;
   copt.threads = g.threads;
-  std::string md =
-      "| id | original bytes | original coded bits | rewrite bytes | rewrite coded bits | ratio vs bytes | ratio vs coded | answer from rewrite |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---|\n";
-  double sum_bytes = 0, sum_coded = 0, sum_rw = 0;
-  int n = 0, inferred = 0;
+  std::vector<std::pair<std::string, gen::RewriteResult>> rows;
   JsonlAppender jsonl(o.out);
   for (const auto& p : problems) {
     auto ref = refs.find(p.id);
@@ -262,23 +258,11 @@ int cmd_rewrite(const LossyOptions& o, const GlobalOptions& g) {
     const std::vector<int32_t> ctx = cfg.conditioned ? gen::problem_context(m, p.problem) : std::vector<int32_t>{};
     copt.context = cfg.conditioned ? &ctx : nullptr;
     const gen::RewriteResult r = gen::rewrite_solution(m, codec, copt, p.problem, ref->second.answer, cfg, g.threads, &m, p.gold);
-    char row[512];
-    std::snprintf(row, sizeof row, "| %s | %lld | %.0f | %lld | %.0f | %.4f | %.4f | %s %s |\n", p.id.c_str(), static_cast<long long>(r.original_bytes),
-                  r.original_code.coded_bits(), static_cast<long long>(r.rewrite_bytes), r.rewrite_code.coded_bits(), r.ratio_vs_bytes,
-                  r.ratio_vs_coded, r.inferred_answer.substr(0, 20).c_str(), r.inferred_correct ? "✓" : "✗");
-    md += row;
     jsonl.add(gen::rewrite_json(p.id, o.bench, o.reference_model, r, cfg.conditioned));
     logf("%s: rewrite (%lld bytes): %s", p.id.c_str(), static_cast<long long>(r.rewrite_bytes), r.rewrite.c_str());
-    sum_bytes += 8.0 * static_cast<double>(r.original_bytes);
-    sum_coded += r.original_code.coded_bits();
-    sum_rw += r.rewrite_code.coded_bits();
-    inferred += r.inferred_correct;
-    ++n;
+    rows.emplace_back(p.id, r);
   }
-  char tot[512];
-  std::snprintf(tot, sizeof tot, "| **all %d** | %.0f | %.0f |  | %.0f | %.4f | %.4f | %d/%d |\n", n, sum_bytes / 8, sum_coded, sum_rw,
-                sum_bytes > 0 ? sum_rw / sum_bytes : 0.0, sum_coded > 0 ? sum_rw / sum_coded : 0.0, inferred, n);
-  md += tot;
+  const std::string md = gen::rewrite_markdown(rows) + (cfg.conditioned ? "\n(both texts coded given the problem)\n" : "\n(both texts coded from BOS alone)\n");
   std::fwrite(md.data(), 1, md.size(), stdout);
   if (!o.out.empty()) write_file_atomic(o.out + ".md", md);
   return 0;

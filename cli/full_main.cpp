@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cli/subcommands.h"
 #include "cli/codec_cli.h"
 #include "cli/commands.h"
 #include "common/alloc.h"
@@ -143,14 +144,26 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   LossyCommands* lossy = add_lossy_commands(app);
   FrontierCommand* frontier = add_frontier_command(app);
 
+  // The table (cli/subcommands.h) is what the messages and the help test read: it must name
+  // exactly the subcommands registered above.
+  std::string drift, registered = ",";
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    registered += sub->get_name() + ",";
+    if (!is_subcommand(sub->get_name())) drift += " '" + sub->get_name() + "' is registered but not in the table;";
+  }
+  for (const SubcommandInfo& s : kSubcommands)
+    if (registered.find("," + std::string(s.name) + ",") == std::string::npos) drift += std::string(" '") + s.name + "' is in the table but not registered;";
+  if (!drift.empty()) {
+    std::fprintf(stderr, "lorazip: internal error: cli/subcommands.h and the registered subcommands differ:%s\n", drift.c_str());
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (app.get_subcommands().empty()) {
-    std::fprintf(stderr, "lorazip: name a subcommand: prepare, pretrain, train, eval, compress, decompress, test, archive, info, export, run, cluster, generate, qa, rewrite, frontier "
-                         "(see lorazip --help)\n");
+    std::fprintf(stderr, "lorazip: name a subcommand: %s (see lorazip --help)\n", subcommand_list().c_str());
     return 2;
   }
   set_quiet(g.quiet);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/codec_cli.h"
+#include "cli/subcommands.h"
 #include "codec/engine/pool.h"
 #include "common/log.h"
 #include "common/progress.h"
@@ -80,8 +81,8 @@ int run_full(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "lorazip: '%s' needs liblorazip_full.so (training, evaluation and export, with libtorch), which could not be "
-               "loaded:%s\n(the coding subcommands compress, decompress, test, info and archive work without it)\n",
-               subcommand_of(argc, argv).c_str(), errors.c_str());
+               "loaded:%s\n(the coding subcommands %s work without it)\n",
+               subcommand_of(argc, argv).c_str(), errors.c_str(), subcommand_list(/*coding_only=*/true).c_str());
   return 1;
 }
 

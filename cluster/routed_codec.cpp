@@ -109,7 +109,8 @@ std::string RoutedCodec::decompress(const std::string* prompt, std::string_view 
 }
 
 bool is_prompt_routed(std::string_view file, const std::string& name) {
-  return (Container::parse_header_only(file, name).flags & kFlagPromptRouted) != 0;
+  // Only full containers (version 2) carry the flag; compact files cannot be prompt-routed.
+  return container_version(file, name) == 2 && (Container::parse_header_only(file, name).flags & kFlagPromptRouted) != 0;
 }
 
 }  // namespace lorazip

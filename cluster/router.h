@@ -95,7 +95,8 @@ class RoutedCodec {
   std::vector<std::unique_ptr<LmCodec>> codecs_;  // [k], built on first use
 };
 
-// True when `file`'s header carries kFlagPromptRouted (the header is checked as parse() checks it).
+// True when `file` is a full container (version 2) whose header carries kFlagPromptRouted (the
+// header is checked as parse() checks it); false for compact files.
 bool is_prompt_routed(std::string_view file, const std::string& name);
 
 }  // namespace lorazip

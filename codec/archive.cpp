@@ -971,6 +971,23 @@ ArchiveIndex ArchiveIndex::parse(std::string_view packed, const std::string& nam
   return ix;
 }
 
+bool safe_member_name(const std::string& name) {
+  if (name.empty() || name[0] == '/' || name.find('\0') != std::string::npos) return false;
+  size_t start = 0;
+  while (start <= name.size()) {
+    const size_t end = std::min(name.find('/', start), name.size());
+    if (name.compare(start, end - start, "..") == 0 && end - start == 2) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+std::string extract_path(const std::string& dir, const std::string& name, const std::string& archive_name) {
+  if (!safe_member_name(name))
+    throw std::runtime_error(archive_name + ": member name '" + name + "' would be written outside " + dir + "; not extracted");
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
 size_t record_first_member(const ArchiveIndex& ix, size_t k) {
   while (k > 0 && k < ix.members.size() && ix.members[k].same_record) --k;
   return k;

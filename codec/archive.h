@@ -152,6 +152,14 @@ ArchiveRepair find_archive_repair(const ByteSource& src, const std::string& name
 // to its last complete state (ftruncate + fsync). An intact archive is left as it is.
 ArchiveRepair repair_archive(const std::string& path);
 
+// Whether a member name may become a path under an extraction directory: not empty, not absolute,
+// no ".." component, no NUL byte ("a..b.txt" is fine, "a/../../b" is not). `create` and `add`
+// refuse other names; extract_path checks again, since an archive may come from elsewhere.
+bool safe_member_name(const std::string& name);
+// Where `extract -C dir` writes member `name`: dir / name. std::runtime_error naming the archive and
+// the member when the name is not safe_member_name (it would be written outside `dir`).
+std::string extract_path(const std::string& dir, const std::string& name, const std::string& archive_name);
+
 // Conversation archives: the first member of the record member k belongs to (k itself elsewhere).
 size_t record_first_member(const ArchiveIndex& ix, size_t k);
 

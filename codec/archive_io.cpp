@@ -184,14 +184,6 @@ void check_base(const ArchiveHeader& h, CodecSet& codecs, const std::string& nam
   }
 }
 
-bool safe_member_name(const std::string& n) {
-  if (n.empty() || n[0] == '/') return false;
-  for (const auto& part : fs::path(n)) {
-    if (part == "..") return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::vector<ArchiveDocument> documents_from_paths(const std::vector<std::string>& paths) {

@@ -1,6 +1,7 @@
 // Succinct rewrite then lossless coding (see rewrite.h).
 #include "gen/rewrite.h"
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -107,6 +108,29 @@ RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, co
     r.inferred_correct = answers_match(r.inferred_answer, gold);
   }
   return r;
+}
+
+std::string rewrite_markdown(const std::vector<std::pair<std::string, RewriteResult>>& rows) {
+  std::string md =
+      "| id | original bytes | original coded bits | rewrite bytes | rewrite coded bits | ratio vs bytes | ratio vs coded | answer from rewrite |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---|\n";
+  double sum_bytes = 0, sum_coded = 0, sum_rw = 0;
+  int inferred = 0;
+  for (const auto& [id, r] : rows) {
+    char row[512];
+    std::snprintf(row, sizeof row, "| %s | %lld | %.0f | %lld | %.0f | %.4f | %.4f | %s %s |\n", id.c_str(), static_cast<long long>(r.original_bytes),
+                  r.original_code.coded_bits(), static_cast<long long>(r.rewrite_bytes), r.rewrite_code.coded_bits(), r.ratio_vs_bytes,
+                  r.ratio_vs_coded, r.inferred_answer.substr(0, 20).c_str(), r.inferred_correct ? "✓" : "✗");
+    md += row;
+    sum_bytes += 8.0 * static_cast<double>(r.original_bytes);
+    sum_coded += r.original_code.coded_bits();
+    sum_rw += r.rewrite_code.coded_bits();
+    inferred += r.inferred_correct;
+  }
+  char tot[512];
+  std::snprintf(tot, sizeof tot, "| **all %zu** | %.0f | %.0f |  | %.0f | %.4f | %.4f | %d/%zu |\n", rows.size(), sum_bytes / 8, sum_coded, sum_rw,
+                sum_bytes > 0 ? sum_rw / sum_bytes : 0.0, sum_coded > 0 ? sum_rw / sum_coded : 0.0, inferred, rows.size());
+  return md + tot;
 }
 
 std::vector<int32_t> problem_context(const ChatModel& m, const std::string& problem) { return m.chat.user_prompt(*m.tokenizer, problem); }

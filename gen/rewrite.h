@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "codec/lm_codec.h"
@@ -61,6 +62,10 @@ struct RewriteResult {
 RewriteResult rewrite_solution(const ChatModel& writer, const LmCodec& codec, const LmCodecOptions& code_opt, const std::string& problem,
                                const std::string& solution, const RewriteConfig& cfg, int threads, const ChatModel* inferer,
                                const std::string& gold);
+
+// The Markdown table of a run: one row per (problem id, result), then the totals (bytes, coded bits,
+// the ratios over all problems, answers recovered from the rewrites).
+std::string rewrite_markdown(const std::vector<std::pair<std::string, RewriteResult>>& rows);
 
 // The context both sides code a problem's texts given (cfg.conditioned): `problem` as a user turn
 // in `m`'s chat template, ending with the assistant turn's opening.

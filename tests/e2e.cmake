@@ -7,11 +7,12 @@ if(TARGET lorazip)
   set(LORAZIP_E2E_WORK "${CMAKE_CURRENT_BINARY_DIR}/e2e-work")
 
   lorazip_add_test(NAME test_e2e
-                   SOURCES test_e2e_cli.cpp test_e2e_pipeline.cpp test_e2e_codec.cpp test_e2e_export.cpp
+                   SOURCES test_e2e_cli.cpp test_e2e_help.cpp test_e2e_pipeline.cpp test_e2e_codec.cpp test_e2e_export.cpp
                    LIBS nlohmann_json::nlohmann_json
                    LABELS e2e)
   add_dependencies(test_e2e lorazip)
   target_compile_definitions(test_e2e PRIVATE LORAZIP_BIN="$<TARGET_FILE:lorazip>" LORAZIP_E2E_WORK="${LORAZIP_E2E_WORK}")
+  target_include_directories(test_e2e PRIVATE ${PROJECT_SOURCE_DIR})  # cli/subcommands.h: the subcommand table the help test reads
 
   lorazip_add_test(NAME test_e2e_slow
                    SOURCES test_e2e_slow.cpp

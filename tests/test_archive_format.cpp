@@ -605,3 +605,19 @@ TEST(ArchiveConversations, HostileTurnsRecordsAndHeadersAreRefused) {
   EXPECT_NE(refusal_of_header(hb).find("turn template 3"), std::string::npos);
   (void)used;
 }
+
+TEST(ArchiveFormat, MemberNamesThatLeaveTheExtractionDirectoryAreRefused) {
+  for (const char* ok : {"a.txt", "dir/b.md", "a..b.txt", "..hidden", "x/..y/z", "dots.../f", "a/./b"})
+    EXPECT_TRUE(safe_member_name(ok)) << ok;
+  for (const std::string bad : {std::string(""), std::string("/etc/passwd"), std::string(".."), std::string("../x"), std::string("a/../../x"),
+                                std::string("a/.."), std::string("a\0b", 3)})
+    EXPECT_FALSE(safe_member_name(bad)) << bad;
+  EXPECT_EQ(extract_path("out", "dir/b.md", "a.lza"), "out/dir/b.md");
+  EXPECT_EQ(extract_path("out/", "a..b.txt", "a.lza"), "out/a..b.txt");
+  try {
+    extract_path("out", "a/../../x", "a.lza");
+    ADD_FAILURE() << "a name that climbs out of the directory was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("a.lza: member name 'a/../../x' would be written outside out"), std::string::npos) << e.what();
+  }
+}

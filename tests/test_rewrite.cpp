@@ -96,3 +96,25 @@ TEST(Rewrite, ConfigFileRefusesUnknownKeys) {
   std::ofstream(bad) << "prompt: 'no placeholder'\n";
   EXPECT_THROW(load_rewrite_config(bad), std::invalid_argument);
 }
+
+TEST(Rewrite, MarkdownTableRowsAndTotals) {
+  RewriteResult a, b;
+  a.original_bytes = 100;
+  a.original_code.payload_bytes = 20;
+  a.rewrite_bytes = 10;
+  a.rewrite_code.payload_bytes = 5;
+  a.ratio_vs_bytes = 40.0 / 800;
+  a.ratio_vs_coded = 0.25;
+  a.inferred_answer = "42";
+  a.inferred_correct = true;
+  b.original_bytes = 300;
+  b.original_code.payload_bytes = 60;
+  b.rewrite_bytes = 30;
+  b.rewrite_code.payload_bytes = 15;
+  b.inferred_answer = "7";
+  const std::string md = rewrite_markdown({{"p1", a}, {"p2", b}});
+  EXPECT_NE(md.find("| p1 | 100 | 160 | 10 | 40 | 0.0500 | 0.2500 | 42 ✓ |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| p2 | 300 | 480 | 30 | 120 |"), std::string::npos) << md;
+  // Totals: 400 bytes, 640 original coded bits, 160 rewrite coded bits: 160 / 3200 and 160 / 640.
+  EXPECT_NE(md.find("| **all 2** | 400 | 640 |  | 160 | 0.0500 | 0.2500 | 1/2 |"), std::string::npos) << md;
+}

@@ -1,6 +1,8 @@
-// Code length of documents under a model: the quantity lorazip trains on and reports.
+// Code length of documents under a libtorch model: what training validates with (the best step is
+// kept by it). Not the codec's figure, which the coding engine computes with its own arithmetic,
+// its chunk length and windowed chunks (codec/lm_codec.h, code_length_bits; docs/training.md).
 //
-// Convention (shared with the LM codec): a document of n tokens is cut into chunks of at most
+// Convention: a document of n tokens is cut into chunks of at most
 // (context - 1) tokens; each chunk is an independent sequence that starts with BOS at position 0,
 // so its first token is predicted from BOS alone and token j of the chunk from BOS + tokens 0..j-1.
 // The ideal code length of the document is the sum over its tokens of -log2 p(token), softmax in
