@@ -44,6 +44,21 @@ std::string subcommand_of(int argc, char** argv) {
   return "";
 }
 
+#ifdef LORAZIP_CODING_ONLY
+// The coding-only build has no liblorazip_full.so to open.
+int run_full(int argc, char** argv) {
+  const std::string sub = subcommand_of(argc, argv);
+  if (sub.empty())
+    std::fprintf(stderr, "lorazip (coding-only build): name a subcommand: %s (lorazip SUBCOMMAND --help)\n", subcommand_list(true).c_str());
+  else if (is_subcommand(sub))
+    std::fprintf(stderr, "lorazip: '%s' is not in this build: it was built without libtorch (-DLORAZIP_WITH_TORCH=OFF), which "
+                         "has the coding subcommands %s; build with libtorch for the others\n",
+                 sub.c_str(), subcommand_list(true).c_str());
+  else
+    std::fprintf(stderr, "lorazip: unknown subcommand '%s' (this coding-only build has %s)\n", sub.c_str(), subcommand_list(true).c_str());
+  return 2;
+}
+#else
 std::string self_dir() {
   std::vector<char> buf(4096);
   const ssize_t n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
@@ -85,6 +100,7 @@ int run_full(int argc, char** argv) {
                subcommand_of(argc, argv).c_str(), errors.c_str(), subcommand_list(/*coding_only=*/true).c_str());
   return 1;
 }
+#endif
 
 }  // namespace
 
