@@ -29,7 +29,7 @@ void add_codec_options(CLI::App* c, CodecCliOptions& o) {
 
 }  // namespace
 
-bool is_codec_command(const std::string& name) { return is_subcommand(name, /*coding_only=*/true); }
+bool is_codec_command(const std::string& name) { return is_subcommand(name, /*front_end_only=*/true); }
 
 void add_global_options(CLI::App& app, GlobalOptions& g) {
   app.add_option("-t,--threads", g.threads, "threads to use (0 = all cores; coding splits each step over them, so one "

@@ -33,6 +33,8 @@ int run_codec_command(const CodecCommands& c, const GlobalOptions& g);
 int exit_code_of(const std::function<int()>& body);
 
 // The coding subcommands' names, for the front end's dispatch.
+// Whether `name` runs in the torch-free front end (cli/subcommands.h: the coding subcommands and
+// generate, qa, rewrite, frontier).
 bool is_codec_command(const std::string& name);
 
 }  // namespace lorazip

@@ -1,8 +1,9 @@
 // lorazip: LLM-based lossless compression with per-domain LoRA adapters.
-// The program's front end: the coding subcommands (compress, decompress, test, info, archive) run
-// here, without libtorch, so a file starts coding a few milliseconds after the command; every
-// other subcommand (and --help without one) runs in liblorazip_full.so, the full command line with
-// training, evaluation and export, opened beside this program. Exit codes: 1 = error in the input
+// The program's front end: the subcommands that run on the coding engine (compress, decompress,
+// test, info, archive, generate, qa, rewrite, frontier; cli/subcommands.h) run here, without
+// libtorch, so a file starts coding a few milliseconds after the command; every other subcommand
+// (and --help without one) runs in liblorazip_full.so, the full command line with training,
+// evaluation and export, opened beside this program (the coding-only build has none). Exit codes: 1 = error in the input
 // or the environment, 2 = bad usage.
 #include <CLI/CLI.hpp>
 #include <dlfcn.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "cli/codec_cli.h"
+#include "cli/commands.h"
 #include "cli/subcommands.h"
 #include "codec/engine/pool.h"
 #include "common/log.h"
@@ -49,13 +51,13 @@ std::string subcommand_of(int argc, char** argv) {
 int run_full(int argc, char** argv) {
   const std::string sub = subcommand_of(argc, argv);
   if (sub.empty())
-    std::fprintf(stderr, "lorazip (coding-only build): name a subcommand: %s (lorazip SUBCOMMAND --help)\n", subcommand_list(true).c_str());
+    std::fprintf(stderr, "lorazip (coding-only build): name a subcommand: %s (lorazip SUBCOMMAND --help)\n", subcommand_list(/*front_end_only=*/true).c_str());
   else if (is_subcommand(sub))
     std::fprintf(stderr, "lorazip: '%s' is not in this build: it was built without libtorch (-DLORAZIP_WITH_TORCH=OFF), which "
-                         "has the coding subcommands %s; build with libtorch for the others\n",
-                 sub.c_str(), subcommand_list(true).c_str());
+                         "has the subcommands %s; build with libtorch for the others\n",
+                 sub.c_str(), subcommand_list(/*front_end_only=*/true).c_str());
   else
-    std::fprintf(stderr, "lorazip: unknown subcommand '%s' (this coding-only build has %s)\n", sub.c_str(), subcommand_list(true).c_str());
+    std::fprintf(stderr, "lorazip: unknown subcommand '%s' (this coding-only build has %s)\n", sub.c_str(), subcommand_list(/*front_end_only=*/true).c_str());
   return 2;
 }
 #else
@@ -96,8 +98,8 @@ int run_full(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "lorazip: '%s' needs liblorazip_full.so (training, evaluation and export, with libtorch), which could not be "
-               "loaded:%s\n(the coding subcommands %s work without it)\n",
-               subcommand_of(argc, argv).c_str(), errors.c_str(), subcommand_list(/*coding_only=*/true).c_str());
+               "loaded:%s\n(the subcommands %s work without it)\n",
+               subcommand_of(argc, argv).c_str(), errors.c_str(), subcommand_list(/*front_end_only=*/true).c_str());
   return 1;
 }
 #endif
@@ -117,6 +119,8 @@ int main(int argc, char** argv) {
   app.add_option("--dist-timeout", g.dist_timeout_s, "training only");
   CodecCommands codec;
   add_codec_commands(app, codec);
+  LossyCommands* lossy = add_lossy_commands(app);
+  FrontierCommand* frontier = add_frontier_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -132,6 +136,9 @@ int main(int argc, char** argv) {
     if (g.threads < 0) throw std::invalid_argument("--threads must be >= 0 (0 = all cores), got " + std::to_string(g.threads));
     engine::set_threads(g.threads);
     g.threads = engine::threads();
-    return run_codec_command(codec, g);
+    if (int rc = run_codec_command(codec, g); rc >= 0) return rc;
+    if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;
+    if (int rc = run_frontier_command(frontier, g); rc >= 0) return rc;
+    return 0;
   });
 }

@@ -8,26 +8,28 @@ namespace lorazip {
 
 struct SubcommandInfo {
   const char* name;
-  bool coding;  // runs in the torch-free front end (cli/main.cpp); the others in liblorazip_full.so
+  // Runs on the coding engine in the torch-free front end (cli/main.cpp, and the coding-only build);
+  // the others (training, evaluation, export, clustering) in liblorazip_full.so, with libtorch.
+  bool front_end;
 };
 
 inline constexpr SubcommandInfo kSubcommands[] = {
-    {"prepare", false},  {"pretrain", false}, {"train", false},   {"eval", false},     {"compress", true},  {"decompress", true},
-    {"test", true},      {"archive", true},   {"info", true},     {"export", false},   {"run", false},      {"cluster", false},
-    {"generate", false}, {"qa", false},       {"rewrite", false}, {"frontier", false},
+    {"prepare", false}, {"pretrain", false}, {"train", false},  {"eval", false},      {"compress", true},  {"decompress", true},
+    {"test", true},     {"archive", true},   {"info", true},    {"export", false},    {"run", false},      {"cluster", false},
+    {"generate", true}, {"qa", true},        {"rewrite", true}, {"frontier", true},
 };
 
-// "prepare, pretrain, ..., frontier": every subcommand (coding_only: the front end's).
-inline std::string subcommand_list(bool coding_only = false) {
+// "prepare, pretrain, ..., frontier": every subcommand (front_end_only: the front end's).
+inline std::string subcommand_list(bool front_end_only = false) {
   std::string out;
   for (const SubcommandInfo& s : kSubcommands)
-    if (!coding_only || s.coding) out += (out.empty() ? "" : ", ") + std::string(s.name);
+    if (!front_end_only || s.front_end) out += (out.empty() ? "" : ", ") + std::string(s.name);
   return out;
 }
 
-inline bool is_subcommand(const std::string& name, bool coding_only = false) {
+inline bool is_subcommand(const std::string& name, bool front_end_only = false) {
   for (const SubcommandInfo& s : kSubcommands)
-    if (name == s.name && (!coding_only || s.coding)) return true;
+    if (name == s.name && (!front_end_only || s.front_end)) return true;
   return false;
 }
 

@@ -1,6 +1,5 @@
-// Loading a chat model for generation: a llama GGUF (weights dequantized to float32 through the
-// libtorch loader, then copied into the coding engine), its tokenizer and its chat template. The
-// libtorch copy is dropped once the engine holds the weights.
+// Loading a chat model for generation: a llama GGUF packed straight into the coding engine
+// (codec/model_setup.h, no libtorch), its tokenizer and its chat template.
 #pragma once
 #include <string>
 

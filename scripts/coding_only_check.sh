@@ -2,7 +2,8 @@
 # The coding-only build (-DLORAZIP_WITH_TORCH=OFF): what a user deploys to read files. Builds it in
 # BUILD/coding-only (no tests), checks that the program links no libtorch, and that it and the full
 # build's program read each other's files and write the same bytes: compress (full and compact
-# containers), decompress, test, info, and an archive of files and a conversation archive.
+# containers), decompress, test, info, and an archive of files and a conversation archive; and that
+# generate, qa, rewrite and frontier are there (their help; generate's refusal of a non-GGUF base).
 # Usage: bash scripts/coding_only_check.sh [build-dir=build]   (CTest: coding_only_build, label build)
 # Exit 77 (skipped) when ../shared's TinyStories model is absent.
 set -euo pipefail
@@ -42,7 +43,14 @@ diff -r "$W/tree" "$W/out" >/dev/null || { echo "FAIL: an archive the coding-onl
 "$FULL" -q archive create "$W/c.lza" --jsonl --conversations "$W/chats.jsonl" -m "$MODEL"
 "$ONLY" -q archive extract "$W/c.lza" -m "$MODEL" -o "$W/chats.back.jsonl"
 cmp -s "$W/chats.jsonl" "$W/chats.back.jsonl" || { echo "FAIL: coding-only did not give the conversation archive's JSONL back"; fail=1; }
+# The lossy protocols and generation run here too: their help, and the refusal of a base that is
+# not a GGUF chat model (TinyStories is a Hugging Face directory without a chat template).
+for sub in generate qa rewrite frontier; do
+  "$ONLY" "$sub" --help >/dev/null || { echo "FAIL: coding-only '$sub --help'"; fail=1; }
+done
+out="$("$ONLY" generate -m "$MODEL" --prompt hi 2>&1 || true)"
+case "$out" in *"is not a GGUF file"*) ;; *) echo "FAIL: generate on a non-GGUF base said: $out"; fail=1 ;; esac
 out="$("$ONLY" train 2>&1 || true)"
 case "$out" in *"not in this build"*) ;; *) echo "FAIL: 'train' in the coding-only build said: $out"; fail=1 ;; esac
-[ "$fail" = 0 ] && echo "coding-only lorazip ($(du -h "$ONLY" | cut -f1), no libtorch): same bytes as the full build on 3 files x 2 formats, archives both ways"
+[ "$fail" = 0 ] && echo "coding-only lorazip ($(du -h "$ONLY" | cut -f1), no libtorch): same bytes as the full build on 3 files x 2 formats, archives both ways; generate, qa, rewrite, frontier present"
 exit "$fail"
