@@ -281,46 +281,6 @@ std::string json_string_literal(std::string_view text, bool ascii_escapes) {
   return out + "\"";
 }
 
-bool split_jsonl_record(std::string_view line, std::string* text, std::string* prefix, std::string* suffix, bool* ascii_escapes) {
-  size_t i = skip_ws(line, 0);
-  if (i >= line.size() || line[i] != '{') return false;
-  i = skip_ws(line, i + 1);
-  while (i < line.size() && line[i] == '"') {
-    const size_t key_end = skip_string(line, i);
-    if (key_end == std::string_view::npos) return false;
-    const std::string_view key = line.substr(i, key_end - i);
-    i = skip_ws(line, key_end);
-    if (i >= line.size() || line[i] != ':') return false;
-    i = skip_ws(line, i + 1);
-    const size_t value_end = skip_value(line, i);
-    if (value_end == std::string_view::npos) return false;
-    if (key == "\"text\"" && line[i] == '"') {
-      const std::string_view lit = line.substr(i, value_end - i);
-      if (!decode_json_string(lit, text)) return false;
-      for (bool ascii : {false, true}) {
-        try {
-          if (json_string_literal(*text, ascii) == lit) {
-            *prefix = std::string(line.substr(0, i));
-            *suffix = std::string(line.substr(value_end));
-            *ascii_escapes = ascii;
-            return true;
-          }
-        } catch (const std::invalid_argument&) {
-        }
-      }
-      return false;
-    }
-    i = skip_ws(line, value_end);
-    if (i < line.size() && line[i] == ',') i = skip_ws(line, i + 1);
-    else break;
-  }
-  return false;
-}
-
-std::string join_jsonl_record(std::string_view text, const std::string& prefix, const std::string& suffix, bool ascii_escapes) {
-  return prefix + json_string_literal(text, ascii_escapes) + suffix;
-}
-
 namespace {
 
 // The text a JSON string literal stands for and the style that writes it back exactly; false when
@@ -338,6 +298,40 @@ bool rebuildable_literal(std::string_view lit, std::string* text, bool* ascii_es
   }
   return false;
 }
+
+}  // namespace
+
+bool split_jsonl_record(std::string_view line, std::string* text, std::string* prefix, std::string* suffix, bool* ascii_escapes) {
+  size_t i = skip_ws(line, 0);
+  if (i >= line.size() || line[i] != '{') return false;
+  i = skip_ws(line, i + 1);
+  while (i < line.size() && line[i] == '"') {
+    const size_t key_end = skip_string(line, i);
+    if (key_end == std::string_view::npos) return false;
+    const std::string_view key = line.substr(i, key_end - i);
+    i = skip_ws(line, key_end);
+    if (i >= line.size() || line[i] != ':') return false;
+    i = skip_ws(line, i + 1);
+    const size_t value_end = skip_value(line, i);
+    if (value_end == std::string_view::npos) return false;
+    if (key == "\"text\"" && line[i] == '"') {
+      if (!rebuildable_literal(line.substr(i, value_end - i), text, ascii_escapes)) return false;
+      *prefix = std::string(line.substr(0, i));
+      *suffix = std::string(line.substr(value_end));
+      return true;
+    }
+    i = skip_ws(line, value_end);
+    if (i < line.size() && line[i] == ',') i = skip_ws(line, i + 1);
+    else break;
+  }
+  return false;
+}
+
+std::string join_jsonl_record(std::string_view text, const std::string& prefix, const std::string& suffix, bool ascii_escapes) {
+  return prefix + json_string_literal(text, ascii_escapes) + suffix;
+}
+
+namespace {
 
 // Calls visit(key literal, value start, value end) for each member of the JSON object whose '{'
 // is at s[i], in order; false for a malformed object (or when visit returns false).

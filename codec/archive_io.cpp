@@ -345,7 +345,16 @@ std::vector<ArchiveExtracted> extract_records(const ByteSource& src, const Archi
   const auto& ms = L.index.members;
   std::vector<ArchiveExtracted> out(which.size());
   if (!renderers) throw std::invalid_argument(archive_name + ": holds conversations, and no turn renderer was given to decode them");
-  const std::unique_ptr<TurnRenderer> renderer = renderers(L.header.turn_template);
+  std::unique_ptr<TurnRenderer> renderer;
+  try {
+    renderer = renderers(L.header.turn_template);
+  } catch (const std::runtime_error& e) {
+    // Most often the wrong base: say which one the archive was made with.
+    char tag[16];
+    std::snprintf(tag, sizeof tag, "%04x", L.header.base_tag);
+    throw std::runtime_error(archive_name + ": cannot render its conversations' turns: " + e.what() +
+                             " (the archive was made with a base whose fingerprint begins " + tag + ": pass the -m that created it)");
+  }
   struct Record {
     size_t first = 0, end = 0;
     std::vector<size_t> by_turn;        // member of each turn

@@ -55,13 +55,17 @@ std::vector<Record> test_records(const fs::path& domain_dir) {
   return out;
 }
 
+// Where scripts/fetch_smollm2.sh keeps the GGUF ($LORAZIP_CACHE, else ~/.cache/lorazip).
+fs::path cached_gguf() {
+  const char* cache = std::getenv("LORAZIP_CACHE");
+  const char* home = std::getenv("HOME");
+  return fs::path(cache ? cache : std::string(home ? home : "") + "/.cache/lorazip") / "SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
 }  // namespace
 
 TEST(ConditionedSmolLM2, FewerBitsGivenThePromptInEveryDomain) {
-  const fs::path data = fs::path(LORAZIP_SHARED_DIR) / "data/llm-text";
-  const char* cache = std::getenv("LORAZIP_CACHE");
-  const char* home = std::getenv("HOME");
-  const fs::path gguf = fs::path(cache ? cache : std::string(home ? home : "") + "/.cache/lorazip") / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  const fs::path data = fs::path(LORAZIP_SHARED_DIR) / "data/llm-text", gguf = cached_gguf();
   if (!fs::is_directory(data)) GTEST_SKIP() << data << " not found (../shared is absent)";
   if (!fs::exists(gguf)) GTEST_SKIP() << gguf << " not found (bash scripts/fetch_smollm2.sh fetches it)";
   LoadedBase base = load_base(gguf.string());
@@ -97,10 +101,7 @@ TEST(ConditionedSmolLM2, FewerBitsGivenThePromptInEveryDomain) {
 }
 
 TEST(ConditionedSmolLM2, ConversationArchiveRoundTripsAndCodesResponsesSmaller) {
-  const fs::path data = fs::path(LORAZIP_SHARED_DIR) / "data/llm-text";
-  const char* cache = std::getenv("LORAZIP_CACHE");
-  const char* home = std::getenv("HOME");
-  const fs::path gguf = fs::path(cache ? cache : std::string(home ? home : "") + "/.cache/lorazip") / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  const fs::path data = fs::path(LORAZIP_SHARED_DIR) / "data/llm-text", gguf = cached_gguf();
   if (!fs::is_directory(data)) GTEST_SKIP() << data << " not found (../shared is absent)";
   if (!fs::exists(gguf)) GTEST_SKIP() << gguf << " not found (bash scripts/fetch_smollm2.sh fetches it)";
   std::string jsonl;

@@ -103,6 +103,24 @@ std::string error_of(F&& f) {
   return "";
 }
 
+// A tiny base pretrained for 40 steps on documents counting by `stride` (written to `base_dir`; its
+// run directory removed afterwards).
+void pretrain_counting_base(const std::string& base_dir, const std::string& run_dir, int stride) {
+  TrainData counting;
+  counting.train = counting_docs(60, 21, 5, 40, stride);
+  PretrainConfig pc;
+  pc.steps = 40;
+  pc.batch_size = 4;
+  pc.seq_len = 32;
+  pc.lr = 1e-2;
+  pc.min_lr = 1e-3;
+  pc.warmup_steps = 4;
+  RunOptions po;
+  po.run_dir = run_dir;
+  pretrain(tiny_config(), pc, counting, "", base_dir, po);
+  fs::remove_all(po.run_dir);
+}
+
 }  // namespace
 
 TEST(Evaluate, DocumentBitsFollowTheChunkConvention) {
@@ -274,21 +292,7 @@ TEST(Schedule, WarmupThenCosineToMinLr) {
 TEST(TrainLora, OnlyLoraChangesAndBitsGoDown) {
   // The base is pretrained on another "domain" (counting by 3); the adapter learns counting by 1.
   const std::string dir = temp_dir("lora"), run = temp_dir("lora_run");
-  {
-    TrainData other;
-    other.train = counting_docs(60, 21, 5, 40, 3);
-    PretrainConfig pc;
-    pc.steps = 40;
-    pc.batch_size = 4;
-    pc.seq_len = 32;
-    pc.lr = 1e-2;
-    pc.min_lr = 1e-3;
-    pc.warmup_steps = 4;
-    RunOptions po;
-    po.run_dir = run + "_base";
-    pretrain(tiny_config(), pc, other, "", dir + "/base", po);
-    fs::remove_all(po.run_dir);
-  }
+  pretrain_counting_base(dir + "/base", run + "_base", 3);
   LlamaForCausalLM base = load_hf_model(dir + "/base");
   std::map<std::string, torch::Tensor> before;
   for (auto& p : base->named_parameters()) before.emplace(p.key(), p.value().detach().clone());
@@ -359,21 +363,7 @@ TEST(TrainLora, OnlyLoraChangesAndBitsGoDown) {
 // the context, and codes the documents given it worse.
 TEST(TrainLora, ConditionedLossLearnsFromTheContext) {
   const std::string dir = temp_dir("cond");
-  {
-    TrainData counting;
-    counting.train = counting_docs(60, 21, 5, 40);
-    PretrainConfig pc;
-    pc.steps = 40;
-    pc.batch_size = 4;
-    pc.seq_len = 32;
-    pc.lr = 1e-2;
-    pc.min_lr = 1e-3;
-    pc.warmup_steps = 4;
-    RunOptions po;
-    po.run_dir = dir + "_base_run";
-    pretrain(tiny_config(), pc, counting, "", dir + "/base", po);
-    fs::remove_all(po.run_dir);
-  }
+  pretrain_counting_base(dir + "/base", dir + "_base_run", 1);
   auto with_contexts = [](DocSet d) {
     std::vector<std::vector<int32_t>> ctx(d.num_docs());
     for (size_t k = 0; k < d.num_docs(); ++k) ctx[k] = {d.doc(k)[0]};
