@@ -1,5 +1,6 @@
 // Reading prompt/response records, embedding them, k-means, and the cluster files (see cluster.h).
 #include "cluster/cluster.h"
+#include "common/threads.h"
 
 #include <algorithm>
 #include <atomic>
@@ -156,7 +157,7 @@ ClusterStats cluster_corpus(const engine::Model& model, const Tokenizer& tok, co
   Progress prog("cluster: embedding", n);
   std::atomic<int64_t> done{0};
   std::mutex prog_mu;
-  engine::parallel_for(static_cast<size_t>(n), threads, [&](size_t i) {
+  parallel_for(static_cast<size_t>(n), threads, [&](size_t i) {
     const ClusterRecord& r = recs[i];
     const std::string& what = cfg.embed == "prompt" && r.has_prompt ? r.prompt : r.text;
     std::vector<double> e = embed_tokens(model, tok.encode(what), tok.bos_id(), cfg.embedding);

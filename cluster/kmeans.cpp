@@ -1,5 +1,6 @@
 // k-means++ seeding and Lloyd iterations in double precision, in a fixed order (see kmeans.h).
 #include "cluster/kmeans.h"
+#include "common/threads.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +9,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "codec/engine/engine.h"  // parallel_for
 
 namespace lorazip {
 namespace {
@@ -46,7 +46,7 @@ std::vector<double> seed_plus_plus(const std::vector<double>& x, int64_t n, int6
   take(0, static_cast<int64_t>(rng.uniform() * static_cast<double>(n)));
   std::vector<double> d2(static_cast<size_t>(n), std::numeric_limits<double>::infinity());
   for (int64_t ci = 1; ci < k; ++ci) {
-    engine::parallel_for(static_cast<size_t>(n), threads, [&](size_t i) {
+    parallel_for(static_cast<size_t>(n), threads, [&](size_t i) {
       d2[i] = std::min(d2[i], sq_dist(&x[i * dim], &c[(ci - 1) * dim], dim));
     });
     double total = 0;
@@ -80,7 +80,7 @@ KMeansResult lloyd(const std::vector<double>& x, int64_t n, int64_t dim, int64_t
   for (int64_t it = 0; it < opt.max_iters; ++it) {
     bool moved = false;
     std::vector<int32_t> next(static_cast<size_t>(n));
-    engine::parallel_for(static_cast<size_t>(n), opt.threads, [&](size_t i) {
+    parallel_for(static_cast<size_t>(n), opt.threads, [&](size_t i) {
       const int64_t a = nearest_centroid(&x[i * dim], c, k, dim);
       next[i] = static_cast<int32_t>(a);
       dist[i] = sq_dist(&x[i * dim], &c[a * dim], dim);
@@ -114,7 +114,7 @@ KMeansResult lloyd(const std::vector<double>& x, int64_t n, int64_t dim, int64_t
     }
   }
   // Final assignment against the final centres, then the inertia in point order.
-  engine::parallel_for(static_cast<size_t>(n), opt.threads, [&](size_t i) {
+  parallel_for(static_cast<size_t>(n), opt.threads, [&](size_t i) {
     const int64_t a = nearest_centroid(&x[i * dim], c, k, dim);
     r.assignment[i] = static_cast<int32_t>(a);
     dist[i] = sq_dist(&x[i * dim], &c[a * dim], dim);

@@ -2,6 +2,7 @@
 // -ffp-contract=off: the only float steps (logit / temperature, the 2^32 scaling, top_p * total)
 // are single correctly rounded operations.
 #include "gen/generate.h"
+#include "common/threads.h"
 
 #include <algorithm>
 #include <cmath>
@@ -156,7 +157,7 @@ std::vector<Generation> generate(const engine::Model& model, const std::vector<s
     for (size_t s = 0; s < ids.size(); s += kGroup)
       groups.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(s), ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), s + kGroup)));
   std::vector<Generation> out(prompts.size());
-  engine::parallel_for(groups.size(), threads, [&](size_t g) { run_group(model, prompts, groups[g], opt, out); });
+  parallel_for(groups.size(), threads, [&](size_t g) { run_group(model, prompts, groups[g], opt, out); });
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cluster/embed.h"
+#include "common/threads.h"
 #include "cluster/kmeans.h"
 
 using namespace lorazip;
@@ -174,7 +175,7 @@ TEST(Embed, DocumentsFromDisjointVocabulariesClusterIntoTheirGroups) {
   }
   // The same vector on a parallel pass (any thread may embed any document).
   std::vector<double> y(x.size());
-  engine::parallel_for(docs.size(), 4, [&](size_t i) {
+  parallel_for(docs.size(), 4, [&](size_t i) {
     std::vector<double> e = embed_tokens(model, docs[i], 1, eo);
     std::copy(e.begin(), e.end(), y.begin() + static_cast<std::ptrdiff_t>(i * 32));
   });
