@@ -1,7 +1,7 @@
 // The LM codec measured on real documents: per domain, what the model's ideal code length is,
 // what the range coder actually writes, the container's fixed cost, the ratio with and without an
-// adapter beside xz -9 and zstd -19, the codec's speed against one teacher-forced forward pass of
-// the same model, and the peak resident memory of compressing and decompressing a 1 MB input.
+// adapter beside xz -9 and zstd -19, the codec's speed, and the peak resident memory of
+// compressing and decompressing a 1 MB input.
 //
 //   bench_codec -m BASE_DIR [-a ADAPTER_DIR] [--docs N] [--seed S] [--threads N]
 //               [--chunk-tokens N] [--context-tokens W] [--context-sweep W,W...] [--modes-only]
@@ -13,11 +13,9 @@
 // sampled with a seeded generator (same --seed, same documents); each document is compressed
 // alone, as `lorazip compress` would compress it as a file, and decompressed to check it.
 //
-// Speed: every sampled document concatenated into one input (so that the chunks fill whole
-// groups), compressed and decompressed by the LM codec on the coding engine with --threads
-// workers, beside lorazip 0.1's libtorch path on the same tokens (bench/torch_path.h: lock-step
-// step() with BLAS projections, and a teacher-forced forward() over the chunks with --threads
-// intra-op threads), each the best of --repeat runs.
+// Speed: the sampled documents compressed and decompressed by the LM codec on the coding engine
+// with each --threads count, one document after another and all the files decoded at once, each
+// the best of --repeat runs.
 // Chunk modes: the sampled documents longer than one chunk, each coded alone with independent
 // chunks (W = 0), with the codec's W (--context-tokens) and with each W of --context-sweep:
 // bits/token and tokens/s of each (--modes-only: this section alone, after the table).

@@ -1,7 +1,7 @@
 // The Llama decoder in libtorch, numerically in Hugging Face's convention: RMSNorm in float32 with
 // the cast before the weight, half-split RoPE (rotate_half), grouped-query attention, SwiGLU.
 // Shape letters: B batch, T time, C hidden, V vocab, H query heads, K kv heads, G = H / K query
-// heads per kv head, D head dim, I intermediate, R LoRA rank, L cached positions.
+// heads per kv head, D head dim, I intermediate, R LoRA rank.
 #include "model/llama.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -25,7 +25,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 
 torch::Tensor LinearImpl::apply(const torch::Tensor& x, bool side_dropout) {
   torch::Tensor y = torch::linear(x, weight, bias);  // (..., in) -> (..., out)
-  if (lora_A.defined() && !lora_merged) {
+  if (lora_A.defined()) {
     torch::Tensor xd = (side_dropout && lora_dropout > 0.0) ? torch::dropout(x, lora_dropout, true) : x;
     // (..., in) -> (..., R) -> (..., out)
     y = y + torch::linear(torch::linear(xd, lora_A), lora_B) * lora_scaling;
@@ -130,10 +130,6 @@ struct LlamaForCausalLMImpl::Impl {
   torch::Tensor cos, sin_signed;
   torch::Tensor cos_q, sin_q;  // cos and sin_signed times scale, for the queries in forward()
   torch::Tensor causal_mask;  // (P, P) bool, true above the diagonal
-  bool fast_step = true;      // fused CPU kernels in step(); false = plain libtorch ops
-
-  torch::Tensor step_cpu(const torch::Tensor& tokens, KVCache& cache, float eps);
-  torch::Tensor step_generic(const torch::Tensor& tokens, KVCache& cache);
 
   // Tables follow the weights when the model is moved to another device.
   void sync_device(const torch::Device& dev) {
@@ -154,162 +150,6 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const
   const int64_t half = x.size(-1) / 2;
   torch::Tensor swapped = torch::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * cos + swapped * sin_signed;
-}
-
-// ---- CPU kernels for step() ---------------------------------------------------------------------
-// One decoding position touches tiny tensors (B rows of C), where libtorch's per-op dispatch and
-// BLAS's per-matrix overhead (a batched matmul of B*K 2x32 matrices) cost more than the arithmetic.
-// These loops fuse what step() does between the projections. Every row (stream, head) is computed
-// by one thread with a fixed summation order, so results do not depend on the thread count or on
-// the other streams in the batch. The avx2 clone only widens the same lane-wise operations (no FMA),
-// so it returns the same bits as the baseline clone.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define LORAZIP_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define LORAZIP_CLONES
-#endif
-
-// sum(a[i] * b[i]) with eight lane-wise partial sums, combined in a fixed order.
-inline float dot8(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float tail = 0;
-  for (; i < n; ++i) tail += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
-}
-
-// Rows to hand one thread for a per-row kernel of `work` floats a row.
-int64_t grain_rows(int64_t work) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work)); }
-
-// Each kernel is a range function (compiled per target) that at::parallel_for splits by rows.
-
-// out[r] = w * (x[r] * rsqrt(mean(x[r]^2) + eps)) for rows of C: RMSNorm in float32.
-LORAZIP_CLONES void rms_norm_range(int64_t begin, int64_t end, const float* x, const float* w, float* out, int64_t C,
-                                   float eps) {
-  for (int64_t r = begin; r < end; ++r) {
-    const float* xr = x + r * C;
-    float* o = out + r * C;
-    const float inv = 1.0f / std::sqrt(dot8(xr, xr, C) / static_cast<float>(C) + eps);
-    for (int64_t c = 0; c < C; ++c) o[c] = w[c] * (xr[c] * inv);
-  }
-}
-
-void rms_norm_rows(const float* x, const float* w, float* out, int64_t rows, int64_t C, float eps) {
-  at::parallel_for(0, rows, grain_rows(C), [&](int64_t b, int64_t e) { rms_norm_range(b, e, x, w, out, C, eps); });
-}
-
-// out = x * cos + [x2, x1] * sin_signed for one head vector of D = 2 * half.
-inline void rope_row(const float* x, const float* cos, const float* sin_signed, float* out, int64_t half) {
-  for (int64_t i = 0; i < half; ++i) {
-    out[i] = x[i] * cos[i] + x[i + half] * sin_signed[i];
-    out[i + half] = x[i + half] * cos[i + half] + x[i] * sin_signed[i + half];
-  }
-}
-
-struct RopeStoreArgs {
-  const float *q, *k, *v;               // projection outputs, rows q_stride / k_stride / v_stride apart
-  int64_t q_stride, k_stride, v_stride;
-  const float *cos, *sin_signed;        // (D) tables at this position
-  float *q_out, *k_cache, *v_cache;     // (B, H, D); (B, K, cap, D) each
-  int64_t H, K, D, cap, pos;
-};
-
-LORAZIP_CLONES void rope_and_store_range(int64_t begin, int64_t end, const RopeStoreArgs& a) {
-  const int64_t half = a.D / 2;
-  for (int64_t b = begin; b < end; ++b) {
-    for (int64_t h = 0; h < a.H; ++h)
-      rope_row(a.q + b * a.q_stride + h * a.D, a.cos, a.sin_signed, a.q_out + (b * a.H + h) * a.D, half);
-    for (int64_t h = 0; h < a.K; ++h) {
-      const int64_t at_pos = ((b * a.K + h) * a.cap + a.pos) * a.D;
-      rope_row(a.k + b * a.k_stride + h * a.D, a.cos, a.sin_signed, a.k_cache + at_pos, half);
-      std::memcpy(a.v_cache + at_pos, a.v + b * a.v_stride + h * a.D, static_cast<size_t>(a.D) * sizeof(float));
-    }
-  }
-}
-
-// Rotates q into q_out, rotates k and copies v into the caches at position pos, for B streams.
-void rope_and_store(const RopeStoreArgs& a, int64_t B) {
-  at::parallel_for(0, B, grain_rows((a.H + 2 * a.K) * a.D),
-                   [&](int64_t b, int64_t e) { rope_and_store_range(b, e, a); });
-}
-
-// Attention of one new position against positions 0..n-1 of the cache, per (stream, kv head) bk:
-// q rows bk*G .. bk*G+G-1 of (B*H, D) read kv head bk (transformers' repeat_kv order: query head
-// h uses kv head h / G). p is scratch of n floats.
-LORAZIP_CLONES void attend_range(int64_t begin, int64_t end, const float* q, const float* keys, const float* values,
-                                 float* out, int64_t G, int64_t D, int64_t cap, int64_t n, float scale, float* p) {
-  for (int64_t bk = begin; bk < end; ++bk) {
-    const float* kb = keys + bk * cap * D;
-    const float* vb = values + bk * cap * D;
-    for (int64_t g = 0; g < G; ++g) {
-      const int64_t row = bk * G + g;  // = b * H + k * G + g, since H = K * G
-      const float* qr = q + row * D;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t l = 0; l < n; ++l) {
-        p[l] = dot8(qr, kb + l * D, D) * scale;  // (q . k) / sqrt(D)
-        mx = std::max(mx, p[l]);
-      }
-      float sum = 0;
-      for (int64_t l = 0; l < n; ++l) {
-        p[l] = std::exp(p[l] - mx);
-        sum += p[l];
-      }
-      const float inv = 1.0f / sum;
-      float* o = out + row * D;
-      for (int64_t d = 0; d < D; ++d) o[d] = 0;
-      for (int64_t l = 0; l < n; ++l) {
-        const float w = p[l] * inv;
-        const float* vr = vb + l * D;
-        for (int64_t d = 0; d < D; ++d) o[d] += w * vr[d];
-      }
-    }
-  }
-}
-
-//   q (B, H, D), keys / values (B, K, cap, D) with the first n positions valid -> out (B, H, D).
-void attend_cached(const float* q, const float* keys, const float* values, float* out, int64_t B, int64_t K,
-                   int64_t G, int64_t D, int64_t cap, int64_t n, float scale) {
-  at::parallel_for(0, B * K, grain_rows(2 * G * n * D), [&](int64_t b, int64_t e) {
-    std::vector<float> p(static_cast<size_t>(n));
-    attend_range(b, e, q, keys, values, out, G, D, cap, n, scale, p.data());
-  });
-}
-
-// out = silu(gate) * up for rows of I (input rows `*_stride` floats apart).
-LORAZIP_CLONES void silu_mul_range(int64_t begin, int64_t end, const float* gate, int64_t g_stride, const float* up,
-                                   int64_t u_stride, float* out, int64_t I) {
-  for (int64_t r = begin; r < end; ++r) {
-    const float* g = gate + r * g_stride;
-    const float* u = up + r * u_stride;
-    float* o = out + r * I;
-    for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  }
-}
-
-void silu_mul(const float* gate, int64_t g_stride, const float* up, int64_t u_stride, float* out, int64_t rows,
-              int64_t I) {
-  at::parallel_for(0, rows, grain_rows(I),
-                   [&](int64_t b, int64_t e) { silu_mul_range(b, e, gate, g_stride, up, u_stride, out, I); });
-}
-
-// A projection with neither bias nor an active adapter is a bare matrix product.
-bool is_plain(Linear& lin) { return !lin->bias.defined() && (!lin->lora_A.defined() || lin->lora_merged); }
-
-// Linear's output as in eval mode (no dropout on the adapter path), whatever mode the module is in.
-torch::Tensor linear_eval(Linear& lin, const torch::Tensor& x) { return lin->apply(x, /*side_dropout=*/false); }
-
-// (B, in) -> (B, out), contiguous rows.
-torch::Tensor project(Linear& lin, const torch::Tensor& x) {
-  if (is_plain(lin)) return torch::mm(x, lin->weight.t());
-  return linear_eval(lin, x).contiguous();
-}
-
-// x += lin(a), in place.
-void add_projection(Linear& lin, const torch::Tensor& a, torch::Tensor& x) {
-  if (is_plain(lin)) x.addmm_(a, lin->weight.t());
-  else x.add_(linear_eval(lin, a));
 }
 
 void check_tokens(const torch::Tensor& tokens, int64_t vocab, const char* what) {
@@ -417,145 +257,6 @@ torch::Tensor LlamaForCausalLMImpl::forward_hidden(const torch::Tensor& tokens_i
   return m.model->norm->forward(x);  // (B, T, C)
 }
 
-KVCache LlamaForCausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {
-  if (batch <= 0) throw std::invalid_argument("new_cache: batch must be positive, got " + std::to_string(batch));
-  if (capacity <= 0 || capacity > cfg_.max_position_embeddings)
-    throw std::invalid_argument("new_cache: capacity " + std::to_string(capacity) + " must be in 1.." +
-                                std::to_string(cfg_.max_position_embeddings) + " (max_position_embeddings)");
-  const Impl& m = *impl_;
-  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(m.model->embed_tokens->weight.device());
-  KVCache c;
-  c.batch = batch;
-  c.capacity = capacity;
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    c.k.push_back(torch::zeros({batch, m.K, capacity, m.D}, opts));
-    c.v.push_back(torch::zeros({batch, m.K, capacity, m.D}, opts));
-  }
-  return c;
-}
-
-torch::Tensor LlamaForCausalLMImpl::step(const torch::Tensor& tokens_in, KVCache& cache) {
-  Impl& m = *impl_;
-  if (tokens_in.dim() != 1 || tokens_in.size(0) != cache.batch)
-    throw std::invalid_argument("LlamaForCausalLM::step: tokens must be (B) with B = cache batch " +
-                                std::to_string(cache.batch));
-  if (cache.k.size() != m.layers.size() || cache.v.size() != m.layers.size())
-    throw std::invalid_argument("LlamaForCausalLM::step: cache was not made by this model's new_cache()");
-  if (cache.length >= cache.capacity)
-    throw std::invalid_argument("LlamaForCausalLM::step: KV cache is full (" + std::to_string(cache.capacity) +
-                                " positions); start a new cache or a new chunk");
-  if (cache.capacity > cfg_.max_position_embeddings)
-    throw std::invalid_argument("LlamaForCausalLM::step: cache capacity exceeds max_position_embeddings");
-  torch::NoGradGuard no_grad;
-  const torch::Tensor& emb = m.model->embed_tokens->weight;
-  const torch::Device dev = emb.device();
-  const std::vector<int64_t> cache_shape{cache.batch, m.K, cache.capacity, m.D};
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    for (const torch::Tensor* c : {&cache.k[i], &cache.v[i]}) {
-      if (!c->defined() || c->sizes() != cache_shape || !c->is_contiguous() || c->scalar_type() != torch::kFloat ||
-          c->device() != dev)
-        throw std::invalid_argument("LlamaForCausalLM::step: cache tensors must be contiguous float32 (B, K, capacity, D) "
-                                    "on the model's device; make the cache with new_cache()");
-    }
-  }
-  torch::Tensor tokens = tokens_in.to(dev, torch::kLong).contiguous();
-  m.sync_device(dev);
-  torch::Tensor logits;
-  if (m.fast_step && dev.is_cpu() && emb.scalar_type() == torch::kFloat) {
-    const int64_t* ids = tokens.data_ptr<int64_t>();
-    for (int64_t b = 0; b < cache.batch; ++b) {
-      if (ids[b] < 0 || ids[b] >= cfg_.vocab_size)
-        throw std::invalid_argument("LlamaForCausalLM::step: token id " + std::to_string(ids[b]) + " of stream " +
-                                    std::to_string(b) + " is outside the vocabulary [0, " +
-                                    std::to_string(cfg_.vocab_size) + ") (tokenizer and model do not match?)");
-    }
-    logits = m.step_cpu(tokens, cache, static_cast<float>(cfg_.rms_norm_eps));
-  } else {
-    check_tokens(tokens, cfg_.vocab_size, "LlamaForCausalLM::step");
-    logits = m.step_generic(tokens, cache);
-  }
-  ++cache.length;
-  return logits;
-}
-
-// The fused CPU path: the projections are BLAS matrix products, everything between them runs in
-// the kernels above on preallocated buffers.
-torch::Tensor LlamaForCausalLMImpl::Impl::step_cpu(const torch::Tensor& tokens, KVCache& cache, float eps) {
-  const torch::Tensor emb = model->embed_tokens->weight.contiguous();
-  const int64_t B = cache.batch, C = emb.size(1), L = cache.length, cap = cache.capacity;
-  const int64_t I = layers.empty() ? 0 : layers[0]->mlp->up_proj->out_features;
-  auto opts = torch::TensorOptions().dtype(torch::kFloat);
-
-  torch::Tensor x = torch::empty({B, C}, opts);  // residual stream (B, C)
-  const int64_t* ids = tokens.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b)
-    std::memcpy(x.data_ptr<float>() + b * C, emb.data_ptr<float>() + ids[b] * C, static_cast<size_t>(C) * sizeof(float));
-  torch::Tensor h = torch::empty({B, C}, opts);       // normed stream
-  torch::Tensor q_rot = torch::empty({B, H * D}, opts);
-  torch::Tensor y = torch::empty({B, H * D}, opts);   // attention output
-  torch::Tensor act = torch::empty({B, I}, opts);     // SwiGLU activation
-  const float* cos_p = cos.data_ptr<float>() + L * D;
-  const float* sin_p = sin_signed.data_ptr<float>() + L * D;
-
-  for (size_t i = 0; i < layers.size(); ++i) {
-    auto& layer = layers[i];
-    auto& at = layer->self_attn;
-    auto& mlp = layer->mlp;
-    rms_norm_rows(x.data_ptr<float>(), layer->input_layernorm->weight.data_ptr<float>(), h.data_ptr<float>(), B, C, eps);
-    torch::Tensor q = project(at->q_proj, h);  // (B, H*D)
-    torch::Tensor k = project(at->k_proj, h);  // (B, K*D)
-    torch::Tensor v = project(at->v_proj, h);  // (B, K*D)
-    rope_and_store({q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), H * D, K * D, K * D, cos_p, sin_p,
-                    q_rot.data_ptr<float>(), cache.k[i].data_ptr<float>(), cache.v[i].data_ptr<float>(), H, K, D, cap,
-                    L},
-                   B);
-    attend_cached(q_rot.data_ptr<float>(), cache.k[i].data_ptr<float>(), cache.v[i].data_ptr<float>(),
-                  y.data_ptr<float>(), B, K, G, D, cap, L + 1, static_cast<float>(scale));
-    add_projection(at->o_proj, y, x);  // x += o_proj(y)
-    rms_norm_rows(x.data_ptr<float>(), layer->post_attention_layernorm->weight.data_ptr<float>(), h.data_ptr<float>(),
-                  B, C, eps);
-    torch::Tensor g = project(mlp->gate_proj, h);  // (B, I)
-    torch::Tensor u = project(mlp->up_proj, h);    // (B, I)
-    silu_mul(g.data_ptr<float>(), I, u.data_ptr<float>(), I, act.data_ptr<float>(), B, I);
-    add_projection(mlp->down_proj, act, x);  // x += down_proj(act)
-  }
-  rms_norm_rows(x.data_ptr<float>(), model->norm->weight.data_ptr<float>(), h.data_ptr<float>(), B, C, eps);
-  if (lm_head) return project(lm_head, h);  // (B, C) -> (B, V)
-  return torch::mm(h, emb.t());             // tied
-}
-
-// The same computation in plain libtorch ops, for any device.
-torch::Tensor LlamaForCausalLMImpl::Impl::step_generic(const torch::Tensor& tokens, KVCache& cache) {
-  const int64_t B = cache.batch, L = cache.length;
-  torch::Tensor cos_l = cos.select(0, L), sin_l = sin_signed.select(0, L);  // (D)
-  torch::Tensor x = model->embed_tokens->forward(tokens);                    // (B) -> (B, C)
-  for (size_t i = 0; i < layers.size(); ++i) {
-    auto& layer = layers[i];
-    auto& at = layer->self_attn;
-    torch::Tensor h = layer->input_layernorm->forward(x);
-    torch::Tensor q = apply_rope(linear_eval(at->q_proj, h).view({B, H, D}), cos_l, sin_l);  // (B, H, D)
-    torch::Tensor k = apply_rope(linear_eval(at->k_proj, h).view({B, K, D}), cos_l, sin_l);  // (B, K, D)
-    torch::Tensor v = linear_eval(at->v_proj, h).view({B, K, D});                            // (B, K, D)
-    cache.k[i].select(2, L).copy_(k);
-    cache.v[i].select(2, L).copy_(v);
-    torch::Tensor keys = cache.k[i].narrow(2, 0, L + 1);    // (B, K, L+1, D)
-    torch::Tensor values = cache.v[i].narrow(2, 0, L + 1);  // (B, K, L+1, D)
-    // Query heads grouped by their kv head: (B, H, D) -> (B, K, G, D).
-    torch::Tensor att = torch::matmul(q.reshape({B, K, G, D}), keys.transpose(2, 3)) * scale;  // (B, K, G, L+1)
-    att = torch::softmax(att, -1);
-    torch::Tensor y = torch::matmul(att, values).reshape({B, H * D});  // (B, K, G, D) -> (B, H*D)
-    x = x + linear_eval(at->o_proj, y);
-    auto& mlp = layer->mlp;
-    h = layer->post_attention_layernorm->forward(x);
-    x = x + linear_eval(mlp->down_proj, torch::silu(linear_eval(mlp->gate_proj, h)) * linear_eval(mlp->up_proj, h));
-  }
-  x = model->norm->forward(x);
-  if (lm_head) return linear_eval(lm_head, x);            // (B, C) -> (B, V)
-  return torch::linear(x, model->embed_tokens->weight);  // tied
-}
-
-void LlamaForCausalLMImpl::set_fast_step(bool on) { impl_->fast_step = on; }
-
 void LlamaForCausalLMImpl::init_weights(uint64_t seed, double std) {
   torch::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -648,7 +349,5 @@ int set_torch_threads(int n) {
   return at::get_num_threads();
 }
 
-ScopedTorchThreads::ScopedTorchThreads(int n) : previous_(at::get_num_threads()) { at::set_num_threads(n); }
-ScopedTorchThreads::~ScopedTorchThreads() { at::set_num_threads(previous_); }
 
 }  // namespace lorazip

@@ -2,10 +2,9 @@
 // Face keys (model.embed_tokens.weight, model.layers.0.self_attn.q_proj.weight, ..., lm_head.weight),
 // so named_parameters() is a checkpoint and loading one is an identity map.
 //
-// Two forward paths:
-//   forward(tokens)        whole sequences at once (training, evaluation)
-//   step(tokens, cache)    one token per stream with a KV cache, for a batch of independent streams
-//                          that advance in lock-step (the codec). Both paths agree to ~1e-5 relative.
+// One forward path, forward(tokens): whole sequences at once, for training and its validation.
+// Inference (coding, generation, routing, evaluation's coded figures) runs on the coding engine
+// (codec/engine/), never here.
 #pragma once
 #include <torch/torch.h>
 
@@ -20,8 +19,8 @@ namespace lorazip {
 // A bias-optional linear layer whose only registered parameters are "weight" (and "bias"), plus
 // an optional low-rank side path that adapters/ attaches (LoRA). The side path's tensors are NOT
 // registered parameters, so the model's state dict stays the HF key list.
-//   y = x W^T + b                                     (no adapter, or adapter merged into W)
-//   y = x W^T + b + scaling * (dropout(x) A^T) B^T    (adapter attached, not merged)
+//   y = x W^T + b                                     (no adapter)
+//   y = x W^T + b + scaling * (dropout(x) A^T) B^T    (adapter attached)
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias);
@@ -38,18 +37,8 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor lora_A, lora_B;
   double lora_scaling = 0.0;
   double lora_dropout = 0.0;
-  bool lora_merged = false;  // when true the side path is already folded into `weight`
 };
 TORCH_MODULE(Linear);
-
-// Per-layer key/value cache for step(). Tensors are preallocated [batch, kv_heads, capacity, head_dim].
-struct KVCache {
-  std::vector<torch::Tensor> k, v;
-  int64_t batch = 0;
-  int64_t capacity = 0;
-  int64_t length = 0;  // positions filled so far (same for every stream)
-  void reset() { length = 0; }  // reuse the buffers for new streams of the same batch size
-};
 
 class RMSNormImpl;
 class DecoderLayerImpl;
@@ -66,20 +55,6 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   torch::Tensor forward_hidden(const torch::Tensor& tokens);
   // lm_head.weight [vocab, hidden], or model.embed_tokens.weight when tied.
   torch::Tensor lm_head_weight() const;
-
-  // An empty cache for `batch` streams, room for `capacity` positions (<= max_position_embeddings).
-  KVCache new_cache(int64_t batch, int64_t capacity) const;
-  // tokens [B] int64 (one per stream, at position cache.length) -> logits [B, vocab] float32.
-  // Appends to the cache. Throws std::invalid_argument when the cache is full or B mismatches.
-  // Runs under NoGradGuard; never applies dropout. On the CPU, everything between the projections
-  // runs in fused kernels whose per-stream results depend neither on the thread count nor on the
-  // other streams; the projections are BLAS matrix products of (B, C) rows, whose bits depend on
-  // the BLAS kernel (OpenBLAS picks it per CPU type) and may depend on B. Safe to call from several
-  // threads at once with different caches, as long as nobody modifies the model meanwhile.
-  torch::Tensor step(const torch::Tensor& tokens, KVCache& cache);
-  // Selects the fused CPU kernels (default) or the plain libtorch-ops path for step(); both agree
-  // with forward() to ~1e-5 relative. Non-CPU devices always use the plain path.
-  void set_fast_step(bool on);
 
   const LlamaConfig& config() const { return cfg_; }
 
@@ -114,19 +89,5 @@ torch::Tensor linear_cross_entropy(const torch::Tensor& hidden, const torch::Ten
 
 // Set intra-op threads for this process (0 = all cores). Returns the number in force.
 int set_torch_threads(int n);
-
-// Sets the intra-op thread count for a scope and restores the previous count when the scope
-// ends, by exception too: `ScopedTorchThreads one(1);` makes a section's float sums run in one
-// fixed order, so it gives the same bits on every run.
-class ScopedTorchThreads {
- public:
-  explicit ScopedTorchThreads(int n);
-  ~ScopedTorchThreads();
-  ScopedTorchThreads(const ScopedTorchThreads&) = delete;
-  ScopedTorchThreads& operator=(const ScopedTorchThreads&) = delete;
-
- private:
-  int previous_;
-};
 
 }  // namespace lorazip

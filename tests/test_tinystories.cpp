@@ -1,12 +1,15 @@
 // The real, externally trained TinyStories Llama (../shared/models/tinystories-260k-hf) loads and
 // reproduces an independent float64 Hugging Face-convention forward pass: the argmax at every
-// position, each log-prob to float32 precision, and the mean bits/token; the incremental step()
-// path reproduces llama2.c's greedy continuation from BOS, in every stream of a batch.
+// position, each log-prob to float32 precision, and the mean bits/token; the coding engine's
+// step() (the inference path) reproduces llama2.c's greedy continuation from BOS, in every stream
+// of a batch.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
+#include "codec/model_setup.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
 
@@ -58,23 +61,26 @@ TEST(TinyStories, ForwardMatchesFloat64Reference) {
   EXPECT_NEAR(bits, want_bits, 1e-5);
 }
 
-TEST(TinyStories, StepReproducesGreedyContinuationInEveryStream) {
+TEST(TinyStories, EngineStepReproducesGreedyContinuationInEveryStream) {
   if (!file_exists(kDir + "/config.json")) GTEST_SKIP() << "../shared not found: " << kDir;
-  LlamaForCausalLM m = load_hf_model(kDir);
-  m->eval();
+  const LoadedBase base = load_base(kDir);
+  const std::shared_ptr<const engine::Model> m = base.engine_model();
   json ref = json::parse(read_file(kDir + "/reference_greedy.json"));
   std::vector<int64_t> want = ids_of(ref, "ids");
   const int64_t bos = ref.at("bos_id").get<int64_t>();
   ASSERT_EQ(static_cast<int64_t>(want.size()), ref.at("steps").get<int64_t>());
 
-  const int64_t B = 3;
-  KVCache cache = m->new_cache(B, m->config().max_position_embeddings);
-  torch::Tensor tok = torch::full({B}, bos, torch::kLong);
+  const int64_t B = 3, V = base.config.vocab_size;
+  engine::Cache cache = m->new_cache(B, base.config.max_position_embeddings);
+  std::vector<int32_t> tok(static_cast<size_t>(B), static_cast<int32_t>(bos));
+  std::vector<float> logits(static_cast<size_t>(B * V));
   for (size_t s = 0; s < want.size(); ++s) {
-    torch::Tensor next = m->step(tok, cache).argmax(-1);  // (B)
-    for (int64_t b = 0; b < B; ++b)
-      ASSERT_EQ(next[b].item<int64_t>(), want[s]) << "stream " << b << ", step " << s;
-    tok = next;
+    m->step(tok.data(), cache, logits.data());
+    for (int64_t b = 0; b < B; ++b) {
+      const float* row = logits.data() + b * V;
+      tok[static_cast<size_t>(b)] = static_cast<int32_t>(std::max_element(row, row + V) - row);
+      ASSERT_EQ(tok[static_cast<size_t>(b)], want[s]) << "stream " << b << ", step " << s;
+    }
   }
-  EXPECT_EQ(cache.length, static_cast<int64_t>(want.size()));
+  for (int64_t b = 0; b < B; ++b) EXPECT_EQ(cache.length[static_cast<size_t>(b)], static_cast<int64_t>(want.size()));
 }
