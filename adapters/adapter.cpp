@@ -1,5 +1,5 @@
 // LoraAdapter on a model: a fresh adapter shaped for it, attach / detach of the Linear side path,
-// and lorazip's one merge (merge / unmerge / merge_into). The PEFT files are in peft_io.cpp.
+// for training. The PEFT files are in peft_io.cpp.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -73,9 +73,6 @@ void LoraAdapter::attach(LlamaForCausalLM& model) {
       throw std::invalid_argument("cannot attach LoRA adapter: " + m.name + " is [" + std::to_string(lin->out_features) +
                                   ", " + std::to_string(lin->in_features) + "] in the model but the adapter expects [" +
                                   std::to_string(m.out) + ", " + std::to_string(m.in) + "]");
-    if (lin->lora_merged)
-      throw std::invalid_argument("cannot attach LoRA adapter: " + m.name +
-                                  " already has another adapter merged into its weight; unmerge that one first");
   }
   for (auto& m : impl_->mods) {
     Linear lin = by_name.at(m.name);
@@ -83,82 +80,26 @@ void LoraAdapter::attach(LlamaForCausalLM& model) {
     lin->lora_B = m.B;
     lin->lora_scaling = m.scaling;
     lin->lora_dropout = impl_->cfg.dropout;
-    lin->lora_merged = false;
     m.lin = lin;
   }
   impl_->model = model;
-  impl_->merged = false;
 }
 
 void LoraAdapter::detach() {
   if (!impl_->model) return;
-  unmerge();
   for (auto& m : impl_->mods) {
     if (m.lin && m.lin->lora_A.defined() && m.lin->lora_A.is_same(m.A)) {
       m.lin->lora_A = torch::Tensor();
       m.lin->lora_B = torch::Tensor();
       m.lin->lora_scaling = 0.0;
       m.lin->lora_dropout = 0.0;
-      m.lin->lora_merged = false;
     }
     m.lin = Linear(nullptr);
   }
   impl_->model = LlamaForCausalLM(nullptr);
 }
 
-namespace {
-// The merge's one formula: scaling * B @ A, [out, R] @ [R, in] -> [out, in]. Callers hold a
-// ScopedTorchThreads(1), so the product's sums run in one order on every machine.
-torch::Tensor merge_delta(const torch::Tensor& A, const torch::Tensor& B, double scaling) {
-  return torch::mm(B.detach(), A.detach()).mul_(scaling);
-}
-}  // namespace
-
-void LoraAdapter::merge(bool keep_base_copy) {
-  if (!impl_->model) throw std::logic_error("LoraAdapter::merge: attach the adapter to a model first");
-  if (impl_->merged) return;
-  ScopedTorchThreads one_thread(1);
-  torch::NoGradGuard ng;
-  for (auto& m : impl_->mods) {
-    if (m.lin->lora_merged) continue;
-    if (keep_base_copy) m.base_copy = m.lin->weight.detach().clone();
-    m.lin->weight.add_(merge_delta(m.A, m.B, m.scaling));
-    m.lin->lora_merged = true;
-  }
-  impl_->merged = true;
-}
-
-void LoraAdapter::unmerge() {
-  if (!impl_->model || !impl_->merged) return;
-  ScopedTorchThreads one_thread(1);
-  torch::NoGradGuard ng;
-  for (auto& m : impl_->mods) {
-    if (!m.lin->lora_merged) continue;
-    if (m.base_copy.defined()) m.lin->weight.copy_(m.base_copy);
-    else m.lin->weight.sub_(merge_delta(m.A, m.B, m.scaling));
-    m.base_copy = torch::Tensor();
-    m.lin->lora_merged = false;
-  }
-  impl_->merged = false;
-}
-
-void LoraAdapter::merge_into(LlamaForCausalLM& model) {
-  attach(model);
-  merge(/*keep_base_copy=*/false);
-  // The weights now hold the side path: drop its tensors, keep lora_merged as the mark.
-  for (auto& m : impl_->mods) {
-    m.lin->lora_A = torch::Tensor();
-    m.lin->lora_B = torch::Tensor();
-    m.lin->lora_scaling = 0.0;
-    m.lin->lora_dropout = 0.0;
-    m.lin = Linear(nullptr);
-  }
-  impl_->model = LlamaForCausalLM(nullptr);
-  impl_->merged = false;
-}
-
 bool LoraAdapter::attached() const { return static_cast<bool>(impl_->model); }
-bool LoraAdapter::merged() const { return impl_->merged; }
 
 std::vector<at::Tensor> LoraAdapter::parameters() const {
   std::vector<at::Tensor> out;
@@ -197,7 +138,6 @@ void LoraAdapter::load_state_dict(const std::map<std::string, at::Tensor>& sd) {
       throw std::invalid_argument("LoraAdapter::load_state_dict: " + k + " has shape " + shape_str(it->second.sizes()) +
                                   ", expected " + shape_str(t.sizes()));
   }
-  if (impl_->merged) throw std::logic_error("LoraAdapter::load_state_dict: unmerge the adapter first");
   torch::NoGradGuard ng;
   for (auto& [k, t] : mine) t.copy_(sd.at(k));
 }

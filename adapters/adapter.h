@@ -1,5 +1,5 @@
 // LoRA adapters on lorazip's Llama: the low-rank side path of each targeted projection
-// (y = x W^T + scaling * (dropout(x) A^T) B^T), its merge into W, and the PEFT directory layout
+// (y = x W^T + scaling * (dropout(x) A^T) B^T), for training, and the PEFT directory layout
 // (adapter_config.json + adapter_model.safetensors) plus lorazip's own lorazip.json.
 //
 //   LoraAdapter a(model, cfg);           // fresh: A kaiming-uniform (seeded), B = 0 -> logits unchanged
@@ -7,8 +7,10 @@
 //   ... train a.parameters() ...
 //   a.save("work/adapters/code", info);  // PEFT directory, written atomically
 //   LoraAdapter b = LoraAdapter::load("work/adapters/code", model);  // checked against the base
-//   b.attach(model); b.merge();          // W += scaling * B A (idempotent); unmerge() restores W
-//   c.merge_into(copy);                  // the same merge, for good: `copy` becomes a plain model
+//
+// This side path is lorazip's only libtorch LoRA arithmetic. Folding an adapter into weights
+// (`lorazip export --merged`, arithmetic version 1) is the coding engine's one LoRA delta,
+// engine::merge_lora, through write_merged_base (codec/model_setup.h).
 //
 // Torch-light header: only at::Tensor is needed here.
 #pragma once
@@ -43,7 +45,7 @@ class LoraAdapter {
   // layers_to_transform). Every tensor is checked against `model`: a known projection, an A and
   // its B, shapes [r, in] / [out, r] with r as the config says. Errors (std::runtime_error) name
   // the file and tensor. When lorazip.json exists and `check_base` is true, its base fingerprint
-  // must equal model_fingerprint(model) (the model must not have a merged adapter).
+  // must equal model_fingerprint(model).
   // The returned adapter is not attached.
   static LoraAdapter load(const std::string& dir, LlamaForCausalLM& model, bool check_base = true);
   // lorazip.json of an adapter directory (std::runtime_error when absent or malformed).
@@ -52,32 +54,17 @@ class LoraAdapter {
   // Writes the PEFT directory atomically (replacing `dir`): adapter_config.json,
   // adapter_model.safetensors (F32, metadata format=pt), lorazip.json (from `info`, with
   // adapter_fingerprint and config.lora filled in). An empty info.base_fingerprint is computed
-  // from the attached model (std::logic_error when the adapter is merged).
+  // from the attached model (std::logic_error when it is not attached).
   void save(const std::string& dir, AdapterInfo info) const;
 
   // Points each targeted Linear's side path at this adapter's tensors (shared storage, so training
   // the adapter's parameters trains the side path). Attaching to another model detaches first.
   // std::invalid_argument when the model's projection shapes differ from the adapter's.
   void attach(LlamaForCausalLM& model);
-  // Unmerges if merged, then clears the side path. No-op when not attached. Destroying an
-  // attached adapter does not detach it: the model keeps running the side path (it shares the
-  // tensors), but a merged adapter can then no longer be unmerged.
+  // Clears the side path. No-op when not attached. Destroying an attached adapter does not detach
+  // it: the model keeps running the side path (it shares the tensors).
   void detach();
-  // W += scaling * B @ A for every targeted projection, without autograd, on one intra-op thread
-  // (the previous count is restored, by exception too), so a merge gives the same bits on every
-  // run and machine thread count. Idempotent. With keep_base_copy (default) the original W is kept
-  // so that unmerge() restores it bit for bit; without it, unmerge() subtracts the same product
-  // (equal to ~1e-7 relative). This is lorazip's only merge: everything that folds an adapter
-  // into weights calls it (directly or through merge_into).
-  void merge(bool keep_base_copy = true);
-  void unmerge();  // idempotent
-  // Folds the adapter into `model` for good: attach + merge(false), then the side path is dropped,
-  // so `model` is a plain Llama whose weights hold W + scaling * B @ A and whose projections stay
-  // marked merged (attaching another adapter to it is refused). The adapter ends detached.
-  // std::invalid_argument as attach().
-  void merge_into(LlamaForCausalLM& model);
   bool attached() const;
-  bool merged() const;
 
   // The adapter's tensors in module order: A0, B0, A1, B1, ... (requires_grad set by set_trainable).
   std::vector<at::Tensor> parameters() const;
@@ -88,6 +75,9 @@ class LoraAdapter {
   void load_state_dict(const std::map<std::string, at::Tensor>& sd);
   // tensors_fingerprint over state_dict() as float32.
   std::string fingerprint() const;
+  // The modules as torch-free values (float32 copies of A and B), in module order: what
+  // write_peft_adapter and save_gguf_lora take.
+  std::vector<PeftModule> peft_modules() const;
 
   // HF module paths with an adapter, in model order ("model.layers.0.self_attn.q_proj", ...).
   std::vector<std::string> modules() const;

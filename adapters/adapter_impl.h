@@ -20,12 +20,10 @@ struct LoraAdapter::Impl {
     int64_t in = 0, out = 0;
     torch::Tensor A, B;    // [R, in], [out, R]
     Linear lin{nullptr};   // set while attached
-    torch::Tensor base_copy;  // W before merge (when kept)
   };
   LoraConfig cfg;
   std::vector<Module> mods;
   LlamaForCausalLM model{nullptr};  // set while attached
-  bool merged = false;
 
   const Module& find(const std::string& name) const {
     for (const auto& m : mods)

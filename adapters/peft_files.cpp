@@ -372,7 +372,11 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
   if (file_exists(dir + "/lorazip.json")) {
     a.info = AdapterInfo::read(dir);
     a.has_info = true;
-    if (!a.info.adapter_fingerprint.empty() && a.info.adapter_fingerprint != tensors_fingerprint(st.tensors))
+    // The tensors as stored; when every one is F32 (what lorazip writes) those are the bytes
+    // just hashed, so the fingerprint is not computed twice.
+    bool all_f32 = st.tensors.size() == as_f32.size();
+    for (const auto& [key, t] : st.tensors) all_f32 = all_f32 && t.dtype == DType::F32 && as_f32.count(key);
+    if (!a.info.adapter_fingerprint.empty() && a.info.adapter_fingerprint != (all_f32 ? a.fingerprint : tensors_fingerprint(st.tensors)))
       throw std::runtime_error(st_path + ": tensors do not match lorazip.json's adapter_fingerprint " +
                                a.info.adapter_fingerprint + "; the directory mixes files from different adapters");
     if (base_matches && !a.info.base_fingerprint.empty() && !base_matches(a.info.base_fingerprint))
@@ -380,6 +384,46 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
                                " but the given base model is " + base_fingerprint + "; load the base it was trained on");
   }
   return a;
+}
+
+void write_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std::vector<PeftModule>& modules, AdapterInfo info) {
+  SafetensorsFile st;
+  st.metadata["format"] = "pt";
+  auto raw = [](const std::vector<float>& v, int64_t rows, int64_t cols) {
+    RawTensor r;
+    r.dtype = DType::F32;
+    r.shape = {rows, cols};
+    r.data.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    return r;
+  };
+  nlohmann::json config = peft_adapter_config(cfg, info.base_model_name_or_path);
+  for (const PeftModule& m : modules) {
+    if (static_cast<int64_t>(m.a.size()) != m.r * m.in || static_cast<int64_t>(m.b.size()) != m.out * m.r)
+      throw std::invalid_argument("write_peft_adapter: module '" + m.name + "' holds " + std::to_string(m.a.size()) + " A and " +
+                                  std::to_string(m.b.size()) + " B values for r " + std::to_string(m.r) + ", in " +
+                                  std::to_string(m.in) + ", out " + std::to_string(m.out));
+    st.tensors.emplace(peft_key(m.name, "lora_A"), raw(m.a, m.r, m.in));
+    st.tensors.emplace(peft_key(m.name, "lora_B"), raw(m.b, m.out, m.r));
+    // Modules whose rank or alpha differ from the config's keep them through PEFT's per-module
+    // patterns, keyed by the full module path.
+    if (m.r != cfg.r) config["rank_pattern"][m.name] = m.r;
+    if (m.alpha != cfg.alpha) config["alpha_pattern"][m.name] = m.alpha;
+  }
+  info.adapter_fingerprint = tensors_fingerprint(st.tensors);
+  if (info.config.is_null()) info.config = nlohmann::json::object();
+  info.config["lora"] = cfg.to_json();
+
+  AtomicDir out(dir);
+  write_file_atomic(out.tmp() + "/adapter_config.json", config.dump(2) + "\n");
+  write_safetensors(out.tmp() + "/adapter_model.safetensors", st);
+  write_file_atomic(out.tmp() + "/lorazip.json", info.to_json().dump(2) + "\n");
+  out.commit();
+}
+
+int64_t peft_parameter_count(const std::vector<PeftModule>& modules) {
+  int64_t n = 0;
+  for (const PeftModule& m : modules) n += static_cast<int64_t>(m.a.size() + m.b.size());
+  return n;
 }
 
 }  // namespace lorazip

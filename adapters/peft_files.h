@@ -75,6 +75,15 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
 //   == "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight".
 std::string peft_key(const std::string& module, const std::string& which);
 
+// Writes a PEFT adapter directory atomically (replacing `dir`): adapter_config.json (for `cfg`,
+// with rank_pattern / alpha_pattern for modules whose r or alpha differ from it),
+// adapter_model.safetensors (every module's A and B as F32 under PEFT's keys, metadata format=pt)
+// and lorazip.json (`info` with adapter_fingerprint and config.lora filled in). Torch-free: what
+// training's LoraAdapter::save and `lorazip export` both write.
+void write_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std::vector<PeftModule>& modules, AdapterInfo info);
+// The number of LoRA parameters (every A and B element).
+int64_t peft_parameter_count(const std::vector<PeftModule>& modules);
+
 // The minimal adapter_config.json lorazip writes (docs/formats.md, "PEFT adapter"), for `cfg` and a base
 // name: only keys that every PEFT from 0.10 on accepts, each left out at PEFT's default.
 nlohmann::json peft_adapter_config(const LoraConfig& cfg, const std::string& base_model_name_or_path);

@@ -21,30 +21,28 @@ void LoraAdapter::save(const std::string& dir, AdapterInfo info) const {
   if (info.base_fingerprint.empty()) {
     if (!impl_->model)
       throw std::logic_error("LoraAdapter::save: info.base_fingerprint is empty and the adapter is not attached");
-    if (impl_->merged)
-      throw std::logic_error("LoraAdapter::save: cannot fingerprint the base while the adapter is merged; unmerge first");
     info.base_fingerprint = model_fingerprint(impl_->model);
   }
-  SafetensorsFile st;
-  st.metadata["format"] = "pt";
-  for (const auto& [k, t] : state_dict()) st.tensors.emplace(k, to_raw(t.detach().to(torch::kFloat32).contiguous()));
-  info.adapter_fingerprint = tensors_fingerprint(st.tensors);
-  if (info.config.is_null()) info.config = nlohmann::json::object();
-  info.config["lora"] = impl_->cfg.to_json();
+  write_peft_adapter(dir, impl_->cfg, peft_modules(), std::move(info));
+}
 
-  nlohmann::json cfg = peft_adapter_config(impl_->cfg, info.base_model_name_or_path);
-  // Modules whose rank or alpha differ from the defaults (only after loading such a file) keep
-  // them through PEFT's per-module patterns, keyed by the full module path.
+std::vector<PeftModule> LoraAdapter::peft_modules() const {
+  std::vector<PeftModule> out;
   for (const auto& m : impl_->mods) {
-    if (m.r != impl_->cfg.r) cfg["rank_pattern"][m.name] = m.r;
-    if (m.alpha != impl_->cfg.alpha) cfg["alpha_pattern"][m.name] = m.alpha;
+    PeftModule p;
+    p.name = m.name;
+    p.r = m.r;
+    p.alpha = m.alpha;
+    p.scaling = m.scaling;
+    p.in = m.in;
+    p.out = m.out;
+    const torch::Tensor a = m.A.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    const torch::Tensor b = m.B.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    p.a.assign(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
+    p.b.assign(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
+    out.push_back(std::move(p));
   }
-
-  AtomicDir out(dir);
-  write_file_atomic(out.tmp() + "/adapter_config.json", cfg.dump(2) + "\n");
-  write_safetensors(out.tmp() + "/adapter_model.safetensors", st);
-  write_file_atomic(out.tmp() + "/lorazip.json", info.to_json().dump(2) + "\n");
-  out.commit();
+  return out;
 }
 
 AdapterInfo LoraAdapter::read_info(const std::string& dir) { return AdapterInfo::read(dir); }
@@ -55,10 +53,6 @@ LoraAdapter LoraAdapter::load(const std::string& dir, LlamaForCausalLM& model, b
   // The base's fingerprint is computed only when lorazip.json names the base to compare with.
   std::string base_fp;
   if (check_base && file_exists(dir + "/lorazip.json") && !AdapterInfo::read(dir).base_fingerprint.empty()) {
-    for (const auto& [name, lin] : model->projections())
-      if (lin->lora_merged)
-        throw std::invalid_argument("LoraAdapter::load: the model has an adapter merged into " + name +
-                                    "; unmerge it before loading another adapter");
     base_fp = model_fingerprint(model);
   }
   const PeftAdapterFiles f =

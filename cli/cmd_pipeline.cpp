@@ -3,11 +3,8 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "adapters/adapter.h"
-#include "adapters/gguf_lora.h"
 #include "cli/commands.h"
 #include "codec/model_setup.h"
-#include "codec/model_torch.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "job/job_config.h"
@@ -87,36 +84,6 @@ int cmd_cluster(const PipelineOptions& o, const GlobalOptions& g0) {
   co.k = o.k;
   co.out_dir = o.out_dir;
   std::printf("%s\n", cluster_stage(j, g.threads, co).to_markdown().c_str());
-  return 0;
-}
-
-int cmd_export(const PipelineOptions& o, const GlobalOptions& g) {
-  if (!o.force && fs::exists(o.out_dir)) throw std::invalid_argument("'" + o.out_dir + "' already exists; use -f to replace it");
-  LoadedBase base = load_base(o.base_dir);
-  if (o.merged) {
-    AdapterEntry e;
-    LlamaForCausalLM m = merged_model(base, o.adapter_dir, &e);
-    save_hf_model(m, o.out_dir, base.tokenizer->model_bytes());
-    log_info("wrote " + o.out_dir + ": base " + short_fp(base.fingerprint) + " with adapter '" + e.domain + "' merged (fingerprint " +
-             short_fp(model_fingerprint(m)) + ")");
-  } else {
-    load_adapter(base, o.adapter_dir);  // made for this base (by either of its names)
-    LoraAdapter a = LoraAdapter::load(o.adapter_dir, torch_model(base), /*check_base=*/false);
-    AdapterInfo info = file_exists(o.adapter_dir + "/lorazip.json") ? LoraAdapter::read_info(o.adapter_dir) : AdapterInfo{};
-    info.base_model_name_or_path = o.base_name.empty() ? absolute_path(o.base_dir) : o.base_name;
-    if (o.base_name.empty() && is_gguf_path(o.base_dir))
-      log_info("note: the base is a GGUF file, which transformers' from_pretrained does not take as a model path; for "
-               "AutoPeftModelForCausalLM, export again with --base-name naming the Hugging Face model it was converted from "
-               "(SmolLM2-135M-Instruct's GGUF: HuggingFaceTB/SmolLM2-135M-Instruct)");
-    info.base_fingerprint = base.fingerprint;
-    info.tokenizer_sha256 = base.tokenizer->sha256();
-    a.save(o.out_dir, info);
-    // The same adapter for llama.cpp (llama-cli --lora), inside the PEFT directory.
-    const std::string gguf_path = o.out_dir + "/adapter_model.gguf";
-    save_gguf_lora(a, base.config, gguf_path, info.domain);
-    log_info("wrote PEFT adapter " + o.out_dir + " (" + std::to_string(a.num_parameters()) + " parameters) and its llama.cpp LoRA " +
-             gguf_path);
-  }
   return 0;
 }
 

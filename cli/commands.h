@@ -81,17 +81,13 @@ struct PipelineOptions {
   std::string tokenizer;       // existing tokenizer.model
   int vocab_size = 0;
   // eval
-  std::string base_dir;        // eval/export: base model directory (default: the work dir's base)
+  std::string base_dir;        // train/eval/cluster: base model directory (default: the work dir's base)
   std::string adapters_dir;
   std::vector<std::string> extra;  // eval: extra corpora name=path
   int64_t sample_docs = -1;
   // cluster
   int64_t k = 0;
-  // export
-  std::string adapter_dir;
-  std::string out_dir;
-  bool merged = false;
-  std::string base_name;       // export: adapter_config.json's base_model_name_or_path (default: -m made absolute)
+  std::string out_dir;         // cluster
 };
 
 // A config's `threads` applies when --threads was not given; returns the options in force.
@@ -102,7 +98,6 @@ int cmd_prepare(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_pretrain(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_train(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_eval(const PipelineOptions& o, const GlobalOptions& g);
-int cmd_export(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_run(const PipelineOptions& o, const GlobalOptions& g);
 int cmd_cluster(const PipelineOptions& o, const GlobalOptions& g);
 
@@ -116,5 +111,9 @@ int run_lossy_command(LossyCommands* c, const GlobalOptions& g);
 struct FrontierCommand;
 FrontierCommand* add_frontier_command(CLI::App& app);
 int run_frontier_command(FrontierCommand* c, const GlobalOptions& g);
+// export (cli/cmd_export.cpp): run_export_command returns -1 when it was not selected.
+struct ExportCommand;
+ExportCommand* add_export_command(CLI::App& app);
+int run_export_command(ExportCommand* c, const GlobalOptions& g);
 
 }  // namespace lorazip

@@ -116,15 +116,7 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   CodecCommands codec;
   add_codec_commands(app, codec);
 
-  auto* exp = app.add_subcommand("export", "export an adapter as a PEFT directory (with adapter_model.gguf for llama.cpp inside), or merged into the base as an HF Llama directory");
-  exp->add_option("-m,--model", p.base_dir, "base model directory or .gguf file")->required();
-  exp->add_option("-a,--adapter", p.adapter_dir, "adapter directory")->required();
-  exp->add_option("-o,--output", p.out_dir, "output directory")->required();
-  exp->add_flag("--merged", p.merged, "write base + adapter merged into one HF Llama model (default: the PEFT adapter and its llama.cpp GGUF)");
-  exp->add_flag("-f,--force", p.force, "replace an existing output directory");
-  exp->add_option("--base-name", p.base_name, "base_model_name_or_path written into adapter_config.json, e.g. a hub name such as "
-                                               "HuggingFaceTB/SmolLM2-135M-Instruct (default: the -m path made absolute, so the adapter "
-                                               "loads from any folder)");
+  ExportCommand* exp = add_export_command(app);
 
   auto* cluster = app.add_subcommand("cluster", "embed every document (its prompt) with the base model and k-means them -> WORK/clusters "
                                                  "(one JSONL per cluster, router.json for routing by prompt)");
@@ -200,7 +192,7 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
     if (*train) return cmd_train(p, g);
     if (*eval) return cmd_eval(p, g);
     if (int rc = run_codec_command(codec, g); rc >= 0) return rc;
-    if (*exp) return cmd_export(p, g);
+    if (int rc = run_export_command(exp, g); rc >= 0) return rc;
     if (*run) return cmd_run(p, g);
     if (*cluster) return cmd_cluster(p, g);
     if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;

@@ -1,9 +1,9 @@
 // lorazip: LLM-based lossless compression with per-domain LoRA adapters.
 // The program's front end: the subcommands that run on the coding engine (compress, decompress,
-// test, info, archive, generate, qa, rewrite, frontier; cli/subcommands.h) run here, without
+// test, info, archive, export, generate, qa, rewrite, frontier; cli/subcommands.h) run here, without
 // libtorch, so a file starts coding a few milliseconds after the command; every other subcommand
 // (and --help without one) runs in liblorazip_full.so, the full command line with training,
-// evaluation and export, opened beside this program (the coding-only build has none). Exit codes: 1 = error in the input
+// evaluation and clustering, opened beside this program (the coding-only build has none). Exit codes: 1 = error in the input
 // or the environment, 2 = bad usage.
 #include <CLI/CLI.hpp>
 #include <dlfcn.h>
@@ -97,7 +97,7 @@ int run_full(int argc, char** argv) {
     return fn(argc, argv);
   }
   std::fprintf(stderr,
-               "lorazip: '%s' needs liblorazip_full.so (training, evaluation and export, with libtorch), which could not be "
+               "lorazip: '%s' needs liblorazip_full.so (training, evaluation and clustering, with libtorch), which could not be "
                "loaded:%s\n(the subcommands %s work without it)\n",
                subcommand_of(argc, argv).c_str(), errors.c_str(), subcommand_list(/*front_end_only=*/true).c_str());
   return 1;
@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   add_codec_commands(app, codec);
   LossyCommands* lossy = add_lossy_commands(app);
   FrontierCommand* frontier = add_frontier_command(app);
+  ExportCommand* exp = add_export_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
     if (int rc = run_codec_command(codec, g); rc >= 0) return rc;
     if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;
     if (int rc = run_frontier_command(frontier, g); rc >= 0) return rc;
+    if (int rc = run_export_command(exp, g); rc >= 0) return rc;
     return 0;
   });
 }

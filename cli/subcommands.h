@@ -9,13 +9,13 @@ namespace lorazip {
 struct SubcommandInfo {
   const char* name;
   // Runs on the coding engine in the torch-free front end (cli/main.cpp, and the coding-only build);
-  // the others (training, evaluation, export, clustering) in liblorazip_full.so, with libtorch.
+  // the others (training, evaluation, clustering) in liblorazip_full.so, with libtorch.
   bool front_end;
 };
 
 inline constexpr SubcommandInfo kSubcommands[] = {
     {"prepare", false}, {"pretrain", false}, {"train", false},  {"eval", false},      {"compress", true},  {"decompress", true},
-    {"test", true},     {"archive", true},   {"info", true},    {"export", false},    {"run", false},      {"cluster", false},
+    {"test", true},     {"archive", true},   {"info", true},    {"export", true},    {"run", false},      {"cluster", false},
     {"generate", true}, {"qa", true},        {"rewrite", true}, {"frontier", true},
 };
 

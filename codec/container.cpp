@@ -150,8 +150,8 @@ size_t parse_header(std::string_view b, const std::string& name, Container& c,
          std::to_string(kPreambleBytes) + "-byte preamble");
   }
   const uint8_t version = static_cast<uint8_t>(b[4]);
-  if (version == kLibtorchContainerVersion) {
-    fail("version 1: written by the CPU-dependent libtorch path of lorazip 0.1, whose files decode only on the "
+  if (version == kCpuDependentContainerVersion) {
+    fail("version 1: written by the CPU-dependent BLAS path of lorazip 0.1, whose files decode only on the "
          "machine type that wrote them; this lorazip does not read them (decompress it with lorazip 0.1 on such a "
          "machine, then compress it again)");
   }

@@ -16,9 +16,9 @@ namespace lorazip {
 
 constexpr char kContainerMagic[4] = {'L', 'R', 'Z', 'P'};
 constexpr uint8_t kContainerVersion = 2;
-// Version 1 was written by lorazip 0.1's libtorch path, whose floats depended on the CPU and BLAS;
+// Version 1 was written by lorazip 0.1's BLAS path, whose floats depended on the CPU and BLAS;
 // parse() refuses it with a message that says so.
-constexpr uint8_t kLibtorchContainerVersion = 1;
+constexpr uint8_t kCpuDependentContainerVersion = 1;
 
 // Flag bits 0..15 name features a reader must understand (a file with a bit set that this reader
 // does not know is refused); bits 16..31 are hints a reader may ignore.

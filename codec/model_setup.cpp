@@ -159,6 +159,41 @@ std::shared_ptr<const engine::Model> LoadedBase::version1_model(const PeftAdapte
                                                adapter ? lora_refs(*adapter) : std::vector<engine::LoraRef>{});
 }
 
+std::string write_merged_base(const LoadedBase& base, const PeftAdapterFiles& adapter, const std::string& out_dir) {
+  // The weights as float32 (quantized ones dequantized with ggml's formulas), each adapted
+  // projection changed by the engine's one LoRA delta: the floats version 1 computes with.
+  const StoredLlama stored = is_gguf_path(base.dir) ? read_gguf_llama(GgufFile::open(base.dir)) : read_hf_llama(base.dir);
+  std::map<std::string, const PeftModule*> by_weight;
+  for (const PeftModule& m : adapter.modules) by_weight[m.name + ".weight"] = &m;
+  std::vector<std::pair<std::string, RawTensor>> out;
+  engine::StoredMap merged;  // the written floats, for their fingerprint
+  for (const auto& [key, t] : stored.tensors) {
+    std::vector<float> v = stored_as_float32(t);
+    auto it = by_weight.find(key);
+    if (it != by_weight.end()) {
+      const PeftModule& m = *it->second;
+      if (t.shape.size() != 2 || t.shape[0] != m.out || t.shape[1] != m.in)
+        throw std::runtime_error("adapter '" + adapter.dir + "': module '" + m.name + "' is [" + std::to_string(m.out) + ", " +
+                                 std::to_string(m.in) + "] but the base's weight is not");
+      engine::merge_lora({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling}, v.data(), m.out, m.in);
+      by_weight.erase(it);
+    }
+    RawTensor r;
+    r.dtype = DType::F32;
+    r.shape = t.shape;
+    r.data.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    out.emplace_back(key, std::move(r));
+  }
+  if (!by_weight.empty())
+    throw std::runtime_error("adapter '" + adapter.dir + "': module '" + by_weight.begin()->second->name + "' is not in base '" +
+                             base.dir + "'");
+  for (const auto& [key, r] : out)
+    merged[key] = {r.shape, engine::WeightKind::F32, reinterpret_cast<const uint8_t*>(r.data.data()), r.data.size(), 0};
+  const std::string fingerprint = float32_fingerprint(merged);
+  write_hf_llama(out_dir, stored.config, std::move(out), base.tokenizer->model_bytes());
+  return fingerprint;
+}
+
 AdapterEntry describe_adapter(const std::string& dir) {
   AdapterEntry e;
   e.dir = dir;
@@ -210,7 +245,9 @@ std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedBase& base, const 
   auto a = std::make_shared<LoadedAdapter>();
   a->files = read_peft_adapter(dir, base.projections(), [&base](const std::string& fp) { return base.is_named_by(fp); },
                                base.fingerprint);
-  a->entry = describe_adapter(dir);
+  // lorazip.json was read with the tensors: its domain, and the fingerprint hashed there once.
+  a->entry.dir = dir;
+  a->entry.domain = a->files.domain();
   a->entry.fingerprint = a->files.fingerprint;
   try {
     a->engine = std::make_shared<const engine::Adapter>(*base.weights, lora_refs(a->files));
@@ -225,6 +262,10 @@ std::shared_ptr<const LoadedAdapter> CodecSet::adapter(const std::string& adapte
   auto it = adapters_.find(adapter_dir);
   if (it != adapters_.end()) return it->second;
   return adapters_.emplace(adapter_dir, load_adapter(base_, adapter_dir)).first->second;
+}
+
+std::string CodecSet::fingerprint(const AdapterEntry& e) {
+  return e.fingerprint.empty() ? adapter(e.dir)->entry.fingerprint : e.fingerprint;
 }
 
 LmCodec& CodecSet::get(const std::string& adapter_dir) {

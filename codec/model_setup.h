@@ -1,9 +1,8 @@
 // Loading what the codec and eval need: a base model (a llama GGUF file, or a Hugging Face
 // directory with its tokenizer), adapters (PEFT directories), and the identity a compressed file
 // records. Bases load into the coding engine as stored (a quantized GGUF stays quantized, mapped
-// and packed, never expanded to float32); adapters become the engine's side path. Torch-free:
-// libtorch's model of the same weights comes from codec/model_torch.h, only where training or
-// export --merged needs it.
+// and packed, never expanded to float32); adapters become the engine's side path. Training's
+// model of the same weights is built in train/, outside the coding path.
 #pragma once
 #include <map>
 #include <memory>
@@ -44,7 +43,6 @@ struct LoadedBase {
   // (nullptr: none). Each call builds one: it holds a float32 copy of the base.
   std::shared_ptr<const engine::Model> version1_model(const PeftAdapterFiles* adapter) const;
 
-  std::shared_ptr<void> torch_cache;  // codec/model_torch.h's libtorch model, once loaded
   bool quantized = false;             // named by its stored bytes
 
  private:
@@ -75,6 +73,14 @@ std::string fingerprint_adapter(const LoadedBase& base, const AdapterEntry& e);
 
 CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
 
+// `lorazip export --merged`: writes `base` with `adapter` merged into its weights as a Hugging Face
+// Llama directory (float32 safetensors, config.json, the tokenizer's files) at `out_dir`, merged
+// by the engine's one LoRA delta (engine::merge_lora): the weights are bit for bit the ones
+// arithmetic version 1 computes with for this base and adapter. Returns the written base's
+// fingerprint. Atomic (out_dir is replaced whole or left as it was); std::runtime_error naming
+// what does not fit.
+std::string write_merged_base(const LoadedBase& base, const PeftAdapterFiles& adapter, const std::string& out_dir);
+
 // The identity of files coded by `codec`'s base and adapter in arithmetic version 1 (lorazip 0.1
 // named a block-quantized base by its float32 fingerprint).
 CodecIdentity version1_identity(const LoadedBase& base, const AdapterEntry* adapter);
@@ -95,8 +101,12 @@ class CodecSet {
   explicit CodecSet(LoadedBase& base) : base_(base) {}
   LmCodec& get(const std::string& adapter_dir);
   LoadedBase& base() const { return base_; }
-  // The adapter behind get(dir) (nullptr for "").
+  // The adapter behind get(dir) (nullptr for ""), read once and kept.
   std::shared_ptr<const LoadedAdapter> adapter(const std::string& adapter_dir);
+  // The entry's fingerprint: lorazip.json's, else the adapter's tensors' (reading it through
+  // adapter(), so the codec later built on it reads nothing again). std::runtime_error when the
+  // directory is not an adapter of this base.
+  std::string fingerprint(const AdapterEntry& e);
 
  private:
   LoadedBase& base_;

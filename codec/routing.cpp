@@ -24,34 +24,32 @@ RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const
   return best;
 }
 
-std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, const std::string& fingerprint,
+std::string find_adapter_dir(CodecSet& codecs, const std::string& adapters_dir, const std::string& fingerprint,
                              const std::string& domain, const std::string& file_name) {
   if (fingerprint.empty()) return "";
-  for (AdapterEntry e : list_adapters(adapters_dir)) {
-    if (e.fingerprint.empty()) {
-      try {
-        e.fingerprint = fingerprint_adapter(base, e);
-      } catch (const std::exception&) {
-        continue;  // made for another base: not the adapter this file needs
-      }
+  for (const AdapterEntry& e : list_adapters(adapters_dir)) {
+    std::string fp;
+    try {
+      fp = codecs.fingerprint(e);
+    } catch (const std::exception&) {
+      continue;  // made for another base: not the adapter this file needs
     }
-    if (e.fingerprint == fingerprint) return e.dir;
+    if (fp == fingerprint) return e.dir;
   }
   throw std::runtime_error(file_name + ": needs adapter " + short_fp(fingerprint) +
                            (domain.empty() ? "" : " (domain '" + domain + "')") + ", which is not in '" + adapters_dir + "'");
 }
 
-std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag, int digits) {
+std::vector<std::string> find_adapter_dirs_by_tag(CodecSet& codecs, const std::string& adapters_dir, uint16_t tag, int digits) {
   std::vector<std::string> dirs;
-  for (AdapterEntry e : list_adapters(adapters_dir)) {
-    if (e.fingerprint.empty()) {
-      try {
-        e.fingerprint = fingerprint_adapter(base, e);
-      } catch (const std::exception&) {
-        continue;  // made for another base
-      }
+  for (const AdapterEntry& e : list_adapters(adapters_dir)) {
+    std::string fp;
+    try {
+      fp = codecs.fingerprint(e);
+    } catch (const std::exception&) {
+      continue;  // made for another base
     }
-    if (fingerprint_tag(e.fingerprint, digits) == tag) dirs.push_back(e.dir);
+    if (fingerprint_tag(fp, digits) == tag) dirs.push_back(e.dir);
   }
   return dirs;
 }
@@ -61,11 +59,11 @@ std::vector<std::string> candidate_adapter_dirs(CodecSet& codecs, const std::str
   if (!adapter_dir.empty() || adapters_dir.empty()) return {adapter_dir};
   if (!is_compact_version(container_version(file, name))) {
     const Container header = Container::parse_header_only(file, name);
-    return {find_adapter_dir(codecs.base(), adapters_dir, header.adapter_fingerprint, header.adapter_domain, name)};
+    return {find_adapter_dir(codecs, adapters_dir, header.adapter_fingerprint, header.adapter_domain, name)};
   }
   const CompactFile f = CompactFile::parse(file, name);
   if (f.stored || !f.has_adapter) return {""};
-  const std::vector<std::string> dirs = find_adapter_dirs_by_tag(codecs.base(), adapters_dir, f.adapter_tag, f.adapter_tag_digits());
+  const std::vector<std::string> dirs = find_adapter_dirs_by_tag(codecs, adapters_dir, f.adapter_tag, f.adapter_tag_digits());
   char tag[8];
   std::snprintf(tag, sizeof tag, "%0*x", f.adapter_tag_digits(), f.adapter_tag);
   if (dirs.empty())

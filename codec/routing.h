@@ -26,16 +26,17 @@ RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const
 
 // The directory under `adapters_dir` whose adapter has `fingerprint`; "" when `fingerprint` is
 // empty (the file was coded with the base alone). An adapter without lorazip.json (a PEFT
-// adapter made elsewhere) is fingerprinted from its tensors, as compress did; one that does not
-// fit `base` cannot be the one and is passed over. std::runtime_error naming `file_name`, the
-// fingerprint and `domain` (when known) if no adapter matches.
-std::string find_adapter_dir(LoadedBase& base, const std::string& adapters_dir, const std::string& fingerprint,
+// adapter made elsewhere) is fingerprinted from its tensors, as compress did, and kept loaded in
+// `codecs`; one that does not fit the base cannot be the one and is passed over.
+// std::runtime_error naming `file_name`, the fingerprint and `domain` (when known) if no adapter
+// matches.
+std::string find_adapter_dir(CodecSet& codecs, const std::string& adapters_dir, const std::string& fingerprint,
                              const std::string& domain, const std::string& file_name);
 
 // The adapter directories under `adapters_dir` whose fingerprint begins with the compact file's
 // `tag` of `digits` hex digits (4 in version 3, 2 in version 4; codec/compact.h), in name order;
-// adapters that do not fit `base` are passed over.
-std::vector<std::string> find_adapter_dirs_by_tag(LoadedBase& base, const std::string& adapters_dir, uint16_t tag, int digits);
+// adapters that do not fit the base of `codecs` are passed over.
+std::vector<std::string> find_adapter_dirs_by_tag(CodecSet& codecs, const std::string& adapters_dir, uint16_t tag, int digits);
 
 // Decodes a lorazip file of either format with the base of `codecs` and the adapter it needs:
 // `adapter_dir` when given (may be ""), else, when `adapters_dir` is not empty, the one found

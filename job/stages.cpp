@@ -10,7 +10,7 @@
 #include "adapters/adapter.h"
 #include "cluster/router.h"
 #include "codec/model_setup.h"
-#include "codec/model_torch.h"
+#include "train/torch_base.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "data/token_store.h"
@@ -171,7 +171,8 @@ TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const s
   info.base_model_name_or_path = absolute_path(base_dir);  // resolves from any folder (PEFT, llama.cpp)
   info.tokenizer_sha256 = base.tokenizer->sha256();
   info.base_fingerprint = base.fingerprint;
-  TrainResult r = train_lora(torch_model(base), j.lora, j.train, data, info, j.adapters_path() + "/" + domain,
+  LlamaForCausalLM model = load_torch_model(base);
+  TrainResult r = train_lora(model, j.lora, j.train, data, info, j.adapters_path() + "/" + domain,
                              run_options(j, "adapter-" + domain, resume, threads));
   log_info("adapter " + domain + ": " + std::to_string(r.steps) + " steps, " + format_duration(r.seconds) + ", val " +
            fmt3(r.base_val_bits_per_token) + " -> " + fmt3(r.best_val_bits_per_token) + " bits/token (" + r.stop_reason + ")");

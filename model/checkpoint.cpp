@@ -60,54 +60,9 @@ LlamaForCausalLM load_hf_model(const std::string& dir) {
 
 void save_hf_model(LlamaForCausalLM& model, const std::string& dir, const std::string& tokenizer_model_bytes,
                    int64_t max_shard_bytes) {
-  AtomicDir out(dir);
-  write_file_atomic(out.tmp() + "/config.json", model->config().to_hf_json().dump(2) + "\n");
-
-  // Tensors in the model's own order, grouped greedily into shards (as transformers does).
-  std::vector<std::vector<std::pair<std::string, RawTensor>>> shards(1);
-  int64_t shard_bytes = 0, total = 0;
-  for (auto& kv : model->named_parameters(true)) {
-    RawTensor r = to_raw(kv.value().to(torch::kFloat));
-    const int64_t n = static_cast<int64_t>(r.data.size());
-    if (max_shard_bytes > 0 && shard_bytes > 0 && shard_bytes + n > max_shard_bytes) {
-      shards.emplace_back();
-      shard_bytes = 0;
-    }
-    shard_bytes += n;
-    total += n;
-    shards.back().emplace_back(kv.key(), std::move(r));
-  }
-
-  if (shards.size() == 1) {
-    SafetensorsFile f;
-    f.metadata["format"] = "pt";
-    for (auto& kv : shards[0]) f.tensors.emplace(kv.first, std::move(kv.second));
-    write_file_atomic(out.tmp() + "/model.safetensors", serialize_safetensors(f));
-  } else {
-    json index;
-    index["metadata"] = {{"total_size", total}};
-    index["weight_map"] = json::object();
-    const size_t n = shards.size();
-    for (size_t s = 0; s < n; ++s) {
-      char fname[64];
-      std::snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, n);
-      SafetensorsFile f;
-      f.metadata["format"] = "pt";
-      for (auto& kv : shards[s]) {
-        index["weight_map"][kv.first] = fname;
-        f.tensors.emplace(kv.first, std::move(kv.second));
-      }
-      write_file_atomic(out.tmp() + "/" + fname, serialize_safetensors(f));
-    }
-    write_file_atomic(out.tmp() + "/model.safetensors.index.json", index.dump(2) + "\n");
-  }
-  if (!tokenizer_model_bytes.empty()) {
-    write_file_atomic(out.tmp() + "/" + Tokenizer::model_file_name(tokenizer_model_bytes), tokenizer_model_bytes);
-    const Tokenizer tok = Tokenizer::from_bytes(tokenizer_model_bytes, dir + "/" + Tokenizer::model_file_name(tokenizer_model_bytes));
-    for (const auto& [name, text] : hf_tokenizer_files(tok, model->config().max_position_embeddings))
-      write_file_atomic(out.tmp() + "/" + name, text);
-  }
-  out.commit();
+  std::vector<std::pair<std::string, RawTensor>> tensors;  // in the model's own order (as transformers shards)
+  for (auto& kv : model->named_parameters(true)) tensors.emplace_back(kv.key(), to_raw(kv.value().to(torch::kFloat)));
+  write_hf_llama(dir, model->config(), std::move(tensors), tokenizer_model_bytes, max_shard_bytes);
 }
 
 std::string model_fingerprint(LlamaForCausalLM& model) {

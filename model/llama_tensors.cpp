@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -11,6 +12,8 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "model/gguf_llama.h"
+#include "model/hf_tokenizer.h"
+#include "model/tokenizer.h"
 
 namespace lorazip {
 namespace {
@@ -247,6 +250,59 @@ StoredLlama read_hf_llama(const std::string& dir) {
   }
   out.keep = held;
   return out;
+}
+
+void write_hf_llama(const std::string& dir, const LlamaConfig& config, std::vector<std::pair<std::string, RawTensor>> tensors,
+                    const std::string& tokenizer_model_bytes, int64_t max_shard_bytes) {
+  AtomicDir out(dir);
+  write_file_atomic(out.tmp() + "/config.json", config.to_hf_json().dump(2) + "\n");
+
+  // Shards filled greedily in the given order (as transformers does).
+  std::vector<std::vector<std::pair<std::string, RawTensor>>> shards(1);
+  int64_t shard_bytes = 0, total = 0;
+  for (auto& [key, raw] : tensors) {
+    const int64_t n = static_cast<int64_t>(raw.data.size());
+    if (max_shard_bytes > 0 && shard_bytes > 0 && shard_bytes + n > max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shard_bytes += n;
+    total += n;
+    shards.back().emplace_back(key, std::move(raw));
+  }
+  tensors.clear();
+
+  if (shards.size() == 1) {
+    SafetensorsFile f;
+    f.metadata["format"] = "pt";
+    for (auto& kv : shards[0]) f.tensors.emplace(kv.first, std::move(kv.second));
+    write_file_atomic(out.tmp() + "/model.safetensors", serialize_safetensors(f));
+  } else {
+    json index;
+    index["metadata"] = {{"total_size", total}};
+    index["weight_map"] = json::object();
+    const size_t n = shards.size();
+    for (size_t s = 0; s < n; ++s) {
+      char fname[64];
+      std::snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, n);
+      SafetensorsFile f;
+      f.metadata["format"] = "pt";
+      for (auto& kv : shards[s]) {
+        index["weight_map"][kv.first] = fname;
+        f.tensors.emplace(kv.first, std::move(kv.second));
+      }
+      write_file_atomic(out.tmp() + "/" + fname, serialize_safetensors(f));
+    }
+    write_file_atomic(out.tmp() + "/model.safetensors.index.json", index.dump(2) + "\n");
+  }
+  if (!tokenizer_model_bytes.empty()) {
+    const std::string name = Tokenizer::model_file_name(tokenizer_model_bytes);
+    write_file_atomic(out.tmp() + "/" + name, tokenizer_model_bytes);
+    const Tokenizer tok = Tokenizer::from_bytes(tokenizer_model_bytes, dir + "/" + name);
+    for (const auto& [file, text] : hf_tokenizer_files(tok, config.max_position_embeddings))
+      write_file_atomic(out.tmp() + "/" + file, text);
+  }
+  out.commit();
 }
 
 std::vector<float> stored_as_float32(const engine::StoredTensor& t) {

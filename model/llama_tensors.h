@@ -41,6 +41,16 @@ StoredLlama read_gguf_llama(std::shared_ptr<const GgufFile> f);
 // file and the tensor.
 StoredLlama read_hf_llama(const std::string& dir);
 
+// Writes a Hugging Face Llama directory: config.json, the tensors in the given order (one
+// model.safetensors with metadata format=pt, or with `max_shard_bytes` > 0 shards
+// model-0000K-of-0000N.safetensors filled greedily in that order, plus
+// model.safetensors.index.json), and, when `tokenizer_model_bytes` is non-empty, the tokenizer (as
+// tokenizer.model, or tokenizer.json for a byte-level BPE one, with tokenizer_config.json and
+// special_tokens_map.json from hf_tokenizer_files). One atomic directory replace: `dir` is the old
+// one or the whole new one, never half-written.
+void write_hf_llama(const std::string& dir, const LlamaConfig& config, std::vector<std::pair<std::string, RawTensor>> tensors,
+                    const std::string& tokenizer_model_bytes, int64_t max_shard_bytes = 0);
+
 // Row-major float32 values of one stored tensor (q/k rows back in Hugging Face's order).
 std::vector<float> stored_as_float32(const engine::StoredTensor& t);
 

@@ -3,7 +3,8 @@
 # BUILD/coding-only (no tests), checks that the program links no libtorch, and that it and the full
 # build's program read each other's files and write the same bytes: compress (full and compact
 # containers), decompress, test, info, and an archive of files and a conversation archive; and that
-# generate, qa, rewrite and frontier are there (their help; generate's refusal of a non-GGUF base).
+# generate, qa, rewrite and frontier are there (their help; generate's refusal of a non-GGUF base);
+# and that export writes an adapter (PEFT + llama.cpp GGUF) and a merged base that codes files.
 # Usage: bash scripts/coding_only_check.sh [build-dir=build]   (CTest: coding_only_build, label build)
 # Exit 77 (skipped) when ../shared's TinyStories model is absent.
 set -euo pipefail
@@ -43,6 +44,35 @@ diff -r "$W/tree" "$W/out" >/dev/null || { echo "FAIL: an archive the coding-onl
 "$FULL" -q archive create "$W/c.lza" --jsonl --conversations "$W/chats.jsonl" -m "$MODEL"
 "$ONLY" -q archive extract "$W/c.lza" -m "$MODEL" -o "$W/chats.back.jsonl"
 cmp -s "$W/chats.jsonl" "$W/chats.back.jsonl" || { echo "FAIL: coding-only did not give the conversation archive's JSONL back"; fail=1; }
+# export without libtorch: a small PEFT adapter (q_proj and v_proj, r 2, seeded values) written
+# here, exported as PEFT + GGUF and merged into the base; the merged base codes a file both ways.
+python3 - "$MODEL/config.json" "$W/adapter" <<'PY'
+import json, os, random, struct, sys
+c = json.load(open(sys.argv[1])); out = sys.argv[2]; os.makedirs(out)
+h, hd = c["hidden_size"], c["hidden_size"] // c["num_attention_heads"]
+outs = {"q_proj": c["num_attention_heads"] * hd, "v_proj": c["num_key_value_heads"] * hd}
+rng, r, tensors = random.Random(7), 2, {}
+for l in range(c["num_hidden_layers"]):
+    for p, o in outs.items():
+        key = "base_model.model.model.layers.%d.self_attn.%s" % (l, p)
+        tensors[key + ".lora_A.weight"] = ([r, h], [rng.uniform(-0.2, 0.2) for _ in range(r * h)])
+        tensors[key + ".lora_B.weight"] = ([o, r], [rng.uniform(-0.2, 0.2) for _ in range(o * r)])
+header, blob = {}, b""
+for k in sorted(tensors):
+    shape, vals = tensors[k]
+    header[k] = {"dtype": "F32", "shape": shape, "data_offsets": [len(blob), len(blob) + 4 * len(vals)]}
+    blob += struct.pack("<%df" % len(vals), *vals)
+hb = json.dumps(header).encode()
+open(out + "/adapter_model.safetensors", "wb").write(struct.pack("<Q", len(hb)) + hb + blob)
+json.dump({"peft_type": "LORA", "r": r, "lora_alpha": 4, "target_modules": ["q_proj", "v_proj"]}, open(out + "/adapter_config.json", "w"))
+PY
+"$ONLY" -q export -m "$MODEL" -a "$W/adapter" -o "$W/peft"
+for f in adapter_config.json adapter_model.safetensors lorazip.json adapter_model.gguf; do
+  [ -s "$W/peft/$f" ] || { echo "FAIL: coding-only export wrote no $f"; fail=1; }
+done
+"$ONLY" -q export -m "$MODEL" -a "$W/peft" --merged -o "$W/merged"
+"$ONLY" -q compress -m "$W/merged" -c "$W/b.txt" > "$W/b.merged.lz"
+"$FULL" -q decompress -m "$W/merged" -c "$W/b.merged.lz" | cmp -s - "$W/b.txt" || { echo "FAIL: the coding-only merged export did not code a file"; fail=1; }
 # The lossy protocols and generation run here too: their help, and the refusal of a base that is
 # not a GGUF chat model (TinyStories is a Hugging Face directory without a chat template).
 for sub in generate qa rewrite frontier; do
@@ -52,5 +82,5 @@ out="$("$ONLY" generate -m "$MODEL" --prompt hi 2>&1 || true)"
 case "$out" in *"is not a GGUF file"*) ;; *) echo "FAIL: generate on a non-GGUF base said: $out"; fail=1 ;; esac
 out="$("$ONLY" train 2>&1 || true)"
 case "$out" in *"not in this build"*) ;; *) echo "FAIL: 'train' in the coding-only build said: $out"; fail=1 ;; esac
-[ "$fail" = 0 ] && echo "coding-only lorazip ($(du -h "$ONLY" | cut -f1), no libtorch): same bytes as the full build on 3 files x 2 formats, archives both ways; generate, qa, rewrite, frontier present"
+[ "$fail" = 0 ] && echo "coding-only lorazip ($(du -h "$ONLY" | cut -f1), no libtorch): same bytes as the full build on 3 files x 2 formats, archives both ways; export (PEFT, GGUF, merged) works; generate, qa, rewrite, frontier present"
 exit "$fail"

@@ -45,7 +45,7 @@ set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/kernels_w16_generic.cpp PR
 
 if(LORAZIP_WITH_TORCH)
   lorazip_add_test(NAME test_engine SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_engine.cpp
-                   LIBS lorazip_codec_torch LABELS engine)
+                   LIBS lorazip_torch_base LABELS engine)
 endif()
 
 # Golden files (tests/golden/engine-v1): torch-free, on the LM codec and the engine.

@@ -5,7 +5,7 @@
 # the model or ../shared/data cannot be had.
 if(LORAZIP_WITH_TORCH)
   add_executable(engine_logprobs tools/engine_logprobs.cpp)
-  target_link_libraries(engine_logprobs PRIVATE lorazip_codec_torch)
+  target_link_libraries(engine_logprobs PRIVATE lorazip_torch_base)
   target_compile_options(engine_logprobs PRIVATE ${LORAZIP_WARNINGS})
   add_test(NAME interop_llamacpp COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/interop_llamacpp.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(interop_llamacpp PROPERTIES LABELS "interop;slow" SKIP_RETURN_CODE 77 TIMEOUT 3600)

@@ -4,7 +4,7 @@
 # One label only: lorazip_add_test passes LABELS through unescaped, so "codec;slow" would break.
 if(LORAZIP_WITH_TORCH)
   lorazip_add_test(NAME test_lm_codec_corpus SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_lm_codec_corpus.cpp
-                   LIBS lorazip_codec_torch LABELS slow TIMEOUT 3600)
+                   LIBS lorazip_torch_base LABELS slow TIMEOUT 3600)
   add_dependencies(test_lm_codec_corpus lorazip_spm)
 endif()
 

@@ -192,11 +192,11 @@ TEST(Container, RefusesFilesThatAreNotLorazip) {
   EXPECT_REFUSED(bytes, "bad magic");
 }
 
-TEST(Container, RefusesVersionOneNamingTheLibtorchPath) {
+TEST(Container, RefusesVersionOneNamingTheCpuDependentPath) {
   std::string bytes = sample().serialize();
   bytes[4] = 1;
-  EXPECT_REFUSED(bytes, "written by the CPU-dependent libtorch path of lorazip 0.1");
-  EXPECT_REFUSED(bytes.substr(0, 5), "libtorch path");  // known from byte 4 alone
+  EXPECT_REFUSED(bytes, "written by the CPU-dependent BLAS path of lorazip 0.1");
+  EXPECT_REFUSED(bytes.substr(0, 5), "BLAS path");  // known from byte 4 alone
 }
 
 TEST(Container, RefusesOtherVersions) {

@@ -13,7 +13,7 @@
 #include "adapters/adapter.h"
 #include "codec/engine/engine.h"
 #include "codec/model_setup.h"
-#include "codec/model_torch.h"
+#include "train/torch_base.h"
 #include "model/llama.h"
 
 using namespace lorazip;

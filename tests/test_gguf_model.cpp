@@ -320,7 +320,7 @@ TEST_F(GgufModel, LoraExportHasLlamaCppNamesShapesAlphaAndPermutation) {
     for (auto& t : a.parameters()) t.normal_(0.0, 0.3);  // B too, so the delta is not zero
   }
   save_gguf_model(m, root + "/base.gguf");
-  save_gguf_lora(a, c, root + "/lora.gguf", "math");
+  save_gguf_lora(a.peft_modules(), c, root + "/lora.gguf", "math");
   GgufFile f = GgufFile::open(root + "/lora.gguf");
   GgufFile base = GgufFile::open(root + "/base.gguf");
   EXPECT_EQ(f.get_string("general.type"), "adapter");

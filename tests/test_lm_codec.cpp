@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,9 +24,10 @@
 #include "codec/container.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
-#include "codec/model_torch.h"
+#include "train/torch_base.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
+#include "model/llama_tensors.h"
 #include "model/tokenizer.h"
 
 using namespace lorazip;
@@ -158,6 +160,12 @@ World& world() {
 }
 
 // A LoRA adapter with random (non-zero) B for the world's base, saved as a PEFT directory.
+// libtorch's model of the world's base, loaded once (adapters are made on it).
+LlamaForCausalLM& world_torch_model() {
+  static LlamaForCausalLM m = load_torch_model(world().base);
+  return m;
+}
+
 std::string make_adapter(const std::string& name, uint64_t seed) {
   World& w = world();
   const std::string dir = temp_root() + "/adapters/" + name;
@@ -165,7 +173,7 @@ std::string make_adapter(const std::string& name, uint64_t seed) {
   LoraConfig cfg;
   cfg.r = 4;
   cfg.seed = seed;
-  LoraAdapter a(torch_model(w.base), cfg);
+  LoraAdapter a(world_torch_model(), cfg);
   {
     torch::NoGradGuard ng;
     torch::manual_seed(seed);
@@ -606,7 +614,40 @@ TEST(LmCodecAdapter, RoundTripAndTheAdapterChangesTheModel) {
   const std::vector<int32_t> ids = w.tok->encode(text);
   EXPECT_GT(std::fabs(ac.codec->ideal_bits(ids, 32, 0) - w.codec->ideal_bits(ids, 32, 0)), 1.0);
   // The base model itself is untouched.
-  EXPECT_EQ(model_fingerprint(torch_model(w.base)), w.base.fingerprint);
+  EXPECT_EQ(model_fingerprint(world_torch_model()), w.base.fingerprint);
+}
+
+// export --merged writes the weights arithmetic version 1 computes with for base + adapter, bit
+// for bit (the engine's one LoRA delta): the written base alone gives the same logits as version
+// 1's merge of the original base and the adapter, and only the adapted projections changed.
+TEST(LmCodecAdapter, MergedExportIsTheEnginesMergeBitForBit) {
+  World& w = world();
+  const std::shared_ptr<const LoadedAdapter> a = load_adapter(w.base, make_adapter("chat", 21));
+  const std::string out = temp_root() + "/merged-chat";
+  const std::string fp = write_merged_base(w.base, a->files, out);
+  LoadedBase merged = load_base(out);
+  EXPECT_EQ(merged.fingerprint, fp);
+  EXPECT_NE(fp, w.base.fingerprint);
+  EXPECT_EQ(merged.tokenizer->sha256(), w.tok->sha256());
+
+  const std::vector<int32_t> ids = w.tok->encode(make_text(400, 600));
+  const int64_t T = std::min<int64_t>(static_cast<int64_t>(ids.size()), 48), V = w.base.config.vocab_size;
+  auto logits = [&](const engine::Model& m) {
+    std::vector<float> out_logits(static_cast<size_t>(T * V));
+    m.forward(ids.data(), T, out_logits.data());
+    return out_logits;
+  };
+  const std::vector<float> want = logits(*w.base.version1_model(&a->files));
+  EXPECT_TRUE(logits(*merged.version1_model(nullptr)) == want) << "the export differs from version 1's merge";
+  EXPECT_FALSE(logits(*w.base.version1_model(nullptr)) == want) << "the adapter should change the logits";
+
+  // Every tensor an adapter module does not name is the base's, bit for bit.
+  const StoredLlama before = read_hf_llama(w.base_dir), after = read_hf_llama(out);
+  std::set<std::string> adapted;
+  for (const PeftModule& m : a->files.modules) adapted.insert(m.name + ".weight");
+  ASSERT_EQ(before.tensors.size(), after.tensors.size());
+  for (const auto& [key, t] : before.tensors)
+    EXPECT_EQ(stored_as_float32(t) == stored_as_float32(after.tensors.at(key)), adapted.count(key) == 0) << key;
 }
 
 TEST(LmCodecAdapter, RefusedWithoutTheAdapterOrWithAnother) {
@@ -659,7 +700,7 @@ TEST(LmCodecAdapter, AnotherBaseIsRefusedNamingTheBase) {
   msg = refusal_of([&] { codec2.decompress(afile, "x.lrz", 1); });
   EXPECT_NE(msg.find(short_fp(w.base.fingerprint)), std::string::npos) << msg;
   // And the adapter itself refuses to load onto the other base.
-  EXPECT_ANY_THROW(merged_model(b2, make_adapter("chat", 21), nullptr));
+  EXPECT_ANY_THROW(load_adapter(b2, make_adapter("chat", 21)));
 }
 
 TEST(LmCodecAdapter, AnotherTokenizerIsRefused) {

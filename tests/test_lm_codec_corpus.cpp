@@ -34,7 +34,7 @@
 
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
-#include "codec/model_torch.h"
+#include "train/torch_base.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
 

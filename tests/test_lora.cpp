@@ -1,4 +1,4 @@
-// LoRA adapters: an untrained adapter changes nothing, merge/unmerge are exact and idempotent, the
+// LoRA adapters (libtorch's side path, for training): an untrained adapter changes nothing, the
 // PEFT directory round-trips with PEFT's key names and shapes, and a mismatched adapter is refused
 // with a message that names the tensor.
 #include <gtest/gtest.h>
@@ -126,101 +126,6 @@ TEST(Lora, OnlyTargetedProjectionsAndOnlyLoraParameters) {
   for (const auto& t : a.parameters()) EXPECT_TRUE(t.requires_grad());
   c.targets = {"nonexistent_proj"};
   EXPECT_NE(error_of([&] { LoraAdapter bad(m, c); }).find("nonexistent_proj"), std::string::npos);
-}
-
-TEST(Lora, MergedAndUnmergedForwardAgree) {
-  auto m = tiny_model();
-  LoraAdapter a(m, LoraConfig{});
-  a.attach(m);
-  randomize_b(a);
-  torch::NoGradGuard ng;
-  torch::Tensor hot = m->forward(some_tokens());
-  a.merge();
-  EXPECT_TRUE(a.merged());
-  torch::Tensor merged = m->forward(some_tokens());
-  EXPECT_TRUE(torch::allclose(hot, merged, 1e-5, 1e-5)) << (hot - merged).abs().max().item<double>();
-  a.detach();
-  torch::Tensor plain = m->forward(some_tokens());
-  EXPECT_FALSE(torch::allclose(hot, plain, 1e-3, 1e-3));  // the adapter did change the model
-}
-
-TEST(Lora, MergeTwiceEqualsMergeOnceAndUnmergeRestoresBase) {
-  auto m = tiny_model();
-  auto base = weights(m);
-  LoraAdapter a(m, LoraConfig{});
-  a.attach(m);
-  randomize_b(a);
-  a.merge();
-  auto once = weights(m);
-  EXPECT_FALSE(same_weights(once, base));
-  a.merge();
-  EXPECT_TRUE(same_weights(weights(m), once));
-  a.unmerge();
-  EXPECT_TRUE(same_weights(weights(m), base));  // bit for bit (the original W is kept)
-  a.unmerge();
-  EXPECT_TRUE(same_weights(weights(m), base));
-
-  // Without the kept copy, unmerge subtracts the same product: equal up to float rounding.
-  a.merge(/*keep_base_copy=*/false);
-  a.unmerge();
-  for (const auto& [k, t] : weights(m)) EXPECT_TRUE(torch::allclose(t, base.at(k), 0, 1e-6)) << k;
-  // The model fingerprint is unchanged by attach/merge/unmerge/detach with the kept copy.
-  auto m2 = tiny_model();
-  const std::string fp = model_fingerprint(m2);
-  LoraAdapter b(m2, LoraConfig{});
-  b.attach(m2);
-  randomize_b(b);
-  b.merge();
-  b.detach();
-  EXPECT_EQ(model_fingerprint(m2), fp);
-}
-
-// What this can check: merge and unmerge leave the caller's intra-op thread count as it was, also
-// when a ScopedTorchThreads scope is left by an exception. (That the product runs on one thread is
-// not observable here: for these shapes every thread count gives the same bits.)
-TEST(Lora, MergeRestoresTheCallersThreadCount) {
-  const int prev = at::get_num_threads();
-  at::set_num_threads(2);
-  auto m = tiny_model();
-  LoraAdapter a(m, LoraConfig{});
-  a.attach(m);
-  randomize_b(a);
-  a.merge();
-  EXPECT_EQ(at::get_num_threads(), 2) << "merge() must restore the caller's intra-op thread count";
-  a.unmerge();
-  EXPECT_EQ(at::get_num_threads(), 2) << "unmerge() must restore the caller's intra-op thread count";
-  // The guard restores the count when the scope is left by an exception.
-  try {
-    ScopedTorchThreads one(1);
-    EXPECT_EQ(at::get_num_threads(), 1);
-    throw std::runtime_error("leave the scope");
-  } catch (const std::runtime_error&) {
-  }
-  EXPECT_EQ(at::get_num_threads(), 2);
-  at::set_num_threads(prev);
-}
-
-TEST(Lora, MergeIntoIsTheSameMergeForGood) {
-  // merge_into() and attach + merge() produce the same weights bit for bit (one formula), the
-  // result carries no side path, and a second adapter cannot be stacked on it.
-  auto by_merge = tiny_model(), by_merge_into = tiny_model();
-  LoraAdapter a(by_merge, LoraConfig{});
-  randomize_b(a);
-  a.attach(by_merge);
-  a.merge();
-  const auto merged = weights(by_merge);
-  a.detach();
-  EXPECT_FALSE(same_weights(weights(by_merge), merged)) << "the adapter should change the weights";
-  a.merge_into(by_merge_into);
-  EXPECT_FALSE(a.attached());
-  EXPECT_TRUE(same_weights(weights(by_merge_into), merged));
-  for (const auto& [name, lin] : by_merge_into->projections()) {
-    EXPECT_FALSE(lin->lora_A.defined()) << name << " still runs a side path";
-    EXPECT_TRUE(lin->lora_merged) << name;
-  }
-  LoraAdapter other(by_merge_into, LoraConfig{});
-  EXPECT_THROW(other.attach(by_merge_into), std::invalid_argument);
-  EXPECT_THROW(a.merge_into(by_merge_into), std::invalid_argument) << "merging twice would add the delta twice";
 }
 
 // PEFT 0.10's LoraConfig and PeftConfig fields (peft/config.py, peft/tuners/lora/config.py of

@@ -1,5 +1,5 @@
-// libtorch's side of a loaded base (model_torch.h).
-#include "codec/model_torch.h"
+// libtorch's side of a loaded base (torch_base.h).
+#include "train/torch_base.h"
 
 #include "adapters/adapter.h"
 #include "codec/engine/from_config.h"
@@ -9,34 +9,9 @@
 
 namespace lorazip {
 
-LlamaForCausalLM& torch_model(LoadedBase& base) {
-  if (!base.torch_cache) {
-    auto m = std::make_shared<LlamaForCausalLM>(is_gguf_path(base.dir) ? load_gguf_model(base.dir) : load_hf_model(base.dir));
-    (*m)->eval();
-    base.torch_cache = m;
-  }
-  return *static_cast<LlamaForCausalLM*>(base.torch_cache.get());
-}
-
-LlamaForCausalLM clone_model(LlamaForCausalLM& model) {
-  LlamaForCausalLM m(model->config());
-  torch::NoGradGuard no_grad;
-  auto src = model->named_parameters(true);
-  for (auto& p : m->named_parameters(true)) p.value().copy_(src[p.key()]);
+LlamaForCausalLM load_torch_model(const LoadedBase& base) {
+  LlamaForCausalLM m = is_gguf_path(base.dir) ? load_gguf_model(base.dir) : load_hf_model(base.dir);
   m->eval();
-  return m;
-}
-
-LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, AdapterEntry* entry_out) {
-  read_peft_adapter(adapter_dir, base.projections(), [&base](const std::string& fp) { return base.is_named_by(fp); },
-                    base.fingerprint);  // made for this base (by either of its names)
-  LlamaForCausalLM m = clone_model(torch_model(base));
-  LoraAdapter a = LoraAdapter::load(adapter_dir, m, /*check_base=*/false);
-  a.merge_into(m);  // lorazip's one merge (single-threaded, so every run gives the same bits)
-  if (entry_out) {
-    *entry_out = describe_adapter(adapter_dir);
-    entry_out->fingerprint = a.fingerprint();
-  }
   return m;
 }
 

@@ -1,6 +1,6 @@
-// libtorch's side of a loaded base: its model for training and export --merged, the merge into a
-// copy, and bridges from libtorch models to the engine (tests and benches that build models in
-// libtorch). The coding path never needs this header.
+// libtorch's side of a loaded base: its model for training, and bridges from libtorch models to
+// the coding engine (tests and benches that build models in libtorch). Nothing on the coding path
+// (codec/, the engine) includes this header; the coding-only build does not have it.
 #pragma once
 #include <memory>
 #include <string>
@@ -12,16 +12,12 @@ namespace lorazip {
 
 class LoraAdapter;
 
-// libtorch's model of the base (loaded on first use, kept in base.torch_cache).
-LlamaForCausalLM& torch_model(LoadedBase& base);
-
-// The base with an adapter merged into its weights by libtorch (for `lorazip export --merged`), as
-// a separate model; the base is left untouched.
-LlamaForCausalLM merged_model(LoadedBase& base, const std::string& adapter_dir, AdapterEntry* entry_out);
-LlamaForCausalLM clone_model(LlamaForCausalLM& model);
+// libtorch's model of the base's weights (float32; a quantized GGUF dequantized with ggml's
+// formulas), in eval mode. Each call loads one: the caller keeps it as long as it needs it.
+LlamaForCausalLM load_torch_model(const LoadedBase& base);
 
 // A libtorch model on the engine, in arithmetic version 1: its parameters copied as float32, with
-// `adapter` (nullptr: none) merged by the engine in version 1's fixed order. `model` is untouched.
+// `adapter` (nullptr: none) merged by the engine's one LoRA delta. `model` is untouched.
 std::shared_ptr<const engine::Model> engine_model(LlamaForCausalLM& model, const LoraAdapter* adapter = nullptr);
 // The same weights as stored float32 for arithmetic version 2, with `adapter` as a side path.
 std::shared_ptr<const engine::Model> engine_model_v2(LlamaForCausalLM& model, const LoraAdapter* adapter = nullptr);

@@ -17,6 +17,7 @@
 
 #include "codec/engine/kernels.h"
 #include "codec/engine/math.h"
+#include "common/threads.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -320,6 +321,25 @@ void Weights::build_rope() {
     }
 }
 
+void merge_lora(const LoraRef& l, float* w, int64_t N, int64_t K) {
+  if (l.a.shape.size() != 2 || l.b.shape.size() != 2 || l.a.shape[1] != K || l.b.shape[0] != N ||
+      l.b.shape[1] != l.a.shape[0] || !l.a.data || !l.b.data)
+    throw std::invalid_argument("engine: LoRA pair of '" + l.module + "' has A " + shape_str(l.a.shape) + " and B " +
+                                shape_str(l.b.shape) + ", expected A [r, " + std::to_string(K) + "] and B [" +
+                                std::to_string(N) + ", r] (was this adapter trained for another base model?)");
+  FpEnvGuard fp;
+  // W'[n, k] = W[n, k] + s * (sum over r, in order, of B[n, r] * A[r, k]), each operation rounded
+  // to float32 (the engine's flags: no contraction into fused multiply-adds).
+  const int64_t R = l.a.shape[0];
+  const float s = static_cast<float>(l.scaling);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      float d = 0.0f;
+      for (int64_t r = 0; r < R; ++r) d = d + l.b.data[n * R + r] * l.a.data[r * K + k];
+      w[n * K + k] = w[n * K + k] + s * d;
+    }
+}
+
 Weights::Weights(const Config& cfg, const TensorMap& w, const std::vector<LoraRef>& lora) : cfg_(cfg) {
   check_config(cfg);
   FpEnvGuard fp;
@@ -335,21 +355,7 @@ Weights::Weights(const Config& cfg, const TensorMap& w, const std::vector<LoraRe
     std::vector<float> wt = copy_of(need(w, module + ".weight", {N, K}));
     auto it = by_module.find(module);
     if (it != by_module.end()) {
-      const LoraRef& l = *it->second;
-      if (l.a.shape.size() != 2 || l.b.shape.size() != 2 || l.a.shape[1] != K || l.b.shape[0] != N ||
-          l.b.shape[1] != l.a.shape[0] || !l.a.data || !l.b.data)
-        throw std::invalid_argument("engine: LoRA pair of '" + module + "' has A " + shape_str(l.a.shape) + " and B " +
-                                    shape_str(l.b.shape) + ", expected A [r, " + std::to_string(K) + "] and B [" +
-                                    std::to_string(N) + ", r] (was this adapter trained for another base model?)");
-      // W'[n, k] = W[n, k] + s * (sum over r, in order, of B[n, r] * A[r, k]).
-      const int64_t R = l.a.shape[0];
-      const float s = static_cast<float>(l.scaling);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t k = 0; k < K; ++k) {
-          float d = 0.0f;
-          for (int64_t r = 0; r < R; ++r) d = d + l.b.data[n * R + r] * l.a.data[r * K + k];
-          wt[static_cast<size_t>(n * K + k)] = wt[static_cast<size_t>(n * K + k)] + s * d;
-        }
+      merge_lora(*it->second, wt.data(), N, K);
       by_module.erase(it);
     }
     PackedMatrix m = pack_floats(wt.data(), N, K);
@@ -865,36 +871,6 @@ void softmax(const float* logits, int64_t V, float* probs) {
 double code_length_bits(float p) {
   FpEnvGuard fp;
   return -fixed_log2(static_cast<double>(p));
-}
-
-void parallel_for(size_t n, int threads, const std::function<void(size_t)>& fn) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int workers = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), n));
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex mu;
-  auto work = [&] {
-    for (;;) {
-      const size_t i = next.fetch_add(1);
-      if (i >= n) return;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (error) return;
-      }
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!error) error = std::current_exception();
-        return;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < workers; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace lorazip::engine

@@ -1,8 +1,8 @@
-// The coding engine: a torch-free, BLAS-free Llama forward pass whose next-token distribution is
-// a pure function of (weights, adapter, tokens, arithmetic version). Every float it produces
-// follows the arithmetic written down in docs/engine-arithmetic.md: the same bits on any x86-64
-// (SSE2, AVX2, AVX-512), on aarch64 (NEON), with the portable scalar path, for any batch
-// composition and any thread count. The LM codec computes every probability through it.
+// The coding engine: a Llama forward pass with no deep-learning library and no BLAS, whose
+// next-token distribution is a pure function of (weights, adapter, tokens, arithmetic version).
+// Every float it produces follows the arithmetic written down in docs/engine-arithmetic.md: the
+// same bits on any x86-64 (SSE2, AVX2, AVX-512), on aarch64 (NEON), with the portable scalar path,
+// for any batch composition and any thread count. The LM codec computes every probability through it.
 //
 // Two arithmetic versions:
 //   1: float weights (quantized ones dequantized to float32) with a LoRA adapter merged into them
@@ -80,6 +80,12 @@ struct LoraRef {
   TensorRef a, b;
   double scaling = 0;  // alpha / r (rounded to float32 before use)
 };
+
+// lorazip's one LoRA delta, used by version 1's merge and by `lorazip export --merged`:
+// w[n, k] += s * (sum over r, in order, of B[n, r] * A[r, k]) for the row-major float32 matrix
+// w [N, K], s = scaling rounded to float32, every operation rounded to float32 in this order (the
+// same bits on every CPU). std::invalid_argument naming the module when A or B does not fit.
+void merge_lora(const LoraRef& l, float* w, int64_t N, int64_t K);
 
 // Which kernels run. All give the same bits; the choice is speed only. Avx512 uses VNNI for the
 // integer block products where the CPU has it (Avx512Vnni names that path alone).
@@ -245,8 +251,5 @@ void softmax(const float* logits, int64_t V, float* probs);
 
 // -log2(p) in double, computed without libm (same bits everywhere); 1075 for p <= 0.
 double code_length_bits(float p);
-
-// Runs fn(i) for i in [0, n) on `threads` workers (0 = all cores); the first exception is rethrown.
-void parallel_for(size_t n, int threads, const std::function<void(size_t)>& fn);
 
 }  // namespace lorazip::engine

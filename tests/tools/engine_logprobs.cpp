@@ -27,9 +27,10 @@
 #include <torch/torch.h>
 
 #include "adapters/adapter.h"
+#include "common/threads.h"
 #include "codec/engine/engine.h"
 #include "codec/model_setup.h"
-#include "codec/model_torch.h"
+#include "train/torch_base.h"
 
 namespace {
 
@@ -80,7 +81,8 @@ void make_adapter(lorazip::LoadedBase& base, const Options& o) {
   cfg.r = o.rank;
   cfg.alpha = o.alpha;
   cfg.seed = o.seed;
-  lorazip::LoraAdapter a(lorazip::torch_model(base), cfg);
+  lorazip::LlamaForCausalLM tm = lorazip::load_torch_model(base);
+  lorazip::LoraAdapter a(tm, cfg);
   torch::manual_seed(o.seed);
   std::map<std::string, at::Tensor> sd = a.state_dict();
   for (auto& [key, t] : sd)
@@ -132,8 +134,9 @@ nlohmann::json score(const lorazip::engine::Model& model, const std::vector<int3
 
 void run(lorazip::LoadedBase& base, const Options& o) {
   std::unique_ptr<lorazip::LoraAdapter> adapter;
-  if (!o.adapter.empty()) adapter = std::make_unique<lorazip::LoraAdapter>(lorazip::LoraAdapter::load(o.adapter, lorazip::torch_model(base)));
-  const std::shared_ptr<const lorazip::engine::Model> model = lorazip::engine_model(lorazip::torch_model(base), adapter.get());
+  lorazip::LlamaForCausalLM tm = lorazip::load_torch_model(base);
+  if (!o.adapter.empty()) adapter = std::make_unique<lorazip::LoraAdapter>(lorazip::LoraAdapter::load(o.adapter, tm));
+  const std::shared_ptr<const lorazip::engine::Model> model = lorazip::engine_model(tm, adapter.get());
   const int32_t bos = base.tokenizer->bos_id();
   if (bos < 0) throw std::invalid_argument("base '" + o.base + "' has no BOS token; the codec needs one");
 
@@ -155,7 +158,7 @@ void run(lorazip::LoadedBase& base, const Options& o) {
     docs.push_back(std::move(ids));
   }
   std::vector<nlohmann::json> results(docs.size());
-  lorazip::engine::parallel_for(docs.size(), o.threads, [&](size_t i) { results[i] = score(*model, docs[i], o.top); });
+  lorazip::parallel_for(docs.size(), o.threads, [&](size_t i) { results[i] = score(*model, docs[i], o.top); });
   std::ofstream out(o.out);
   if (!out) throw std::runtime_error("cannot write " + o.out);
   for (const auto& r : results) out << r.dump() << "\n";
