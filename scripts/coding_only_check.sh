@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The coding-only build (-DLORAZIP_WITH_TORCH=OFF): what a user deploys to read files. Builds it in
-# BUILD/coding-only (no tests), checks that the program links no libtorch, and that it and the full
+# BUILD/coding-only (the program only), checks that the program links no libtorch, and that it and the full
 # build's program read each other's files and write the same bytes: compress (full and compact
 # containers), decompress, test, info, and an archive of files and a conversation archive; and that
 # generate, qa, rewrite and frontier are there (their help; generate's refusal of a non-GGUF base);
@@ -15,7 +15,9 @@ OUT="$BUILD_DIR/coding-only"
 MODEL="../shared/models/tinystories-260k-hf"
 [ -x "$FULL" ] || { echo "no $FULL: build the full program first"; exit 1; }
 [ -d "$MODEL" ] || { echo "skipped: $MODEL not found (../shared is absent)"; exit 77; }
-cmake -S . -B "$OUT" -DLORAZIP_WITH_TORCH=OFF -DLORAZIP_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+# Tests on in the configuration (scripts/coding_only_tests.sh builds and runs them in the same folder);
+# only the program is built here.
+cmake -S . -B "$OUT" -DLORAZIP_WITH_TORCH=OFF -DLORAZIP_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$OUT" --target lorazip -j"$(nproc)" >/dev/null
 ONLY="$OUT/bin/lorazip"
 if ldd "$ONLY" | grep -E "libtorch|libc10|openblas|hdf5"; then echo "FAIL: the coding-only lorazip links the libraries above"; exit 1; fi

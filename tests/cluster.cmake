@@ -10,7 +10,7 @@ lorazip_add_test(NAME test_kmeans
                  LIBS lorazip_kmeans
                  LABELS data)
 
-if(TARGET lorazip)
+if(LORAZIP_WITH_TORCH AND TARGET lorazip)  # lorazip cluster: the full build
   lorazip_add_test(NAME test_e2e_cluster
                    SOURCES test_e2e_cluster.cpp
                    LIBS nlohmann_json::nlohmann_json

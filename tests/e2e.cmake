@@ -3,7 +3,8 @@
 # <build>/tests/e2e-work/tiny). About 130 program runs of ~0.5 s CPU each (mostly loading
 # libtorch): the label takes 1-3 minutes with ctest -j2 on 2 cores, depending on their load.
 # test_e2e_slow (label: slow) runs the embedded default job, configs/default.yaml, from scratch.
-if(TARGET lorazip)
+# They train the toy pipeline first, so they need the full build.
+if(LORAZIP_WITH_TORCH AND TARGET lorazip)
   set(LORAZIP_E2E_WORK "${CMAKE_CURRENT_BINARY_DIR}/e2e-work")
 
   lorazip_add_test(NAME test_e2e

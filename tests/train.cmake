@@ -1,4 +1,7 @@
 # LoRA adapters and the trainer (label: train). Tiny models, a few steps each: seconds.
+if(NOT LORAZIP_WITH_TORCH)  # training: libtorch
+  return()
+endif()
 lorazip_add_test(NAME test_lora SOURCES test_lora.cpp LIBS lorazip_adapters LABELS train)
 lorazip_add_test(NAME test_train SOURCES test_train.cpp LIBS lorazip_train LABELS train)
 # Data parallelism (label ddp; lorazip_add_test takes one label): each test starts tests/tools/ddp_worker processes
