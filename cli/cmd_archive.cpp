@@ -132,6 +132,80 @@ int repair(const ArchiveCliOptions& o) {
   return 0;
 }
 
+// create / add: the inputs coded into the archive.
+int write_members(const ArchiveCliOptions& o, const GlobalOptions& g, const LoadedBase& base, CodecSet& codecs,
+                  const TurnRendererFactory& renderers) {
+  bool conversations = o.conversations;
+  if (o.action == "add") {
+    auto src = open_file_source(o.archive);
+    conversations = (read_archive_layout(*src, o.archive).header.flags & kArchiveConversations) != 0;
+  }
+  std::vector<ArchiveDocument> docs = read_inputs(o, conversations);
+  ArchiveCodingOptions c = coding_options(o, g);
+  c.renderers = renderers;
+  c.conversations = o.conversations;
+  if (o.conversations) {
+    c.turn_template = gen::resolve_turn_template(o.model_dir, *base.tokenizer, gen::parse_context_template(o.template_name));
+    if (o.verbose) std::fprintf(stderr, "%s: turns rendered in %s\n", o.archive.c_str(), gen::turn_template_name(c.turn_template));
+  }
+  report_write(o, o.action == "create" ? archive_create(o.archive, codecs, docs, c, o.force) : archive_add(o.archive, codecs, docs, c));
+  return 0;
+}
+
+// Writes one decoded member where extract puts it (nothing for test; appended to `stream` when the
+// members go out as one stream).
+void put_member(const ArchiveCliOptions& o, const std::string& name, std::string doc, bool one_stream, std::string& stream) {
+  if (o.action == "test") return;
+  if (one_stream) {
+    stream += doc;
+    return;
+  }
+  const fs::path out = extract_path(o.directory, name, o.archive);
+  if (!o.force && fs::exists(out)) throw std::invalid_argument("'" + out.string() + "' already exists; use -f to overwrite");
+  write_file_atomic(out.string(), doc);
+}
+
+// extract / test: the named members (all by default) decoded; a member that fails is named and the
+// others are still written.
+int read_members(const ArchiveCliOptions& o, const GlobalOptions& g, CodecSet& codecs, const TurnRendererFactory& renderers) {
+  if (o.action == "extract" && (o.to_stdout + !o.output.empty()) > 1) throw std::invalid_argument("-c and -o cannot be combined");
+  auto src = open_file_source(o.archive);
+  const ArchiveLayout L = read_archive_layout(*src, o.archive);
+  const bool jsonl = (L.header.flags & kArchiveJsonl) != 0;
+  const std::vector<size_t> which = select_members(L.index, (L.header.flags & kArchiveConversations) != 0, o.inputs, o.archive);
+  const bool one_stream = o.action == "extract" && (o.to_stdout || !o.output.empty() || jsonl);
+  if (o.action == "extract" && jsonl && !o.to_stdout && o.output.empty())
+    throw std::invalid_argument(o.archive + " holds JSONL records: extract them with -o FILE.jsonl or -c");
+  if (one_stream && o.to_stdout && ::isatty(STDOUT_FILENO)) throw std::invalid_argument("refusing to write to a terminal: redirect stdout or use -o");
+  if (!o.output.empty() && !o.force && fs::exists(o.output)) throw std::invalid_argument("'" + o.output + "' already exists; use -f to overwrite");
+  std::vector<ArchiveExtracted> docs;
+  {
+    ProgressMeter meter(o.archive, 0, stderr, g.progress);
+    docs = archive_extract_members(*src, L, which, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive, &meter, renderers);
+  }
+  std::string stream;
+  int bad = 0;
+  for (size_t i = 0; i < which.size(); ++i) {
+    try {
+      if (docs[i].error) std::rethrow_exception(docs[i].error);
+      put_member(o, L.index.members[which[i]].name, std::move(docs[i].doc), one_stream, stream);
+    } catch (const std::invalid_argument&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lorazip: %s\n", e.what());
+      ++bad;
+    }
+  }
+  if (one_stream && o.to_stdout) {
+    if (std::fwrite(stream.data(), 1, stream.size(), stdout) != stream.size() || std::fflush(stdout) != 0)
+      throw std::runtime_error("write error on standard output");
+  } else if (one_stream) {
+    write_file_atomic(o.output, stream);
+  }
+  if (bad) std::fprintf(stderr, "lorazip: %s: %d of %zu members failed\n", o.archive.c_str(), bad, which.size());
+  return bad ? 1 : 0;
+}
+
 }  // namespace
 
 int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
@@ -147,93 +221,8 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
   const TurnRendererFactory renderers = gen::archive_turn_renderers(o.model_dir, *base.tokenizer);
-  if (o.action == "create" || o.action == "add") {
-    bool conversations = o.conversations;
-    if (o.action == "add") {
-      auto src = open_file_source(o.archive);
-      conversations = (read_archive_layout(*src, o.archive).header.flags & kArchiveConversations) != 0;
-    }
-    std::vector<ArchiveDocument> docs = read_inputs(o, conversations);
-    ArchiveCodingOptions c = coding_options(o, g);
-    c.renderers = renderers;
-    c.conversations = o.conversations;
-    if (o.conversations) {
-      c.turn_template = gen::resolve_turn_template(o.model_dir, *base.tokenizer, gen::parse_context_template(o.template_name));
-      if (o.verbose) std::fprintf(stderr, "%s: turns rendered in %s\n", o.archive.c_str(), gen::turn_template_name(c.turn_template));
-    }
-    report_write(o, o.action == "create" ? archive_create(o.archive, codecs, docs, c, o.force) : archive_add(o.archive, codecs, docs, c));
-    return 0;
-  }
-  // extract / test
-  if (o.action == "extract" && (o.to_stdout + !o.output.empty()) > 1) throw std::invalid_argument("-c and -o cannot be combined");
-  auto src = open_file_source(o.archive);
-  const ArchiveLayout L = read_archive_layout(*src, o.archive);
-  const bool jsonl = (L.header.flags & kArchiveJsonl) != 0;
-  std::vector<size_t> which;
-  if (o.inputs.empty()) {
-    for (size_t k = 0; k < L.index.members.size(); ++k) which.push_back(k);
-  } else {
-    std::map<std::string, size_t> by_name;
-    for (size_t k = 0; k < L.index.members.size(); ++k) by_name.emplace(L.index.members[k].name, k);
-    for (const auto& n : o.inputs) {
-      auto it = by_name.find(n);
-      if (it == by_name.end()) throw std::invalid_argument("'" + n + "' is not a member of " + o.archive + " (see lorazip archive list)");
-      which.push_back(it->second);
-    }
-  }
-  if (L.header.flags & kArchiveConversations) {
-    // A conversation record is several members (its turns) and comes out whole, once.
-    std::vector<size_t> records;
-    std::vector<char> taken(L.index.members.size(), 0);
-    for (size_t k : which) {
-      const size_t first = record_first_member(L.index, k);
-      if (!taken[first]++) records.push_back(first);
-    }
-    which = std::move(records);
-  }
-  const bool one_stream = o.action == "extract" && (o.to_stdout || !o.output.empty() || jsonl);
-  if (o.action == "extract" && jsonl && !o.to_stdout && o.output.empty())
-    throw std::invalid_argument(o.archive + " holds JSONL records: extract them with -o FILE.jsonl or -c");
-  if (one_stream && o.to_stdout && ::isatty(STDOUT_FILENO)) throw std::invalid_argument("refusing to write to a terminal: redirect stdout or use -o");
-  if (!o.output.empty() && !o.force && fs::exists(o.output)) throw std::invalid_argument("'" + o.output + "' already exists; use -f to overwrite");
-  std::string stream;
-  int bad = 0;
-  std::vector<ArchiveExtracted> docs;
-  {
-    ProgressMeter meter(o.archive, 0, stderr, g.progress);
-    docs = archive_extract_members(*src, L, which, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive, &meter, renderers);
-  }
-  for (size_t i = 0; i < which.size(); ++i) {
-    const ArchiveMember& m = L.index.members[which[i]];
-    try {
-      if (docs[i].error) std::rethrow_exception(docs[i].error);
-      std::string doc = std::move(docs[i].doc);
-      if (o.action == "test") continue;
-      if (one_stream) {
-        stream += doc;
-        continue;
-      }
-      const fs::path out = extract_path(o.directory, m.name, o.archive);
-      if (!o.force && fs::exists(out)) throw std::invalid_argument("'" + out.string() + "' already exists; use -f to overwrite");
-      write_file_atomic(out.string(), doc);
-    } catch (const std::invalid_argument&) {
-      throw;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "lorazip: %s\n", e.what());
-      ++bad;
-    }
-  }
-  if (one_stream && o.to_stdout) {
-    if (std::fwrite(stream.data(), 1, stream.size(), stdout) != stream.size() || std::fflush(stdout) != 0)
-      throw std::runtime_error("write error on standard output");
-  } else if (one_stream) {
-    write_file_atomic(o.output, stream);
-  }
-  if (bad) {
-    std::fprintf(stderr, "lorazip: %s: %d of %zu members failed\n", o.archive.c_str(), bad, which.size());
-    return 1;
-  }
-  return 0;
+  if (o.action == "create" || o.action == "add") return write_members(o, g, base, codecs, renderers);
+  return read_members(o, g, codecs, renderers);
 }
 
 }  // namespace lorazip

@@ -138,6 +138,20 @@ void deliver(const CodecCliOptions& o, const std::string& in, const std::string&
   if (o.remove_input && !is_stdin(in)) fs::remove(in);
 }
 
+// The coder's settings from the command line (--format checked).
+LmCodecOptions compress_options(const CodecCliOptions& o, const GlobalOptions& g, const std::vector<int32_t>* ctx) {
+  LmCodecOptions opt;
+  opt.group_streams = o.group_streams;
+  opt.chunk_tokens = o.chunk_tokens;
+  opt.context_tokens = o.context_tokens;
+  opt.threads = g.threads;
+  opt.context = ctx;
+  if (o.format == "compact") opt.format = ContainerFormat::Compact;
+  else if (o.format == "full") opt.format = ContainerFormat::Full;
+  else throw std::invalid_argument("--format must be 'compact' or 'full', got '" + o.format + "'");
+  return opt;
+}
+
 }  // namespace
 
 int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
@@ -152,16 +166,7 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   const std::vector<int32_t>* ctx = context ? &context->tokens : nullptr;
 
   CodecSet codecs(base);
-
-  LmCodecOptions opt;
-  opt.group_streams = o.group_streams;
-  opt.chunk_tokens = o.chunk_tokens;
-  opt.context_tokens = o.context_tokens;
-  opt.threads = g.threads;
-  opt.context = ctx;
-  if (o.format == "compact") opt.format = ContainerFormat::Compact;
-  else if (o.format == "full") opt.format = ContainerFormat::Full;
-  else throw std::invalid_argument("--format must be 'compact' or 'full', got '" + o.format + "'");
+  LmCodecOptions opt = compress_options(o, g, ctx);
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
     check_input(in);

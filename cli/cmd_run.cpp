@@ -1,14 +1,15 @@
 // lorazip run: options -> job/run_job.h's run_job, with its results printed on stdout.
 #include <cstdio>
 
-#include "cli/commands.h"
+#include "cli/pipeline_commands.h"
 #include "common/log.h"
 #include "job/job_config.h"
 #include "job/run_job.h"
 
 namespace lorazip {
 
-int cmd_run(const PipelineOptions& o, const GlobalOptions& g0) {
+int cmd_run(const RunRequest& r, const GlobalOptions& g0) {
+  const JobRequest& o = r.job;
   JobConfig j = JobConfig::load(o.config);
   if (!o.work_dir.empty()) j.work_dir = o.work_dir;
   if (g0.device_given) j.device = g0.device;
@@ -17,7 +18,7 @@ int cmd_run(const PipelineOptions& o, const GlobalOptions& g0) {
   log_info("lorazip run: config " + o.config + ", work directory " + j.work_dir + ", " + std::to_string(g.threads) + " threads");
   log_info("resolved config:\n" + j.resolved_text);
   RunJobOptions ro;
-  ro.force = o.force;
+  ro.force = r.force;
   ro.threads = g.threads;
   ro.output = [](const std::string& text) { std::printf("%s\n", text.c_str()); };
   run_job(j, ro);

@@ -70,37 +70,6 @@ struct ArchiveCliOptions {
 };
 int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g);
 
-struct PipelineOptions {
-  std::string config = "configs/default.yaml";
-  std::string work_dir;        // overrides the config's work_dir when set
-  std::string domain;          // train
-  bool resume = false;
-  bool force = false;          // run: ignore the stage cache
-  // prepare without a config: domain=path inputs
-  std::vector<std::string> inputs;
-  std::string tokenizer;       // existing tokenizer.model
-  int vocab_size = 0;
-  // eval
-  std::string base_dir;        // train/eval/cluster: base model directory (default: the work dir's base)
-  std::string adapters_dir;
-  std::vector<std::string> extra;  // eval: extra corpora name=path
-  int64_t sample_docs = -1;
-  // cluster
-  int64_t k = 0;
-  std::string out_dir;         // cluster
-};
-
-// A config's `threads` applies when --threads was not given; returns the options in force.
-struct JobConfig;
-GlobalOptions apply_config_threads(const JobConfig& j, const GlobalOptions& g);
-
-int cmd_prepare(const PipelineOptions& o, const GlobalOptions& g);
-int cmd_pretrain(const PipelineOptions& o, const GlobalOptions& g);
-int cmd_train(const PipelineOptions& o, const GlobalOptions& g);
-int cmd_eval(const PipelineOptions& o, const GlobalOptions& g);
-int cmd_run(const PipelineOptions& o, const GlobalOptions& g);
-int cmd_cluster(const PipelineOptions& o, const GlobalOptions& g);
-
 // generate, qa encode|decode|eval, rewrite (cli/cmd_lossy.cpp): added to `app`; run_lossy_command
 // returns -1 when none of them was selected.
 struct LossyCommands;

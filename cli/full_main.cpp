@@ -15,6 +15,7 @@
 #include "cli/subcommands.h"
 #include "cli/codec_cli.h"
 #include "cli/commands.h"
+#include "cli/pipeline_commands.h"
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/progress.h"
@@ -48,6 +49,59 @@ void choose_blas_kernels(char** argv) {
   ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on with OpenBLAS's choice
 }
 
+// The table (cli/subcommands.h) is what the messages and the help test read: it must name exactly
+// the subcommands registered on `app`. The differences, "" when none.
+std::string table_drift(const CLI::App& app) {
+  std::string drift, registered = ",";
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    registered += sub->get_name() + ",";
+    if (!is_subcommand(sub->get_name())) drift += " '" + sub->get_name() + "' is registered but not in the table;";
+  }
+  for (const SubcommandInfo& s : kSubcommands)
+    if (registered.find("," + std::string(s.name) + ",") == std::string::npos) drift += std::string(" '") + s.name + "' is in the table but not registered;";
+  return drift;
+}
+
+void add_full_global_options(CLI::App& app, GlobalOptions& g) {
+  add_global_options(app, g);
+  app.add_option("--dist-timeout", g.dist_timeout_s,
+                 "data-parallel training (torchrun, or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set): seconds a rank waits "
+                 "for the others before the job fails naming the missing rank")
+      ->capture_default_str();
+  app.add_option("--device", g.device,
+                 "where pretrain / train / run's training compute: cpu, or cuda on a CUDA build (overrides the config's "
+                 "device:; coding, and eval's coded figures, always run on the CPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+}
+
+// The device and the data-parallel launch (torchrun --no-python lorazip ...): pretrain, train and
+// run train on every rank; the other subcommands run in one process. Sets g.threads.
+void prepare_compute(const CLI::App& app, const PipelineCommands& p, GlobalOptions& g) {
+  if (g.device != "cpu") {
+    if (!uses_device(p))
+      throw std::invalid_argument("--device " + g.device + ": only pretrain, train, eval and run compute on a device; coding "
+                                  "(compress, decompress, ...) always runs on the CPU, so that files decode the same everywhere");
+    resolve_training_device(g.device, 0);  // refuses cuda on a CPU-only build, or without a GPU, before any work
+  }
+  const DistOptions dist = dist_options_from_env();
+  if (dist.world_size > 1) {
+    if (!trains(p))
+      throw std::invalid_argument(std::string(app.get_subcommands().front()->get_name()) +
+                                  " runs in one process (only pretrain, train and run are data-parallel); WORLD_SIZE is " +
+                                  std::to_string(dist.world_size) + ": start it without torchrun");
+    // Without -t, the processes on this machine share its cores (LOCAL_WORLD_SIZE, set by torchrun).
+    if (!g.threads_given && g.threads == 0) {
+      const char* lws = std::getenv("LOCAL_WORLD_SIZE");
+      const int local = lws && std::atoi(lws) > 0 ? std::atoi(lws) : dist.world_size;
+      g.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
+    }
+    if (dist.rank != 0) set_quiet(true);  // rank 0 alone logs and draws the progress bar; errors still print
+    init_process_group_from_env(g.dist_timeout_s);
+  }
+  g.threads = set_torch_threads(g.threads);
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc, char** argv) {
@@ -64,88 +118,16 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   // Global options (-t, -q) are also accepted after the subcommand: `lorazip compress -t 2 FILE`.
   app.fallthrough();
   GlobalOptions g;
-  add_global_options(app, g);
-  app.add_option("--dist-timeout", g.dist_timeout_s,
-                 "data-parallel training (torchrun, or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set): seconds a rank waits "
-                 "for the others before the job fails naming the missing rank")
-      ->capture_default_str();
-  app.add_option("--device", g.device,
-                 "where pretrain / train / run's training compute: cpu, or cuda on a CUDA build (overrides the config's "
-                 "device:; coding, and eval's coded figures, always run on the CPU)")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
-      ->capture_default_str();
-
-  PipelineOptions p;
-
-  auto* prepare = app.add_subcommand("prepare", "corpus (JSONL/text per domain) -> WORK/data.h5 token store (+ WORK/tokenizer.model)");
-  prepare->add_option("config", p.config, "YAML config with a data: section")->capture_default_str();
-  prepare->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  prepare->add_option("-i,--input", p.inputs, "DOMAIN=PATH (file or directory); repeatable; replaces the config's inputs");
-  prepare->add_option("--tokenizer", p.tokenizer, "use this tokenizer.model instead of training one");
-  prepare->add_option("--vocab-size", p.vocab_size, "vocabulary size of a trained tokenizer");
-
-  auto* pretrain = app.add_subcommand("pretrain", "train a small base model on the prepared corpus -> WORK/base/ (HF Llama directory)");
-  pretrain->add_option("config", p.config, "YAML config")->capture_default_str();
-  pretrain->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  pretrain->add_flag("--resume", p.resume, "continue from the last checkpoint");
-
-  // How to train on several processes, shown by pretrain --help, train --help and run --help.
-  const std::string data_parallel =
-      "\nData-parallel training (several processes or machines, c10d over Gloo): start lorazip under torchrun,\n"
-      "  torchrun --standalone --nproc_per_node=2 --redirects 1 --tee 1 --no_python lorazip train CONFIG -d DOMAIN\n"
-      "or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT in each process's environment. batch_size must be a\n"
-      "multiple of the process count; rank 0 writes the outputs; --resume needs the same process count; a rank that\n"
-      "dies or hangs ends the job after --dist-timeout seconds (a global option, default 300), naming it.";
-  pretrain->footer(data_parallel);
-  auto* train = app.add_subcommand("train", "train one LoRA adapter on a frozen base -> WORK/adapters/DOMAIN/ (PEFT directory)");
-  train->footer(data_parallel);
-  train->add_option("config", p.config, "YAML config")->capture_default_str();
-  train->add_option("-d,--domain", p.domain, "domain to train the adapter on")->required();
-  train->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  train->add_option("-m,--model", p.base_dir, "base model directory or .gguf file (default: the config's base_model, else WORK/base)");
-  train->add_flag("--resume", p.resume, "continue from the last checkpoint");
-
-  auto* eval = app.add_subcommand("eval", "bits/token per domain: base vs adapters vs classical compressors -> WORK/report.{md,json,csv,svg}");
-  eval->add_option("config", p.config, "YAML config")->capture_default_str();
-  eval->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  eval->add_option("-m,--model", p.base_dir, "base model directory or .gguf file (default: the config's base_model, else WORK/base)");
-  eval->add_option("-A,--adapters", p.adapters_dir, "adapters directory (default: WORK/adapters)");
-  eval->add_option("-e,--extra", p.extra, "NAME=PATH: an extra evaluation corpus (JSONL/text), repeatable");
-  eval->add_option("--sample-docs", p.sample_docs, "documents per domain to really compress (default from config)");
-
+  add_full_global_options(app, g);
+  PipelineCommands p;
+  add_pipeline_commands(app, p);
   CodecCommands codec;
   add_codec_commands(app, codec);
-
   ExportCommand* exp = add_export_command(app);
-
-  auto* cluster = app.add_subcommand("cluster", "embed every document (its prompt) with the base model and k-means them -> WORK/clusters "
-                                                 "(one JSONL per cluster, router.json for routing by prompt)");
-  cluster->add_option("config", p.config, "YAML config (data.inputs, cluster:)")->capture_default_str();
-  cluster->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  cluster->add_option("-i,--input", p.inputs, "LABEL=PATH (JSONL with prompt and text fields, or text); repeatable; replaces the config's inputs");
-  cluster->add_option("-m,--model", p.base_dir, "model to embed with (default: cluster.model, else base_model)");
-  cluster->add_option("-k", p.k, "clusters (default: cluster.k)");
-  cluster->add_option("-o,--output", p.out_dir, "output directory (default: WORK/clusters)");
-
-  auto* run = app.add_subcommand("run", "the main job: prepare -> tokenizer -> pretrain -> adapters -> eval -> codec check, each stage cached");
-  run->add_option("config", p.config, "YAML config")->capture_default_str();
-  run->add_option("-w,--work-dir", p.work_dir, "work directory (overrides the config's work_dir)");
-  run->add_flag("--force", p.force, "rerun every stage even when its inputs are unchanged");
-  run->footer(data_parallel);
-
+  add_job_commands(app, p);
   LossyCommands* lossy = add_lossy_commands(app);
   FrontierCommand* frontier = add_frontier_command(app);
-
-  // The table (cli/subcommands.h) is what the messages and the help test read: it must name
-  // exactly the subcommands registered above.
-  std::string drift, registered = ",";
-  for (const CLI::App* sub : app.get_subcommands({})) {
-    registered += sub->get_name() + ",";
-    if (!is_subcommand(sub->get_name())) drift += " '" + sub->get_name() + "' is registered but not in the table;";
-  }
-  for (const SubcommandInfo& s : kSubcommands)
-    if (registered.find("," + std::string(s.name) + ",") == std::string::npos) drift += std::string(" '") + s.name + "' is in the table but not registered;";
-  if (!drift.empty()) {
+  if (const std::string drift = table_drift(app); !drift.empty()) {
     std::fprintf(stderr, "lorazip: internal error: cli/subcommands.h and the registered subcommands differ:%s\n", drift.c_str());
     return 1;
   }
@@ -163,38 +145,10 @@ extern "C" __attribute__((visibility("default"))) int lorazip_full_main(int argc
   return exit_code_of([&] {
     g.threads_given = app.get_option("--threads")->count() > 0;
     g.device_given = app.get_option("--device")->count() > 0;
-    if (g.device != "cpu") {
-      if (!(*pretrain || *train || *eval || *run))
-        throw std::invalid_argument("--device " + g.device + ": only pretrain, train, eval and run compute on a device; coding "
-                                    "(compress, decompress, ...) always runs on the CPU, so that files decode the same everywhere");
-      resolve_training_device(g.device, 0);  // refuses cuda on a CPU-only build, or without a GPU, before any work
-    }
-    // Data-parallel launch (torchrun --no-python lorazip ...): pretrain, train and run train on
-    // every rank; the other subcommands run in one process.
-    const DistOptions dist = dist_options_from_env();
-    if (dist.world_size > 1) {
-      if (!(*pretrain || *train || *run))
-        throw std::invalid_argument(std::string(app.get_subcommands().front()->get_name()) +
-                                    " runs in one process (only pretrain, train and run are data-parallel); WORLD_SIZE is " +
-                                    std::to_string(dist.world_size) + ": start it without torchrun");
-      // Without -t, the processes on this machine share its cores (LOCAL_WORLD_SIZE, set by torchrun).
-      if (!g.threads_given && g.threads == 0) {
-        const char* lws = std::getenv("LOCAL_WORLD_SIZE");
-        const int local = lws && std::atoi(lws) > 0 ? std::atoi(lws) : dist.world_size;
-        g.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
-      }
-      if (dist.rank != 0) set_quiet(true);  // rank 0 alone logs and draws the progress bar; errors still print
-      init_process_group_from_env(g.dist_timeout_s);
-    }
-    g.threads = set_torch_threads(g.threads);
-    if (*prepare) return cmd_prepare(p, g);
-    if (*pretrain) return cmd_pretrain(p, g);
-    if (*train) return cmd_train(p, g);
-    if (*eval) return cmd_eval(p, g);
+    prepare_compute(app, p, g);
+    if (int rc = run_pipeline_command(p, g); rc >= 0) return rc;
     if (int rc = run_codec_command(codec, g); rc >= 0) return rc;
     if (int rc = run_export_command(exp, g); rc >= 0) return rc;
-    if (*run) return cmd_run(p, g);
-    if (*cluster) return cmd_cluster(p, g);
     if (int rc = run_lossy_command(lossy, g); rc >= 0) return rc;
     if (int rc = run_frontier_command(frontier, g); rc >= 0) return rc;
     return 0;

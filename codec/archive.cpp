@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <new>
 #include <stdexcept>
 
@@ -985,6 +986,30 @@ std::string extract_path(const std::string& dir, const std::string& name, const 
 size_t record_first_member(const ArchiveIndex& ix, size_t k) {
   while (k > 0 && k < ix.members.size() && ix.members[k].same_record) --k;
   return k;
+}
+
+std::vector<size_t> select_members(const ArchiveIndex& ix, bool conversations, const std::vector<std::string>& names,
+                                   const std::string& archive_name) {
+  std::vector<size_t> which;
+  if (names.empty()) {
+    for (size_t k = 0; k < ix.members.size(); ++k) which.push_back(k);
+  } else {
+    std::map<std::string, size_t> by_name;
+    for (size_t k = 0; k < ix.members.size(); ++k) by_name.emplace(ix.members[k].name, k);
+    for (const auto& n : names) {
+      auto it = by_name.find(n);
+      if (it == by_name.end()) throw std::invalid_argument("'" + n + "' is not a member of " + archive_name + " (see lorazip archive list)");
+      which.push_back(it->second);
+    }
+  }
+  if (!conversations) return which;
+  std::vector<size_t> records;
+  std::vector<char> taken(ix.members.size(), 0);
+  for (size_t k : which) {
+    const size_t first = record_first_member(ix, k);
+    if (!taken[first]++) records.push_back(first);
+  }
+  return records;
 }
 
 CompactFile member_compact_file(const ArchiveHeader& h, const ArchiveIndex& ix, const ArchiveMember& m, std::string_view data,

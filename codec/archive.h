@@ -162,6 +162,11 @@ std::string extract_path(const std::string& dir, const std::string& name, const 
 
 // Conversation archives: the first member of the record member k belongs to (k itself elsewhere).
 size_t record_first_member(const ArchiveIndex& ix, size_t k);
+// The members `names` name, in the order given (every member when `names` is empty); in a
+// conversation archive (`conversations`) each record once, by its first member, since a record
+// comes out whole. std::invalid_argument naming a name that is no member of `archive_name`.
+std::vector<size_t> select_members(const ArchiveIndex& ix, bool conversations, const std::vector<std::string>& names,
+                                   const std::string& archive_name);
 
 // The member's data, read from its own byte range only.
 std::string read_member_data(const ByteSource& src, const ArchiveMember& m);
