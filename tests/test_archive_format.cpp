@@ -621,3 +621,31 @@ TEST(ArchiveFormat, MemberNamesThatLeaveTheExtractionDirectoryAreRefused) {
     EXPECT_NE(std::string(e.what()).find("a.lza: member name 'a/../../x' would be written outside out"), std::string::npos) << e.what();
   }
 }
+
+// select_members: the names in the order given (all members without names), an unknown name
+// refused by name, and in a conversation archive each record once, by its first member.
+TEST(ArchiveFormat, SelectMembersNamesRecordsOnce) {
+  ArchiveIndex ix;
+  auto add = [&](const std::string& name, bool same_record) {
+    ArchiveMember m;
+    m.name = name;
+    m.same_record = same_record;
+    ix.members.push_back(m);
+  };
+  add("a", false);
+  add("a", true);  // a's second turn
+  add("b", false);
+  add("c", false);
+  add("c", true);
+  add("c", true);
+  EXPECT_EQ(select_members(ix, false, {}, "x.lza"), (std::vector<size_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(select_members(ix, true, {}, "x.lza"), (std::vector<size_t>{0, 2, 3}));
+  EXPECT_EQ(select_members(ix, false, {"c", "a"}, "x.lza"), (std::vector<size_t>{3, 0}));
+  EXPECT_EQ(select_members(ix, true, {"c", "b", "c"}, "x.lza"), (std::vector<size_t>{3, 2}));
+  try {
+    select_members(ix, true, {"b", "nope"}, "x.lza");
+    FAIL() << "an unknown name was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'nope' is not a member of x.lza"), std::string::npos) << e.what();
+  }
+}
