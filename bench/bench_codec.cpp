@@ -495,8 +495,8 @@ int run(const Args& a) {
   opt.context_tokens = a.context_tokens;
   opt.group_streams = a.group_streams;
   opt.threads = a.threads;
-  const int64_t chunk = a.chunk_tokens > 0 ? a.chunk_tokens : cfg.max_position_embeddings - 1;
-  const int64_t context = resolve_context_tokens(chunk, a.context_tokens);
+  const Chunking chunking = Chunking::resolve(cfg.max_position_embeddings, a.chunk_tokens, a.context_tokens);
+  const int64_t chunk = chunking.chunk, context = chunking.window;
 
   std::printf("bench_codec: base %s (%s; hidden %lld, %lld layers, vocab %lld, context %lld, %lld parameters)\n",
               a.model_dir.c_str(), short_fp(base.fingerprint).c_str(), (long long)cfg.hidden_size,

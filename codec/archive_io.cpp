@@ -33,14 +33,15 @@ ArchiveWriteStats::RoleBytes& role_stats(ArchiveWriteStats& st, const std::strin
 // `context` when not null: a conversation's turn).
 ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
                           ArchiveIndex& index, std::string& data, ArchiveWriteStats& st, const std::vector<int32_t>* context = nullptr) {
+  const Chunking chunking =
+      Chunking::of_archive(codecs.get("").model().config().max_position_embeddings, h.chunk_tokens, h.context_tokens);
   std::string adapter = opt.adapter_dir;
   if (!opt.candidates.empty())
-    adapter = route_by_ideal_bits(codecs, doc.bytes, opt.candidates, h.chunk_tokens, h.chunk_tokens > 0 ? h.context_tokens : -1, context)
-                  .adapter_dir;
+    adapter = route_by_ideal_bits(codecs, doc.bytes, opt.candidates, chunking.chunk, chunking.window, context).adapter_dir;
   LmCodec& codec = codecs.get(adapter);
   LmCodecOptions co;
-  co.chunk_tokens = h.chunk_tokens;
-  co.context_tokens = h.chunk_tokens > 0 ? h.context_tokens : -1;
+  co.chunk_tokens = chunking.chunk;
+  co.context_tokens = chunking.window;
   co.threads = opt.threads;
   co.format = ContainerFormat::Compact;
   co.context = context;
@@ -256,13 +257,13 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
   h.arithmetic_version = codecs.get("").model().arithmetic_version();
   h.base_tag = fingerprint_tag16(id.base_fingerprint);
   h.tokenizer_tag = fingerprint_tag8(id.tokenizer_fingerprint);
-  const int64_t max_chunk = codecs.get("").model().config().max_position_embeddings - 1;
-  if (opt.chunk_tokens != 0 && opt.chunk_tokens != max_chunk) {
-    h.chunk_tokens = opt.chunk_tokens;
-    h.context_tokens = resolve_context_tokens(opt.chunk_tokens, opt.context_tokens);
-  } else if (opt.context_tokens >= 0 && opt.context_tokens != max_chunk / kAutoContextDivisor) {
-    h.chunk_tokens = max_chunk;
-    h.context_tokens = opt.context_tokens;
+  // The header records the chunking only when it is not the model's default (chunk_tokens 0).
+  const int64_t positions = codecs.get("").model().config().max_position_embeddings;
+  const Chunking asked = Chunking::resolve(positions, opt.chunk_tokens, opt.context_tokens);
+  const Chunking model_default = Chunking::resolve(positions, 0, kDefaultContextTokens);
+  if (asked.chunk != model_default.chunk || asked.window != model_default.window) {
+    h.chunk_tokens = asked.chunk;
+    h.context_tokens = asked.window;
   }
   std::string file = h.serialize();
   ArchiveIndex index;

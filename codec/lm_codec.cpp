@@ -22,15 +22,9 @@ constexpr int64_t kSlice = 64;     // positions a teacher-forced stream feeds in
 constexpr int64_t kMaxRows = 256;  // rows an engine call takes in all (bounds memory: kMaxRows x V logits)
 
 int64_t resolve_chunk(const engine::Config& cfg, int64_t chunk_tokens, int64_t& context_tokens) {
-  const int64_t chunk = chunk_tokens != 0 ? chunk_tokens : cfg.max_position_embeddings - 1;  // negative: refused below
-  if (chunk < 1 || chunk > cfg.max_position_embeddings - 1)
-    throw std::invalid_argument("chunk_tokens must be in 1.." + std::to_string(cfg.max_position_embeddings - 1) +
-                                " for this model (its context is " + std::to_string(cfg.max_position_embeddings) + ")");
-  context_tokens = resolve_context_tokens(chunk, context_tokens);
-  if (context_tokens >= chunk)
-    throw std::invalid_argument("context_tokens must be in 0.." + std::to_string(chunk - 1) + " (below the chunk length " +
-                                std::to_string(chunk) + "), got " + std::to_string(context_tokens));
-  return chunk;
+  const Chunking c = Chunking::resolve(cfg.max_position_embeddings, chunk_tokens, context_tokens);
+  context_tokens = c.window;
+  return c.chunk;
 }
 
 // One chunk teacher-forced: the stream reads BOS, then the `ctx` context tokens seq[0..ctx), then
@@ -131,6 +125,23 @@ class DecodeTask : public StreamTask {
 };
 
 }  // namespace
+
+Chunking Chunking::resolve(int64_t max_positions, int64_t chunk_tokens, int64_t context_tokens) {
+  const int64_t chunk = chunk_tokens != 0 ? chunk_tokens : max_positions - 1;  // negative: refused below
+  if (chunk < 1 || chunk > max_positions - 1)
+    throw std::invalid_argument("chunk_tokens must be in 1.." + std::to_string(max_positions - 1) + " for this model (its context is " +
+                                std::to_string(max_positions) + ")");
+  const int64_t window = resolve_context_tokens(chunk, context_tokens);
+  if (window >= chunk)
+    throw std::invalid_argument("context_tokens must be in 0.." + std::to_string(chunk - 1) + " (below the chunk length " +
+                                std::to_string(chunk) + "), got " + std::to_string(window));
+  return {chunk, window};
+}
+
+Chunking Chunking::of_archive(int64_t max_positions, int64_t header_chunk_tokens, int64_t header_context_tokens) {
+  return header_chunk_tokens > 0 ? resolve(max_positions, header_chunk_tokens, header_context_tokens)
+                                 : resolve(max_positions, 0, kDefaultContextTokens);
+}
 
 int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens) {
   if (context_tokens < -1)  // only -1 means "automatic": a typo like -64 must not silently become it

@@ -221,6 +221,22 @@ struct ChunkSpan {
 // W for chunk length `chunk_tokens` (>= 1): context_tokens itself, or the default (a quarter of the
 // chunk) when it is -1. std::invalid_argument for anything below -1.
 int64_t resolve_context_tokens(int64_t chunk_tokens, int64_t context_tokens);
+
+// How documents are cut into chunks, as numbers: `chunk` positions per stream
+// (1..max_position_embeddings - 1) and the window W of earlier tokens each later chunk reads
+// (0..chunk - 1; 0 = independent chunks). Options and configs say "the default" with
+// chunk_tokens 0 and context_tokens -1; resolve() turns them into numbers once, where a request
+// comes in, and code that scores or codes with one takes it as it is.
+struct Chunking {
+  int64_t chunk = 0;
+  int64_t window = 0;
+  // std::invalid_argument naming the value out of range for a model of `max_positions` positions.
+  static Chunking resolve(int64_t max_positions, int64_t chunk_tokens, int64_t context_tokens);
+  // An archive header's chunking (chunk_tokens 0: the model's defaults, its context_tokens unused).
+  static Chunking of_archive(int64_t max_positions, int64_t header_chunk_tokens, int64_t header_context_tokens);
+  // The same chunks, each coded alone.
+  Chunking independent() const { return {chunk, 0}; }
+};
 std::vector<ChunkSpan> plan_chunks(size_t n_tokens, int64_t chunk_tokens, int64_t context_tokens, int64_t prefix_tokens = 0);
 
 // Short form of a fingerprint for messages: first 12 hex digits.

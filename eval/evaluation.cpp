@@ -45,16 +45,14 @@ DocSet tokenize_docs(const std::vector<Document>& docs, const Tokenizer& tok) {
   return s;
 }
 
-// Ideal code length of the row's documents under `codec`'s model: the codec's own code-length
-// function (codec/lm_codec.h), so the report's ideal bits are the bits the coder aims at.
-// `context_tokens` < 0: the coder's (opt.context_tokens); the routing choice is only updated then.
-void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const std::string& config_name, double* total,
-           int64_t context_tokens = -1) {
-  const bool coder = context_tokens < 0;
+// Ideal code length of the row's documents under `codec`'s model with `chunking`: the codec's own
+// code-length function (codec/lm_codec.h), so the report's ideal bits are the bits the coder aims
+// at. `coder`: `chunking` is the coder's own, and the per-document routing choice is updated.
+void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const Chunking& chunking, bool coder,
+           const std::string& config_name, double* total) {
   std::vector<TokenSpan> docs;
   for (size_t i : row.idx) docs.push_back({row.docs.doc(i), row.docs.doc_len(i)});
-  std::vector<double> bits =
-      code_length_bits(codec.model(), docs, opt.chunk_tokens, coder ? opt.context_tokens : context_tokens, opt.threads);
+  std::vector<double> bits = code_length_bits(codec.model(), docs, chunking.chunk, chunking.window, opt.threads);
   double sum = 0;
   for (size_t i = 0; i < bits.size(); ++i) {
     sum += bits[i];
@@ -170,8 +168,7 @@ void score_conditioned(std::vector<Row>& rows, LoadedBase& base, CodecSet& codec
     };
     DomainResult& d = r.result;
     d.context_template = rendered.front().template_name;
-    const int64_t chunk =
-        opt.chunk_tokens != 0 ? opt.chunk_tokens : codecs.get("").model().config().max_position_embeddings - 1;
+    const int64_t chunk = Chunking::resolve(base.config.max_position_embeddings, opt.chunk_tokens, opt.context_tokens).chunk;
     d.context_tokens_given = 0;
     for (const auto& c : rendered)
       d.context_tokens_given +=
@@ -296,22 +293,22 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
   CodecSet codecs(base);
   Progress prog("eval", static_cast<int64_t>((1 + adapters.size()) * rows.size()));
   int64_t done = 0;
-  const int64_t chunk = opt.chunk_tokens != 0 ? opt.chunk_tokens : codecs.get("").model().config().max_position_embeddings - 1;
+  const Chunking coding = Chunking::resolve(base.config.max_position_embeddings, opt.chunk_tokens, opt.context_tokens);
   for (auto& r : rows) {
-    r.result.context_tokens = resolve_context_tokens(chunk, opt.context_tokens);
-    for (size_t i : r.idx) r.result.long_docs += static_cast<int64_t>(r.docs.doc_len(i)) > chunk;
+    r.result.context_tokens = coding.window;
+    for (size_t i : r.idx) r.result.long_docs += static_cast<int64_t>(r.docs.doc_len(i)) > coding.chunk;
     auto ts = std::chrono::steady_clock::now();
-    score(r, codecs.get(""), opt, "base", &r.result.base_bits);
+    score(r, codecs.get(""), opt, coding, true, "base", &r.result.base_bits);
     r.result.base_seconds = seconds_since(ts);
     ts = std::chrono::steady_clock::now();
-    score(r, codecs.get(""), opt, "base", &r.result.base_bits_independent, 0);
+    score(r, codecs.get(""), opt, coding.independent(), false, "base", &r.result.base_bits_independent);
     r.result.base_independent_seconds = seconds_since(ts);
     prog.update(++done, "base on " + r.result.domain + ": " + std::to_string(r.result.bits_per_token(r.result.base_bits)).substr(0, 5) + " bits/token");
   }
   for (const auto& a : adapters) {
     for (auto& r : rows) {
       double bits = 0;
-      score(r, codecs.get(a.dir), opt, a.domain, &bits);
+      score(r, codecs.get(a.dir), opt, coding, true, a.domain, &bits);
       r.result.adapter_bits[a.domain] = bits;
       prog.update(++done, a.domain + " adapter on " + r.result.domain + ": " + std::to_string(r.result.bits_per_token(bits)).substr(0, 5) + " bits/token");
     }

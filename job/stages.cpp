@@ -158,7 +158,7 @@ TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const s
   if (j.train.conditioned) {
     const gen::ContextRenderer renderer(base_dir, *base.tokenizer, gen::parse_context_template(j.eval.context_template));
     const std::map<std::string, std::string> prompts = response_prompts(j);
-    const int64_t chunk = j.codec.chunk_tokens > 0 ? j.codec.chunk_tokens : base.config.max_position_embeddings - 1;
+    const int64_t chunk = Chunking::resolve(base.config.max_position_embeddings, j.codec.chunk_tokens, j.codec.context_tokens).chunk;
     const size_t nt = attach_contexts(data.train, *base.tokenizer, prompts, renderer, chunk);
     const size_t nv = attach_contexts(data.val, *base.tokenizer, prompts, renderer, chunk);
     log_info("adapter " + domain + ": conditioned loss: " + std::to_string(nt) + " of " + std::to_string(data.train.num_docs()) +

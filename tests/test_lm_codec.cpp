@@ -17,6 +17,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "adapters/adapter.h"
@@ -1219,6 +1220,38 @@ TEST(LmCodecContext, WindowDropsALeadingBosAndKeepsTheEnd) {
   EXPECT_EQ(plan[1].context, 8);
   EXPECT_EQ(plan[1].n, 24);
   EXPECT_THROW(plan_chunks(10, 32, 8, 32), std::invalid_argument);
+}
+
+// Chunking::resolve turns the options' "default" values into numbers once: chunk 0 = the model's
+// positions - 1, window -1 = a quarter of the chunk; anything out of range is refused by name. An
+// archive header with chunk_tokens 0 means the model's defaults whatever its context_tokens says.
+TEST(LmCodecChunking, ResolvesTheDefaultsOnceAndRefusesWhatDoesNotFit) {
+  const Chunking d = Chunking::resolve(513, 0, -1);
+  EXPECT_EQ(d.chunk, 512);
+  EXPECT_EQ(d.window, 128);
+  const Chunking c = Chunking::resolve(513, 100, -1);
+  EXPECT_EQ(c.chunk, 100);
+  EXPECT_EQ(c.window, 25);
+  EXPECT_EQ(Chunking::resolve(513, 100, 0).window, 0);
+  EXPECT_EQ(Chunking::resolve(513, 0, 7).window, 7);
+  EXPECT_EQ(c.independent().chunk, 100);
+  EXPECT_EQ(c.independent().window, 0);
+  for (auto [chunk, ctx, what] : std::vector<std::tuple<int64_t, int64_t, const char*>>{
+           {513, -1, "chunk_tokens must be in 1..512"}, {-5, -1, "chunk_tokens must be in 1..512"},
+           {100, 100, "context_tokens must be in 0..99"}, {100, -2, "context_tokens must be -1"}}) {
+    try {
+      Chunking::resolve(513, chunk, ctx);
+      ADD_FAILURE() << "accepted chunk " << chunk << ", context " << ctx;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  }
+  const Chunking a = Chunking::of_archive(513, 0, 3);  // chunk 0: the header's context is unused
+  EXPECT_EQ(a.chunk, 512);
+  EXPECT_EQ(a.window, 128);
+  const Chunking b = Chunking::of_archive(513, 64, 0);
+  EXPECT_EQ(b.chunk, 64);
+  EXPECT_EQ(b.window, 0);
 }
 
 TEST(LmCodecContext, RoundTripsInBothFormatsEveryChunkModeAndAnyThreadCount) {
