@@ -311,7 +311,7 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
   PeftAdapterFiles a;
   a.dir = dir;
   std::set<std::string> suffixes;
-  std::map<std::string, RawTensor> as_f32;  // the tensors as float32, for the fingerprint
+  std::map<std::string, Float32View> as_f32;  // views of the tensors as float32, for the fingerprint
   for (const Projection& proj : projs) {
     const std::string& name = proj.name;
     if (!targeted(name)) continue;
@@ -352,14 +352,9 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
                                "]); was this adapter trained for another base model?");
     m.a = to_float32(ra, ka);
     m.b = to_float32(rb, kb);
-    for (const auto& [key, values, shape] : {std::tuple<const std::string&, const std::vector<float>&, const std::vector<int64_t>&>{ka, m.a, ra.shape},
-                                            {kb, m.b, rb.shape}}) {
-      RawTensor f;
-      f.dtype = DType::F32;
-      f.shape = shape;
-      f.data.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
-      as_f32.emplace(key, std::move(f));
-    }
+    // Views of the values' buffers, which stay where they are when `m` moves into a.modules.
+    as_f32.emplace(ka, Float32View{ra.shape, m.a.data(), m.a.size()});
+    as_f32.emplace(kb, Float32View{rb.shape, m.b.data(), m.b.size()});
     suffixes.insert(name.substr(name.rfind('.') + 1));
     a.modules.push_back(std::move(m));
   }

@@ -371,4 +371,13 @@ std::string tensors_fingerprint(const std::map<std::string, RawTensor>& tensors)
   return h.hex();
 }
 
+std::string tensors_fingerprint(const std::map<std::string, Float32View>& tensors) {
+  Sha256 h;
+  for (const auto& [name, t] : tensors) {
+    hash_header(h, name, dtype_name(DType::F32), t.shape, t.n * sizeof(float));
+    h.update(t.data, t.n * sizeof(float));  // little-endian float32: the bytes a RawTensor would hold
+  }
+  return h.hex();
+}
+
 }  // namespace lorazip

@@ -69,5 +69,12 @@ std::string stored_fingerprint(const engine::StoredMap& tensors, const TensorRea
 bool has_quantized_matrix(const engine::StoredMap& tensors);
 // SHA-256 over (name, dtype, shape, bytes) of every tensor, in name order (adapters).
 std::string tensors_fingerprint(const std::map<std::string, RawTensor>& tensors);
+// The same value for float32 tensors given as views of their values (nothing copied).
+struct Float32View {
+  std::vector<int64_t> shape;
+  const float* data = nullptr;
+  size_t n = 0;
+};
+std::string tensors_fingerprint(const std::map<std::string, Float32View>& tensors);
 
 }  // namespace lorazip
