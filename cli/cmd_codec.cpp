@@ -116,7 +116,7 @@ std::optional<gen::RenderedContext> read_context(const CodecCliOptions& o, const
 }
 
 // The prompt-routed coder when --router is given (the prompt itself is read by the caller).
-std::unique_ptr<RoutedCodec> routed_codec(const CodecCliOptions& o, LoadedBase& base) {
+std::unique_ptr<RoutedCodec> routed_codec(const CodecCliOptions& o, CodecSet& codecs) {
   if (o.router.empty()) {
     if (!o.prompt_file.empty())
       throw std::invalid_argument("--prompt-file routes a document only with --router ROUTER.json (from lorazip cluster) and -A ADAPTERS");
@@ -124,7 +124,7 @@ std::unique_ptr<RoutedCodec> routed_codec(const CodecCliOptions& o, LoadedBase& 
   }
   if (o.adapters_dir.empty()) throw std::invalid_argument("--router needs -A ADAPTERS: the directory of the clusters' adapters");
   if (!o.adapter_dir.empty()) throw std::invalid_argument("--router picks the adapter from the prompt: drop -a");
-  return std::make_unique<RoutedCodec>(base, PromptRouter::load(o.router), o.adapters_dir);
+  return std::make_unique<RoutedCodec>(codecs, PromptRouter::load(o.router), o.adapters_dir);
 }
 
 // Writes `data` to `out` (refusing to overwrite without -f), then removes `in` when asked.
@@ -158,14 +158,13 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   check_targets(o);
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
   LoadedBase base = load_base(o.model_dir);
-  std::unique_ptr<RoutedCodec> routed = routed_codec(o, base);
+  CodecSet codecs(base);
+  std::unique_ptr<RoutedCodec> routed = routed_codec(o, codecs);
   if (routed && o.prompt_file.empty()) throw std::invalid_argument("--router needs the prompt: --prompt-file FILE");
   std::vector<AdapterEntry> candidates;
   if (!o.adapters_dir.empty() && !routed) candidates = list_adapters(o.adapters_dir);
   const std::optional<gen::RenderedContext> context = read_context(o, base);
   const std::vector<int32_t>* ctx = context ? &context->tokens : nullptr;
-
-  CodecSet codecs(base);
   LmCodecOptions opt = compress_options(o, g, ctx);
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
@@ -273,7 +272,7 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   }
   LoadedBase base = load_base(o.model_dir);
   CodecSet codecs(base);
-  std::unique_ptr<RoutedCodec> routed = routed_codec(o, base);
+  std::unique_ptr<RoutedCodec> routed = routed_codec(o, codecs);
   const std::string prompt = o.prompt_file.empty() ? "" : read_file(o.prompt_file);
   const std::optional<gen::RenderedContext> context = read_context(o, base);
   int bad = 0;

@@ -24,13 +24,13 @@ int64_t PromptRouter::route(const engine::Model& model, const Tokenizer& tok, st
 }
 
 
-RoutedCodec::RoutedCodec(LoadedBase& base, PromptRouter router, std::string adapters_dir)
-    : base_(base), router_(std::move(router)), adapters_dir_(std::move(adapters_dir)) {
+RoutedCodec::RoutedCodec(CodecSet& codecs, PromptRouter router, std::string adapters_dir)
+    : set_(codecs), base_(codecs.base()), router_(std::move(router)), adapters_dir_(std::move(adapters_dir)) {
   router_.check_base([&](const std::string& fp) { return base_.is_named_by(fp); }, base_.fingerprint, base_.tokenizer->sha256());
   std::vector<AdapterEntry> entries;
   if (!adapters_dir_.empty()) entries = list_adapters(adapters_dir_);
   for (AdapterEntry& e : entries)
-    if (e.fingerprint.empty()) e.fingerprint = fingerprint_adapter(base_, e);
+    e.fingerprint = set_.fingerprint(e);
   std::map<std::string, std::string> fingerprints;
   for (const AdapterEntry& e : entries) fingerprints[std::filesystem::path(e.dir).filename().string()] = e.fingerprint;
   identity_ = adapter_set_identity(router_, fingerprints);
@@ -65,7 +65,7 @@ LmCodec& RoutedCodec::codec_for(int64_t cluster) {
   if (dir.empty()) {
     c = std::make_unique<LmCodec>(base_engine_, *base_.tokenizer, id, [base] { return base->version1_model(nullptr); });
   } else {
-    std::shared_ptr<const LoadedAdapter> a = load_adapter(base_, dir);
+    std::shared_ptr<const LoadedAdapter> a = set_.adapter(dir);
     c = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base_.weights, a->engine), *base_.tokenizer, id,
                                   [base, a] { return base->version1_model(&a->files); });
   }

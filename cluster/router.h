@@ -61,14 +61,17 @@ std::string adapter_set_identity(const PromptRouter& router, const std::map<std:
 // (kFlagPromptRouted, docs/container-format.md), never the choice; decompress() makes the choice
 // again from the prompt it is given.
 struct LoadedBase;
+class CodecSet;
 class LmCodec;
 struct LmCodecOptions;
 struct CodeStats;
 
 class RoutedCodec {
  public:
-  // Checks that the router was made with `base`; fingerprints every adapter of `adapters_dir`.
-  RoutedCodec(LoadedBase& base, PromptRouter router, std::string adapters_dir);
+  // Checks that the router was made with the base of `codecs`; fingerprints every adapter of
+  // `adapters_dir`. Adapters are read and packed once, in `codecs` (the one adapter cache, shared
+  // with the -a / -A coding of the same command), which must outlive this object.
+  RoutedCodec(CodecSet& codecs, PromptRouter router, std::string adapters_dir);
   ~RoutedCodec();
 
   // The cluster `prompt` routes to, embedded with the base in arithmetic version `arithmetic_version`
@@ -86,13 +89,14 @@ class RoutedCodec {
 
  private:
   LmCodec& codec_for(int64_t cluster);
+  CodecSet& set_;
   LoadedBase& base_;
   PromptRouter router_;
   std::string adapters_dir_, identity_;
   std::vector<std::string> adapter_dirs_;  // [k] the cluster's adapter directory, "" = none
   std::shared_ptr<const engine::Model> base_engine_;
   std::shared_ptr<const engine::Model> base_v1_;  // built when a version-1 file is decoded
-  std::vector<std::unique_ptr<LmCodec>> codecs_;  // [k], built on first use
+  std::vector<std::unique_ptr<LmCodec>> codecs_;  // [k], built on first use over set_'s adapters (they record the set's identity)
 };
 
 // True when `file` is a full container (version 2) whose header carries kFlagPromptRouted (the

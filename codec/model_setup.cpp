@@ -208,11 +208,6 @@ AdapterEntry describe_adapter(const std::string& dir) {
   return e;
 }
 
-std::string fingerprint_adapter(const LoadedBase& base, const AdapterEntry& e) {
-  if (!e.fingerprint.empty()) return e.fingerprint;
-  return read_peft_adapter(e.dir, base.projections()).fingerprint;
-}
-
 std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir) {
   if (!dir_exists(adapters_dir)) throw std::runtime_error("adapters directory '" + adapters_dir + "' does not exist");
   std::vector<std::string> dirs;

@@ -65,11 +65,9 @@ struct AdapterEntry {
 // Every adapter directory directly under `adapters_dir` (those with adapter_config.json), sorted by name.
 std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir);
 // The directory's domain and fingerprint from lorazip.json; without one (an adapter made
-// elsewhere) the fingerprint is left empty (fingerprint_adapter computes it).
+// elsewhere) the fingerprint is left empty (CodecSet::fingerprint computes it, reading the adapter
+// once).
 AdapterEntry describe_adapter(const std::string& dir);
-// The adapter's fingerprint, reading its tensors when lorazip.json does not give it.
-// std::runtime_error when the directory does not fit `base`.
-std::string fingerprint_adapter(const LoadedBase& base, const AdapterEntry& e);
 
 CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
 

@@ -18,10 +18,16 @@ RouteChoice route_by_ideal_bits(CodecSet& codecs, const std::string& text, const
   std::vector<const LmCodec*> all = {&base};
   for (const auto& cand : candidates) all.push_back(&codecs.get(cand.dir));
   const std::vector<double> bits = LmCodec::ideal_bits_many(all, ids, chunk_tokens, context_tokens, 0, context);
-  RouteChoice best{"", bits[0]};
-  for (size_t i = 0; i < candidates.size(); ++i)
-    if (bits[i + 1] < best.ideal_bits) best = {candidates[i].dir, bits[i + 1]};
-  return best;
+  const size_t k = fewest_bits(bits);
+  return {k == 0 ? std::string() : candidates[k - 1].dir, bits[k]};
+}
+
+size_t fewest_bits(const std::vector<double>& bits) {
+  if (bits.empty()) throw std::invalid_argument("fewest_bits: no figures to choose from");
+  size_t k = 0;
+  for (size_t i = 1; i < bits.size(); ++i)
+    if (bits[i] < bits[k]) k = i;
+  return k;
 }
 
 std::string find_adapter_dir(CodecSet& codecs, const std::string& adapters_dir, const std::string& fingerprint,

@@ -17,6 +17,11 @@ struct RouteChoice {
   double ideal_bits = 0;    // the text's teacher-forced code length under that choice, in bits
 };
 
+// lorazip's one "fewest bits" rule: the index of the smallest value in `bits`, the first of equal
+// ones (callers list the base first, so a tie keeps the base). Used by -A's choice and by eval's
+// routed figure. std::invalid_argument when `bits` is empty.
+size_t fewest_bits(const std::vector<double>& bits);
+
 // Scores `text` under the base alone and under each candidate (LmCodec::tokenize, then
 // LmCodec::ideal_bits with `chunk_tokens` and `context_tokens`, the coder's own tokens and chunking) and returns the cheapest. Ties keep the earlier
 // choice: the base first, then the candidates in the given order.

@@ -12,6 +12,7 @@
 #include "cluster/router.h"
 #include "codec/archive_io.h"
 #include "codec/model_setup.h"
+#include "codec/routing.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "common/fs.h"
@@ -28,8 +29,6 @@ struct Row {
   DocSet docs;
   std::vector<size_t> idx;             // documents scored
   std::vector<std::string> bytes;      // their original bytes (same order as idx)
-  std::vector<double> best;            // per document: fewest bits so far
-  std::vector<std::string> best_name;  // ... and which configuration gave it
   std::map<std::string, std::vector<double>> doc_bits;  // configuration -> bits per document (the coder's W)
 };
 
@@ -47,7 +46,7 @@ DocSet tokenize_docs(const std::vector<Document>& docs, const Tokenizer& tok) {
 
 // Ideal code length of the row's documents under `codec`'s model with `chunking`: the codec's own
 // code-length function (codec/lm_codec.h), so the report's ideal bits are the bits the coder aims
-// at. `coder`: `chunking` is the coder's own, and the per-document routing choice is updated.
+// at. `coder`: `chunking` is the coder's own, and the bits are kept per document (the routed figure).
 void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const Chunking& chunking, bool coder,
            const std::string& config_name, double* total) {
   std::vector<TokenSpan> docs;
@@ -56,7 +55,6 @@ void score(Row& row, const LmCodec& codec, const EvaluationOptions& opt, const C
   double sum = 0;
   for (size_t i = 0; i < bits.size(); ++i) {
     sum += bits[i];
-    if (coder && bits[i] < row.best[i]) row.best[i] = bits[i], row.best_name[i] = config_name;
   }
   if (coder) row.doc_bits[config_name] = bits;
   *total = sum;
@@ -286,8 +284,6 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
       r.result.tokens = static_cast<int64_t>(r.docs.tokens.size());
       for (size_t k = 0; k < r.idx.size(); ++k) r.idx[k] = k;
     }
-    r.best.assign(r.idx.size(), std::numeric_limits<double>::infinity());
-    r.best_name.assign(r.idx.size(), "");
   }
 
   CodecSet codecs(base);
@@ -314,11 +310,18 @@ Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
     }
   }
   prog.finish();
+  // The routed figure: each document coded by the configuration with the fewest bits, chosen by
+  // the rule -A applies (fewest_bits, the base first).
+  std::vector<std::string> configs = {"base"};
+  for (const auto& a : adapters) configs.push_back(a.domain);
   for (auto& r : rows) {
     r.result.routed_bits = 0;
-    for (size_t i = 0; i < r.best.size(); ++i) {
-      r.result.routed_bits += r.best[i];
-      r.result.routed_choice[r.best_name[i]] += 1;
+    for (size_t i = 0; i < r.idx.size(); ++i) {
+      std::vector<double> bits;
+      for (const std::string& c : configs) bits.push_back(r.doc_bits.at(c)[i]);
+      const size_t k = fewest_bits(bits);
+      r.result.routed_bits += bits[k];
+      r.result.routed_choice[configs[k]] += 1;
     }
   }
 

@@ -25,6 +25,7 @@
 #include "codec/container.h"
 #include "codec/lm_codec.h"
 #include "codec/model_setup.h"
+#include "codec/routing.h"
 #include "train/torch_base.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
@@ -649,6 +650,27 @@ TEST(LmCodecAdapter, MergedExportIsTheEnginesMergeBitForBit) {
   ASSERT_EQ(before.tensors.size(), after.tensors.size());
   for (const auto& [key, t] : before.tensors)
     EXPECT_EQ(stored_as_float32(t) == stored_as_float32(after.tensors.at(key)), adapted.count(key) == 0) << key;
+}
+
+// The one "fewest bits" rule (-A's choice, eval's routed figure): the smallest, the first of equal
+// ones; -A picks the configuration whose ideal bits are fewest, the base on a tie.
+TEST(LmCodecRouting, FewestBitsKeepsTheFirstOfEqualsAndMinusAPicksIt) {
+  EXPECT_EQ(fewest_bits({3.0, 1.0, 1.0}), 1u);
+  EXPECT_EQ(fewest_bits({2.0, 2.0}), 0u);
+  EXPECT_EQ(fewest_bits({5.0}), 0u);
+  EXPECT_THROW(fewest_bits({}), std::invalid_argument);
+
+  World& w = world();
+  CodecSet codecs(w.base);
+  std::vector<AdapterEntry> candidates = {describe_adapter(make_adapter("chat", 21)), describe_adapter(make_adapter("code", 22))};
+  const std::string text = make_text(500, 700);
+  const std::vector<int32_t> ids = codecs.get("").tokenize(text);
+  std::vector<double> bits = {codecs.get("").ideal_bits(ids, 32, 0)};
+  for (const AdapterEntry& c : candidates) bits.push_back(codecs.get(c.dir).ideal_bits(ids, 32, 0));
+  const size_t k = fewest_bits(bits);
+  const RouteChoice r = route_by_ideal_bits(codecs, text, candidates, 32, 0);
+  EXPECT_EQ(r.adapter_dir, k == 0 ? std::string() : candidates[k - 1].dir);
+  EXPECT_EQ(r.ideal_bits, bits[k]);
 }
 
 TEST(LmCodecAdapter, RefusedWithoutTheAdapterOrWithAnother) {
