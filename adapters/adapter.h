@@ -10,7 +10,7 @@
 //
 // This side path is lorazip's only libtorch LoRA arithmetic. Folding an adapter into weights
 // (`lorazip export --merged`, arithmetic version 1) is the coding engine's one LoRA delta,
-// engine::merge_lora, through write_merged_base (codec/model_setup.h).
+// engine::merge_lora, through write_merged_base (runtime/model_setup.h).
 //
 // Torch-light header: only at::Tensor is needed here.
 #pragma once

@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
-#include "codec/archive_io.h"
+#include "runtime/archive_io.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
-#include "codec/model_setup.h"
-#include "codec/routing.h"
+#include "runtime/model_setup.h"
+#include "runtime/routing.h"
 #include "common/fs.h"
 
 using namespace lorazip;

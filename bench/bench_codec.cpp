@@ -45,7 +45,7 @@
 #include "bench/run_self.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "common/fs.h"
 #include "data/prepare.h"
 #include "model/gguf.h"

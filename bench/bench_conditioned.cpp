@@ -27,10 +27,10 @@
 #include <vector>
 
 #include "bench/peer.h"
-#include "codec/archive_io.h"
+#include "runtime/archive_io.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "common/fs.h"
 #include "data/prepare.h"
 #include "gen/context.h"

@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "cli/commands.h"
-#include "codec/archive_io.h"
+#include "runtime/archive_io.h"
 #include "codec/compact.h"
 #include "common/fs.h"
 #include "common/log.h"

@@ -13,10 +13,10 @@
 
 #include "cli/commands.h"
 #include "cluster/router.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "codec/compact.h"
 #include "codec/container.h"
-#include "codec/routing.h"
+#include "runtime/routing.h"
 #include "codec/verify.h"
 #include "common/fs.h"
 #include "common/log.h"

@@ -1,9 +1,9 @@
-// lorazip export: parses the command line into an ExportRequest and runs codec/export.h's
+// lorazip export: parses the command line into an ExportRequest and runs runtime/export.h's
 // export_adapter (torch-free, so it runs in the front end and the coding-only build).
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "codec/export.h"
+#include "runtime/export.h"
 #include "codec/lm_codec.h"
 #include "common/log.h"
 

@@ -10,7 +10,7 @@
 
 #include "cli/commands.h"
 #include "codec/classical.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "model/llama_tensors.h"
 #include "common/fs.h"
 #include "common/log.h"

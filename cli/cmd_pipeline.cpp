@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/pipeline_commands.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "job/job_config.h"

@@ -7,7 +7,7 @@
 #include "cluster/router.h"
 #include "codec/container.h"
 #include "codec/lm_codec.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "model/tokenizer.h"
 
 namespace lorazip {

@@ -31,7 +31,7 @@ class PromptRouter {
   // std::runtime_error when the router was made with another base or tokenizer (naming both).
   void check_base(const std::string& base_fingerprint, const std::string& tokenizer_fingerprint) const;
   // The same, with `is_base(fp)` deciding whether the router's base fingerprint names the given
-  // base (a base has two names, see codec/model_setup.h); `base_fingerprint` is for the message.
+  // base (a base has two names, see runtime/model_setup.h); `base_fingerprint` is for the message.
   void check_base(const std::function<bool(const std::string&)>& is_base, const std::string& base_fingerprint,
                   const std::string& tokenizer_fingerprint) const;
   // Cluster index for `prompt` (embedded as at clustering time, then the nearest centroid).

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "cluster/router.h"
-#include "codec/archive_io.h"
-#include "codec/model_setup.h"
-#include "codec/routing.h"
+#include "runtime/archive_io.h"
+#include "runtime/model_setup.h"
+#include "runtime/routing.h"
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "common/fs.h"

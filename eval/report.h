@@ -50,7 +50,7 @@ struct DomainResult {
   double sample_base_ideal = 0, sample_adapter_ideal = 0;  // bits
   int64_t sample_base_file = 0, sample_adapter_file = 0;   // container bytes, all sample docs
   int64_t sample_base_payload = 0, sample_adapter_payload = 0;
-  // The same sample documents as one lorazip archive (codec/archive_io.h) with the own adapter:
+  // The same sample documents as one lorazip archive (runtime/archive_io.h) with the own adapter:
   // the whole file's bytes (header, members, index, footer); 0 when not measured.
   int64_t sample_archive_bytes = 0;
   bool sample_roundtrip_ok = true;  // every sample file and archive member decoded to its document

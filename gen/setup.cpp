@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "model/gguf.h"
 
 namespace lorazip::gen {

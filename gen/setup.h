@@ -1,5 +1,5 @@
 // Loading a chat model for generation: a llama GGUF packed straight into the coding engine
-// (codec/model_setup.h, no libtorch), its tokenizer and its chat template.
+// (runtime/model_setup.h, no libtorch), its tokenizer and its chat template.
 #pragma once
 #include <string>
 

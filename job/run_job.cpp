@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"

@@ -9,7 +9,7 @@
 
 #include "adapters/adapter.h"
 #include "cluster/router.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "train/torch_base.h"
 #include "common/fs.h"
 #include "common/log.h"

@@ -12,5 +12,5 @@ endif()
 # minute): fewer bits given the prompt than from BOS alone, in every domain.
 if(LORAZIP_WITH_TORCH)  # it reads the corpus through the data library (built with libtorch)
   lorazip_add_test(NAME test_conditioned_slow SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_conditioned_slow.cpp
-                   LIBS lorazip_codec lorazip_gen lorazip_data LABELS slow TIMEOUT 1800)
+                   LIBS lorazip_runtime lorazip_gen lorazip_data LABELS slow TIMEOUT 1800)
 endif()

@@ -18,7 +18,7 @@ if(LORAZIP_WITH_TORCH)
   lorazip_add_test(NAME test_gguf_model SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_gguf_model.cpp
                    LIBS lorazip_adapters LABELS model)
   lorazip_add_test(NAME test_tinystories SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_tinystories.cpp
-                   LIBS lorazip_model lorazip_codec LABELS model)
+                   LIBS lorazip_model lorazip_runtime LABELS model)
 endif()
 
 # GGUF dequantization against the gguf Python package on the real SmolLM2 file (labels interop and

@@ -28,7 +28,7 @@ std::string random_bytes(std::mt19937& rng, size_t n) {
   return d;
 }
 
-// What `archive add` (codec/archive_io.cpp) appends to `old` for stored documents: their data,
+// What `archive add` (runtime/archive_io.cpp) appends to `old` for stored documents: their data,
 // the old index and footer left in place as the first new member's gap, then the new index and
 // footer. *data_bytes: how much of the tail is member data.
 std::string add_tail(const std::string& old, const std::vector<std::string>& docs, size_t* data_bytes) {

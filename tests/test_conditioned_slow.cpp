@@ -17,9 +17,9 @@
 
 #include <unistd.h>
 
-#include "codec/archive_io.h"
+#include "runtime/archive_io.h"
 #include "codec/lm_codec.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "data/prepare.h"
 #include "gen/context.h"
 

@@ -12,7 +12,7 @@
 
 #include "adapters/adapter.h"
 #include "codec/engine/engine.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "train/torch_base.h"
 #include "model/llama.h"
 

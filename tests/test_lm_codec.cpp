@@ -21,11 +21,11 @@
 #include <vector>
 
 #include "adapters/adapter.h"
-#include "codec/archive_io.h"
+#include "runtime/archive_io.h"
 #include "codec/container.h"
 #include "codec/lm_codec.h"
-#include "codec/model_setup.h"
-#include "codec/routing.h"
+#include "runtime/model_setup.h"
+#include "runtime/routing.h"
 #include "train/torch_base.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
@@ -1172,7 +1172,7 @@ TEST(LmCodecCompact, ForgedHeadersWithValidChecksumsAreRefused) {
   }
 }
 
-// ---- archives (codec/archive_io.h) ---------------------------------------------------------------
+// ---- archives (runtime/archive_io.h) ---------------------------------------------------------------
 
 namespace {
 

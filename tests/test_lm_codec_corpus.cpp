@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "codec/lm_codec.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "train/torch_base.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"

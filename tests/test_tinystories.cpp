@@ -9,7 +9,7 @@
 #include <cmath>
 #include <fstream>
 
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "common/fs.h"
 #include "model/checkpoint.h"
 

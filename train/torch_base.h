@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "model/llama.h"
 
 namespace lorazip {

@@ -29,7 +29,7 @@
 #include "adapters/adapter.h"
 #include "common/threads.h"
 #include "codec/engine/engine.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "train/torch_base.h"
 
 namespace {

@@ -1,5 +1,5 @@
 // Adapter routing by ideal code length, and adapter lookup by fingerprint (see routing.h).
-#include "codec/routing.h"
+#include "runtime/routing.h"
 
 #include <cstdio>
 #include <stdexcept>

@@ -1,5 +1,5 @@
-// Archives with the model (codec/archive_io.h): documents in, members out, and back.
-#include "codec/archive_io.h"
+// Archives with the model (runtime/archive_io.h): documents in, members out, and back.
+#include "runtime/archive_io.h"
 
 #include "common/progress.h"
 
@@ -14,7 +14,7 @@
 #include <stdexcept>
 
 #include "codec/compact.h"
-#include "codec/routing.h"
+#include "runtime/routing.h"
 #include "common/fs.h"
 
 namespace fs = std::filesystem;

@@ -1,11 +1,11 @@
 // `lorazip export` (export.h), on the engine's loaders and writers.
-#include "codec/export.h"
+#include "runtime/export.h"
 
 #include <filesystem>
 #include <stdexcept>
 
 #include "adapters/gguf_lora.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "common/fs.h"
 #include "model/gguf.h"
 

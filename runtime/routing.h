@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 
 namespace lorazip {
 

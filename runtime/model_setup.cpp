@@ -1,5 +1,5 @@
 // Bases and adapters into the coding engine (model_setup.h).
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

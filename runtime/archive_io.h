@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "codec/archive.h"
-#include "codec/model_setup.h"
+#include "runtime/model_setup.h"
 #include "codec/turns.h"
 
 namespace lorazip {
