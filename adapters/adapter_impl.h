@@ -12,12 +12,7 @@
 namespace lorazip {
 
 struct LoraAdapter::Impl {
-  struct Module {
-    std::string name;      // HF module path
-    int64_t r = 0;
-    double alpha = 0;
-    double scaling = 0;
-    int64_t in = 0, out = 0;
+  struct Module : LoraModuleShape {
     torch::Tensor A, B;    // [R, in], [out, R]
     Linear lin{nullptr};   // set while attached
   };

@@ -44,12 +44,17 @@ struct Projection {
 // Every projection of a Llama of config `c`, in model order (layer by layer: q, k, v, o, gate, up, down).
 std::vector<Projection> llama_projections(const LlamaConfig& c);
 
-struct PeftModule {
+// One targeted projection's LoRA pair, without its values: what training's modules and the
+// torch-free ones share.
+struct LoraModuleShape {
   std::string name;  // HF module path
   int64_t r = 0;
   double alpha = 0;
   double scaling = 0;  // alpha / r, or alpha / sqrt(r) with use_rslora
   int64_t in = 0, out = 0;
+};
+
+struct PeftModule : LoraModuleShape {
   std::vector<float> a, b;  // A [r, in], B [out, r], row-major float32
 };
 

@@ -30,12 +30,7 @@ std::vector<PeftModule> LoraAdapter::peft_modules() const {
   std::vector<PeftModule> out;
   for (const auto& m : impl_->mods) {
     PeftModule p;
-    p.name = m.name;
-    p.r = m.r;
-    p.alpha = m.alpha;
-    p.scaling = m.scaling;
-    p.in = m.in;
-    p.out = m.out;
+    static_cast<LoraModuleShape&>(p) = m;
     const torch::Tensor a = m.A.detach().to(torch::kCPU, torch::kFloat32).contiguous();
     const torch::Tensor b = m.B.detach().to(torch::kCPU, torch::kFloat32).contiguous();
     p.a.assign(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
@@ -61,12 +56,7 @@ LoraAdapter LoraAdapter::load(const std::string& dir, LlamaForCausalLM& model, b
   LoraAdapter a;
   for (const PeftModule& pm : f.modules) {
     Impl::Module m;
-    m.name = pm.name;
-    m.r = pm.r;
-    m.alpha = pm.alpha;
-    m.scaling = pm.scaling;
-    m.in = pm.in;
-    m.out = pm.out;
+    static_cast<LoraModuleShape&>(m) = pm;
     m.A = torch::from_blob(const_cast<float*>(pm.a.data()), {pm.r, pm.in}, torch::kFloat).clone();
     m.B = torch::from_blob(const_cast<float*>(pm.b.data()), {pm.out, pm.r}, torch::kFloat).clone();
     a.impl_->mods.push_back(std::move(m));

@@ -123,7 +123,6 @@ void add_pipeline_commands(CLI::App& app, PipelineCommands& c) {
   c.eval->add_option("-A,--adapters", eo.adapters_dir, "adapters directory (default: WORK/adapters)");
   c.eval->add_option("-e,--extra", eo.extra, "NAME=PATH: an extra evaluation corpus (JSONL/text), repeatable");
   c.eval->add_option("--sample-docs", eo.sample_docs, "documents per domain to really compress (default from config)");
-
 }
 
 void add_job_commands(CLI::App& app, PipelineCommands& c) {

@@ -25,12 +25,12 @@ int64_t PromptRouter::route(const engine::Model& model, const Tokenizer& tok, st
 
 
 RoutedCodec::RoutedCodec(CodecSet& codecs, PromptRouter router, std::string adapters_dir)
-    : set_(codecs), base_(codecs.base()), router_(std::move(router)), adapters_dir_(std::move(adapters_dir)) {
-  router_.check_base([&](const std::string& fp) { return base_.is_named_by(fp); }, base_.fingerprint, base_.tokenizer->sha256());
+    : set_(codecs), router_(std::move(router)), adapters_dir_(std::move(adapters_dir)) {
+  const LoadedBase& base = set_.base();
+  router_.check_base([&](const std::string& fp) { return base.is_named_by(fp); }, base.fingerprint, base.tokenizer->sha256());
   std::vector<AdapterEntry> entries;
   if (!adapters_dir_.empty()) entries = list_adapters(adapters_dir_);
-  for (AdapterEntry& e : entries)
-    e.fingerprint = set_.fingerprint(e);
+  for (AdapterEntry& e : entries) e.fingerprint = set_.fingerprint(e);
   std::map<std::string, std::string> fingerprints;
   for (const AdapterEntry& e : entries) fingerprints[std::filesystem::path(e.dir).filename().string()] = e.fingerprint;
   identity_ = adapter_set_identity(router_, fingerprints);
@@ -41,7 +41,6 @@ RoutedCodec::RoutedCodec(CodecSet& codecs, PromptRouter router, std::string adap
     adapter_dirs_.push_back(dir);
   }
   codecs_.resize(static_cast<size_t>(router_.k()));
-  base_engine_ = base_.engine_model();
 }
 
 RoutedCodec::~RoutedCodec() = default;
@@ -49,24 +48,24 @@ RoutedCodec::~RoutedCodec() = default;
 int64_t RoutedCodec::route(std::string_view prompt, int arithmetic_version) {
   // A file routes with the arithmetic it was coded in: version 1's embeddings come from the float32 base.
   if (arithmetic_version == 1) {
-    if (!base_v1_) base_v1_ = base_.version1_model(nullptr);
-    return router_.route(*base_v1_, *base_.tokenizer, prompt);
+    if (!base_v1_) base_v1_ = set_.base().version1_model(nullptr);
+    return router_.route(*base_v1_, *set_.base().tokenizer, prompt);
   }
-  return router_.route(*base_engine_, *base_.tokenizer, prompt);
+  return router_.route(*set_.base().engine_model(), *set_.base().tokenizer, prompt);
 }
 
 LmCodec& RoutedCodec::codec_for(int64_t cluster) {
   std::unique_ptr<LmCodec>& c = codecs_[static_cast<size_t>(cluster)];
   if (c) return *c;
   // The identity every prompt-routed file of this set records, whichever adapter codes it.
-  CodecIdentity id{base_.fingerprint, base_.tokenizer->sha256(), identity_, ""};
+  CodecIdentity id{set_.base().fingerprint, set_.base().tokenizer->sha256(), identity_, ""};
   const std::string& dir = adapter_dirs_[static_cast<size_t>(cluster)];
-  LoadedBase* base = &base_;
+  LoadedBase* base = &set_.base();
   if (dir.empty()) {
-    c = std::make_unique<LmCodec>(base_engine_, *base_.tokenizer, id, [base] { return base->version1_model(nullptr); });
+    c = std::make_unique<LmCodec>(set_.base().engine_model(), *set_.base().tokenizer, id, [base] { return base->version1_model(nullptr); });
   } else {
     std::shared_ptr<const LoadedAdapter> a = set_.adapter(dir);
-    c = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base_.weights, a->engine), *base_.tokenizer, id,
+    c = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(set_.base().weights, a->engine), *set_.base().tokenizer, id,
                                   [base, a] { return base->version1_model(&a->files); });
   }
   return *c;

@@ -89,12 +89,10 @@ class RoutedCodec {
 
  private:
   LmCodec& codec_for(int64_t cluster);
-  CodecSet& set_;
-  LoadedBase& base_;
+  CodecSet& set_;  // its base is the one this codec routes and codes with
   PromptRouter router_;
   std::string adapters_dir_, identity_;
   std::vector<std::string> adapter_dirs_;  // [k] the cluster's adapter directory, "" = none
-  std::shared_ptr<const engine::Model> base_engine_;
   std::shared_ptr<const engine::Model> base_v1_;  // built when a version-1 file is decoded
   std::vector<std::unique_ptr<LmCodec>> codecs_;  // [k], built on first use over set_'s adapters (they record the set's identity)
 };

@@ -1,26 +1,13 @@
-// Hugging Face Llama directories in and out: config.json + model.safetensors (or shards + index),
-// checked tensor by tensor, written atomically; and the SHA-256 fingerprints that name a model.
+// libtorch's side of Hugging Face Llama directories: a model loaded from one and saved to one (the
+// reading, checking and writing are model/llama_tensors.h's), its fingerprint, tensor conversions.
 #include "model/checkpoint.h"
 
-#include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <set>
 #include <stdexcept>
 
-#include "common/fs.h"
-#include "common/hash.h"
-#include "common/log.h"
-#include "model/hf_tokenizer.h"
 #include "model/llama_tensors.h"
-#include "model/tokenizer.h"
 
 namespace lorazip {
-namespace {
-
-using nlohmann::json;
-
-}  // namespace
 
 RawTensor to_raw(const torch::Tensor& t_in) {
   torch::Tensor t = t_in.detach().to(torch::kCPU).contiguous();

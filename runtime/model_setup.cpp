@@ -92,10 +92,11 @@ void build_engine_base(LoadedBase& b, const StoredLlama& stored, const std::stri
 }
 
 // The engine's view of an adapter's pairs (pointers into `files`, which must outlive the result).
+engine::LoraRef lora_ref(const PeftModule& m) { return {m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling}; }
+
 std::vector<engine::LoraRef> lora_refs(const PeftAdapterFiles& files) {
   std::vector<engine::LoraRef> lora;
-  for (const PeftModule& m : files.modules)
-    lora.push_back({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling});
+  for (const PeftModule& m : files.modules) lora.push_back(lora_ref(m));
   return lora;
 }
 
@@ -171,11 +172,13 @@ std::string write_merged_base(const LoadedBase& base, const PeftAdapterFiles& ad
     std::vector<float> v = stored_as_float32(t);
     auto it = by_weight.find(key);
     if (it != by_weight.end()) {
-      const PeftModule& m = *it->second;
-      if (t.shape.size() != 2 || t.shape[0] != m.out || t.shape[1] != m.in)
-        throw std::runtime_error("adapter '" + adapter.dir + "': module '" + m.name + "' is [" + std::to_string(m.out) + ", " +
-                                 std::to_string(m.in) + "] but the base's weight is not");
-      engine::merge_lora({m.name, {{m.r, m.in}, m.a.data()}, {{m.out, m.r}, m.b.data()}, m.scaling}, v.data(), m.out, m.in);
+      // A projection's weight is [out, in] (read_hf_llama / read_gguf_llama checked it); merge_lora
+      // refuses a pair that does not fit it, naming the module.
+      try {
+        engine::merge_lora(lora_ref(*it->second), v.data(), t.shape.at(0), t.shape.at(1));
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error("adapter '" + adapter.dir + "': " + e.what());
+      }
       by_weight.erase(it);
     }
     RawTensor r;

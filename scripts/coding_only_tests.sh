@@ -5,7 +5,7 @@
 # coding engine with its golden hashes on each x86-64 level and aarch64, GGUF and safetensors
 # readers, tokenizers, generation and the lossy protocols' parsers, k-means, the peer runner),
 # leaving out the labels slow and interop as the default run does. CI runs it after the README's
-# test command (.ci/run); about 6 minutes on 2 cores, mostly building.
+# test command (.ci/run); about 6 minutes on 2 cores from scratch, mostly building.
 # Usage: bash scripts/coding_only_tests.sh [build-dir=build] [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
