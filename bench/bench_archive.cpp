@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   app.add_option("inputs", inputs, "JSONL files")->required();
   CLI11_PARSE(app, argc, argv);
   try {
-    LoadedBase base = load_base(model_dir);
+    LoadedModel base = load_model(model_dir);
     CodecSet codecs(base);
     std::vector<AdapterEntry> candidates;
     if (!adapters_dir.empty()) candidates = list_adapters(adapters_dir);

@@ -236,7 +236,7 @@ int64_t vm_hwm_kb() {
 
 // The child: load, then (maybe) code child_in into child_out; prints "VmHWM_kB <n> tokens <t> seconds <s>".
 int run_child(const Args& a) {
-  LoadedBase base = load_base(a.model_dir);
+  LoadedModel base = load_model(a.model_dir);
   CodecSet set(base);
   LmCodec* codec = &set.get(a.adapter_dir);
   LmCodecOptions opt;
@@ -480,7 +480,7 @@ int run_peers(const Args& a, const std::vector<Domain>& domains, const std::vect
 
 int run(const Args& a) {
   const int threads = a.threads;
-  LoadedBase base = load_base(a.model_dir);
+  LoadedModel base = load_model(a.model_dir);
   const LlamaConfig& cfg = base.config;
   CodecSet set(base);
   std::vector<LmCodec*> codecs;

@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
     if (a.llama_zip.empty() != a.peer.empty()) throw std::invalid_argument("--peer and --llama-zip go together");
     const gen::ContextTemplate t = gen::parse_context_template(a.template_name);
     const std::vector<Domain> domains = collect(a);
-    LoadedBase base = load_base(a.model);
+    LoadedModel base = load_model(a.model);
     const gen::ContextRenderer renderer(a.model, *base.tokenizer, t);
     CodecSet codecs(base);
     const LmCodec& codec = codecs.get(a.adapter);

@@ -133,7 +133,7 @@ int repair(const ArchiveCliOptions& o) {
 }
 
 // create / add: the inputs coded into the archive.
-int write_members(const ArchiveCliOptions& o, const GlobalOptions& g, const LoadedBase& base, CodecSet& codecs,
+int write_members(const ArchiveCliOptions& o, const GlobalOptions& g, const LoadedModel& base, CodecSet& codecs,
                   const TurnRendererFactory& renderers) {
   bool conversations = o.conversations;
   if (o.action == "add") {
@@ -218,7 +218,7 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   if (o.conversations && !o.jsonl) throw std::invalid_argument("--conversations codes JSONL records: give --jsonl and a JSONL file");
   if (!o.conversations && o.template_name != "auto") throw std::invalid_argument("--template renders conversations: give --conversations too");
   if (o.conversations) gen::parse_context_template(o.template_name);  // refuse a bad name before loading the base
-  LoadedBase base = load_base(o.model_dir);
+  LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
   const TurnRendererFactory renderers = gen::archive_turn_renderers(o.model_dir, *base.tokenizer);
   if (o.action == "create" || o.action == "add") return write_members(o, g, base, codecs, renderers);

@@ -101,7 +101,7 @@ void check_targets(const CodecCliOptions& o) {
 }
 
 // --context-file's prompt rendered for `base` (nullopt without the option), logged once.
-std::optional<gen::RenderedContext> read_context(const CodecCliOptions& o, const LoadedBase& base) {
+std::optional<gen::RenderedContext> read_context(const CodecCliOptions& o, const LoadedModel& base) {
   const gen::ContextTemplate t = gen::parse_context_template(o.template_name);
   if (o.context_file.empty()) {
     if (o.template_name != "auto") throw std::invalid_argument("--template renders --context-file's prompt: give --context-file too");
@@ -157,7 +157,7 @@ LmCodecOptions compress_options(const CodecCliOptions& o, const GlobalOptions& g
 int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   check_targets(o);
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
-  LoadedBase base = load_base(o.model_dir);
+  LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
   std::unique_ptr<RoutedCodec> routed = routed_codec(o, codecs);
   if (routed && o.prompt_file.empty()) throw std::invalid_argument("--router needs the prompt: --prompt-file FILE");
@@ -270,7 +270,7 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
     const std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, false);
     if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
   }
-  LoadedBase base = load_base(o.model_dir);
+  LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
   std::unique_ptr<RoutedCodec> routed = routed_codec(o, codecs);
   const std::string prompt = o.prompt_file.empty() ? "" : read_file(o.prompt_file);
@@ -304,7 +304,7 @@ int cmd_test(const CodecCliOptions& o, const GlobalOptions& g) {
   if (o.inputs.empty()) throw std::invalid_argument("test: name at least one compressed file");
   if (o.model_dir.empty()) throw std::invalid_argument("no base model: pass -m DIR or -m FILE.gguf (the model the files were compressed with)");
   if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
-  LoadedBase base = load_base(o.model_dir);
+  LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
   const std::optional<gen::RenderedContext> context = read_context(o, base);
   int bad = 0;

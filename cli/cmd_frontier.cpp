@@ -113,7 +113,7 @@ int run_frontier_command(FrontierCommand* c, const GlobalOptions& g) {
   std::vector<gen::QaRecordIn> qa;
   if (!o.rewrite.empty()) rw = gen::load_rewrite_results(o.rewrite);
   if (!o.qa.empty()) qa = gen::load_qa_results(o.qa);
-  LoadedBase base = load_base(o.model);
+  LoadedModel base = load_model(o.model);
   CodecSet codecs(base);
   gen::Frontier f;
   f.model = o.model.substr(o.model.find_last_of('/') == std::string::npos ? 0 : o.model.find_last_of('/') + 1);

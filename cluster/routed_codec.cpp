@@ -26,7 +26,7 @@ int64_t PromptRouter::route(const engine::Model& model, const Tokenizer& tok, st
 
 RoutedCodec::RoutedCodec(CodecSet& codecs, PromptRouter router, std::string adapters_dir)
     : set_(codecs), router_(std::move(router)), adapters_dir_(std::move(adapters_dir)) {
-  const LoadedBase& base = set_.base();
+  const LoadedModel& base = set_.base();
   router_.check_base([&](const std::string& fp) { return base.is_named_by(fp); }, base.fingerprint, base.tokenizer->sha256());
   std::vector<AdapterEntry> entries;
   if (!adapters_dir_.empty()) entries = list_adapters(adapters_dir_);
@@ -60,7 +60,7 @@ LmCodec& RoutedCodec::codec_for(int64_t cluster) {
   // The identity every prompt-routed file of this set records, whichever adapter codes it.
   CodecIdentity id{set_.base().fingerprint, set_.base().tokenizer->sha256(), identity_, ""};
   const std::string& dir = adapter_dirs_[static_cast<size_t>(cluster)];
-  LoadedBase* base = &set_.base();
+  LoadedModel* base = &set_.base();
   if (dir.empty()) {
     c = std::make_unique<LmCodec>(set_.base().engine_model(), *set_.base().tokenizer, id, [base] { return base->version1_model(nullptr); });
   } else {

@@ -60,7 +60,7 @@ std::string adapter_set_identity(const PromptRouter& router, const std::map<std:
 // that directory is absent). The file records the adapter set's identity and flag bit 8
 // (kFlagPromptRouted, docs/container-format.md), never the choice; decompress() makes the choice
 // again from the prompt it is given.
-struct LoadedBase;
+struct LoadedModel;
 class CodecSet;
 class LmCodec;
 struct LmCodecOptions;

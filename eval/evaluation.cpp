@@ -142,7 +142,7 @@ bool zstd_dictionary_baseline(Row& row, const TokenStore& store, const Tokenizer
 
 // The conditioned columns: every document of a row given its prompt, under the base and each
 // adapter (the coder's W); rows with a document without a prompt are left out.
-void score_conditioned(std::vector<Row>& rows, LoadedBase& base, CodecSet& codecs, const std::vector<AdapterEntry>& adapters,
+void score_conditioned(std::vector<Row>& rows, LoadedModel& base, CodecSet& codecs, const std::vector<AdapterEntry>& adapters,
                        const EvaluationOptions& opt) {
   const gen::ContextRenderer renderer(base.dir, *base.tokenizer, gen::parse_context_template(opt.context_template));
   for (auto& r : rows) {
@@ -191,7 +191,7 @@ void score_conditioned(std::vector<Row>& rows, LoadedBase& base, CodecSet& codec
 
 // The prompt-routed column: each document under the adapter its prompt picks (the base alone
 // where the router's cluster has no adapter), from the per-document bits already scored.
-void score_prompt_routed(std::vector<Row>& rows, LoadedBase& base, const EvaluationOptions& opt) {
+void score_prompt_routed(std::vector<Row>& rows, LoadedModel& base, const EvaluationOptions& opt) {
   PromptRouter router = PromptRouter::load(opt.router_path);
   router.check_base([&](const std::string& fp) { return base.is_named_by(fp); }, base.fingerprint, base.tokenizer->sha256());
   std::shared_ptr<const engine::Model> model = base.engine_model();
@@ -219,7 +219,7 @@ void score_prompt_routed(std::vector<Row>& rows, LoadedBase& base, const Evaluat
 
 }  // namespace
 
-Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt) {
+Report run_evaluation(LoadedModel& base, const EvaluationOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
   const Tokenizer& tok = *base.tokenizer;
   TokenStore store = TokenStore::open(opt.store_path);

@@ -12,7 +12,7 @@
 
 namespace lorazip {
 
-struct LoadedBase;
+struct LoadedModel;
 
 struct EvalCorpus {
   std::string name;
@@ -46,6 +46,6 @@ struct EvaluationOptions {
 };
 
 // std::runtime_error when the store was prepared with another tokenizer than the base's.
-Report run_evaluation(LoadedBase& base, const EvaluationOptions& opt);
+Report run_evaluation(LoadedModel& base, const EvaluationOptions& opt);
 
 }  // namespace lorazip

@@ -16,7 +16,7 @@ ChatModel load_chat_model(const std::string& path, CodecIdentity* identity_out) 
   ChatModel m;
   m.name = std::filesystem::path(path).filename().string();
   m.chat = ChatTemplate::from_gguf(GgufFile::open(path));
-  LoadedBase base = load_base(path);
+  LoadedModel base = load_model(path);
   m.model = base.engine_model();
   if (identity_out) *identity_out = identity_for(base, nullptr);
   m.tokenizer = std::shared_ptr<const Tokenizer>(std::move(base.tokenizer));

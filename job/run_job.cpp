@@ -120,7 +120,7 @@ bool run_stage(StageCache& cache, const RunJobOptions& o, const std::string& sta
 // Compresses and decompresses the longest test document of the adapter domains (of any domain
 // when there are none) with its own adapter; returns the line that reports it.
 std::string codec_check(const JobConfig& j, const std::vector<std::string>& domains, int threads) {
-  LoadedBase base = load_base(j.base_path());
+  LoadedModel base = load_model(j.base_path());
   TokenStore store = TokenStore::open(j.store_path());
   store.check_tokenizer(*base.tokenizer);
   // Chosen by the stored byte lengths; only that document is decoded.

@@ -55,7 +55,7 @@ ClusterStats cluster_stage(const JobConfig& j, int threads, const ClusterOverrid
   const std::string model_path = !o.model.empty() ? o.model : j.cluster_model();
   if (model_path.empty()) throw std::invalid_argument("cluster: no model to embed with: pass -m, or set base_model or cluster.model in the config");
   if (cfg.k < 1) throw std::invalid_argument("cluster: no k: pass -k, or set cluster.k in the config");
-  LoadedBase base = load_base(model_path);
+  LoadedModel base = load_model(model_path);
   std::shared_ptr<const engine::Model> model = base.engine_model();
   ClusterStats st = cluster_corpus(*model, *base.tokenizer, base.fingerprint, inputs, cfg,
                                    o.out_dir.empty() ? j.clusters_path() : o.out_dir, threads);
@@ -150,7 +150,7 @@ size_t attach_contexts(DocSet& set, const Tokenizer& tok, const std::map<std::st
 }  // namespace
 
 TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const std::string& base_dir, bool resume, int threads) {
-  LoadedBase base = load_base(base_dir);
+  LoadedModel base = load_model(base_dir);
   TokenStore store = TokenStore::open(j.store_path());
   if (store.tokenizer_sha256() != base.tokenizer->sha256())
     throw std::runtime_error("token store '" + j.store_path() + "' was prepared with another tokenizer than base '" + base_dir + "'");
@@ -182,7 +182,7 @@ TrainResult adapter_stage(const JobConfig& j, const std::string& domain, const s
 Report eval_stage(const JobConfig& j, int threads, const EvalOverrides& o) {
   // The report's bits are what the coding engine codes, and the engine runs on the CPU only.
   if (j.device != "cpu") log_info("eval: device " + j.device + " is for training; the report is computed on the CPU by the coding engine");
-  LoadedBase base = load_base(o.base_dir.empty() ? j.base_path() : o.base_dir);
+  LoadedModel base = load_model(o.base_dir.empty() ? j.base_path() : o.base_dir);
   EvaluationOptions eo;
   eo.store_path = j.store_path();
   eo.adapters_dir = o.adapters_dir.empty() ? j.adapters_path() : o.adapters_dir;

@@ -18,7 +18,7 @@ Tokenizer load_tokenizer(const std::string& path);
 
 // Where a base's tokenizer lives: the GGUF file itself, else the directory's tokenizer.model
 // (SentencePiece first: Llama-2 style directories also ship a tokenizer.json), else its
-// tokenizer.json; "" when the directory has neither. One rule for load_base and job configs.
+// tokenizer.json; "" when the directory has neither. One rule for load_model and job configs.
 std::string base_tokenizer_path(const std::string& base);
 
 }  // namespace lorazip

@@ -14,7 +14,7 @@ namespace lorazip {
 ExportResult export_adapter(const ExportRequest& r) {
   if (!r.force && std::filesystem::exists(r.out))
     throw std::invalid_argument("'" + r.out + "' already exists; use -f to replace it");
-  const LoadedBase base = load_base(r.base);
+  const LoadedModel base = load_model(r.base);
   // Made for this base (by either of its names), read and checked by the PEFT reader (not packed
   // for the engine: export only writes it out).
   const PeftAdapterFiles files = read_peft_adapter(

@@ -38,7 +38,7 @@ void release_pages(const engine::StoredTensor& t) {
 // hasher reads the file with pread (through the page cache, not the mapping) and each matrix's
 // mapped pages are released once it is packed, so the process never holds the mapped file and the
 // packed copy in full at once.
-void build_engine_base(LoadedBase& b, const StoredLlama& stored, const std::string& mapped_file, const uint8_t* map_base) {
+void build_engine_base(LoadedModel& b, const StoredLlama& stored, const std::string& mapped_file, const uint8_t* map_base) {
   b.quantized = has_quantized_matrix(stored.tensors);
   const bool mapped = !mapped_file.empty();
   TensorReader read;
@@ -102,9 +102,9 @@ std::vector<engine::LoraRef> lora_refs(const PeftAdapterFiles& files) {
 
 }  // namespace
 
-LoadedBase load_base(const std::string& dir) {
+LoadedModel load_model(const std::string& dir) {
   const auto t0 = std::chrono::steady_clock::now();
-  LoadedBase b;
+  LoadedModel b;
   b.dir = dir;
   if (is_gguf_path(dir)) {
     // A llama.cpp GGUF file: mapped, its tensors packed as stored, the tokenizer from its metadata.
@@ -126,7 +126,7 @@ LoadedBase load_base(const std::string& dir) {
   return b;
 }
 
-std::string LoadedBase::float32_fingerprint() const {
+std::string LoadedModel::float32_fingerprint() const {
   if (!quantized) return fingerprint;
   std::lock_guard<std::mutex> lock(*mu_);
   if (!float32_fp_) {
@@ -136,16 +136,16 @@ std::string LoadedBase::float32_fingerprint() const {
   return *float32_fp_;
 }
 
-bool LoadedBase::is_named_by(const std::string& fp) const {
+bool LoadedModel::is_named_by(const std::string& fp) const {
   return fp == fingerprint || (quantized && fp == float32_fingerprint());
 }
 
-std::shared_ptr<const engine::Model> LoadedBase::engine_model() const {
+std::shared_ptr<const engine::Model> LoadedModel::engine_model() const {
   if (!engine_) engine_ = std::make_shared<const engine::Model>(weights);
   return engine_;
 }
 
-std::shared_ptr<const engine::Model> LoadedBase::version1_model(const PeftAdapterFiles* adapter) const {
+std::shared_ptr<const engine::Model> LoadedModel::version1_model(const PeftAdapterFiles* adapter) const {
   // The float32 weights (quantized ones dequantized with ggml's formulas) and, for an adapter, the
   // pairs merged by the engine in version 1's fixed order.
   const StoredLlama stored = is_gguf_path(dir) ? read_gguf_llama(GgufFile::open(dir)) : read_hf_llama(dir);
@@ -160,7 +160,7 @@ std::shared_ptr<const engine::Model> LoadedBase::version1_model(const PeftAdapte
                                                adapter ? lora_refs(*adapter) : std::vector<engine::LoraRef>{});
 }
 
-std::string write_merged_base(const LoadedBase& base, const PeftAdapterFiles& adapter, const std::string& out_dir) {
+std::string write_merged_base(const LoadedModel& base, const PeftAdapterFiles& adapter, const std::string& out_dir) {
   // The weights as float32 (quantized ones dequantized with ggml's formulas), each adapted
   // projection changed by the engine's one LoRA delta: the floats version 1 computes with.
   const StoredLlama stored = is_gguf_path(base.dir) ? read_gguf_llama(GgufFile::open(base.dir)) : read_hf_llama(base.dir);
@@ -222,7 +222,7 @@ std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir) {
   return out;
 }
 
-CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter) {
+CodecIdentity identity_for(const LoadedModel& base, const AdapterEntry* adapter) {
   CodecIdentity id;
   id.base_fingerprint = base.fingerprint;
   id.tokenizer_fingerprint = base.tokenizer->sha256();
@@ -233,13 +233,13 @@ CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter) 
   return id;
 }
 
-CodecIdentity version1_identity(const LoadedBase& base, const AdapterEntry* adapter) {
+CodecIdentity version1_identity(const LoadedModel& base, const AdapterEntry* adapter) {
   CodecIdentity id = identity_for(base, adapter);
   id.base_fingerprint = base.float32_fingerprint();
   return id;
 }
 
-std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedBase& base, const std::string& dir) {
+std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedModel& base, const std::string& dir) {
   auto a = std::make_shared<LoadedAdapter>();
   a->files = read_peft_adapter(dir, base.projections(), [&base](const std::string& fp) { return base.is_named_by(fp); },
                                base.fingerprint);
@@ -270,7 +270,7 @@ LmCodec& CodecSet::get(const std::string& adapter_dir) {
   auto it = codecs_.find(adapter_dir);
   if (it != codecs_.end()) return *it->second;
   std::unique_ptr<LmCodec> c;
-  LoadedBase* base = &base_;
+  LoadedModel* base = &base_;
   if (adapter_dir.empty()) {
     c = std::make_unique<LmCodec>(base_.engine_model(), *base_.tokenizer, identity_for(base_, nullptr),
                                   [base] { return base->version1_model(nullptr); },

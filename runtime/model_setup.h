@@ -18,7 +18,7 @@
 
 namespace lorazip {
 
-struct LoadedBase {
+struct LoadedModel {
   std::string dir;
   LlamaConfig config;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -54,7 +54,7 @@ struct LoadedBase {
 // `dir` is a Hugging Face Llama directory (config.json, weights, tokenizer.model or tokenizer.json)
 // or a llama GGUF file (a path ending in .gguf, or any file starting with the GGUF magic; tokenizer
 // from its metadata). std::runtime_error naming the path when something is missing or malformed.
-LoadedBase load_base(const std::string& dir);
+LoadedModel load_model(const std::string& dir);
 
 struct AdapterEntry {
   std::string dir;
@@ -69,7 +69,7 @@ std::vector<AdapterEntry> list_adapters(const std::string& adapters_dir);
 // once).
 AdapterEntry describe_adapter(const std::string& dir);
 
-CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
+CodecIdentity identity_for(const LoadedModel& base, const AdapterEntry* adapter);
 
 // `lorazip export --merged`: writes `base` with `adapter` merged into its weights as a Hugging Face
 // Llama directory (float32 safetensors, config.json, the tokenizer's files) at `out_dir`, merged
@@ -77,11 +77,11 @@ CodecIdentity identity_for(const LoadedBase& base, const AdapterEntry* adapter);
 // arithmetic version 1 computes with for this base and adapter. Returns the written base's
 // fingerprint. Atomic (out_dir is replaced whole or left as it was); std::runtime_error naming
 // what does not fit.
-std::string write_merged_base(const LoadedBase& base, const PeftAdapterFiles& adapter, const std::string& out_dir);
+std::string write_merged_base(const LoadedModel& base, const PeftAdapterFiles& adapter, const std::string& out_dir);
 
 // The identity of files coded by `codec`'s base and adapter in arithmetic version 1 (lorazip 0.1
 // named a block-quantized base by its float32 fingerprint).
-CodecIdentity version1_identity(const LoadedBase& base, const AdapterEntry* adapter);
+CodecIdentity version1_identity(const LoadedModel& base, const AdapterEntry* adapter);
 
 // An adapter read for the engine: its files, the side path, and its identity.
 struct LoadedAdapter {
@@ -90,15 +90,15 @@ struct LoadedAdapter {
   std::shared_ptr<const engine::Adapter> engine;
 };
 // std::runtime_error naming the directory when it is not an adapter of `base`.
-std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedBase& base, const std::string& dir);
+std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedModel& base, const std::string& dir);
 
 // LM codecs over one base, one per adapter directory ("" = the base alone), each built on first
 // use and kept for the next file; every codec shares the base's packed weights.
 class CodecSet {
  public:
-  explicit CodecSet(LoadedBase& base) : base_(base) {}
+  explicit CodecSet(LoadedModel& base) : base_(base) {}
   LmCodec& get(const std::string& adapter_dir);
-  LoadedBase& base() const { return base_; }
+  LoadedModel& base() const { return base_; }
   // The adapter behind get(dir) (nullptr for ""), read once and kept.
   std::shared_ptr<const LoadedAdapter> adapter(const std::string& adapter_dir);
   // The entry's fingerprint: lorazip.json's, else the adapter's tensors' (reading it through
@@ -107,7 +107,7 @@ class CodecSet {
   std::string fingerprint(const AdapterEntry& e);
 
  private:
-  LoadedBase& base_;
+  LoadedModel& base_;
   std::map<std::string, std::unique_ptr<LmCodec>> codecs_;
   std::map<std::string, std::shared_ptr<const LoadedAdapter>> adapters_;
 };

@@ -68,7 +68,7 @@ TEST(ConditionedSmolLM2, FewerBitsGivenThePromptInEveryDomain) {
   const fs::path data = fs::path(LORAZIP_SHARED_DIR) / "data/llm-text", gguf = cached_gguf();
   if (!fs::is_directory(data)) GTEST_SKIP() << data << " not found (../shared is absent)";
   if (!fs::exists(gguf)) GTEST_SKIP() << gguf << " not found (bash scripts/fetch_smollm2.sh fetches it)";
-  LoadedBase base = load_base(gguf.string());
+  LoadedModel base = load_model(gguf.string());
   CodecSet codecs(base);
   const LmCodec& codec = codecs.get("");
   const gen::ContextRenderer renderer(gguf.string(), *base.tokenizer, gen::ContextTemplate::Auto);
@@ -114,7 +114,7 @@ TEST(ConditionedSmolLM2, ConversationArchiveRoundTripsAndCodesResponsesSmaller) 
     for (size_t i = 0; i < std::min<size_t>(2, records.size()); ++i) jsonl += records[i].line + "\n";
   }
   ASSERT_FALSE(jsonl.empty());
-  LoadedBase base = load_base(gguf.string());
+  LoadedModel base = load_model(gguf.string());
   CodecSet codecs(base);
   const TurnRendererFactory renderers = gen::archive_turn_renderers(gguf.string(), *base.tokenizer);
   const fs::path dir = fs::temp_directory_path() / ("lorazip_conv_slow_" + std::to_string(::getpid()));

@@ -138,7 +138,7 @@ LlamaForCausalLM tiny_model(const Tokenizer& tok, uint64_t seed) {
 struct World {
   std::unique_ptr<Tokenizer> tok;
   std::string base_dir;
-  LoadedBase base;
+  LoadedModel base;
   std::unique_ptr<LmCodec> codec;  // base alone
 };
 
@@ -151,9 +151,9 @@ World& world() {
     LlamaForCausalLM m = tiny_model(*w->tok, 11);
     w->base_dir = temp_root() + "/base";
     save_hf_model(m, w->base_dir, w->tok->model_bytes());
-    w->base = load_base(w->base_dir);
+    w->base = load_model(w->base_dir);
     // As CodecSet builds it: version 2, with the version-1 model and identity for older files.
-    LoadedBase* b = &w->base;
+    LoadedModel* b = &w->base;
     w->codec = std::make_unique<LmCodec>(w->base.engine_model(), *w->base.tokenizer, identity_for(w->base, nullptr),
                                          [b] { return b->version1_model(nullptr); },
                                          [b] { return version1_identity(*b, nullptr); });
@@ -196,11 +196,11 @@ struct AdaptedCodec {
 };
 
 // The codec for base + adapter, built the way CodecSet builds it (the adapter beside the weights).
-AdaptedCodec adapted_codec_on(LoadedBase& base, const std::string& adapter_dir) {
+AdaptedCodec adapted_codec_on(LoadedModel& base, const std::string& adapter_dir) {
   AdaptedCodec ac;
   std::shared_ptr<const LoadedAdapter> a = load_adapter(base, adapter_dir);
   ac.entry = a->entry;
-  LoadedBase* b = &base;
+  LoadedModel* b = &base;
   ac.codec = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base.weights, a->engine), *base.tokenizer,
                                        identity_for(base, &ac.entry), [b, a] { return b->version1_model(&a->files); });
   return ac;
@@ -582,7 +582,7 @@ TEST(LmCodecDeterminism, ReloadedBaseAndRemergedAdapterDecode) {
   AdaptedCodec a1 = adapted_codec(adir);
   const std::string file = a1.codec->compress(text, opts(32, 5, 2));
 
-  LoadedBase again = load_base(w.base_dir);
+  LoadedModel again = load_model(w.base_dir);
   EXPECT_EQ(again.fingerprint, w.base.fingerprint);
   const int prev = at::get_num_threads();
   at::set_num_threads(2);  // the merge must not depend on this
@@ -627,7 +627,7 @@ TEST(LmCodecAdapter, MergedExportIsTheEnginesMergeBitForBit) {
   const std::shared_ptr<const LoadedAdapter> a = load_adapter(w.base, make_adapter("chat", 21));
   const std::string out = temp_root() + "/merged-chat";
   const std::string fp = write_merged_base(w.base, a->files, out);
-  LoadedBase merged = load_base(out);
+  LoadedModel merged = load_model(out);
   EXPECT_EQ(merged.fingerprint, fp);
   EXPECT_NE(fp, w.base.fingerprint);
   EXPECT_EQ(merged.tokenizer->sha256(), w.tok->sha256());
@@ -705,7 +705,7 @@ TEST(LmCodecAdapter, AnotherBaseIsRefusedNamingTheBase) {
   LlamaForCausalLM other = tiny_model(*w.tok, 12);
   const std::string dir = temp_root() + "/base2";
   save_hf_model(other, dir, w.tok->model_bytes());
-  LoadedBase b2 = load_base(dir);
+  LoadedModel b2 = load_model(dir);
   ASSERT_NE(b2.fingerprint, w.base.fingerprint);
   EXPECT_EQ(b2.tokenizer->sha256(), w.tok->sha256());
   LmCodec codec2(b2.engine_model(), *b2.tokenizer, identity_for(b2, nullptr));
@@ -898,7 +898,7 @@ TEST(LmCodecBits, CodedSizeTracksIdealAndTeacherForcedAgrees) {
 
 TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
-  LoadedBase base = load_base(kTinyStories);
+  LoadedModel base = load_model(kTinyStories);
   LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   const auto ref = nlohmann::json::parse(read_file(kTinyStories + "/reference_logprobs.json"));
@@ -953,7 +953,7 @@ TEST(LmCodecTinyStories, ReferenceStoryRoundTripsNearTheReferenceBits) {
 
 TEST(LmCodecTinyStories, LongStoriesAcrossChunksAndGroups) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
-  LoadedBase base = load_base(kTinyStories);
+  LoadedModel base = load_model(kTinyStories);
   LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   std::vector<int32_t> ids;
@@ -968,7 +968,7 @@ TEST(LmCodecTinyStories, LongStoriesAcrossChunksAndGroups) {
 
 TEST(LmCodecTinyStories, DummyPrefixEdgeCasesRoundTripInBothModes) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
-  LoadedBase base = load_base(kTinyStories);
+  LoadedModel base = load_model(kTinyStories);
   LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const std::string story = "Once upon a time, there was a little girl named Lily. She liked to play outside.\n";
   std::string text;
@@ -984,7 +984,7 @@ TEST(LmCodecTinyStories, DummyPrefixEdgeCasesRoundTripInBothModes) {
 
 TEST(LmCodecTinyStories, WindowedChunksSaveBitsOnALongDocument) {
   if (!file_exists(kTinyStories + "/config.json")) GTEST_SKIP() << "../shared not found: " << kTinyStories;
-  LoadedBase base = load_base(kTinyStories);
+  LoadedModel base = load_model(kTinyStories);
   LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const auto greedy = nlohmann::json::parse(read_file(kTinyStories + "/reference_greedy.json"));
   std::vector<int32_t> ids;
@@ -1095,7 +1095,7 @@ TEST(LmCodecCompact, AnotherBaseAdapterOrTokenizerIsRefusedNamingWhich) {
   LlamaForCausalLM other = tiny_model(*w.tok, 12);
   const std::string dir = temp_root() + "/base2";
   if (!dir_exists(dir)) save_hf_model(other, dir, w.tok->model_bytes());
-  LoadedBase b2 = load_base(dir);
+  LoadedModel b2 = load_model(dir);
   LmCodec codec2(b2.engine_model(), *b2.tokenizer, identity_for(b2, nullptr));
   if (fingerprint_tag16(b2.fingerprint) != fingerprint_tag16(w.base.fingerprint)) {
     msg = refusal_of([&] { codec2.decompress(bfile, "b.lz", 1); });

@@ -169,7 +169,7 @@ TEST(LmCodecCorpus, EveryLlmTextDocumentRoundTripsAloneAcrossThreadCounts) {
 
   const RemoveTempRoot cleanup;
   const std::string base_dir = make_base(docs);
-  LoadedBase base = load_base(base_dir);
+  LoadedModel base = load_model(base_dir);
   const LmCodec codec(base.engine_model(), *base.tokenizer, identity_for(base, nullptr));
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("corpus: %zu documents (", docs.size());

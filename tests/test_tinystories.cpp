@@ -63,7 +63,7 @@ TEST(TinyStories, ForwardMatchesFloat64Reference) {
 
 TEST(TinyStories, EngineStepReproducesGreedyContinuationInEveryStream) {
   if (!file_exists(kDir + "/config.json")) GTEST_SKIP() << "../shared not found: " << kDir;
-  const LoadedBase base = load_base(kDir);
+  const LoadedModel base = load_model(kDir);
   const std::shared_ptr<const engine::Model> m = base.engine_model();
   json ref = json::parse(read_file(kDir + "/reference_greedy.json"));
   std::vector<int64_t> want = ids_of(ref, "ids");

@@ -9,7 +9,7 @@
 
 namespace lorazip {
 
-LlamaForCausalLM load_torch_model(const LoadedBase& base) {
+LlamaForCausalLM load_torch_model(const LoadedModel& base) {
   LlamaForCausalLM m = is_gguf_path(base.dir) ? load_gguf_model(base.dir) : load_hf_model(base.dir);
   m->eval();
   return m;

@@ -14,7 +14,7 @@ class LoraAdapter;
 
 // libtorch's model of the base's weights (float32; a quantized GGUF dequantized with ggml's
 // formulas), in eval mode. Each call loads one: the caller keeps it as long as it needs it.
-LlamaForCausalLM load_torch_model(const LoadedBase& base);
+LlamaForCausalLM load_torch_model(const LoadedModel& base);
 
 // A libtorch model on the engine, in arithmetic version 1: its parameters copied as float32, with
 // `adapter` (nullptr: none) merged by the engine's one LoRA delta. `model` is untouched.

@@ -693,7 +693,7 @@ TrainResult train_lora(LlamaForCausalLM& base, const LoraConfig& lora, const Tra
     if (lin->lora_A.defined())
       throw std::invalid_argument("train: the base model already has an adapter on " + name + "; detach it first");
 
-  // The base's identity as the caller's loader named it (load_base), else its float32 fingerprint.
+  // The base's identity as the caller's loader named it (load_model), else its float32 fingerprint.
   const std::string base_fp = info_in.base_fingerprint.empty() ? model_fingerprint(base) : info_in.base_fingerprint;
   LoraAdapter adapter(base, lora);
 

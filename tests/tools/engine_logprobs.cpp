@@ -76,7 +76,7 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-void make_adapter(lorazip::LoadedBase& base, const Options& o) {
+void make_adapter(lorazip::LoadedModel& base, const Options& o) {
   lorazip::LoraConfig cfg;
   cfg.r = o.rank;
   cfg.alpha = o.alpha;
@@ -132,7 +132,7 @@ nlohmann::json score(const lorazip::engine::Model& model, const std::vector<int3
   return out;
 }
 
-void run(lorazip::LoadedBase& base, const Options& o) {
+void run(lorazip::LoadedModel& base, const Options& o) {
   std::unique_ptr<lorazip::LoraAdapter> adapter;
   lorazip::LlamaForCausalLM tm = lorazip::load_torch_model(base);
   if (!o.adapter.empty()) adapter = std::make_unique<lorazip::LoraAdapter>(lorazip::LoraAdapter::load(o.adapter, tm));
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
   try {
     const Options o = parse(argc, argv);
     torch::set_num_threads(1);
-    lorazip::LoadedBase base = lorazip::load_base(o.base);
+    lorazip::LoadedModel base = lorazip::load_model(o.base);
     if (!o.make_adapter.empty()) make_adapter(base, o);
     else run(base, o);
     return 0;
