@@ -79,11 +79,24 @@ std::vector<Projection> llama_projections(const LlamaConfig& c) {
   return out;
 }
 
-std::string PeftAdapterFiles::domain() const {
+namespace {
+// lorazip.json's domain, else the directory's name.
+std::string domain_of(const std::string& dir, bool has_info, const AdapterInfo& info) {
   if (has_info && !info.domain.empty()) return info.domain;
   const size_t slash = dir.find_last_not_of('/');
   const std::string trimmed = slash == std::string::npos ? dir : dir.substr(0, slash + 1);
   return trimmed.substr(trimmed.rfind('/') == std::string::npos ? 0 : trimmed.rfind('/') + 1);
+}
+}  // namespace
+
+std::string PeftAdapterFiles::domain() const { return domain_of(dir, has_info, info); }
+std::string PeftAdapterView::domain() const { return domain_of(dir, has_info, info); }
+
+std::vector<engine::StoredLoraRef> PeftAdapterView::lora() const {
+  std::vector<engine::StoredLoraRef> out;
+  out.reserve(modules.size());
+  for (const PeftModuleView& m : modules) out.push_back({m.name, m.a, m.b, m.scaling});
+  return out;
 }
 
 std::string peft_key(const std::string& module, const std::string& which) {
@@ -170,9 +183,9 @@ AdapterInfo AdapterInfo::read(const std::string& dir) {
   return AdapterInfo::from_json(j, path);
 }
 
-PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Projection>& projections,
-                                   const std::function<bool(const std::string&)>& base_matches,
-                                   const std::string& base_fingerprint) {
+PeftAdapterView read_peft_adapter_view(const std::string& dir, const std::vector<Projection>& projections,
+                                       const std::function<bool(const std::string&)>& base_matches,
+                                       const std::string& base_fingerprint) {
   const std::string cfg_path = dir + "/adapter_config.json";
   const std::string st_path = dir + "/adapter_model.safetensors";
   if (!file_exists(cfg_path))
@@ -281,12 +294,13 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
                                "lorazip does not read. Re-save it with PEFT (safe_serialization=True)");
     throw std::runtime_error(st_path + ": not found");
   }
-  SafetensorsFile st = read_safetensors(st_path);
+  auto file = std::make_shared<const std::string>(read_file(st_path));
+  const SafetensorsView st = parse_safetensors_view(*file, st_path);
 
   // Group the file's tensors by module and check that each is one lorazip can use.
   std::map<std::string, const Projection*> proj_by_name;
   for (const Projection& p : projs) proj_by_name[p.name] = &p;
-  std::map<std::string, std::map<std::string, const RawTensor*>> by_module;  // module -> {lora_A, lora_B}
+  std::map<std::string, std::map<std::string, const TensorView*>> by_module;  // module -> {lora_A, lora_B}
   for (const auto& [key, raw] : st.tensors) {
     std::string which;
     if (ends_with(key, ".lora_A.weight")) which = "lora_A";
@@ -308,10 +322,33 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
     by_module[module][which] = &raw;
   }
 
-  PeftAdapterFiles a;
+  PeftAdapterView a;
   a.dir = dir;
+  a.file = file;
+  auto rounded = std::make_shared<std::vector<std::vector<float>>>();
   std::set<std::string> suffixes;
-  std::map<std::string, Float32View> as_f32;  // views of the tensors as float32, for the fingerprint
+  engine::StoredMap as_f32;  // the pairs as the engine reads them, for the float32 fingerprint
+  // A tensor as the engine reads it: F32, F16 and BF16 where the file holds it, F64 rounded to
+  // float32 (the buffer of a vector in `rounded` does not move when the vector does).
+  auto stored = [&](const TensorView& t, const std::string& key) {
+    engine::StoredTensor out;
+    out.shape = t.shape;
+    switch (t.dtype) {
+      case DType::F32: out.kind = engine::WeightKind::F32; break;
+      case DType::F16: out.kind = engine::WeightKind::F16; break;
+      case DType::BF16: out.kind = engine::WeightKind::BF16; break;
+      default: {  // F64 rounded; to_float32 refuses every other dtype, naming the tensor
+        rounded->push_back(to_float32(t, key));
+        out.kind = engine::WeightKind::F32;
+        out.data = reinterpret_cast<const uint8_t*>(rounded->back().data());
+        out.nbytes = rounded->back().size() * sizeof(float);
+        return out;
+      }
+    }
+    out.data = reinterpret_cast<const uint8_t*>(t.data.data());
+    out.nbytes = t.data.size();
+    return out;
+  };
   for (const Projection& proj : projs) {
     const std::string& name = proj.name;
     if (!targeted(name)) continue;
@@ -320,7 +357,7 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
       if (it == by_module.end() || !it->second.count(which))
         throw std::runtime_error(st_path + ": missing tensor '" + peft_key(name, which) +
                                  "' (adapter_config.json targets " + name + ")");
-    PeftModule m;
+    PeftModuleView m;
     m.name = name;
     double r_mod = pattern_value("rank_pattern", name, static_cast<double>(cfg.r));
     if (r_mod < 1 || r_mod != std::floor(r_mod) || r_mod > 1e9)
@@ -331,8 +368,8 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
     m.scaling = cfg.use_rslora ? m.alpha / std::sqrt(static_cast<double>(m.r)) : m.alpha / static_cast<double>(m.r);
     m.in = proj.in;
     m.out = proj.out;
-    const RawTensor& ra = *it->second.at("lora_A");
-    const RawTensor& rb = *it->second.at("lora_B");
+    const TensorView& ra = *it->second.at("lora_A");
+    const TensorView& rb = *it->second.at("lora_B");
     const std::string ka = peft_key(name, "lora_A"), kb = peft_key(name, "lora_B");
     if (ra.shape.size() != 2 || rb.shape.size() != 2)
       throw std::runtime_error(st_path + ": tensor '" + (ra.shape.size() != 2 ? ka : kb) + "' is not a matrix");
@@ -350,11 +387,10 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
                                name + " has out_features " + std::to_string(m.out) + " (expected [" +
                                std::to_string(m.out) + ", " + std::to_string(m.r) +
                                "]); was this adapter trained for another base model?");
-    m.a = to_float32(ra, ka);
-    m.b = to_float32(rb, kb);
-    // Views of the values' buffers, which stay where they are when `m` moves into a.modules.
-    as_f32.emplace(ka, Float32View{ra.shape, m.a.data(), m.a.size()});
-    as_f32.emplace(kb, Float32View{rb.shape, m.b.data(), m.b.size()});
+    m.a = stored(ra, ka);
+    m.b = stored(rb, kb);
+    as_f32.emplace(ka, m.a);
+    as_f32.emplace(kb, m.b);
     suffixes.insert(name.substr(name.rfind('.') + 1));
     a.modules.push_back(std::move(m));
   }
@@ -362,7 +398,8 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
     throw std::runtime_error(cfg_path + ": target_modules " + tm.dump() + " matches no projection of this base model");
   cfg.targets.assign(suffixes.begin(), suffixes.end());
   a.config = cfg;
-  a.fingerprint = tensors_fingerprint(as_f32);
+  a.fingerprint = float32_fingerprint(as_f32);
+  if (!rounded->empty()) a.rounded = std::move(rounded);
 
   if (file_exists(dir + "/lorazip.json")) {
     a.info = AdapterInfo::read(dir);
@@ -380,6 +417,31 @@ PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Pro
   }
   return a;
 }
+
+PeftAdapterFiles peft_adapter_floats(const PeftAdapterView& view) {
+  PeftAdapterFiles a;
+  a.dir = view.dir;
+  a.config = view.config;
+  a.has_info = view.has_info;
+  a.info = view.info;
+  a.fingerprint = view.fingerprint;
+  a.modules.reserve(view.modules.size());
+  for (const PeftModuleView& v : view.modules) {
+    PeftModule m;
+    static_cast<LoraModuleShape&>(m) = v;
+    m.a = stored_as_float32(v.a);
+    m.b = stored_as_float32(v.b);
+    a.modules.push_back(std::move(m));
+  }
+  return a;
+}
+
+PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Projection>& projections,
+                                   const std::function<bool(const std::string&)>& base_matches,
+                                   const std::string& base_fingerprint) {
+  return peft_adapter_floats(read_peft_adapter_view(dir, projections, base_matches, base_fingerprint));
+}
+
 
 void write_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std::vector<PeftModule>& modules, AdapterInfo info) {
   SafetensorsFile st;

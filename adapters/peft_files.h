@@ -1,16 +1,21 @@
 // A PEFT LoRA adapter directory read without libtorch: adapter_config.json (by PEFT's rules),
 // adapter_model.safetensors (every tensor checked against the base's projections) and lorazip's
-// own lorazip.json. The coding engine builds its side path from it; LoraAdapter::load (libtorch)
-// wraps the same reading, so both accept and refuse the same directories with the same messages.
+// own lorazip.json. One reader checks everything and returns the pairs where the file's bytes
+// hold them (read_peft_adapter_view): the coding engine packs its side path from those bytes, the
+// one copy of the weights. read_peft_adapter converts that result to float32 values (export,
+// training's LoraAdapter::load, arithmetic version 1), so every path accepts and refuses the same
+// directories with the same messages.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "adapters/lora_config.h"
+#include "codec/engine/engine.h"
 #include "model/config.h"
 
 namespace lorazip {
@@ -68,13 +73,45 @@ struct PeftAdapterFiles {
   std::string domain() const;   // lorazip.json's domain, else the directory's name
 };
 
+// A targeted projection's pair as the file stores it: A [r, in] and B [out, r], row-major, kind
+// F32, F16 or BF16 (an F64 tensor is rounded to F32 once, as to_float32 rounds it), pointing into
+// the PeftAdapterView that holds it (possibly unaligned: read the bytes with memcpy).
+struct PeftModuleView : LoraModuleShape {
+  engine::StoredTensor a, b;
+};
+
+// An adapter directory read and checked, its pairs left in the file's bytes. The buffers are
+// shared: a copy's pairs point into the same bytes, which live as long as any copy.
+struct PeftAdapterView {
+  std::string dir;
+  LoraConfig config;                    // as PeftAdapterFiles::config
+  std::vector<PeftModuleView> modules;  // in the base's projection order
+  bool has_info = false;
+  AdapterInfo info;                     // lorazip.json, when present
+  std::string fingerprint;              // as PeftAdapterFiles::fingerprint (float32_fingerprint of the pairs)
+  // adapter_model.safetensors, read once: the modules' F32, F16 and BF16 tensors point into it.
+  std::shared_ptr<const std::string> file;
+  // F64 tensors rounded to float32 (empty unless the file holds F64 pairs).
+  std::shared_ptr<const std::vector<std::vector<float>>> rounded;
+  std::string domain() const;           // lorazip.json's domain, else the directory's name
+  // The pairs for engine::Adapter (pointing into this view, which must outlive their use).
+  std::vector<engine::StoredLoraRef> lora() const;
+};
+
 // Reads and checks an adapter directory against `projections`. With `base_matches` given, an
 // adapter whose lorazip.json names a base it rejects is refused (the message names both,
 // `base_fingerprint` standing for the given base). std::runtime_error naming the file and tensor
-// for everything wrong.
+// for everything wrong. When lorazip.json has an adapter_fingerprint, the tensors must match it.
+PeftAdapterView read_peft_adapter_view(const std::string& dir, const std::vector<Projection>& projections,
+                                       const std::function<bool(const std::string&)>& base_matches = nullptr,
+                                       const std::string& base_fingerprint = "");
+// The same directory with every pair converted to float32 values (exactly: F16 and BF16 widened,
+// F64 rounded); the same checks and messages.
 PeftAdapterFiles read_peft_adapter(const std::string& dir, const std::vector<Projection>& projections,
                                    const std::function<bool(const std::string&)>& base_matches = nullptr,
                                    const std::string& base_fingerprint = "");
+// A view's pairs as float32 values (what read_peft_adapter returns for its directory).
+PeftAdapterFiles peft_adapter_floats(const PeftAdapterView& view);
 
 // PEFT key of a module's tensor: peft_key("model.layers.0.mlp.up_proj", "lora_B")
 //   == "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight".

@@ -21,7 +21,6 @@
 #include "codec/classical.h"
 #include "codec/lm_codec.h"
 #include "runtime/model_setup.h"
-#include "runtime/routing.h"
 #include "common/fs.h"
 
 using namespace lorazip;
@@ -64,8 +63,7 @@ int main(int argc, char** argv) {
   try {
     LoadedModel base = load_model(model_dir);
     CodecSet codecs(base);
-    std::vector<AdapterEntry> candidates;
-    if (!adapters_dir.empty()) candidates = list_adapters(adapters_dir);
+    AdapterSelector selector(codecs, {adapter_dir, adapters_dir, ""});
     std::printf("| input | docs | bytes | ideal | compact files | ideal + 8/doc | full files | archive | brotli-11 docs | zstd-19 docs | "
                 "zstd-19+dict docs (dict) | brotli-11 concat | zstd-19 concat |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const auto& in : inputs) {
@@ -80,16 +78,15 @@ int main(int argc, char** argv) {
       std::vector<ArchiveDocument> adocs;
       for (size_t i = 0; i < docs.size(); ++i) {
         const std::string& d = docs[i];
-        std::string adapter = adapter_dir;
-        if (!candidates.empty()) adapter = route_by_ideal_bits(codecs, d, candidates, 0, -1).adapter_dir;
+        LmCodec& codec = *selector.pick(d, 0, -1).codec;
         LmCodecOptions o;
         o.threads = threads;
         o.format = ContainerFormat::Compact;
         CodeStats cs;
-        const std::string file = codecs.get(adapter).compress(d, o, &cs);
+        const std::string file = codec.compress(d, o, &cs);
         o.format = ContainerFormat::Full;
         CodeStats fs2;
-        full += codecs.get(adapter).compress(d, o, &fs2).size();
+        full += codec.compress(d, o, &fs2).size();
         compact += file.size();
         stored += cs.stored;
         ideal_bits += fs2.ideal_bits;
@@ -100,11 +97,9 @@ int main(int argc, char** argv) {
         adocs.push_back(file_document("doc" + std::to_string(i), d));
       }
       ArchiveCodingOptions ao;
-      ao.adapter_dir = adapter_dir;
-      ao.candidates = candidates;
       ao.threads = threads;
       const std::string tmp = (fs::temp_directory_path() / ("bench_archive_" + std::to_string(::getpid()) + ".lza")).string();
-      const ArchiveWriteStats st = archive_create(tmp, codecs, adocs, ao, true);
+      const ArchiveWriteStats st = archive_create(tmp, selector, adocs, ao, true);
       fs::remove(tmp);
       size_t dict_bytes = 0;
       const size_t zd = zstd_dict_total(train, docs, &dict_bytes);

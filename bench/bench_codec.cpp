@@ -583,7 +583,7 @@ int run(const Args& a) {
     std::printf("%-20s %-10s %5s %8s %12s %12s %9s\n", "domain", "model", "docs", "tokens", "v1_bits/tok", "v2_bits/tok", "v2/v1-1%");
     for (size_t k = 0; k < codecs.size(); ++k) {
       const std::shared_ptr<const LoadedAdapter> ad = k == 0 ? nullptr : set.adapter(a.adapter_dir);
-      const std::shared_ptr<const engine::Model> v1 = base.version1_model(ad ? &ad->files : nullptr);
+      const std::shared_ptr<const engine::Model> v1 = base.version1_model(ad.get());
       double all1 = 0, all2 = 0;
       int64_t all_tokens = 0, all_docs = 0;
       for (const auto& d : domains) {

@@ -219,21 +219,21 @@ int main(int argc, char** argv) {
       const TurnRendererFactory renderers = gen::archive_turn_renderers(a.model, *base.tokenizer);
       std::vector<std::pair<std::string, ArchiveWriteStats>> made;
       for (const bool conversations : {false, true}) {
+        AdapterSelector fixed(codecs, {a.adapter, "", ""});
         ArchiveCodingOptions c;
-        c.adapter_dir = a.adapter;
         c.threads = a.threads;
         c.conversations = conversations;
         c.renderers = renderers;
         c.turn_template = gen::resolve_turn_template(a.model, *base.tokenizer, t);
         const std::string lza = (fs::path(a.archive_dir) / (conversations ? "conversations.lza" : "records.lza")).string();
-        const ArchiveWriteStats st = archive_create(lza, codecs, documents_from_jsonl(jsonl, conversations), c, true);
+        const ArchiveWriteStats st = archive_create(lza, fixed, documents_from_jsonl(jsonl, conversations), c, true);
         auto src = open_file_source(lza);
         const ArchiveLayout L = read_archive_layout(*src, lza);
         std::vector<size_t> which;
         for (size_t k = 0; k < L.index.members.size(); ++k)
           if (!L.index.members[k].same_record) which.push_back(k);
         std::string back;
-        for (auto& e : archive_extract_members(*src, L, which, codecs, a.adapter, "", a.threads, lza, nullptr, renderers)) {
+        for (auto& e : archive_extract_members(*src, L, which, fixed, a.threads, lza, nullptr, renderers)) {
           if (e.error) std::rethrow_exception(e.error);
           back += e.doc;
         }

@@ -76,8 +76,6 @@ void report_write(const ArchiveCliOptions& o, const ArchiveWriteStats& st) {
 
 ArchiveCodingOptions coding_options(const ArchiveCliOptions& o, const GlobalOptions& g) {
   ArchiveCodingOptions c;
-  c.adapter_dir = o.adapter_dir;
-  if (!o.adapters_dir.empty()) c.candidates = list_adapters(o.adapters_dir);
   c.chunk_tokens = o.chunk_tokens;
   c.context_tokens = o.context_tokens;
   c.threads = g.threads;
@@ -133,7 +131,7 @@ int repair(const ArchiveCliOptions& o) {
 }
 
 // create / add: the inputs coded into the archive.
-int write_members(const ArchiveCliOptions& o, const GlobalOptions& g, const LoadedModel& base, CodecSet& codecs,
+int write_members(const ArchiveCliOptions& o, const GlobalOptions& g, const LoadedModel& base, AdapterSelector& selector,
                   const TurnRendererFactory& renderers) {
   bool conversations = o.conversations;
   if (o.action == "add") {
@@ -148,7 +146,7 @@ int write_members(const ArchiveCliOptions& o, const GlobalOptions& g, const Load
     c.turn_template = gen::resolve_turn_template(o.model_dir, *base.tokenizer, gen::parse_context_template(o.template_name));
     if (o.verbose) std::fprintf(stderr, "%s: turns rendered in %s\n", o.archive.c_str(), gen::turn_template_name(c.turn_template));
   }
-  report_write(o, o.action == "create" ? archive_create(o.archive, codecs, docs, c, o.force) : archive_add(o.archive, codecs, docs, c));
+  report_write(o, o.action == "create" ? archive_create(o.archive, selector, docs, c, o.force) : archive_add(o.archive, selector, docs, c));
   return 0;
 }
 
@@ -167,7 +165,7 @@ void put_member(const ArchiveCliOptions& o, const std::string& name, std::string
 
 // extract / test: the named members (all by default) decoded; a member that fails is named and the
 // others are still written.
-int read_members(const ArchiveCliOptions& o, const GlobalOptions& g, CodecSet& codecs, const TurnRendererFactory& renderers) {
+int read_members(const ArchiveCliOptions& o, const GlobalOptions& g, AdapterSelector& selector, const TurnRendererFactory& renderers) {
   if (o.action == "extract" && (o.to_stdout + !o.output.empty()) > 1) throw std::invalid_argument("-c and -o cannot be combined");
   auto src = open_file_source(o.archive);
   const ArchiveLayout L = read_archive_layout(*src, o.archive);
@@ -181,7 +179,7 @@ int read_members(const ArchiveCliOptions& o, const GlobalOptions& g, CodecSet& c
   std::vector<ArchiveExtracted> docs;
   {
     ProgressMeter meter(o.archive, 0, stderr, g.progress);
-    docs = archive_extract_members(*src, L, which, codecs, o.adapter_dir, o.adapters_dir, g.threads, o.archive, &meter, renderers);
+    docs = archive_extract_members(*src, L, which, selector, g.threads, o.archive, &meter, renderers);
   }
   std::string stream;
   int bad = 0;
@@ -220,9 +218,10 @@ int cmd_archive(const ArchiveCliOptions& o, const GlobalOptions& g) {
   if (o.conversations) gen::parse_context_template(o.template_name);  // refuse a bad name before loading the base
   LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
+  AdapterSelector selector(codecs, {o.adapter_dir, o.adapters_dir, ""});
   const TurnRendererFactory renderers = gen::archive_turn_renderers(o.model_dir, *base.tokenizer);
-  if (o.action == "create" || o.action == "add") return write_members(o, g, base, codecs, renderers);
-  return read_members(o, g, codecs, renderers);
+  if (o.action == "create" || o.action == "add") return write_members(o, g, base, selector, renderers);
+  return read_members(o, g, selector, renderers);
 }
 
 }  // namespace lorazip

@@ -12,11 +12,10 @@
 #include <stdexcept>
 
 #include "cli/commands.h"
-#include "cluster/router.h"
 #include "runtime/model_setup.h"
 #include "codec/compact.h"
 #include "codec/container.h"
-#include "runtime/routing.h"
+#include "runtime/selector.h"
 #include "codec/verify.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -115,16 +114,11 @@ std::optional<gen::RenderedContext> read_context(const CodecCliOptions& o, const
   return r;
 }
 
-// The prompt-routed coder when --router is given (the prompt itself is read by the caller).
-std::unique_ptr<RoutedCodec> routed_codec(const CodecCliOptions& o, CodecSet& codecs) {
-  if (o.router.empty()) {
-    if (!o.prompt_file.empty())
-      throw std::invalid_argument("--prompt-file routes a document only with --router ROUTER.json (from lorazip cluster) and -A ADAPTERS");
-    return nullptr;
-  }
-  if (o.adapters_dir.empty()) throw std::invalid_argument("--router needs -A ADAPTERS: the directory of the clusters' adapters");
-  if (!o.adapter_dir.empty()) throw std::invalid_argument("--router picks the adapter from the prompt: drop -a");
-  return std::make_unique<RoutedCodec>(codecs, PromptRouter::load(o.router), o.adapters_dir);
+// The command's adapter choice: -a, -A, or --router with -A.
+AdapterOptions adapter_options(const CodecCliOptions& o) {
+  if (o.router.empty() && !o.prompt_file.empty())
+    throw std::invalid_argument("--prompt-file routes a document only with --router ROUTER.json (from lorazip cluster) and -A ADAPTERS");
+  return {o.adapter_dir, o.adapters_dir, o.router};
 }
 
 // Writes `data` to `out` (refusing to overwrite without -f), then removes `in` when asked.
@@ -159,44 +153,33 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
   std::vector<std::string> inputs = o.inputs.empty() ? std::vector<std::string>{"-"} : o.inputs;
   LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
-  std::unique_ptr<RoutedCodec> routed = routed_codec(o, codecs);
+  AdapterSelector selector(codecs, adapter_options(o));
+  const bool routed = selector.kind() == AdapterSelector::Kind::ByPrompt;
   if (routed && o.prompt_file.empty()) throw std::invalid_argument("--router needs the prompt: --prompt-file FILE");
-  std::vector<AdapterEntry> candidates;
-  if (!o.adapters_dir.empty() && !routed) candidates = list_adapters(o.adapters_dir);
   const std::optional<gen::RenderedContext> context = read_context(o, base);
   const std::vector<int32_t>* ctx = context ? &context->tokens : nullptr;
   LmCodecOptions opt = compress_options(o, g, ctx);
+  const std::string prompt = routed ? read_file(o.prompt_file) : "";
   for (const auto& in : inputs) {
     std::string name = is_stdin(in) ? "(stdin)" : in;
     check_input(in);
     std::string out = (o.to_stdout || is_stdin(in)) ? o.output : output_path(o, in, true);
     if (!out.empty() && !o.force && fs::exists(out)) throw std::invalid_argument("'" + out + "' already exists; use -f to overwrite");
     std::string data = is_stdin(in) ? read_stdin() : read_file(in);
-    std::string adapter = o.adapter_dir;
-    if (!candidates.empty()) {
-      adapter = route_by_ideal_bits(codecs, data, candidates, o.chunk_tokens, o.context_tokens, ctx).adapter_dir;
-      if (o.verbose) log_info(name + ": -A picked " + (adapter.empty() ? std::string("the base model") : "adapter " + adapter));
-    }
     CodeStats stats;
-    std::string packed;
-    std::string prompt;
     ProgressMeter meter(name, 0, stderr, g.progress);
     opt.progress = &meter;
-    if (routed) {
-      std::string chosen;
-      prompt = read_file(o.prompt_file);
-      packed = routed->compress(prompt, data, opt, &stats, &chosen);
-      if (o.verbose) log_info(name + ": the prompt routes to cluster " + chosen + " (not stored in the file)");
-    } else {
-      packed = codecs.get(adapter).compress(data, opt, &stats);
-    }
+    AdapterSelector::Pick picked;
+    const std::string packed = selector.compress(data, opt, routed ? &prompt : nullptr, &stats, &picked);
+    if (o.verbose && selector.kind() == AdapterSelector::Kind::FewestBits)
+      log_info(name + ": -A picked " + (picked.adapter_dir.empty() ? std::string("the base model") : "adapter " + picked.adapter_dir));
+    if (o.verbose && routed) log_info(name + ": the prompt routes to cluster " + picked.cluster + " (not stored in the file)");
     // --verify (and always before --rm removes the input): decode what would be written and
     // compare; on a mismatch nothing is written and the input is kept.
     auto deliver_packed = [&] { deliver(o, in, out, packed); };
     if (o.verify || o.remove_input) {
       auto decode = [&](const std::string& file) {
-        return routed ? routed->decompress(&prompt, file, name + " (verify)", g.threads)
-                      : codecs.get(adapter).decompress(file, name + " (verify)", g.threads, nullptr, nullptr, ctx);
+        return decode_any(selector, {file, name + " (verify)", ctx, routed ? &prompt : nullptr}, g.threads);
       };
       verify_then_deliver(data, packed, decode, deliver_packed, name, o.remove_input);
     } else {
@@ -210,13 +193,11 @@ int cmd_compress(const CodecCliOptions& o, const GlobalOptions& g) {
 
 namespace {
 
-// Inputs [first, first + n) of `inputs`, read and decoded as one batch: every file the codecs can
-// decode in the same engine calls (decode_files), a prompt-routed file through `routed`. Each file's
-// failure (unreadable, damaged, wrong model) is its own result's error; `names` gets their names.
-// `can_route`: the command has --router (a routed file without it is refused with that hint).
-std::vector<DecodedFile> decode_batch(const std::vector<std::string>& inputs, size_t first, size_t n, CodecSet& codecs,
-                                      const CodecCliOptions& o, RoutedCodec* routed, bool can_route, const std::string* prompt,
-                                      const GlobalOptions& g, std::vector<std::string>& names,
+// Inputs [first, first + n) of `inputs`, read and decoded as one batch (decode_any: every file's
+// chunks in the same engine calls, a prompt-routed one given `prompt`). Each file's failure
+// (unreadable, damaged, wrong model) is its own result's error; `names` gets their names.
+std::vector<DecodedFile> decode_batch(const std::vector<std::string>& inputs, size_t first, size_t n, AdapterSelector& selector,
+                                      const std::string* prompt, const GlobalOptions& g, std::vector<std::string>& names,
                                       const std::vector<int32_t>* context) {
   names.clear();
   std::vector<std::string> datas(n);
@@ -230,24 +211,16 @@ std::vector<DecodedFile> decode_batch(const std::vector<std::string>& inputs, si
     try {
       check_input(in);
       datas[k] = is_stdin(in) ? read_stdin() : read_file(in);
-      const std::string& file = datas[k];
-      if (can_route && is_prompt_routed(file, names[k])) {
-        if (!routed)
-          throw std::runtime_error(names[k] + ": the adapter was chosen from the document's prompt, which the file does not hold: "
-                                              "pass --router (router.json), -A (the adapters) and --prompt-file (the same prompt)");
-        results[k].data = routed->decompress(prompt, file, names[k], g.threads, &results[k].stats);
-        continue;
-      }
+      total += LmCodec::token_count(datas[k]);
     } catch (...) {
       results[k].error = std::current_exception();
       continue;
     }
-    batch.push_back({datas[k], names[k], context});
+    batch.push_back({datas[k], names[k], context, prompt});
     where.push_back(k);
-    total += LmCodec::token_count(datas[k]);
   }
   ProgressMeter meter(n == 1 ? names[0] : std::to_string(n) + " files", total, stderr, g.progress);
-  std::vector<DecodedFile> r = decode_files(codecs, o.adapter_dir, o.adapters_dir, batch, g.threads, &meter);
+  std::vector<DecodedFile> r = decode_any(selector, batch, g.threads, &meter);
   for (size_t b = 0; b < r.size(); ++b) results[where[b]] = std::move(r[b]);
   return results;
 }
@@ -272,7 +245,7 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   }
   LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
-  std::unique_ptr<RoutedCodec> routed = routed_codec(o, codecs);
+  AdapterSelector selector(codecs, adapter_options(o));
   const std::string prompt = o.prompt_file.empty() ? "" : read_file(o.prompt_file);
   const std::optional<gen::RenderedContext> context = read_context(o, base);
   int bad = 0;
@@ -281,7 +254,7 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
   for (size_t first = 0; first < inputs.size(); first += kDecodeBatch) {
     const size_t n = std::min(kDecodeBatch, inputs.size() - first);
     std::vector<DecodedFile> results =
-        decode_batch(inputs, first, n, codecs, o, routed.get(), true, o.prompt_file.empty() ? nullptr : &prompt, g, names,
+        decode_batch(inputs, first, n, selector, o.prompt_file.empty() ? nullptr : &prompt, g, names,
                      context ? &context->tokens : nullptr);
     for (size_t k = 0; k < n; ++k) {
       const std::string& in = inputs[first + k];
@@ -303,16 +276,16 @@ int cmd_decompress(const CodecCliOptions& o, const GlobalOptions& g) {
 int cmd_test(const CodecCliOptions& o, const GlobalOptions& g) {
   if (o.inputs.empty()) throw std::invalid_argument("test: name at least one compressed file");
   if (o.model_dir.empty()) throw std::invalid_argument("no base model: pass -m DIR or -m FILE.gguf (the model the files were compressed with)");
-  if (!o.adapter_dir.empty() && !o.adapters_dir.empty()) throw std::invalid_argument("-a and -A cannot be combined");
   LoadedModel base = load_model(o.model_dir);
   CodecSet codecs(base);
+  AdapterSelector selector(codecs, {o.adapter_dir, o.adapters_dir, ""});
   const std::optional<gen::RenderedContext> context = read_context(o, base);
   int bad = 0;
   std::vector<std::string> names;
   for (size_t first = 0; first < o.inputs.size(); first += kDecodeBatch) {
     const size_t n = std::min(kDecodeBatch, o.inputs.size() - first);
     const std::vector<DecodedFile> results =
-        decode_batch(o.inputs, first, n, codecs, o, nullptr, false, nullptr, g, names, context ? &context->tokens : nullptr);
+        decode_batch(o.inputs, first, n, selector, nullptr, g, names, context ? &context->tokens : nullptr);
     for (size_t k = 0; k < n; ++k) {
       if (results[k].error) {
         std::fprintf(stderr, "lorazip: %s: FAILED: %s\n", names[k].c_str(), error_text(results[k].error).c_str());

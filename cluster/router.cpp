@@ -1,5 +1,5 @@
 // router.json: parsing with bounds, and the adapter set's identity (torch-free, fuzzed by
-// cluster/fuzz/fuzz_router.cpp). Routing itself and the routed codec are in routed_codec.cpp.
+// cluster/fuzz/fuzz_router.cpp). Routing a prompt is route.cpp; coding with it, runtime/selector.h.
 #include "cluster/router.h"
 
 #include <cctype>

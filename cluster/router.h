@@ -3,7 +3,8 @@
 // (cluster/embed.h); a prompt goes to the cluster of its nearest centroid, and the adapter is the
 // one named after that cluster. Sender and receiver both run it on the prompt, and the embedding
 // is the same bits on every machine, so a file stores only the identity of the adapter set
-// (router + adapters), never which adapter was used.
+// (router + adapters), never which adapter was used. Coding with it: AdapterSelector's "by
+// prompt" kind (runtime/selector.h).
 #pragma once
 #include <functional>
 #include <cstdint>
@@ -55,50 +56,5 @@ class PromptRouter {
 // of that name); `fingerprints` maps an adapter directory's name to its fingerprint. Any change
 // to the router or to one adapter changes it.
 std::string adapter_set_identity(const PromptRouter& router, const std::map<std::string, std::string>& fingerprints);
-
-// Coding with the adapter a prompt routes to: ADAPTERS_DIR/<cluster name> (the base alone where
-// that directory is absent). The file records the adapter set's identity and flag bit 8
-// (kFlagPromptRouted, docs/container-format.md), never the choice; decompress() makes the choice
-// again from the prompt it is given.
-struct LoadedModel;
-class CodecSet;
-class LmCodec;
-struct LmCodecOptions;
-struct CodeStats;
-
-class RoutedCodec {
- public:
-  // Checks that the router was made with the base of `codecs`; fingerprints every adapter of
-  // `adapters_dir`. Adapters are read and packed once, in `codecs` (the one adapter cache, shared
-  // with the -a / -A coding of the same command), which must outlive this object.
-  RoutedCodec(CodecSet& codecs, PromptRouter router, std::string adapters_dir);
-  ~RoutedCodec();
-
-  // The cluster `prompt` routes to, embedded with the base in arithmetic version `arithmetic_version`
-  // (a file routes with the version it was coded in).
-  int64_t route(std::string_view prompt, int arithmetic_version = engine::kArithmeticVersion);
-  const std::string& identity() const { return identity_; }
-  // `*chosen` (if given) receives the cluster name the prompt routed to.
-  std::string compress(std::string_view prompt, std::string_view text, const LmCodecOptions& opt, CodeStats* stats = nullptr,
-                       std::string* chosen = nullptr);
-  // std::runtime_error naming `name`: a file that is not prompt routed, a missing prompt, another
-  // router or adapter set (the identities differ), or a prompt that routes to another adapter than
-  // the one the file was coded with (decoding then fails, and the message says the prompt differs).
-  std::string decompress(const std::string* prompt, std::string_view file, const std::string& name, int threads,
-                         CodeStats* stats = nullptr);
-
- private:
-  LmCodec& codec_for(int64_t cluster);
-  CodecSet& set_;  // its base is the one this codec routes and codes with
-  PromptRouter router_;
-  std::string adapters_dir_, identity_;
-  std::vector<std::string> adapter_dirs_;  // [k] the cluster's adapter directory, "" = none
-  std::shared_ptr<const engine::Model> base_v1_;  // built when a version-1 file is decoded
-  std::vector<std::unique_ptr<LmCodec>> codecs_;  // [k], built on first use over set_'s adapters (they record the set's identity)
-};
-
-// True when `file` is a full container (version 2) whose header carries kFlagPromptRouted (the
-// header is checked as parse() checks it); false for compact files.
-bool is_prompt_routed(std::string_view file, const std::string& name);
 
 }  // namespace lorazip

@@ -9,7 +9,6 @@
 #include <stdexcept>
 #include <unistd.h>
 
-#include "cluster/router.h"
 #include "runtime/archive_io.h"
 #include "runtime/model_setup.h"
 #include "runtime/routing.h"
@@ -94,8 +93,8 @@ bool archive_sample(const Row& row, size_t n, CodecSet& codecs, const std::strin
   namespace fs = std::filesystem;
   std::vector<ArchiveDocument> docs;
   for (size_t i = 0; i < n; ++i) docs.push_back(file_document("doc" + std::to_string(i), row.bytes[i]));
+  AdapterSelector fixed(codecs, {adapter_dir, "", ""});
   ArchiveCodingOptions ao;
-  ao.adapter_dir = adapter_dir;
   ao.chunk_tokens = opt.chunk_tokens;
   ao.context_tokens = opt.context_tokens;
   ao.threads = opt.threads;
@@ -103,12 +102,12 @@ bool archive_sample(const Row& row, size_t n, CodecSet& codecs, const std::strin
       (fs::temp_directory_path() / ("lorazip-eval-" + std::to_string(::getpid()) + "-" + row.result.domain + ".lza")).string();
   bool ok = true;
   try {
-    const ArchiveWriteStats st = archive_create(tmp, codecs, docs, ao, true);
+    const ArchiveWriteStats st = archive_create(tmp, fixed, docs, ao, true);
     *file = static_cast<int64_t>(st.file_bytes);
     std::unique_ptr<ByteSource> src = open_file_source(tmp);
     const ArchiveLayout layout = read_archive_layout(*src, tmp);
     for (size_t k = 0; k < n; ++k)
-      ok = ok && archive_extract_member(*src, layout, k, codecs, adapter_dir, "", opt.threads, tmp) == row.bytes[k];
+      ok = ok && archive_extract_member(*src, layout, k, fixed, opt.threads, tmp) == row.bytes[k];
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);
@@ -191,10 +190,13 @@ void score_conditioned(std::vector<Row>& rows, LoadedModel& base, CodecSet& code
 
 // The prompt-routed column: each document under the adapter its prompt picks (the base alone
 // where the router's cluster has no adapter), from the per-document bits already scored.
-void score_prompt_routed(std::vector<Row>& rows, LoadedModel& base, const EvaluationOptions& opt) {
-  PromptRouter router = PromptRouter::load(opt.router_path);
-  router.check_base([&](const std::string& fp) { return base.is_named_by(fp); }, base.fingerprint, base.tokenizer->sha256());
-  std::shared_ptr<const engine::Model> model = base.engine_model();
+void score_prompt_routed(std::vector<Row>& rows, CodecSet& codecs, const std::vector<AdapterEntry>& adapters,
+                         const EvaluationOptions& opt) {
+  // The selector `lorazip compress --router` uses; each response's bits are the ones already
+  // scored for the adapter its prompt routes to (the base where the cluster has none).
+  AdapterSelector by_prompt(codecs, {"", opt.adapters_dir, opt.router_path});
+  std::map<std::string, std::string> domain_of;  // adapter directory -> the domain its bits are scored under
+  for (const AdapterEntry& a : adapters) domain_of[a.dir] = a.domain;
   for (auto& r : rows) {
     double total = 0;
     std::map<std::string, int64_t> choice;
@@ -205,9 +207,8 @@ void score_prompt_routed(std::vector<Row>& rows, LoadedModel& base, const Evalua
         all = false;
         break;
       }
-      const std::string name = router.name(router.route(*model, *base.tokenizer, p->second));
-      auto bits = r.doc_bits.find(name);
-      const std::string used = bits == r.doc_bits.end() ? "base" : name;
+      const std::string dir = by_prompt.route(p->second, engine::kArithmeticVersion).adapter_dir;
+      const std::string used = dir.empty() ? "base" : domain_of.at(dir);
       total += r.doc_bits.at(used)[k];
       ++choice[used];
     }
@@ -325,7 +326,7 @@ Report run_evaluation(LoadedModel& base, const EvaluationOptions& opt) {
     }
   }
 
-  if (!opt.router_path.empty()) score_prompt_routed(rows, base, opt);
+  if (!opt.router_path.empty()) score_prompt_routed(rows, codecs, adapters, opt);
   if (opt.conditioned && !opt.prompts.empty()) score_conditioned(rows, base, codecs, adapters, opt);
 
   if (opt.classical) {

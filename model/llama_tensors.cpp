@@ -326,7 +326,7 @@ std::string float32_fingerprint(const engine::StoredMap& tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
     hash_header(h, name, "F32", t.shape, static_cast<uint64_t>(n) * 4);
-    const int64_t cols = t.shape.size() == 1 ? 1 : t.shape.back(), rows = n / cols;
+    const int64_t cols = t.shape.size() == 1 ? 1 : t.shape.back(), rows = cols ? n / cols : 0;
     if (t.kind == engine::WeightKind::F32 && t.permute_heads == 0) {  // the bytes are the float32 values
       h.update(t.data, static_cast<size_t>(n) * 4);
       continue;
@@ -363,19 +363,16 @@ bool has_quantized_matrix(const engine::StoredMap& tensors) {
 }
 
 std::string tensors_fingerprint(const std::map<std::string, RawTensor>& tensors) {
-  Sha256 h;
-  for (const auto& kv : tensors) {
-    hash_header(h, kv.first, dtype_name(kv.second.dtype), kv.second.shape, kv.second.data.size());
-    h.update(kv.second.data.data(), kv.second.data.size());
-  }
-  return h.hex();
+  std::map<std::string, TensorView> views;
+  for (const auto& [name, t] : tensors) views.emplace(name, TensorView{t.dtype, t.shape, t.data});
+  return tensors_fingerprint(views);
 }
 
-std::string tensors_fingerprint(const std::map<std::string, Float32View>& tensors) {
+std::string tensors_fingerprint(const std::map<std::string, TensorView>& tensors) {
   Sha256 h;
   for (const auto& [name, t] : tensors) {
-    hash_header(h, name, dtype_name(DType::F32), t.shape, t.n * sizeof(float));
-    h.update(t.data, t.n * sizeof(float));  // little-endian float32: the bytes a RawTensor would hold
+    hash_header(h, name, dtype_name(t.dtype), t.shape, t.data.size());
+    h.update(t.data.data(), t.data.size());
   }
   return h.hex();
 }

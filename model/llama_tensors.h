@@ -67,14 +67,9 @@ using TensorReader = std::function<void(const engine::StoredTensor&, const std::
 std::string stored_fingerprint(const engine::StoredMap& tensors, const TensorReader& read);
 // Whether any matrix is block-quantized (such bases are named by stored_fingerprint).
 bool has_quantized_matrix(const engine::StoredMap& tensors);
-// SHA-256 over (name, dtype, shape, bytes) of every tensor, in name order (adapters).
+// SHA-256 over (name, dtype, shape, bytes) of every tensor, in name order (adapters); the same
+// value for the tensors as copies or as views of a file's bytes.
 std::string tensors_fingerprint(const std::map<std::string, RawTensor>& tensors);
-// The same value for float32 tensors given as views of their values (nothing copied).
-struct Float32View {
-  std::vector<int64_t> shape;
-  const float* data = nullptr;
-  size_t n = 0;
-};
-std::string tensors_fingerprint(const std::map<std::string, Float32View>& tensors);
+std::string tensors_fingerprint(const std::map<std::string, TensorView>& tensors);
 
 }  // namespace lorazip

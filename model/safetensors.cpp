@@ -96,13 +96,18 @@ DType dtype_from_name(const std::string& s, const std::string& where) {
                            "' (lorazip reads F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
 }
 
-int64_t RawTensor::numel() const {
+namespace {
+int64_t numel_of(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
 }
+}  // namespace
 
-SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& name) {
+int64_t RawTensor::numel() const { return numel_of(shape); }
+int64_t TensorView::numel() const { return numel_of(shape); }
+
+SafetensorsView parse_safetensors_view(std::string_view bytes, const std::string& name) {
   if (bytes.size() < 8)
     fail(name, "file is " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
   uint64_t n = 0;
@@ -112,7 +117,7 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
   if (n > bytes.size() - 8)
     fail(name, "header length " + std::to_string(n) + " is larger than the rest of the file (" +
                    std::to_string(bytes.size() - 8) + " bytes); the file is truncated or not safetensors");
-  const std::string header = bytes.substr(8, n);
+  const std::string_view header = bytes.substr(8, n);
   if (header.empty() || header[0] != '{') fail(name, "header does not start with '{' (not a safetensors file)");
 
   // Top-level duplicate names are invalid, but a JSON parser keeps the last one silently; catch
@@ -128,14 +133,14 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
   };
   json j;
   try {
-    j = json::parse(header, cb);
+    j = json::parse(header.begin(), header.end(), cb);
   } catch (const json::exception& e) {
     fail(name, std::string("header is not valid JSON: ") + e.what());
   }
   if (!duplicate.empty()) fail_tensor(name, duplicate, "appears twice in the header");
   if (!j.is_object()) fail(name, "header is not a JSON object");
 
-  SafetensorsFile out;
+  SafetensorsView out;
   const uint64_t buffer_len = bytes.size() - 8 - n;
   std::vector<Entry> entries;
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -160,7 +165,7 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
     if (!v.contains("data_offsets") || !v.at("data_offsets").is_array() || v.at("data_offsets").size() != 2)
       fail_tensor(name, key, "missing field 'data_offsets' = [begin, end]");
 
-    RawTensor t;
+    TensorView t;
     t.dtype = dtype_from_name(v.at("dtype").get<std::string>(), "safetensors file '" + name + "': tensor '" + key + "'");
     for (const json& d : v.at("shape")) {
       uint64_t u = get_u64(d, name, key, "shape entries");
@@ -205,8 +210,22 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
     fail(name, "tensors cover " + std::to_string(pos) + " bytes of a " + std::to_string(buffer_len) +
                    "-byte data buffer (trailing bytes not described by the header)");
 
-  const char* data = bytes.data() + 8 + n;
-  for (const Entry& e : entries) out.tensors[e.name].data.assign(data + e.begin, e.end - e.begin);
+  const std::string_view data = bytes.substr(8 + n);
+  for (const Entry& e : entries) out.tensors[e.name].data = data.substr(e.begin, e.end - e.begin);
+  return out;
+}
+
+SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& name) {
+  SafetensorsView v = parse_safetensors_view(bytes, name);
+  SafetensorsFile out;
+  out.metadata = std::move(v.metadata);
+  for (auto& [key, t] : v.tensors) {
+    RawTensor r;
+    r.dtype = t.dtype;
+    r.shape = std::move(t.shape);
+    r.data.assign(t.data.data(), t.data.size());
+    out.tensors.emplace(key, std::move(r));
+  }
   return out;
 }
 
@@ -270,7 +289,7 @@ void write_safetensors(const std::string& path, const SafetensorsFile& f) {
   write_file_atomic(path, serialize_safetensors(f));
 }
 
-std::vector<float> to_float32(const RawTensor& t, const std::string& name) {
+std::vector<float> to_float32(const TensorView& t, const std::string& name) {
   const size_t n = static_cast<size_t>(t.numel());
   if (t.data.size() != n * dtype_size(t.dtype))
     throw std::invalid_argument("tensor '" + name + "': data size does not match its shape");
@@ -306,6 +325,10 @@ std::vector<float> to_float32(const RawTensor& t, const std::string& name) {
                                " is not a floating-point type (expected F32, F16, BF16 or F64)");
   }
   return out;
+}
+
+std::vector<float> to_float32(const RawTensor& t, const std::string& name) {
+  return to_float32(TensorView{t.dtype, t.shape, t.data}, name);
 }
 
 }  // namespace lorazip

@@ -6,10 +6,13 @@
 // The reader rejects: a header length larger than the file or over 100,000,000 bytes, invalid JSON,
 // unknown dtypes, offsets out of range / overlapping / not contiguous / not covering the buffer,
 // (end-begin) != numel * dtype size, duplicate names; each error names the file and the tensor.
+// parse_safetensors_view is the one parser: it checks the bytes and returns views into them;
+// parse_safetensors / read_safetensors copy each tensor's bytes out of those views.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lorazip {
@@ -31,6 +34,25 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
+// A tensor seen where the file's bytes hold it: `data` points into the buffer given to
+// parse_safetensors_view (which must outlive the view) at any alignment, so its values are read
+// with memcpy, never through a typed pointer.
+struct TensorView {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::string_view data;  // little-endian row-major bytes, size == numel * dtype_size
+  int64_t numel() const;
+};
+
+struct SafetensorsView {
+  std::map<std::string, TensorView> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Checks a whole file's bytes (the rules above) and returns its tensors in place, nothing copied;
+// `name` names the file in errors (std::runtime_error).
+SafetensorsView parse_safetensors_view(std::string_view bytes, const std::string& name);
+// The same checks and messages, each tensor's bytes copied out.
 SafetensorsFile read_safetensors(const std::string& path);
 SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& name);
 std::string serialize_safetensors(const SafetensorsFile& f);
@@ -41,7 +63,9 @@ void write_safetensors(const std::string& path, const SafetensorsFile& f);  // a
 float half_to_float(uint16_t h);
 float bf16_to_float(uint16_t b);
 
-// Conversions to float32 values (F32 / F16 / BF16 / F64 sources).
+// Conversions to float32 values (F32 / F16 / BF16 / F64 sources); std::runtime_error naming the
+// tensor for any other dtype.
+std::vector<float> to_float32(const TensorView& t, const std::string& name);
 std::vector<float> to_float32(const RawTensor& t, const std::string& name);
 
 }  // namespace lorazip

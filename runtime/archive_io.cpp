@@ -14,7 +14,7 @@
 #include <stdexcept>
 
 #include "codec/compact.h"
-#include "runtime/routing.h"
+#include "runtime/selector.h"
 #include "common/fs.h"
 
 namespace fs = std::filesystem;
@@ -31,14 +31,11 @@ ArchiveWriteStats::RoleBytes& role_stats(ArchiveWriteStats& st, const std::strin
 
 // The member for `doc`, its data appended to `data`, coded under the archive's chunking (given
 // `context` when not null: a conversation's turn).
-ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
+ArchiveMember code_member(AdapterSelector& sel, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
                           ArchiveIndex& index, std::string& data, ArchiveWriteStats& st, const std::vector<int32_t>* context = nullptr) {
   const Chunking chunking =
-      Chunking::of_archive(codecs.get("").model().config().max_position_embeddings, h.chunk_tokens, h.context_tokens);
-  std::string adapter = opt.adapter_dir;
-  if (!opt.candidates.empty())
-    adapter = route_by_ideal_bits(codecs, doc.bytes, opt.candidates, chunking.chunk, chunking.window, context).adapter_dir;
-  LmCodec& codec = codecs.get(adapter);
+      Chunking::of_archive(sel.codecs().base().config.max_position_embeddings, h.chunk_tokens, h.context_tokens);
+  LmCodec& codec = *sel.pick(doc.bytes, chunking.chunk, chunking.window, nullptr, context).codec;
   LmCodecOptions co;
   co.chunk_tokens = chunking.chunk;
   co.context_tokens = chunking.window;
@@ -101,7 +98,7 @@ ArchiveMember code_member(CodecSet& codecs, const ArchiveDocument& doc, const Ar
 // A conversation record's members (one per turn, in the order the turns stand in the line), each
 // turn coded given the turns before it in the conversation; their data appended to `data` in
 // member order.
-std::vector<ArchiveMember> code_record(CodecSet& codecs, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
+std::vector<ArchiveMember> code_record(AdapterSelector& sel, const ArchiveDocument& doc, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
                                        const TurnRenderer& renderer, ArchiveIndex& index, std::string& data, ArchiveWriteStats& st) {
   const size_t n = doc.turns.size();
   std::vector<size_t> at(n, n);  // member position of each turn
@@ -124,7 +121,7 @@ std::vector<ArchiveMember> code_record(CodecSet& codecs, const ArchiveDocument& 
     const std::vector<int32_t> ctx = turn.role.empty() ? std::vector<int32_t>{} : renderer.context(before, turn.role);
     const uint64_t data_before = st.data_bytes;
     const double bits_before = st.ideal_bits;
-    ArchiveMember m = code_member(codecs, d, h, opt, index, bytes[at[t]], st, ctx.empty() ? nullptr : &ctx);
+    ArchiveMember m = code_member(sel, d, h, opt, index, bytes[at[t]], st, ctx.empty() ? nullptr : &ctx);
     m.role = turn.role;
     m.turn = static_cast<uint32_t>(t);
     m.same_record = at[t] > 0;
@@ -144,7 +141,7 @@ std::vector<ArchiveMember> code_record(CodecSet& codecs, const ArchiveDocument& 
 
 // Codes `docs` into `index` (data appended to `file`): files and plain records one member each,
 // conversation records one member per turn.
-void code_documents(CodecSet& codecs, const std::vector<ArchiveDocument>& docs, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
+void code_documents(AdapterSelector& sel, const std::vector<ArchiveDocument>& docs, const ArchiveHeader& h, const ArchiveCodingOptions& opt,
                     ArchiveIndex& index, std::string& file, ArchiveWriteStats& st) {
   const bool conversations = (h.flags & kArchiveConversations) != 0;
   std::unique_ptr<TurnRenderer> renderer;
@@ -156,12 +153,12 @@ void code_documents(CodecSet& codecs, const std::vector<ArchiveDocument>& docs, 
     if (d.jsonl) ++st.records;
     if (!d.turns.empty()) {
       if (!conversations) throw std::invalid_argument(d.name + ": a conversation record in an archive that does not hold conversations");
-      for (auto& m : code_record(codecs, d, h, opt, *renderer, index, file, st)) index.members.push_back(std::move(m));
+      for (auto& m : code_record(sel, d, h, opt, *renderer, index, file, st)) index.members.push_back(std::move(m));
       continue;
     }
     const uint64_t data_before = st.data_bytes;
     const double bits_before = st.ideal_bits;
-    index.members.push_back(code_member(codecs, d, h, opt, index, file, st));
+    index.members.push_back(code_member(sel, d, h, opt, index, file, st));
     if (conversations) {
       ArchiveWriteStats::RoleBytes& rb = role_stats(st, "");
       ++rb.turns;
@@ -170,6 +167,13 @@ void code_documents(CodecSet& codecs, const std::vector<ArchiveDocument>& docs, 
       rb.ideal_bits += st.ideal_bits - bits_before;
     }
   }
+}
+
+// Archive members are compact files, which cannot carry the prompt-routed flag.
+void check_coding_selector(const AdapterSelector& sel) {
+  if (sel.kind() == AdapterSelector::Kind::ByPrompt)
+    throw std::invalid_argument("an archive codes each document with -a's adapter or -A's cheapest; routing by prompt (--router) "
+                                "is for single files");
 }
 
 void check_base(const ArchiveHeader& h, CodecSet& codecs, const std::string& name) {
@@ -239,9 +243,11 @@ std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes, bool
   return docs;
 }
 
-ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+ArchiveWriteStats archive_create(const std::string& path, AdapterSelector& sel, const std::vector<ArchiveDocument>& docs,
                                  const ArchiveCodingOptions& opt, bool force) {
   if (!force && fs::exists(path)) throw std::invalid_argument("'" + path + "' already exists; use -f to overwrite");
+  check_coding_selector(sel);
+  CodecSet& codecs = sel.codecs();
   const bool jsonl = !docs.empty() && docs[0].jsonl;
   for (const auto& d : docs)
     if (d.jsonl != jsonl) throw std::invalid_argument("an archive holds JSONL records or files, not both");
@@ -268,21 +274,22 @@ ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, cons
   std::string file = h.serialize();
   ArchiveIndex index;
   ArchiveWriteStats st;
-  code_documents(codecs, docs, h, opt, index, file, st);
+  code_documents(sel, docs, h, opt, index, file, st);
   file += index.serialize_with_footer(h);
   st.file_bytes = file.size();
   write_file_atomic(path, file);
   return st;
 }
 
-ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+ArchiveWriteStats archive_add(const std::string& path, AdapterSelector& sel, const std::vector<ArchiveDocument>& docs,
                               const ArchiveCodingOptions& opt) {
+  check_coding_selector(sel);
   ArchiveLayout L;
   {
     auto src = open_file_source(path);
     L = read_archive_layout(*src, path);
   }
-  check_base(L.header, codecs, path);
+  check_base(L.header, sel.codecs(), path);
   const bool jsonl = (L.header.flags & kArchiveJsonl) != 0;
   for (const auto& d : docs)
     if (d.jsonl != jsonl)
@@ -296,7 +303,7 @@ ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const s
   ArchiveWriteStats st;
   const size_t first_new = L.index.members.size();
   const uint64_t old_end = L.index.layout(L.header_bytes);  // end of the last member's data
-  code_documents(codecs, docs, L.header, opt, L.index, data, st);
+  code_documents(sel, docs, L.header, opt, L.index, data, st);
   // The old index and footer stay where they are, as a gap before the first new member.
   if (first_new < L.index.members.size()) L.index.members[first_new].gap = old_size - old_end;
   const std::string tail = data + L.index.serialize_with_footer(L.header);
@@ -340,8 +347,8 @@ namespace {
 
 // The records of a conversation archive that `which` names (any of their members), decoded round
 // by round: round t decodes turn t of every record at once, each given the turns before it.
-std::vector<ArchiveExtracted> extract_records(const ByteSource& src, const ArchiveLayout& L, const std::vector<size_t>& which, CodecSet& codecs,
-                                              const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+std::vector<ArchiveExtracted> extract_records(const ByteSource& src, const ArchiveLayout& L, const std::vector<size_t>& which,
+                                              AdapterSelector& sel, int threads,
                                               const std::string& archive_name, ProgressMeter* progress, const TurnRendererFactory& renderers) {
   const auto& ms = L.index.members;
   std::vector<ArchiveExtracted> out(which.size());
@@ -403,8 +410,8 @@ std::vector<ArchiveExtracted> extract_records(const ByteSource& src, const Archi
   for (size_t t = 0; t < rounds; ++t) {
     std::vector<std::vector<int32_t>> contexts(records.size());
     std::vector<std::string> files(records.size());
-    std::vector<FileToDecode> batch_plain, batch_adapted;
-    std::vector<size_t> plain_at, adapted_at;
+    std::vector<FileToDecode> batch;
+    std::vector<size_t> at;  // the record of each batch entry
     for (size_t ri = 0; ri < records.size(); ++ri) {
       Record& r = records[ri];
       if (r.error || t >= r.end - r.first) continue;
@@ -424,21 +431,20 @@ std::vector<ArchiveExtracted> extract_records(const ByteSource& src, const Archi
         files[ri] = f.serialize();
         if (progress) progress->set_total(progress->total() + LmCodec::token_count(files[ri]));
         FileToDecode job{files[ri], who, contexts[ri].empty() ? nullptr : &contexts[ri]};
-        (f.has_adapter ? batch_adapted : batch_plain).push_back(job);
-        (f.has_adapter ? adapted_at : plain_at).push_back(ri);
+        batch.push_back(job);
+        at.push_back(ri);
       } catch (...) {
         r.error = std::current_exception();
       }
     }
-    auto settle = [&](const std::vector<DecodedFile>& res, const std::vector<size_t>& at) {
-      for (size_t b = 0; b < res.size(); ++b) {
-        Record& r = records[at[b]];
-        if (res[b].error) r.error = res[b].error;
-        else r.text[r.by_turn[t]] = res[b].data;
-      }
-    };
-    if (!batch_plain.empty()) settle(decode_files(codecs, "", "", batch_plain, threads, progress), plain_at);
-    if (!batch_adapted.empty()) settle(decode_files(codecs, adapter_dir, adapters_dir, batch_adapted, threads, progress), adapted_at);
+    // Every member decodes with the adapter its header names (a base-coded one with the base,
+    // whatever -a / -A say).
+    const std::vector<DecodedFile> res = decode_any(sel, batch, threads, progress);
+    for (size_t b = 0; b < res.size(); ++b) {
+      Record& r = records[at[b]];
+      if (res[b].error) r.error = res[b].error;
+      else r.text[r.by_turn[t]] = res[b].data;
+    }
     for (Record& r : records)
       if (!r.error && t < r.end - r.first) {
         const ArchiveMember& m = ms[r.first + r.by_turn[t]];
@@ -468,19 +474,17 @@ std::vector<ArchiveExtracted> extract_records(const ByteSource& src, const Archi
 
 }  // namespace
 
-std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L, size_t k, CodecSet& codecs,
-                                   const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& L, size_t k, AdapterSelector& sel, int threads,
                                    const std::string& archive_name, const TurnRendererFactory& renderers) {
   if (k >= L.index.members.size()) throw std::invalid_argument("member " + std::to_string(k) + " is not in " + archive_name);
   std::vector<ArchiveExtracted> r =
-      archive_extract_members(src, L, {k}, codecs, adapter_dir, adapters_dir, threads, archive_name, nullptr, renderers);
+      archive_extract_members(src, L, {k}, sel, threads, archive_name, nullptr, renderers);
   if (r[0].error) std::rethrow_exception(r[0].error);
   return std::move(r[0].doc);
 }
 
 std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, const ArchiveLayout& L, const std::vector<size_t>& which,
-                                                     CodecSet& codecs, const std::string& adapter_dir,
-                                                     const std::string& adapters_dir, int threads, const std::string& archive_name,
+                                                     AdapterSelector& sel, int threads, const std::string& archive_name,
                                                      ProgressMeter* progress, const TurnRendererFactory& renderers) {
   if (L.header.flags & kArchiveConversations) {
     // Records in batches, as members below.
@@ -488,7 +492,7 @@ std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, con
     constexpr size_t kBatch = 256;
     for (size_t first = 0; first < which.size(); first += kBatch) {
       const std::vector<size_t> part(which.begin() + first, which.begin() + std::min(which.size(), first + kBatch));
-      for (auto& e : extract_records(src, L, part, codecs, adapter_dir, adapters_dir, threads, archive_name, progress, renderers))
+      for (auto& e : extract_records(src, L, part, sel, threads, archive_name, progress, renderers))
         out.push_back(std::move(e));
     }
     return out;
@@ -499,8 +503,8 @@ std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, con
   for (size_t first = 0; first < which.size(); first += kBatch) {
     const size_t n = std::min(kBatch, which.size() - first);
     std::vector<std::string> files(n), who(n);
-    std::vector<FileToDecode> batch_plain, batch_adapted;  // members with the base alone / with an adapter
-    std::vector<size_t> plain_at, adapted_at;
+    std::vector<FileToDecode> batch;
+    std::vector<size_t> at;  // the result of each batch entry
     for (size_t i = 0; i < n; ++i) {
       const size_t k = which[first + i];
       try {
@@ -516,22 +520,19 @@ std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, con
         const CompactFile f = member_compact_file(L.header, L.index, m, data);
         files[i] = f.serialize();
         if (progress) progress->set_total(progress->total() + LmCodec::token_count(files[i]));
-        // A member coded with the base alone decodes with the base whatever -a / -A say.
-        (f.has_adapter ? batch_adapted : batch_plain).push_back({files[i], who[i]});
-        (f.has_adapter ? adapted_at : plain_at).push_back(i);
+        // decode_any: a member coded with the base alone decodes with the base whatever -a / -A say.
+        batch.push_back({files[i], who[i]});
+        at.push_back(i);
       } catch (...) {
         out[first + i].error = std::current_exception();
       }
     }
-    auto settle = [&](const std::vector<DecodedFile>& r, const std::vector<size_t>& at) {
-      for (size_t b = 0; b < r.size(); ++b) {
-        ArchiveExtracted& e = out[first + at[b]];
-        if (r[b].error) e.error = r[b].error;
-        else e.doc = member_document(L, L.index.members[which[first + at[b]]], r[b].data);
-      }
-    };
-    if (!batch_plain.empty()) settle(decode_files(codecs, "", "", batch_plain, threads, progress), plain_at);
-    if (!batch_adapted.empty()) settle(decode_files(codecs, adapter_dir, adapters_dir, batch_adapted, threads, progress), adapted_at);
+    const std::vector<DecodedFile> r = decode_any(sel, batch, threads, progress);
+    for (size_t b = 0; b < r.size(); ++b) {
+      ArchiveExtracted& e = out[first + at[b]];
+      if (r[b].error) e.error = r[b].error;
+      else e.doc = member_document(L, L.index.members[which[first + at[b]]], r[b].data);
+    }
   }
   return out;
 }

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "codec/archive.h"
-#include "runtime/model_setup.h"
 #include "codec/turns.h"
+#include "runtime/selector.h"
 
 namespace lorazip {
 
@@ -49,9 +49,9 @@ std::vector<ArchiveDocument> documents_from_jsonl(const std::string& bytes, bool
 
 
 
+// Which adapter codes each document is the AdapterSelector's (fixed or fewest bits; an archive's
+// members are compact files, so routing by prompt is refused).
 struct ArchiveCodingOptions {
-  std::string adapter_dir;               // -a: every document with this adapter ("" = the base)
-  std::vector<AdapterEntry> candidates;  // -A: per document, the cheapest of the base and these
   int version = kArchiveVersion;         // create: the archive version to write (1: what readers before version 2 read); add keeps the archive's
   int64_t chunk_tokens = 0;              // 0 = the model's default; used by create only (add keeps the archive's)
   int64_t context_tokens = -1;
@@ -79,23 +79,22 @@ struct ArchiveWriteStats {
 
 // Writes a new archive at `path` (temporary file + rename; an existing file is replaced only with
 // `force`). All documents must be JSONL records or none.
-ArchiveWriteStats archive_create(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+ArchiveWriteStats archive_create(const std::string& path, AdapterSelector& selector, const std::vector<ArchiveDocument>& docs,
                                  const ArchiveCodingOptions& opt, bool force);
 // Appends documents: their data goes after the archive's last bytes, then a new index and footer;
 // the members already there are not rewritten. On an error the file is cut back to its old size.
 // An archive that ends with an incomplete append (an earlier add killed mid-write) is refused
 // (ArchiveIncompleteAppend, naming `lorazip archive repair`) before anything is coded or written.
-ArchiveWriteStats archive_add(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+ArchiveWriteStats archive_add(const std::string& path, AdapterSelector& selector, const std::vector<ArchiveDocument>& docs,
                               const ArchiveCodingOptions& opt);
 
 // Member k's document (a JSONL record: the whole line with its newline), read from the member's
-// own byte range only, decoded with the adapter it names (found in `adapter_dir` / `adapters_dir`
-// as decode_file does). std::runtime_error naming the member when its data or checksum is wrong.
+// own byte range only, decoded with the adapter it names (decode_any: the selector's -a, or found
+// under its -A by tag). std::runtime_error naming the member when its data or checksum is wrong.
 // In a conversation archive, the whole record member k belongs to (every turn of it decoded in
 // conversation order, each given the turns before it): `renderers` must be given.
-std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& layout, size_t k, CodecSet& codecs,
-                                   const std::string& adapter_dir, const std::string& adapters_dir, int threads,
-                                   const std::string& archive_name, const TurnRendererFactory& renderers = nullptr);
+std::string archive_extract_member(const ByteSource& src, const ArchiveLayout& layout, size_t k, AdapterSelector& selector,
+                                   int threads, const std::string& archive_name, const TurnRendererFactory& renderers = nullptr);
 
 
 // Members `which` at once: the coded ones decode together (every member's chunks in the same
@@ -107,8 +106,7 @@ struct ArchiveExtracted {
   std::exception_ptr error;
 };
 std::vector<ArchiveExtracted> archive_extract_members(const ByteSource& src, const ArchiveLayout& layout,
-                                                     const std::vector<size_t>& which, CodecSet& codecs,
-                                                     const std::string& adapter_dir, const std::string& adapters_dir, int threads,
+                                                     const std::vector<size_t>& which, AdapterSelector& selector, int threads,
                                                      const std::string& archive_name, ProgressMeter* progress = nullptr,
                                                      const TurnRendererFactory& renderers = nullptr);
 

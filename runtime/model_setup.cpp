@@ -145,9 +145,10 @@ std::shared_ptr<const engine::Model> LoadedModel::engine_model() const {
   return engine_;
 }
 
-std::shared_ptr<const engine::Model> LoadedModel::version1_model(const PeftAdapterFiles* adapter) const {
+std::shared_ptr<const engine::Model> LoadedModel::version1_model(const LoadedAdapter* adapter) const {
   // The float32 weights (quantized ones dequantized with ggml's formulas) and, for an adapter, the
-  // pairs merged by the engine in version 1's fixed order.
+  // pairs as float32 values merged by the engine in version 1's fixed order.
+  const PeftAdapterFiles pairs = adapter ? peft_adapter_floats(adapter->view) : PeftAdapterFiles{};
   const StoredLlama stored = is_gguf_path(dir) ? read_gguf_llama(GgufFile::open(dir)) : read_hf_llama(dir);
   std::vector<std::vector<float>> floats;
   floats.reserve(stored.tensors.size());
@@ -156,8 +157,7 @@ std::shared_ptr<const engine::Model> LoadedModel::version1_model(const PeftAdapt
     floats.push_back(stored_as_float32(t));
     tm[key] = {t.shape, floats.back().data()};
   }
-  return std::make_shared<const engine::Model>(engine::config_from(stored.config), tm,
-                                               adapter ? lora_refs(*adapter) : std::vector<engine::LoraRef>{});
+  return std::make_shared<const engine::Model>(engine::config_from(stored.config), tm, lora_refs(pairs));
 }
 
 std::string write_merged_base(const LoadedModel& base, const PeftAdapterFiles& adapter, const std::string& out_dir) {
@@ -241,14 +241,15 @@ CodecIdentity version1_identity(const LoadedModel& base, const AdapterEntry* ada
 
 std::shared_ptr<const LoadedAdapter> load_adapter(const LoadedModel& base, const std::string& dir) {
   auto a = std::make_shared<LoadedAdapter>();
-  a->files = read_peft_adapter(dir, base.projections(), [&base](const std::string& fp) { return base.is_named_by(fp); },
-                               base.fingerprint);
+  a->view = read_peft_adapter_view(dir, base.projections(), [&base](const std::string& fp) { return base.is_named_by(fp); },
+                                   base.fingerprint);
   // lorazip.json was read with the tensors: its domain, and the fingerprint hashed there once.
   a->entry.dir = dir;
-  a->entry.domain = a->files.domain();
-  a->entry.fingerprint = a->files.fingerprint;
+  a->entry.domain = a->view.domain();
+  a->entry.fingerprint = a->view.fingerprint;
   try {
-    a->engine = std::make_shared<const engine::Adapter>(*base.weights, lora_refs(a->files));
+    // The one copy of the pairs: from the file's bytes into the engine's panels.
+    a->engine = std::make_shared<const engine::Adapter>(*base.weights, a->view.lora());
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(dir + ": " + e.what());
   }
@@ -278,7 +279,7 @@ LmCodec& CodecSet::get(const std::string& adapter_dir) {
   } else {
     std::shared_ptr<const LoadedAdapter> a = adapter(adapter_dir);
     c = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base_.weights, a->engine), *base_.tokenizer,
-                                  identity_for(base_, &a->entry), [base, a] { return base->version1_model(&a->files); },
+                                  identity_for(base_, &a->entry), [base, a] { return base->version1_model(a.get()); },
                                   [base, a] { return version1_identity(*base, &a->entry); });
   }
   return *codecs_.emplace(adapter_dir, std::move(c)).first->second;

@@ -18,6 +18,8 @@
 
 namespace lorazip {
 
+struct LoadedAdapter;
+
 struct LoadedModel {
   std::string dir;
   LlamaConfig config;
@@ -40,8 +42,9 @@ struct LoadedModel {
   // The projections adapters attach to.
   std::vector<Projection> projections() const { return llama_projections(config); }
   // Arithmetic version 1 (what lorazip 0.1 wrote): the weights as float32 with `adapter` merged in
-  // (nullptr: none). Each call builds one: it holds a float32 copy of the base.
-  std::shared_ptr<const engine::Model> version1_model(const PeftAdapterFiles* adapter) const;
+  // (nullptr: none). Each call builds one: it holds a float32 copy of the base, and converts the
+  // adapter's pairs to float32 values for the merge.
+  std::shared_ptr<const engine::Model> version1_model(const LoadedAdapter* adapter) const;
 
   bool quantized = false;             // named by its stored bytes
 
@@ -83,10 +86,12 @@ std::string write_merged_base(const LoadedModel& base, const PeftAdapterFiles& a
 // named a block-quantized base by its float32 fingerprint).
 CodecIdentity version1_identity(const LoadedModel& base, const AdapterEntry* adapter);
 
-// An adapter read for the engine: its files, the side path, and its identity.
+// An adapter read for the engine: adapter_model.safetensors read into one buffer and checked (the
+// view, whose pairs point into that buffer), the side path packed straight from those bytes, and
+// its identity. No float32 copy of the pairs is kept (version1_model converts them when asked).
 struct LoadedAdapter {
   AdapterEntry entry;
-  PeftAdapterFiles files;
+  PeftAdapterView view;
   std::shared_ptr<const engine::Adapter> engine;
 };
 // std::runtime_error naming the directory when it is not an adapter of `base`.

@@ -1,9 +1,8 @@
-// Choosing an adapter for a file: which of the base and a directory's adapters codes a text in
-// the fewest ideal bits (`lorazip compress -A`), and which adapter directory holds the adapter a
-// compressed file was coded with (`lorazip decompress -A`).
+// The rules under AdapterSelector (runtime/selector.h): which of the base and a directory's
+// adapters codes a text in the fewest ideal bits (`lorazip compress -A`), and which adapter
+// directory holds the adapter a compressed file was coded with (`lorazip decompress -A`).
 #pragma once
 #include <cstdint>
-#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,35 +41,5 @@ std::string find_adapter_dir(CodecSet& codecs, const std::string& adapters_dir, 
 // `tag` of `digits` hex digits (4 in version 3, 2 in version 4; codec/compact.h), in name order;
 // adapters that do not fit the base of `codecs` are passed over.
 std::vector<std::string> find_adapter_dirs_by_tag(CodecSet& codecs, const std::string& adapters_dir, uint16_t tag, int digits);
-
-// Decodes a lorazip file of either format with the base of `codecs` and the adapter it needs:
-// `adapter_dir` when given (may be ""), else, when `adapters_dir` is not empty, the one found
-// there by fingerprint (full container) or tag (compact file; adapters sharing the tag are tried
-// in name order and the first whose output passes the file's checksum is the one). Every refusal
-// of LmCodec::decompress; std::runtime_error naming `name` when no adapter there fits. Tokens
-// decoded are added to `progress` when given.
-std::string decode_file(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
-                        std::string_view file, const std::string& name, int threads, CodeStats* stats = nullptr,
-                        ProgressMeter* progress = nullptr);
-
-// The same for several files at once: every file's chunks decode in the same engine calls
-// (LmCodec::decompress_many), whatever adapter each needs. One result per file, in order: its
-// bytes, or the error decode_file would throw. The bytes are those of decoding them one by one.
-struct FileToDecode {
-  std::string_view data;
-  std::string name;
-  const std::vector<int32_t>* context = nullptr;  // a conditioned file's context (LmCodec::decompress)
-};
-struct DecodedFile {
-  std::string data;
-  CodeStats stats;
-  std::exception_ptr error;
-};
-std::vector<DecodedFile> decode_files(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
-                                      const std::vector<FileToDecode>& files, int threads, ProgressMeter* progress = nullptr);
-
-// The adapter directories a file may need, in the order to try them (see decode_file).
-std::vector<std::string> candidate_adapter_dirs(CodecSet& codecs, const std::string& adapter_dir, const std::string& adapters_dir,
-                                                std::string_view file, const std::string& name);
 
 }  // namespace lorazip

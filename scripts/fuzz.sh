@@ -13,7 +13,9 @@
 #   fuzz_gguf_blocks  4 bytes pick a weight kind and shape, the rest -> dequantize_row, block_codes, pack_matrix /
 #                     unpack_row (same floats), quantize_row within its bound, GgufFile::parse + dequantize + pack (seeds: make_gguf_seeds)
 #   fuzz_peft         bytes -> a PEFT adapter directory (adapter_config.json, lorazip.json, adapter_model.safetensors)
-#                     -> read_peft_adapter against a small Llama; the safetensors bytes -> parse_safetensors -> float32 (seeds: make_peft_seeds)
+#                     -> read_peft_adapter_view against a small Llama (floats equal read_peft_adapter's; the engine adapter
+#                     packed from the stored pairs gives the float path's logits); the safetensors bytes -> parse_safetensors_view
+#                     and parse_safetensors (views inside the bytes, equal to the copies) -> float32 (seeds: make_peft_seeds)
 # Inputs the fuzzer finds go to <build-dir>/<target>-corpus (the committed seeds are only read),
 # crashes to <build-dir>/fuzz-artifacts/. The exit status is non-zero on a finding.
 set -euo pipefail

@@ -120,13 +120,14 @@ TEST(ConditionedSmolLM2, ConversationArchiveRoundTripsAndCodesResponsesSmaller) 
   const fs::path dir = fs::temp_directory_path() / ("lorazip_conv_slow_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::vector<ArchiveWriteStats> st;
+  AdapterSelector base_only(codecs, {});
   for (const bool conversations : {false, true}) {
     ArchiveCodingOptions opt;
     opt.conversations = conversations;
     opt.renderers = renderers;
     opt.turn_template = gen::resolve_turn_template(gguf.string(), *base.tokenizer, gen::ContextTemplate::Auto);
     const std::string path = (dir / (conversations ? "c.lza" : "p.lza")).string();
-    st.push_back(archive_create(path, codecs, documents_from_jsonl(jsonl, conversations), opt, true));
+    st.push_back(archive_create(path, base_only, documents_from_jsonl(jsonl, conversations), opt, true));
     auto src = open_file_source(path);
     const ArchiveLayout L = read_archive_layout(*src, path);
     EXPECT_EQ(L.header.turn_template, conversations ? ArchiveTurnTemplate::BaseTemplate : ArchiveTurnTemplate::Plain);
@@ -134,7 +135,7 @@ TEST(ConditionedSmolLM2, ConversationArchiveRoundTripsAndCodesResponsesSmaller) 
     for (size_t k = 0; k < L.index.members.size(); ++k)
       if (!L.index.members[k].same_record) records.push_back(k);
     std::string back;
-    for (auto& e : archive_extract_members(*src, L, records, codecs, "", "", 0, path, nullptr, renderers)) {
+    for (auto& e : archive_extract_members(*src, L, records, base_only, 0, path, nullptr, renderers)) {
       ASSERT_FALSE(e.error) << path;
       back += e.doc;
     }

@@ -202,7 +202,7 @@ AdaptedCodec adapted_codec_on(LoadedModel& base, const std::string& adapter_dir)
   ac.entry = a->entry;
   LoadedModel* b = &base;
   ac.codec = std::make_unique<LmCodec>(std::make_shared<const engine::Model>(base.weights, a->engine), *base.tokenizer,
-                                       identity_for(base, &ac.entry), [b, a] { return b->version1_model(&a->files); });
+                                       identity_for(base, &ac.entry), [b, a] { return b->version1_model(a.get()); });
   return ac;
 }
 AdaptedCodec adapted_codec(const std::string& adapter_dir) { return adapted_codec_on(world().base, adapter_dir); }
@@ -626,7 +626,7 @@ TEST(LmCodecAdapter, MergedExportIsTheEnginesMergeBitForBit) {
   World& w = world();
   const std::shared_ptr<const LoadedAdapter> a = load_adapter(w.base, make_adapter("chat", 21));
   const std::string out = temp_root() + "/merged-chat";
-  const std::string fp = write_merged_base(w.base, a->files, out);
+  const std::string fp = write_merged_base(w.base, peft_adapter_floats(a->view), out);
   LoadedModel merged = load_model(out);
   EXPECT_EQ(merged.fingerprint, fp);
   EXPECT_NE(fp, w.base.fingerprint);
@@ -639,14 +639,14 @@ TEST(LmCodecAdapter, MergedExportIsTheEnginesMergeBitForBit) {
     m.forward(ids.data(), T, out_logits.data());
     return out_logits;
   };
-  const std::vector<float> want = logits(*w.base.version1_model(&a->files));
+  const std::vector<float> want = logits(*w.base.version1_model(a.get()));
   EXPECT_TRUE(logits(*merged.version1_model(nullptr)) == want) << "the export differs from version 1's merge";
   EXPECT_FALSE(logits(*w.base.version1_model(nullptr)) == want) << "the adapter should change the logits";
 
   // Every tensor an adapter module does not name is the base's, bit for bit.
   const StoredLlama before = read_hf_llama(w.base_dir), after = read_hf_llama(out);
   std::set<std::string> adapted;
-  for (const PeftModule& m : a->files.modules) adapted.insert(m.name + ".weight");
+  for (const PeftModuleView& m : a->view.modules) adapted.insert(m.name + ".weight");
   ASSERT_EQ(before.tensors.size(), after.tensors.size());
   for (const auto& [key, t] : before.tensors)
     EXPECT_EQ(stored_as_float32(t) == stored_as_float32(after.tensors.at(key)), adapted.count(key) == 0) << key;
@@ -671,6 +671,14 @@ TEST(LmCodecRouting, FewestBitsKeepsTheFirstOfEqualsAndMinusAPicksIt) {
   const RouteChoice r = route_by_ideal_bits(codecs, text, candidates, 32, 0);
   EXPECT_EQ(r.adapter_dir, k == 0 ? std::string() : candidates[k - 1].dir);
   EXPECT_EQ(r.ideal_bits, bits[k]);
+  // The selector -A builds makes the same pick among every adapter of the directory, and codes with it.
+  AdapterSelector selector(codecs, {"", temp_root() + "/adapters", ""});
+  ASSERT_EQ(selector.kind(), AdapterSelector::Kind::FewestBits);
+  const RouteChoice all = route_by_ideal_bits(codecs, text, list_adapters(temp_root() + "/adapters"), 32, 0);
+  const AdapterSelector::Pick p = selector.pick(text, 32, 0);
+  EXPECT_EQ(p.adapter_dir, all.adapter_dir);
+  EXPECT_EQ(p.ideal_bits, all.ideal_bits);
+  EXPECT_EQ(p.codec, &codecs.get(all.adapter_dir));
 }
 
 TEST(LmCodecAdapter, RefusedWithoutTheAdapterOrWithAnother) {
@@ -1197,12 +1205,28 @@ std::vector<ArchiveDocument> docs_of(const std::vector<std::string>& bodies) {
   return docs;
 }
 
+// The archive calls with a selector of `adapters` over `codecs` (the base alone by default).
+ArchiveWriteStats create_archive(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+                                 const ArchiveCodingOptions& opt, const AdapterOptions& adapters = {}) {
+  AdapterSelector selector(codecs, adapters);
+  return archive_create(path, selector, docs, opt, true);
+}
+ArchiveWriteStats add_to_archive(const std::string& path, CodecSet& codecs, const std::vector<ArchiveDocument>& docs,
+                                 const ArchiveCodingOptions& opt) {
+  AdapterSelector selector(codecs, {});
+  return archive_add(path, selector, docs, opt);
+}
+std::string extract_member(const ByteSource& src, const ArchiveLayout& L, size_t k, CodecSet& codecs, const std::string& path,
+                           const AdapterOptions& adapters = {}, const TurnRendererFactory& renderers = nullptr) {
+  AdapterSelector selector(codecs, adapters);
+  return archive_extract_member(src, L, k, selector, 1, path, renderers);
+}
+
 std::vector<std::string> extract_all(const std::string& path, CodecSet& codecs, const std::string& adapters_dir = "") {
   auto src = open_file_source(path);
   const ArchiveLayout L = read_archive_layout(*src, path);
   std::vector<std::string> out;
-  for (size_t k = 0; k < L.index.members.size(); ++k)
-    out.push_back(archive_extract_member(*src, L, k, codecs, "", adapters_dir, 1, path));
+  for (size_t k = 0; k < L.index.members.size(); ++k) out.push_back(extract_member(*src, L, k, codecs, path, {"", adapters_dir, ""}));
   return out;
 }
 
@@ -1381,7 +1405,7 @@ TEST(LmArchive, ZeroOneAndManyDocumentsWithEmptyAndBinaryMembersRoundTrip) {
   };
   for (size_t s = 0; s < sets.size(); ++s) {
     const std::string path = archive_path("set" + std::to_string(s) + ".lza");
-    const ArchiveWriteStats st = archive_create(path, codecs, docs_of(sets[s]), opt, true);
+    const ArchiveWriteStats st = create_archive(path, codecs, docs_of(sets[s]), opt);
     EXPECT_EQ(st.members, sets[s].size());
     EXPECT_EQ(extract_all(path, codecs), sets[s]) << "set " << s;
   }
@@ -1402,7 +1426,7 @@ TEST(LmArchive, TenThousandDocuments) {
   const std::string path = archive_path("many.lza");
   ArchiveCodingOptions opt;
   opt.threads = 1;
-  archive_create(path, codecs, docs_of(bodies), opt, true);
+  create_archive(path, codecs, docs_of(bodies), opt);
   EXPECT_EQ(extract_all(path, codecs), bodies);
 }
 
@@ -1414,14 +1438,14 @@ TEST(LmArchive, ExtractingOneMemberReadsOnlyItsBytesAndSurvivesOthersDamage) {
   bodies.push_back(random_bytes(5100, 400));  // a stored member
   const std::string path = archive_path("ra.lza");
   ArchiveCodingOptions opt;
-  archive_create(path, codecs, docs_of(bodies), opt, true);
+  create_archive(path, codecs, docs_of(bodies), opt);
   const size_t k = 5;
   {
     CountingFile src(path);
     const ArchiveLayout L = read_archive_layout(src, path);
     const ArchiveMember& m = L.index.members[k];
     src.reads.clear();
-    EXPECT_EQ(archive_extract_member(src, L, k, codecs, "", "", 1, path), bodies[k]);
+    EXPECT_EQ(extract_member(src, L, k, codecs, path), bodies[k]);
     for (const auto& [from, to] : src.reads) EXPECT_TRUE(from >= m.offset && to <= m.offset + m.data_len) << from << ".." << to;
   }
   // Damage every other member's data: member k still extracts; each damaged one is refused by name.
@@ -1434,11 +1458,11 @@ TEST(LmArchive, ExtractingOneMemberReadsOnlyItsBytesAndSurvivesOthersDamage) {
   write_file_atomic(bad_path, bytes);
   auto src = open_file_source(bad_path);
   const ArchiveLayout L2 = read_archive_layout(*src, bad_path);
-  EXPECT_EQ(archive_extract_member(*src, L2, k, codecs, "", "", 1, bad_path), bodies[k]);
+  EXPECT_EQ(extract_member(*src, L2, k, codecs, bad_path), bodies[k]);
   ASSERT_FALSE(L2.index.members.back().coded);
   for (size_t j = 0; j < bodies.size(); ++j) {
     if (j == k) continue;
-    const std::string msg = refusal_of([&] { archive_extract_member(*src, L2, j, codecs, "", "", 1, bad_path); });
+    const std::string msg = refusal_of([&] { extract_member(*src, L2, j, codecs, bad_path); });
     EXPECT_NE(msg.find("member '" + L2.index.members[j].name + "'"), std::string::npos) << msg;
   }
 }
@@ -1449,24 +1473,24 @@ TEST(LmArchive, AppendingKeepsTheOldBytesAndAddsMembers) {
   const std::string path = archive_path("append.lza");
   ArchiveCodingOptions opt;
   std::vector<std::string> first = {make_text(6000, 300), "", random_bytes(6001, 100)};
-  archive_create(path, codecs, docs_of(first), opt, true);
+  create_archive(path, codecs, docs_of(first), opt);
   const std::string before = read_file(path);
   std::vector<std::string> second = {make_text(6002, 400), make_text(6003, 50)};
   std::vector<ArchiveDocument> more = docs_of(second);
   for (auto& d : more) d.name = "more/" + d.name;
-  archive_add(path, codecs, more, opt);
+  add_to_archive(path, codecs, more, opt);
   const std::string after = read_file(path);
   ASSERT_GT(after.size(), before.size());
   EXPECT_EQ(after.substr(0, before.size()), before) << "appending rewrote earlier bytes";
   std::vector<std::string> all = first;
   all.insert(all.end(), second.begin(), second.end());
   EXPECT_EQ(extract_all(path, codecs), all);
-  archive_add(path, codecs, docs_of({"third time"}), opt);
+  add_to_archive(path, codecs, docs_of({"third time"}), opt);
   all.push_back("third time");
   EXPECT_EQ(extract_all(path, codecs), all);
   // A JSONL record cannot join an archive of files; the archive is left as it was.
   const std::string kept = read_file(path);
-  EXPECT_THROW(archive_add(path, codecs, documents_from_jsonl("{\"text\": \"x\"}\n"), opt), std::invalid_argument);
+  EXPECT_THROW(add_to_archive(path, codecs, documents_from_jsonl("{\"text\": \"x\"}\n"), opt), std::invalid_argument);
   EXPECT_EQ(read_file(path), kept);
 }
 
@@ -1481,7 +1505,7 @@ TEST(LmArchive, BothVersionsRoundTripWithExplicitChunkingAndAppendInTheirOwnVers
     opt.chunk_tokens = 40;  // several chunks a document, written into the header
     opt.context_tokens = 8;
     std::vector<std::string> bodies = {make_text(6100, 400), "", random_bytes(6101, 80), make_text(6102, 120)};
-    archive_create(path, codecs, docs_of(bodies), opt, true);
+    create_archive(path, codecs, docs_of(bodies), opt);
     {
       auto src = open_file_source(path);
       const ArchiveLayout L = read_archive_layout(*src, path);
@@ -1493,7 +1517,7 @@ TEST(LmArchive, BothVersionsRoundTripWithExplicitChunkingAndAppendInTheirOwnVers
     }
     EXPECT_EQ(extract_all(path, codecs), bodies);
     opt.version = kArchiveVersion;  // add keeps the archive's own version whatever this says
-    archive_add(path, codecs, docs_of({make_text(6103, 200)}), opt);
+    add_to_archive(path, codecs, docs_of({make_text(6103, 200)}), opt);
     bodies.push_back(make_text(6103, 200));
     auto src = open_file_source(path);
     EXPECT_EQ(read_archive_layout(*src, path).header.version, version);
@@ -1511,12 +1535,12 @@ TEST(LmArchive, JsonlRoundTripsByteForByte) {
   jsonl += "not json at all\n\n{\"text\": \"\\u00E9 upper-case escape\"}\n{\"text\": \"last, no newline\"}";
   const std::string path = archive_path("records.lza");
   ArchiveCodingOptions opt;
-  archive_create(path, codecs, documents_from_jsonl(jsonl), opt, true);
+  create_archive(path, codecs, documents_from_jsonl(jsonl), opt);
   std::string back;
   for (const auto& line : extract_all(path, codecs)) back += line;
   EXPECT_EQ(back, jsonl);
   // Appending records continues the JSONL file.
-  archive_add(path, codecs, documents_from_jsonl("{\"text\": \"appended\"}\n"), opt);
+  add_to_archive(path, codecs, documents_from_jsonl("{\"text\": \"appended\"}\n"), opt);
   back.clear();
   for (const auto& line : extract_all(path, codecs)) back += line;
   EXPECT_EQ(back, jsonl + "{\"text\": \"appended\"}\n");
@@ -1562,7 +1586,8 @@ std::string extract_jsonl(const std::string& path, CodecSet& codecs) {
   for (size_t k = 0; k < L.index.members.size(); ++k)
     if (!L.index.members[k].same_record) records.push_back(k);
   std::string out;
-  for (auto& e : archive_extract_members(*src, L, records, codecs, "", "", 1, path, nullptr, plain_renderers())) {
+  AdapterSelector base_only(codecs, {});
+  for (auto& e : archive_extract_members(*src, L, records, base_only, 1, path, nullptr, plain_renderers())) {
     if (e.error) std::rethrow_exception(e.error);
     out += e.doc;
   }
@@ -1592,7 +1617,7 @@ TEST(LmArchive, ConversationsRoundTripByteForByte) {
   opt.chunk_tokens = 40;
   opt.context_tokens = 10;
   const std::string path = archive_path("conversations.lza");
-  const ArchiveWriteStats st = archive_create(path, codecs, docs, opt, true);
+  const ArchiveWriteStats st = create_archive(path, codecs, docs, opt);
   EXPECT_EQ(st.records, 9u);
   EXPECT_EQ(st.members, 1u + 2 + 20 + 3 + 2 + 1 + 1 + 1 + 2);
   EXPECT_EQ(extract_jsonl(path, codecs), jsonl);
@@ -1602,11 +1627,11 @@ TEST(LmArchive, ConversationsRoundTripByteForByte) {
   EXPECT_TRUE(L.header.flags & kArchiveConversations);
   const size_t last_of_20 = 1 + 2 + 19;
   ASSERT_TRUE(L.index.members[last_of_20].same_record);
-  EXPECT_EQ(archive_extract_member(*src, L, last_of_20, codecs, "", "", 1, path, plain_renderers()), conversation_line(20, 20, 120, false) + "\n");
+  EXPECT_EQ(extract_member(*src, L, last_of_20, codecs, path, {}, plain_renderers()), conversation_line(20, 20, 120, false) + "\n");
   // Decoding a conversation archive needs a renderer; appending continues it turn by turn.
-  EXPECT_THROW(archive_extract_member(*src, L, 0, codecs, "", "", 1, path), std::invalid_argument);
+  EXPECT_THROW(extract_member(*src, L, 0, codecs, path), std::invalid_argument);
   const std::string more = conversation_line(50, 4, 80, true) + "\n";
-  archive_add(path, codecs, documents_from_jsonl(more, true), opt);
+  add_to_archive(path, codecs, documents_from_jsonl(more, true), opt);
   EXPECT_EQ(extract_jsonl(path, codecs), jsonl + more);
 }
 
@@ -1619,7 +1644,7 @@ TEST(LmArchive, ConversationTurnsAreCodedGivenTheTurnsBeforeThem) {
   opt.conversations = true;
   opt.renderers = plain_renderers();
   const std::string path = archive_path("turns.lza");
-  archive_create(path, codecs, documents_from_jsonl(line, true), opt, true);
+  create_archive(path, codecs, documents_from_jsonl(line, true), opt);
   auto src = open_file_source(path);
   const ArchiveLayout L = read_archive_layout(*src, path);
   ASSERT_EQ(L.index.members.size(), 2u);
@@ -1653,20 +1678,18 @@ TEST(LmArchive, ConversationTurnsAreCodedGivenTheTurnsBeforeThem) {
     };
     return std::unique_ptr<TurnRenderer>(new Shifted);
   };
-  const std::string msg = refusal_of([&] { archive_extract_member(*src, L, 1, codecs, "", "", 1, path, other); });
+  const std::string msg = refusal_of([&] { extract_member(*src, L, 1, codecs, path, {}, other); });
   EXPECT_NE(msg.find("turns.lza: member 'line 1' turn 1"), std::string::npos) << msg;
   // -A: each turn takes the cheaper of the base and the adapters given its context; all extract.
   make_adapter("chat", 21);
-  ArchiveCodingOptions routed = opt;
-  routed.candidates = list_adapters(temp_root() + "/adapters");
   const std::string jsonl = line + conversation_line(70, 5, 200, false) + "\n";
-  archive_create(path, codecs, documents_from_jsonl(jsonl, true), routed, true);
+  create_archive(path, codecs, documents_from_jsonl(jsonl, true), opt, {"", temp_root() + "/adapters", ""});
   auto src2 = open_file_source(path);
   const ArchiveLayout L2 = read_archive_layout(*src2, path);
   std::string back;
   for (size_t k = 0; k < L2.index.members.size(); ++k)
     if (!L2.index.members[k].same_record)
-      back += archive_extract_member(*src2, L2, k, codecs, "", temp_root() + "/adapters", 1, path, plain_renderers());
+      back += extract_member(*src2, L2, k, codecs, path, {"", temp_root() + "/adapters", ""}, plain_renderers());
   EXPECT_EQ(back, jsonl);
 }
 
@@ -1676,21 +1699,17 @@ TEST(LmArchive, PerDocumentAdaptersAreFoundOnExtract) {
   const std::string chat = make_adapter("chat", 21);
   std::vector<std::string> bodies;
   for (uint32_t i = 0; i < 6; ++i) bodies.push_back(make_text(8000 + i, 300));
-  ArchiveCodingOptions opt;
-  opt.adapter_dir = chat;
   const std::string path = archive_path("adapted.lza");
-  archive_create(path, codecs, docs_of(bodies), opt, true);
+  create_archive(path, codecs, docs_of(bodies), {}, {chat, "", ""});
   auto src = open_file_source(path);
   const ArchiveLayout L = read_archive_layout(*src, path);
   ASSERT_EQ(L.index.adapters.size(), 1u);
   EXPECT_EQ(L.index.adapters[0].domain, "chat");
   EXPECT_EQ(extract_all(path, codecs, temp_root() + "/adapters"), bodies);
   // Without the adapter, the member is refused by name.
-  const std::string msg = refusal_of([&] { archive_extract_member(*src, L, 0, codecs, "", "", 1, path); });
+  const std::string msg = refusal_of([&] { extract_member(*src, L, 0, codecs, path); });
   EXPECT_NE(msg.find("doc0.txt"), std::string::npos) << msg;
   // -A routing: each document gets the cheaper of the base and the adapter; all extract.
-  ArchiveCodingOptions routed;
-  routed.candidates = list_adapters(temp_root() + "/adapters");
-  archive_create(path, codecs, docs_of(bodies), routed, true);
+  create_archive(path, codecs, docs_of(bodies), {}, {"", temp_root() + "/adapters", ""});
   EXPECT_EQ(extract_all(path, codecs, temp_root() + "/adapters"), bodies);
 }

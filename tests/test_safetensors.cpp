@@ -1,13 +1,16 @@
 // safetensors: the writer's bytes equal the reference implementation's (golden vectors, and a
 // file written by Python's safetensors re-serialises byte for byte); every malformed header is
-// refused with an error naming the file and tensor; F16 / BF16 widen to float32 exactly.
+// refused with an error naming the file and tensor, by the view parser and the copying one alike;
+// views point into the parsed bytes; F16 / BF16 widen to float32 exactly.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <string_view>
 #include <unistd.h>
+#include <vector>
 
 #include "common/fs.h"
 #include "model/safetensors.h"
@@ -52,9 +55,21 @@ std::string parse_error(const std::string& bytes) {
   return "<accepted>";
 }
 
+// The view parser's refusal of the same bytes, given in a buffer of their own (nothing after them).
+std::string view_error(const std::string& bytes) {
+  const std::vector<char> own(bytes.begin(), bytes.end());
+  try {
+    parse_safetensors_view(std::string_view(own.data(), own.size()), "bad.safetensors");
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "<accepted>";
+}
+
 void expect_refused(const std::string& bytes, const std::vector<std::string>& must_mention) {
   std::string msg = parse_error(bytes);
   ASSERT_NE(msg, "<accepted>");
+  EXPECT_EQ(view_error(bytes), msg) << "the view parser refuses otherwise";
   EXPECT_NE(msg.find("bad.safetensors"), std::string::npos) << msg;
   for (const auto& s : must_mention) EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
 }
@@ -126,6 +141,36 @@ TEST(Safetensors, RoundTripMixedDtypesOrderedByAlignmentThenName) {
   EXPECT_NE(header.find(R"("a.bf16":{"dtype":"BF16","shape":[2],"data_offsets":[20,24]})"), std::string::npos) << header;
   // Serialising what was read gives the same bytes.
   EXPECT_EQ(serialize_safetensors(back), bytes);
+}
+
+// The view parser returns what the copying one copies, in place: every view inside the given
+// bytes at its tensor's offset, at any alignment of the buffer.
+TEST(Safetensors, ViewsPointIntoTheParsedBytes) {
+  SafetensorsFile f;
+  f.metadata["format"] = "pt";
+  f.tensors["b.f16"] = u16_tensor(DType::F16, {0x3c00, 0xc000, 0x7bff});
+  f.tensors["z.f32"] = f32_tensor({2, 2}, {1.5f, -2.0f, 3.25f, 0.0f});
+  f.tensors["x.empty"] = f32_tensor({0, 3}, {});
+  const std::string bytes = serialize_safetensors(f);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  for (size_t shift : {0, 1, 3}) {
+    const std::string buffer = std::string(shift, '#') + bytes;
+    const std::string_view in = std::string_view(buffer).substr(shift);
+    const SafetensorsView v = parse_safetensors_view(in, "v");
+    EXPECT_EQ(v.metadata, f.metadata);
+    ASSERT_EQ(v.tensors.size(), f.tensors.size());
+    for (const auto& [name, t] : f.tensors) {
+      const TensorView& tv = v.tensors.at(name);
+      EXPECT_EQ(tv.dtype, t.dtype) << name;
+      EXPECT_EQ(tv.shape, t.shape) << name;
+      EXPECT_EQ(tv.data, t.data) << name;
+      EXPECT_EQ(tv.numel(), t.numel()) << name;
+      EXPECT_GE(tv.data.data(), in.data() + 8 + n) << name << " does not point into the data buffer";
+      EXPECT_LE(tv.data.data() + tv.data.size(), in.data() + in.size()) << name;
+      EXPECT_EQ(to_float32(tv, name), to_float32(t, name)) << name;
+    }
+  }
 }
 
 TEST(Safetensors, WriteAndReadFile) {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -478,11 +479,32 @@ std::string Weights::kinds_summary() const {
 
 // ---- Adapter -------------------------------------------------------------------------------
 
-Adapter::Adapter(const Weights& base, const std::vector<LoraRef>& lora) : cfg_(base.config()) {
+namespace {
+
+// A float32 pair as stored F32 bytes (the byte count from its shape: a shape that does not fit
+// the projection is refused before the count is read).
+StoredTensor stored_f32(const TensorRef& t) {
+  uint64_t n = 1;
+  for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
+  return {t.shape, WeightKind::F32, reinterpret_cast<const uint8_t*>(t.data), n * 4, 0};
+}
+
+std::vector<StoredLoraRef> stored_pairs(const std::vector<LoraRef>& lora) {
+  std::vector<StoredLoraRef> out;
+  out.reserve(lora.size());
+  for (const LoraRef& l : lora) out.push_back({l.module, stored_f32(l.a), stored_f32(l.b), l.scaling});
+  return out;
+}
+
+}  // namespace
+
+Adapter::Adapter(const Weights& base, const std::vector<LoraRef>& lora) : Adapter(base, stored_pairs(lora)) {}
+
+Adapter::Adapter(const Weights& base, const std::vector<StoredLoraRef>& lora) : cfg_(base.config()) {
   FpEnvGuard fp;
   const auto shapes = proj_shapes(cfg_);
   layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
-  for (const LoraRef& l : lora) {
+  for (const StoredLoraRef& l : lora) {
     int64_t layer = -1;
     int proj = -1;
     for (int64_t i = 0; i < cfg_.num_hidden_layers && proj < 0; ++i)
@@ -499,8 +521,26 @@ Adapter::Adapter(const Weights& base, const std::vector<LoraRef>& lora) : cfg_(b
       throw std::invalid_argument("engine: LoRA pair of '" + l.module + "' has A " + shape_str(l.a.shape) + " and B " +
                                   shape_str(l.b.shape) + ", expected A [r, " + std::to_string(K) + "] and B [" +
                                   std::to_string(N) + ", r] (was this adapter trained for another base model?)");
-    pair.a = pack_floats(l.a.data, l.a.shape[0], K);
-    pair.b = pack_floats(l.b.data, N, l.a.shape[0]);
+    // Each matrix of the pair as a StoredMatrix, once its kind, row order and byte count are checked.
+    auto stored = [&](const StoredTensor& t, const char* which) {
+      const std::string what = "engine: LoRA pair of '" + l.module + "': " + which;
+      if (t.kind != WeightKind::F32 && t.kind != WeightKind::F16 && t.kind != WeightKind::BF16)
+        throw std::invalid_argument(what + " is " + kind_name(t.kind) + "; a LoRA pair must be F32, F16 or BF16");
+      if (t.permute_heads != 0)
+        throw std::invalid_argument(what + " has its rows in llama.cpp's rotary order; a LoRA pair must be in Hugging Face's");
+      const int64_t rows = t.shape[0], cols = t.shape[1];
+      const uint64_t rb = row_bytes(t.kind, cols);
+      const bool fits = static_cast<uint64_t>(rows) <= std::numeric_limits<uint64_t>::max() / rb;
+      if (!fits || t.nbytes != rb * static_cast<uint64_t>(rows))
+        throw std::invalid_argument(what + " holds " + std::to_string(t.nbytes) + " bytes, but " + shape_str(t.shape) +
+                                    " in " + kind_name(t.kind) + " needs " +
+                                    (fits ? std::to_string(rb * static_cast<uint64_t>(rows)) : std::string("more than 2^64")));
+      return std::make_pair(StoredMatrix{t.kind, rows, cols, t.data, 0}, what);
+    };
+    const auto [a, what_a] = stored(l.a, "A");
+    const auto [b, what_b] = stored(l.b, "B");
+    pair.a = pack_as_f32(a, what_a);
+    pair.b = pack_as_f32(b, what_b);
     pair.scaling = static_cast<float>(l.scaling);
     pair.present = true;
   }

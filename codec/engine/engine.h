@@ -81,6 +81,15 @@ struct LoraRef {
   double scaling = 0;  // alpha / r (rounded to float32 before use)
 };
 
+// The same pair as an adapter file stores it (read while an Adapter is built): A [R, in] and
+// B [out, R] as StoredTensors of a float kind (F32, F16 or BF16, not necessarily the same for
+// both), row-major (permute_heads 0), their bytes at any alignment.
+struct StoredLoraRef {
+  std::string module;
+  StoredTensor a, b;
+  double scaling = 0;  // alpha / r (rounded to float32 before use)
+};
+
 // lorazip's one LoRA delta, used by version 1's merge and by `lorazip export --merged`:
 // w[n, k] += s * (sum over r, in order, of B[n, r] * A[r, k]) for the row-major float32 matrix
 // w [N, K], s = scaling rounded to float32, every operation rounded to float32 in this order (the
@@ -166,8 +175,13 @@ class Weights {
 // A LoRA adapter for the side path of arithmetic version 2: each pair packed as float32 panels.
 class Adapter {
  public:
-  // std::invalid_argument for a module that is not a projection of `base`, a pair whose shapes
-  // do not fit it, or a module given twice.
+  // Pairs as stored, each packed straight from its bytes: F32 values bit for bit, F16 and BF16
+  // values widened exactly (f16_to_f32, bf16_to_f32), so a pair gives the same panels (and the
+  // same logits) as its float32 values given as a LoraRef. std::invalid_argument for a module that
+  // is not a projection of `base`, a module given twice, a pair whose shapes do not fit it, a pair
+  // of another kind, or a byte count that does not match its shape.
+  Adapter(const Weights& base, const std::vector<StoredLoraRef>& lora);
+  // Pairs as float32 values: the same checks and messages.
   Adapter(const Weights& base, const std::vector<LoraRef>& lora);
   const Config& config() const { return cfg_; }
   uint64_t bytes() const;

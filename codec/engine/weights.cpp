@@ -114,7 +114,11 @@ int64_t panel_bytes(WeightKind kind, int64_t K) {
   }
 }
 
-PackedMatrix pack_matrix(const StoredMatrix& s, const std::string& what) {
+namespace {
+
+// What every packing needs of a stored matrix: rows, whole blocks of columns, a row permutation
+// that splits the rows into heads of even size.
+void check_packable(const StoredMatrix& s, const std::string& what) {
   const KindTraits& t = kind_traits(s.kind);
   if (s.rows < 1 || s.cols < 1 || s.cols % t.block != 0)
     throw std::invalid_argument(what + ": " + std::to_string(s.cols) + " columns are not whole " + t.name + " blocks of " +
@@ -122,6 +126,13 @@ PackedMatrix pack_matrix(const StoredMatrix& s, const std::string& what) {
   if (s.permute_heads > 0 && (s.rows % s.permute_heads != 0 || (s.rows / s.permute_heads) % 2 != 0))
     throw std::invalid_argument(what + ": " + std::to_string(s.rows) + " rows do not split into " +
                                 std::to_string(s.permute_heads) + " heads of even size");
+}
+
+}  // namespace
+
+PackedMatrix pack_matrix(const StoredMatrix& s, const std::string& what) {
+  check_packable(s, what);
+  const KindTraits& t = kind_traits(s.kind);
   PackedMatrix m;
   m.n = s.rows;
   m.k = s.cols;
@@ -204,6 +215,31 @@ PackedMatrix pack_floats(const float* w, int64_t N, int64_t K) {
   s.cols = K;
   s.data = reinterpret_cast<const uint8_t*>(w);
   return pack_matrix(s, "weights");
+}
+
+PackedMatrix pack_as_f32(const StoredMatrix& s, const std::string& what) {
+  if (s.kind == WeightKind::F32) return pack_matrix(s, what);
+  if (s.kind != WeightKind::F16 && s.kind != WeightKind::BF16)
+    throw std::invalid_argument(what + ": " + kind_name(s.kind) + " cannot be packed as float32 (only F32, F16 and BF16)");
+  check_packable(s, what);
+  PackedMatrix m;
+  m.n = s.rows;
+  m.k = s.cols;
+  m.kind = WeightKind::F32;
+  m.panel_bytes = panel_bytes(WeightKind::F32, s.cols);
+  m.data = AlignedBytes(static_cast<size_t>(m.panels() * m.panel_bytes));
+  const uint64_t rb = row_bytes(s.kind, s.cols);
+  const bool half = s.kind == WeightKind::F16;
+  for (int64_t n = 0; n < s.rows; ++n) {
+    const uint8_t* src = s.data + static_cast<uint64_t>(stored_row(n, s.rows, s.permute_heads)) * rb;
+    uint8_t* dst = m.data.data() + (n / 16) * m.panel_bytes + (n % 16) * 4;
+    for (int64_t k = 0; k < s.cols; ++k) {
+      const uint16_t v = le16(src + 2 * k);
+      const float f = half ? f16_to_f32(v) : bf16_to_f32(v);
+      std::memcpy(dst + k * 16 * 4, &f, 4);
+    }
+  }
+  return m;
 }
 
 void unpack_row(const PackedMatrix& m, int64_t n, float* out) {

@@ -72,6 +72,11 @@ struct StoredMatrix {
 PackedMatrix pack_matrix(const StoredMatrix& m, const std::string& what);
 // Packs float32 values W [N, K] row-major (kind F32).
 PackedMatrix pack_floats(const float* w, int64_t N, int64_t K);
+// Packs a stored matrix of a float kind as float32 panels (kind F32), whatever its stored kind:
+// F32 values copied bit for bit, F16 and BF16 values widened exactly (f16_to_f32, bf16_to_f32).
+// The bytes are read with memcpy (any alignment). std::invalid_argument naming `what` for a
+// block-quantized kind, and as pack_matrix.
+PackedMatrix pack_as_f32(const StoredMatrix& m, const std::string& what);
 
 // Row n of a packed matrix, dequantized with blocks.h's formulas (float kinds: exactly): the same
 // floats as dequantize_row on the stored row.
