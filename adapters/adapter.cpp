@@ -27,7 +27,10 @@ LoraAdapter::LoraAdapter(LlamaForCausalLM& model, const LoraConfig& cfg) : LoraA
   impl_->cfg = cfg;
   auto gen = at::detail::createCPUGenerator(cfg.seed);
   std::set<std::string> used;
+  const std::vector<int64_t> layers = cfg.resolve_layers(model->config().num_hidden_layers);
+  const std::set<int64_t> in_layers(layers.begin(), layers.end());
   for (const auto& [name, lin] : model->projections()) {
+    if (!in_layers.count(module_layer(name))) continue;
     bool hit = false;
     for (const auto& t : cfg.targets)
       if (suffix_match(name, t)) hit = true, used.insert(t);

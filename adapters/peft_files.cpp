@@ -32,13 +32,6 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 const char* kPrefix = "base_model.model.";
 
-// "model.layers.3.mlp.up_proj" -> 3; -1 when the path has no layer index.
-int64_t layer_index(const std::string& module) {
-  static const std::regex re(R"((^|\.)layers\.(\d+)\.)");
-  std::smatch m;
-  if (std::regex_search(module, m, re)) return std::stoll(m[2].str());
-  return -1;
-}
 
 double json_number(const nlohmann::json& j, const char* key, double dflt, const std::string& file) {
   if (!j.contains(key) || j[key].is_null()) return dflt;
@@ -57,7 +50,7 @@ bool json_bool(const nlohmann::json& j, const char* key, bool dflt, const std::s
 namespace {
 int64_t layer_count(const std::vector<Projection>& projs) {
   int64_t n = 0;
-  for (const Projection& p : projs) n = std::max(n, layer_index(p.name) + 1);
+  for (const Projection& p : projs) n = std::max(n, module_layer(p.name) + 1);
   return n;
 }
 }  // namespace
@@ -266,7 +259,7 @@ PeftAdapterView read_peft_adapter_view(const std::string& dir, const std::vector
     } else {
       for (const auto& t : list_targets) hit = hit || suffix_match(name, t);
     }
-    if (hit && !layers.empty()) hit = layers.count(layer_index(name)) > 0;
+    if (hit && !layers.empty()) hit = layers.count(module_layer(name)) > 0;
     return hit;
   };
   // PEFT's per-module overrides: a key matches a module path as "(.*\.)?(key)$".
@@ -397,6 +390,7 @@ PeftAdapterView read_peft_adapter_view(const std::string& dir, const std::vector
   if (a.modules.empty())
     throw std::runtime_error(cfg_path + ": target_modules " + tm.dump() + " matches no projection of this base model");
   cfg.targets.assign(suffixes.begin(), suffixes.end());
+  cfg.layers.assign(layers.begin(), layers.end());
   a.config = cfg;
   a.fingerprint = float32_fingerprint(as_f32);
   if (!rounded->empty()) a.rounded = std::move(rounded);
@@ -465,6 +459,12 @@ void write_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std
     // patterns, keyed by the full module path.
     if (m.r != cfg.r) config["rank_pattern"][m.name] = m.r;
     if (m.alpha != cfg.alpha) config["alpha_pattern"][m.name] = m.alpha;
+  }
+  // Adapters on some layers only (lora.layers): PEFT's layers_to_transform lists them.
+  if (cfg.top_layers > 0 || !cfg.layers.empty()) {
+    std::set<int64_t> layers;
+    for (const PeftModule& m : modules) layers.insert(module_layer(m.name));
+    config["layers_to_transform"] = std::vector<int64_t>(layers.begin(), layers.end());
   }
   info.adapter_fingerprint = tensors_fingerprint(st.tensors);
   if (info.config.is_null()) info.config = nlohmann::json::object();

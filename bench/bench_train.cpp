@@ -4,7 +4,8 @@
 // Sizes: model-small (vocab 4096, hidden 256, 4 layers, 8/4 heads, intermediate 688, untied) and
 // smollm (SmolLM2-135M's shape: vocab 49152, hidden 576, 30 layers, 9/3 heads, intermediate 1536, tied).
 //
-//   bench_train [--size small|smollm] [--threads N] [--batch B] [--seq T] [--steps S] [--rank R]
+//   bench_train [--size small|smollm] [--threads N] [--batch B] [--seq T] [--steps S] [--rank R] [--top K]
+//               (--top K: also a LoRA step with adapters on the top K layers only, lora.layers: top K)
 //   bench_train --side-by-side [--peer PATH] [--steps S]   lorazip vs the PyTorch-Python peer
 //               (bench/peer_torch_lora.py of ../shared), both sizes, 1 and 2 threads, one table
 //   bench_train --ddp [--size S] [--batch B] [--seq T] [--steps S]   the trainer (train_lora and
@@ -57,6 +58,7 @@ struct Args {
   int64_t seq = 256;
   int64_t steps = 10;
   int64_t rank = 8;
+  int64_t top = 0;   // --top K: LoRA on the top K layers (0 = every layer)
   std::string mode;  // internal: "lora", "full", "matmul"; "quality" (--quality)
   bool side_by_side = false;
   bool ddp = false;  // --ddp
@@ -77,6 +79,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--seq") a.seq = std::stoll(next());
     else if (k == "--steps") a.steps = std::stoll(next());
     else if (k == "--rank") a.rank = std::stoll(next());
+    else if (k == "--top") a.top = std::stoll(next());
     else if (k == "--mode") a.mode = next();
     else if (k == "--size") a.size = next();
     else if (k == "--peer") a.peer = next();
@@ -85,7 +88,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--plain-loss") a.plain_loss = true;
     else if (k == "--quality") a.mode = "quality";
     else if (k == "-h" || k == "--help") {
-      std::printf("usage: bench_train [--size small|smollm] [--threads N (0 = all cores)] [--batch B] [--seq T] [--steps S] [--rank R]\n"
+      std::printf("usage: bench_train [--size small|smollm] [--threads N (0 = all cores)] [--batch B] [--seq T] [--steps S] [--rank R] [--top K]\n"
                   "       bench_train --side-by-side [--peer PATH] [--steps S]\n"
                   "       bench_train --quality [--threads N]\n"
                   "       bench_train --ddp [--size S] [--batch B] [--seq T] [--steps S]\n");
@@ -159,6 +162,7 @@ int run_mode(const Args& a) {
     for (auto& p : model->parameters()) p.set_requires_grad(false);
     LoraConfig lc;
     lc.r = a.rank;
+    lc.top_layers = a.top;
     adapter = std::make_unique<LoraAdapter>(model, lc);
     adapter->attach(model);
     params = adapter->parameters();
@@ -224,7 +228,7 @@ std::map<std::string, double> parse_kv(const std::string& out) {
 std::map<std::string, double> run_child(const Args& a, const std::string& mode) {
   std::vector<std::string> args{"bench_train", "--mode", mode, "--size", a.size, "--threads", std::to_string(a.threads),
                                 "--batch", std::to_string(a.batch), "--seq", std::to_string(a.seq), "--steps",
-                                std::to_string(a.steps), "--rank", std::to_string(a.rank)};
+                                std::to_string(a.steps), "--rank", std::to_string(a.rank), "--top", std::to_string(a.top)};
   if (a.plain_loss) args.push_back("--plain-loss");
   return parse_kv(run_self(args, "child '" + mode + "'"));
 }
@@ -541,8 +545,12 @@ int main(int argc, char** argv) {
     const double attn = 4.0 * L * a.seq * Hq;
     const double flops_full = 6 * n_mm + 3 * attn, flops_lora = 4 * n_mm + 6 * n_lora + 3 * attn;
 
+    Args every_layer = a;
+    every_layer.top = 0;
     auto mm = run_child(a, "matmul");
-    auto lora = run_child(a, "lora");
+    auto lora = run_child(every_layer, "lora");
+    std::map<std::string, double> lora_top;
+    if (a.top > 0) lora_top = run_child(a, "lora");
     auto full = run_child(a, "full");
     const double peak = mm["flops_per_s"];
 
@@ -565,9 +573,19 @@ int main(int argc, char** argv) {
                   achieved / 1e9, 100.0 * achieved / peak);
     };
     row("LoRA", lora, flops_lora);
+    if (a.top > 0) {
+      // The top K layers: the forward is the whole model's; backward and the side paths only K layers'.
+      const double k = static_cast<double>(a.top) / static_cast<double>(L);
+      const double flops_top = 2 * n_mm + 2 * (k * n_proj + static_cast<double>(cfg.vocab_size * C)) + 6 * k * n_lora + (1 + 2 * k) * attn;
+      const std::string name = "LoRA, top " + std::to_string(a.top) + " layers";
+      row(name.c_str(), lora_top, flops_top);
+    }
     row("full fine-tuning", full, flops_full);
     std::printf("\nLoRA / full: %.2fx tokens/s, %.2fx peak RSS\n", lora["tokens_per_s"] / full["tokens_per_s"],
                 lora["hwm_kib"] / full["hwm_kib"]);
+    if (a.top > 0)
+      std::printf("LoRA top %lld / LoRA every layer: %.2fx tokens/s, %.2fx peak RSS\n", (long long)a.top,
+                  lora_top["tokens_per_s"] / lora["tokens_per_s"], lora_top["hwm_kib"] / lora["hwm_kib"]);
     std::printf("FLOPs/token: full = 6N + 3A, LoRA = 4N + 6N_lora + 3A; N = %.0f matmul params, N_lora = %.0f, "
                 "A = 4*layers*T*hidden = %.0f\n",
                 n_mm, n_lora, attn);

@@ -315,3 +315,44 @@ TEST(Lora, YamlSectionIsStrict) {
   YamlMap zs = zero.sub("lora");
   EXPECT_NE(error_of([&] { LoraConfig::from_yaml(zs, "."); }).find("lora.r"), std::string::npos);
 }
+
+// lora.layers: "top K" takes the K layers nearest the output, a list takes those indices; the
+// adapter has modules only there, and a PEFT directory written from it names them in
+// layers_to_transform, so reading it back gives the same modules.
+TEST(Lora, LayersSettingPutsAdaptersOnTheChosenLayersOnly) {
+  auto parse = [](const std::string& body) {
+    YamlMap root = YamlMap::load_string("lora:\n" + body, "t.yaml");
+    YamlMap sec = root.sub("lora");
+    return LoraConfig::from_yaml(sec, ".");
+  };
+  EXPECT_EQ(parse("  layers: top 1\n").resolve_layers(2), (std::vector<int64_t>{1}));
+  EXPECT_EQ(parse("  layers: top 3\n").resolve_layers(30), (std::vector<int64_t>{27, 28, 29}));
+  EXPECT_EQ(parse("  layers: [3, 0]\n").resolve_layers(4), (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(parse("  layers: all\n").resolve_layers(3), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(parse("  r: 4\n").resolve_layers(2), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(parse("  layers: top 2\n").to_json()["layers"], "top 2");
+  for (const char* bad : {"  layers: top\n", "  layers: top 0\n", "  layers: top x\n", "  layers: [1, 1]\n", "  layers: [-1]\n",
+                          "  layers: [a]\n"})
+    EXPECT_NE(error_of([&] { parse(bad); }).find("lora.layers"), std::string::npos) << bad;
+  EXPECT_NE(error_of([&] { parse("  layers: top 3\n").resolve_layers(2); }).find("top 3"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse("  layers: [2]\n").resolve_layers(2); }).find("layer 2"), std::string::npos);
+  EXPECT_EQ(module_layer("model.layers.12.mlp.up_proj"), 12);
+  EXPECT_EQ(module_layer("model.norm"), -1);
+
+  auto m = tiny_model();  // two layers
+  LoraConfig c;
+  c.targets = {"q_proj", "v_proj"};
+  c.top_layers = 1;
+  LoraAdapter a(m, c);
+  EXPECT_EQ(a.modules(), (std::vector<std::string>{"model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"}));
+  a.attach(m);
+  randomize_b(a);
+  const std::string dir = temp_dir("top1");
+  a.save(dir, AdapterInfo{});
+  const auto cfg = nlohmann::json::parse(read_file(dir + "/adapter_config.json"));
+  EXPECT_EQ(cfg["layers_to_transform"], nlohmann::json::array({1}));
+  const PeftAdapterFiles back = read_peft_adapter(dir, llama_projections(m->config()));
+  ASSERT_EQ(back.modules.size(), 2u);
+  EXPECT_EQ(back.modules[0].name, "model.layers.1.self_attn.q_proj");
+  EXPECT_EQ(back.config.layers, (std::vector<int64_t>{1}));
+}
